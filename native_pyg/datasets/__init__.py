@@ -1,0 +1,19 @@
+"""PyG dataset classes for multi-modal knowledge graphs."""
+from native_pyg.datasets.mmkg import MMKGDataset
+from native_pyg.datasets.synthetic import SyntheticMMKG, generate_synthetic_mmkg
+from native_pyg.datasets.wildkgc import WildKGC
+
+__all__ = ['MMKGDataset', 'WildKGC', 'SyntheticMMKG', 'generate_synthetic_mmkg']
+
+
+def load_dataset(name: str, root=None, **kwargs):
+    """The dataset called ``name``: ``'synthetic'`` (the embedded default) or a
+    WildKGC name (``DB15K``, ``MKG-W``, ``MKG-Y``, ``TIVA``, ``KVC16K``)."""
+    if name.lower() == 'synthetic':
+        return SyntheticMMKG(root, **kwargs)
+    if root is None:
+        raise ValueError(f"dataset {name!r} needs a root directory (--root)")
+    return WildKGC(root, name, **kwargs)
+
+
+__all__.append('load_dataset')

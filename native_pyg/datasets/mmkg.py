@@ -1,0 +1,133 @@
+"""A multi-modal KG stored in OpenKE format, as a PyG dataset."""
+from __future__ import annotations
+
+import os.path as osp
+import warnings
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+from torch_geometric.data import HeteroData, InMemoryDataset
+
+from native_pyg.data.readers import (FEATURE_FILES, SPLIT_FILES, find_feature_files,
+                                     read_feature_file, read_openke)
+from native_pyg.data.report import clean_splits, quirk_counts
+from native_pyg.data.schema import build_mmkg, modalities
+
+
+class MMKGDataset(InMemoryDataset):
+    r"""A multi-modal knowledge graph in OpenKE format, loaded as one MMKG
+    :class:`~torch_geometric.data.HeteroData` (schema:
+    :mod:`native_pyg.data.schema`).
+
+    The raw directory ``root/raw/`` holds ``entity2id.txt``,
+    ``relation2id.txt``, ``train2id.txt``, ``valid2id.txt``, ``test2id.txt``
+    (``head tail relation`` rows) and, optionally, one feature file per
+    modality named ``{prefix}-{visual,textual,numeric,audio,video}.pth`` (a
+    float tensor ``[num_entities, d]``). A missing feature file means that
+    modality is absent.
+
+    Args:
+        root (str): Dataset directory (``raw/`` and ``processed/`` below it).
+        prefix (str, optional): Prefix of the feature files (default: the
+            name of ``root``).
+        dedupe (bool): Remove duplicate rows within each split.
+        remove_leakage (bool): Remove valid/test rows also present in train
+            (and test rows present in valid).
+        nan_rows (str): ``'error'`` or ``'missing'`` for feature rows holding
+            NaN/Inf values.
+        zero_rows_missing (bool): Treat all-zero feature rows as missing.
+        transform, pre_transform (callable, optional): PyG transforms.
+        force_reload (bool): Re-process even if a processed cache exists.
+    """
+    #: feature modalities the released dataset comes with (for the warning)
+    expected_modalities: Sequence[str] = ()
+
+    def __init__(self, root: str, prefix: Optional[str] = None, dedupe: bool = False,
+                 remove_leakage: bool = False, nan_rows: str = 'error',
+                 zero_rows_missing: bool = True, transform: Optional[Callable] = None,
+                 pre_transform: Optional[Callable] = None, force_reload: bool = False,
+                 log: bool = True) -> None:
+        if nan_rows not in ('error', 'missing'):
+            raise ValueError(f"nan_rows must be 'error' or 'missing', got {nan_rows!r}")
+        self.prefix = prefix or osp.basename(osp.normpath(root))
+        self.dedupe, self.remove_leakage = dedupe, remove_leakage
+        self.nan_rows, self.zero_rows_missing = nan_rows, zero_rows_missing
+        super().__init__(root, transform, pre_transform, force_reload=force_reload, log=log)
+        self.load(self.processed_paths[0], data_cls=HeteroData)
+        self._warn_once()
+
+    @property
+    def raw_file_names(self) -> List[str]:
+        return ['entity2id.txt', 'relation2id.txt', *SPLIT_FILES.values()]
+
+    def feature_files(self) -> Dict[str, str]:
+        """``{modality: path}`` of the feature files present in ``raw_dir``."""
+        return find_feature_files(self.raw_dir, self.prefix)
+
+    @property
+    def processed_file_names(self) -> str:
+        # The options and the feature files present decide the content, so
+        # they name the cache: adding a feature file triggers re-processing.
+        mods = '+'.join(self.feature_files()) or 'none'
+        return (f'mmkg_{mods}_dedupe{int(self.dedupe)}_leak{int(self.remove_leakage)}'
+                f'_nan-{self.nan_rows}_zero{int(self.zero_rows_missing)}.pt')
+
+    def download(self) -> None:
+        missing = [f for f in self.raw_file_names if not osp.exists(osp.join(self.raw_dir, f))]
+        raise FileNotFoundError(f"{self.raw_dir}: missing {', '.join(missing)} "
+                                f"(OpenKE files: entity2id.txt, relation2id.txt, "
+                                f"train2id.txt, valid2id.txt, test2id.txt)")
+
+    def verify_raw(self) -> None:
+        """Hook to check raw files before reading (the WildKGC checksums)."""
+
+    def process(self) -> None:
+        self.verify_raw()
+        kg = read_openke(self.raw_dir)
+        n = len(kg['entity_names'])
+        features, masks = {}, {}
+        for m, path in self.feature_files().items():
+            features[m], masks[m] = read_feature_file(path, n, self.nan_rows,
+                                                      self.zero_rows_missing)
+        data = build_mmkg(n, len(kg['relation_names']), kg['train'], kg['valid'], kg['test'],
+                          entity_names=kg['entity_names'], relation_names=kg['relation_names'],
+                          features=features, masks=masks)
+        data.name = self.prefix
+        if self.dedupe or self.remove_leakage:
+            data = clean_splits(data, dedupe=self.dedupe, remove_leakage=self.remove_leakage)
+        if self.pre_transform is not None:
+            data = self.pre_transform(data)
+        self.save([data], self.processed_paths[0])
+
+    @property
+    def modalities(self) -> List[str]:
+        """The feature modalities present (structure is always there)."""
+        return modalities(self._data)
+
+    @property
+    def quirks(self) -> Dict[str, Dict[str, int]]:
+        """Duplicates, train leakage and unseen-entity rows per split."""
+        return quirk_counts(self._data)
+
+    def _warn_once(self) -> None:
+        absent = [m for m in self.expected_modalities if m not in self.modalities]
+        if absent:
+            files = ', '.join(f'{self.prefix}-{s}.pth' for s, m in FEATURE_FILES.items()
+                              if m in absent)
+            warnings.warn(f"{self.prefix}: modalities {absent} are absent ({files} not in "
+                          f"{self.raw_dir}); training uses the remaining modalities. See "
+                          f"datasets/{self.prefix}.md for where to get the released files.",
+                          stacklevel=3)
+        q = self.quirks
+        parts = [f"{split}: {v} {what}" for what, per in
+                 (('duplicate rows', q['duplicates']), ('rows also in train', q['leakage']),
+                  ('rows touching entities unseen in train', q['unseen_entity_rows']),
+                  ('rows also in valid', q['test_in_valid']))
+                 for split, v in per.items() if v]
+        if parts:
+            hint = '' if (self.dedupe and self.remove_leakage) else \
+                ' (kept as released for comparability; dedupe=True / remove_leakage=True clean them)'
+            warnings.warn(f"{self.prefix}: " + '; '.join(parts) + hint, stacklevel=3)
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}({self.prefix}, modalities={self.modalities})'

@@ -1,0 +1,53 @@
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+#: the reference copy of the real WildKGC triples (never committed here)
+SHARED = Path(os.environ.get('NATIVE_PYG_SHARED', REPO.parent / 'shared')) / 'wildkgc'
+DIRS = {'DB15K': 'DB15K', 'MKG-W': 'MKG-W', 'MKG-Y': 'MKG-Y', 'TIVA': 'TIVA',
+        'KVC16K': 'Kuai16K'}
+
+needs_shared = pytest.mark.skipif(
+    not SHARED.is_dir(), reason=f'real WildKGC triples not found at {SHARED} (../shared absent)')
+
+
+def fill_wildkgc_root(root: Path, name: str) -> Path:
+    """Copies the released triples of ``name`` to ``root/<name>/raw``."""
+    raw = root / name / 'raw'
+    raw.mkdir(parents=True, exist_ok=True)
+    for f in ('entity2id.txt', 'relation2id.txt', 'train2id.txt', 'valid2id.txt',
+              'test2id.txt'):
+        shutil.copy(SHARED / DIRS[name] / f, raw / f)
+    return root
+
+
+def write_openke(raw: Path, entities, relations, splits, sep='\t'):
+    """Writes a small OpenKE dataset; ``splits`` maps split -> list of (h, r, t)."""
+    raw.mkdir(parents=True, exist_ok=True)
+    for fname, names in (('entity2id.txt', entities), ('relation2id.txt', relations)):
+        rows = [f'{n}{sep}{i}' for i, n in enumerate(names)]
+        (raw / fname).write_text('\n'.join([str(len(rows)), *rows]) + '\n')
+    for split in ('train', 'valid', 'test'):
+        rows = [f'{h} {t} {r}' for h, r, t in splits[split]]
+        (raw / f'{split}2id.txt').write_text('\n'.join([str(len(rows)), *rows]) + '\n')
+
+
+@pytest.fixture
+def tiny_raw(tmp_path):
+    """A 6-entity, 2-relation OpenKE dataset under ``tmp_path/tiny/raw``."""
+    raw = tmp_path / 'tiny' / 'raw'
+    write_openke(raw, [f'e{i}' for i in range(6)], ['likes', 'knows'], {
+        'train': [(0, 0, 1), (1, 0, 2), (2, 1, 3), (3, 1, 4), (0, 0, 1)],
+        'valid': [(4, 0, 5), (0, 0, 1)],
+        'test': [(1, 1, 3)],
+    })
+    return raw
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)

@@ -1,0 +1,141 @@
+import warnings
+
+import pytest
+import torch
+
+from native_pyg.data import REL, modalities, split_triples, validate_mmkg
+from native_pyg.datasets import MMKGDataset, SyntheticMMKG, WildKGC
+from tests.conftest import fill_wildkgc_root, needs_shared
+
+# DESIGN.md §2: entities, relations, train, valid, test
+COUNTS = {
+    'DB15K': (12842, 279, 79222, 9904, 9902),
+    'MKG-W': (15000, 169, 34196, 4276, 4274),
+    'MKG-Y': (15000, 28, 21310, 2665, 2663),
+    'TIVA': (11858, 16, 20071, 2000, 2000),
+    'KVC16K': (16015, 4, 180190, 22523, 22525),
+}
+
+
+@needs_shared
+@pytest.mark.parametrize('name', sorted(COUNTS))
+def test_wildkgc_loads_real_counts(tmp_path, name):
+    fill_wildkgc_root(tmp_path, name)
+    with pytest.warns(UserWarning, match='absent'):
+        ds = WildKGC(str(tmp_path), name, log=False)
+    data = ds[0]
+    validate_mmkg(data)
+    n, r, tr, va, te = COUNTS[name]
+    assert data['entity'].num_nodes == n and data.num_relations == r
+    assert [split_triples(data, s).size(0) for s in ('train', 'valid', 'test')] == [tr, va, te]
+    assert ds.modalities == []  # no feature files placed
+    assert (tmp_path / name / 'processed').is_dir()
+    q = ds.quirks
+    if name == 'DB15K':
+        assert q['duplicates']['valid'] == 2423 and q['leakage']['valid'] == 8719
+    if name == 'TIVA':
+        assert q['duplicates']['train'] == 8419 and q['leakage']['test'] == 1666
+    if name == 'KVC16K':
+        assert q['duplicates']['train'] == 171
+    if name in ('MKG-W', 'MKG-Y'):
+        for split in ('valid', 'test'):
+            assert 250 <= q['unseen_entity_rows'][split] <= 450
+
+
+@needs_shared
+def test_wildkgc_cleaning_options(tmp_path):
+    fill_wildkgc_root(tmp_path, 'TIVA')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        ds = WildKGC(str(tmp_path), 'TIVA', dedupe=True, remove_leakage=True, log=False)
+    q = ds.quirks
+    assert sum(q['duplicates'].values()) == 0
+    assert sum(q['leakage'].values()) == 0 and q['test_in_valid']['test'] == 0
+    assert split_triples(ds[0], 'train').size(0) == 20071 - 8419
+
+
+@needs_shared
+def test_wildkgc_checksum_mismatch_names_file(tmp_path):
+    fill_wildkgc_root(tmp_path, 'MKG-Y')
+    path = tmp_path / 'MKG-Y' / 'raw' / 'test2id.txt'
+    path.chmod(0o644)
+    path.write_text(path.read_text().replace('\n0 ', '\n1 ', 1))
+    with pytest.raises(RuntimeError, match='test2id.txt: SHA-256'):
+        WildKGC(str(tmp_path), 'MKG-Y', log=False)
+
+
+def test_wildkgc_unknown_name(tmp_path):
+    with pytest.raises(ValueError, match='unknown WildKGC dataset'):
+        WildKGC(str(tmp_path), 'FB15K')
+
+
+def test_mmkg_dataset_features_cache_and_reload(tiny_raw, monkeypatch):
+    x = torch.randn(6, 4)
+    x[5] = 0
+    torch.save(x, tiny_raw / 'tiny-visual.pth')
+    with pytest.warns(UserWarning, match='duplicate rows'):
+        ds = MMKGDataset(str(tiny_raw.parent), log=False)
+    data = ds[0]
+    assert ds.modalities == ['image']
+    assert data['image'].mask.tolist() == [True] * 5 + [False]
+    assert torch.equal(data['image'].x[:5], x[:5])
+    assert data['entity'].name[2] == 'e2' and data.relation_names == ['likes', 'knows']
+    assert ds.quirks['duplicates'] == {'train': 1, 'valid': 0, 'test': 0}
+    assert ds.quirks['leakage']['valid'] == 1
+
+    # The processed cache is reused: process() must not run again ...
+    calls = []
+    monkeypatch.setattr(MMKGDataset, 'process', lambda self: calls.append(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        MMKGDataset(str(tiny_raw.parent), log=False)
+        assert calls == []
+        # ... unless forced (the stubbed process leaves the old cache to load)
+        MMKGDataset(str(tiny_raw.parent), force_reload=True, log=False)
+    assert calls == [1]
+
+
+def test_mmkg_dataset_new_feature_file_reprocesses(tiny_raw):
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        assert MMKGDataset(str(tiny_raw.parent), log=False).modalities == []
+        torch.save(torch.randn(6, 2), tiny_raw / 'tiny-audio.pth')
+        assert MMKGDataset(str(tiny_raw.parent), log=False).modalities == ['audio']
+
+
+def test_mmkg_dataset_bad_feature_file(tiny_raw):
+    torch.save(torch.randn(7, 2), tiny_raw / 'tiny-textual.pth')
+    with pytest.raises(ValueError, match='tiny-textual.pth: has 7 rows'):
+        MMKGDataset(str(tiny_raw.parent), log=False)
+
+
+def test_mmkg_dataset_missing_raw(tmp_path):
+    with pytest.raises(FileNotFoundError, match='entity2id.txt'):
+        MMKGDataset(str(tmp_path / 'nothing'), log=False)
+
+
+def test_synthetic_determinism_and_shape(tmp_path):
+    a, b = SyntheticMMKG(seed=3)[0], SyntheticMMKG(seed=3)[0]
+    c = SyntheticMMKG(seed=4)[0]
+    validate_mmkg(a)
+    for s in ('train', 'valid', 'test'):
+        assert torch.equal(split_triples(a, s), split_triples(b, s))
+    assert not torch.equal(split_triples(a, 'train'), split_triples(c, 'train'))
+    assert len(modalities(a)) >= 3
+    for m in modalities(a):
+        assert torch.equal(a[m].x, b[m].x) and torch.equal(a[m].mask, b[m].mask)
+    # imbalanced: coverage differs per modality and some entities have none
+    cover = [a[m].mask.float().mean().item() for m in modalities(a)]
+    assert max(cover) - min(cover) > 0.2
+    has_any = torch.stack([a[m].mask for m in modalities(a)]).any(0)
+    assert 0 < int((~has_any).sum()) < a['entity'].num_nodes // 5
+    # valid/test touch entities unseen in train
+    train = split_triples(a, 'train')
+    seen = torch.zeros(a['entity'].num_nodes, dtype=torch.bool)
+    seen[train[:, 0]] = seen[train[:, 2]] = True
+    test = split_triples(a, 'test')
+    assert int((~(seen[test[:, 0]] & seen[test[:, 2]])).sum()) > 0
+    # cached under a root and identical to the in-memory one
+    d = SyntheticMMKG(str(tmp_path), seed=3)[0]
+    assert torch.equal(split_triples(d, 'test'), split_triples(a, 'test'))
+    assert torch.equal(d['image'].x, a['image'].x)
