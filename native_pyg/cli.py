@@ -47,6 +47,140 @@ def _load(name: str, root: Optional[str]):
         raise CLIError(str(e)) from None
 
 
+def _run_config(args):
+    from native_pyg.training import RunConfig
+    try:
+        run = RunConfig.from_yaml(args.config) if args.config else RunConfig()
+        run.dataset, run.root = args.dataset or run.dataset, args.root or run.root
+        sets = list(args.set or [])
+        if args.modalities is not None:
+            mods = [] if args.modalities.strip().lower() == 'none' else \
+                [m.strip() for m in args.modalities.split(',') if m.strip()]
+            sets.append(f'model.modalities={mods}')
+        if args.scorer:
+            sets.append(f'model.scorer={args.scorer}')
+        if args.no_adversarial:
+            sets.append('training.adversarial=false')
+        if args.epochs is not None:
+            sets.append(f'training.epochs={args.epochs}')
+        if args.device:
+            sets.append(f'training.device={args.device}')
+        return run.override(sets) if sets else run
+    except (ValueError, OSError) as e:
+        raise CLIError(str(e)) from None
+
+
+def cmd_train(args) -> int:
+    import json
+    import os
+    from native_pyg.evaluation import format_metrics
+    from native_pyg.nn import SCORERS
+    from native_pyg.training import Trainer, build_model
+    run = _run_config(args)
+    if run.model.scorer not in SCORERS:
+        raise CLIError(f"--scorer {run.model.scorer!r}: expected one of {', '.join(SCORERS)}")
+    data = _load(run.dataset, run.root)[0]
+    try:
+        model = build_model(data, run)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    os.makedirs(args.out, exist_ok=True)
+    trainer = Trainer(model, data, run, out_dir=args.out)
+    if args.resume:
+        last = os.path.join(args.out, 'last.pt')
+        if not os.path.exists(last):
+            raise CLIError(f"--resume: no checkpoint at {last}")
+        trainer.resume(last)
+        print(f"resumed from {last} at epoch {trainer.epoch}")
+    print(model)
+    trainer.fit()
+    metrics = {'valid': trainer.evaluate('valid'), 'test': trainer.evaluate('test', True),
+               'best_epoch': trainer.best_epoch, 'epochs': trainer.epoch}
+    with open(os.path.join(args.out, 'metrics.json'), 'w') as f:
+        json.dump(metrics, f, indent=2)
+    print(f"{run.dataset} test (filtered, {metrics['test']['ties']} ties)")
+    print(format_metrics(metrics['test']))
+    print(f"checkpoint: {os.path.join(args.out, 'model.pt')}; metrics: "
+          f"{os.path.join(args.out, 'metrics.json')}; curves: {os.path.join(args.out, 'curves.png')}")
+    return 0
+
+
+def _restore(path: str):
+    """``(run, data, model)`` from a checkpoint written by ``train``."""
+    from native_pyg.training import RunConfig, build_model, load_checkpoint
+    try:
+        state = load_checkpoint(path)
+    except (FileNotFoundError, RuntimeError) as e:
+        raise CLIError(str(e)) from None
+    run = RunConfig.from_dict(state['config'])
+    data = _load(run.dataset, run.root)[0]
+    model = build_model(data, run)
+    model.load_state_dict(state['model'])
+    return run, data, model
+
+
+def cmd_evaluate(args) -> int:
+    import json
+    from native_pyg.evaluation import LinkPredictionEvaluator, format_metrics
+    from native_pyg.data import split_triples
+    from native_pyg.training import resolve_device
+    run, data, model = _restore(args.checkpoint)
+    model.to(resolve_device(args.device or 'auto'))
+    ev = LinkPredictionEvaluator.from_data(data, ties=args.ties, progress=True)
+    metrics = ev.evaluate(model, split_triples(data, args.split))
+    print(f"{run.dataset} {args.split} (filtered, {args.ties} ties)")
+    print(format_metrics(metrics))
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(metrics, f, indent=2)
+        print(f"metrics written to {args.out}")
+    return 0
+
+
+def _resolve(kind: str, value: str, names) -> int:
+    """An entity/relation given by name or id."""
+    import difflib
+    if value.lstrip('-').isdigit() and value not in names:
+        i = int(value)
+        if not 0 <= i < len(names):
+            raise CLIError(f"{kind} id {i} is outside [0, {len(names)})")
+        return i
+    try:
+        return names.index(value)
+    except ValueError:
+        close = difflib.get_close_matches(value, names, n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ''
+        raise CLIError(f"unknown {kind} {value!r}{hint}") from None
+
+
+def cmd_predict(args) -> int:
+    import torch
+    from native_pyg.data import split_triples
+    if (args.head is None) == (args.tail is None):
+        raise CLIError("give exactly one of --head (predict tails) or --tail (predict heads)")
+    run, data, model = _restore(args.checkpoint)
+    names, rels = data['entity'].name, data.relation_names
+    r = _resolve('relation', args.relation, rels)
+    known = {tuple(x) for x in split_triples(data, 'train').tolist()}
+    model.eval()
+    with torch.no_grad():
+        if args.head is not None:
+            e = _resolve('entity', args.head, names)
+            scores = model.score_tails(torch.tensor([e]), torch.tensor([r]))[0]
+            fmt = lambda c: (e, r, c)  # noqa: E731
+            print(f"top {args.k} tails for ({names[e]}, {rels[r]}, ?)")
+        else:
+            e = _resolve('entity', args.tail, names)
+            scores = model.score_heads(torch.tensor([r]), torch.tensor([e]))[0]
+            fmt = lambda c: (c, r, e)  # noqa: E731
+            print(f"top {args.k} heads for (?, {rels[r]}, {names[e]})")
+    top = scores.topk(min(args.k, scores.numel()))
+    for rank, (s, c) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
+        mark = '  (in train)' if fmt(c) in known else ''
+        print(f"{rank:>4}  {s:>10.4f}  {names[c]}{mark}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog='native-pyg', description='Multi-modal KG completion in the wild.')
     sub = parser.add_subparsers(dest='command', required=True, parser_class=_Parser)
@@ -55,6 +189,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--plot', metavar='PNG', help='save a modality-coverage bar chart')
     p.add_argument('--json', metavar='PATH', help='save the report as JSON')
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser('train', help='train NativE (or a structure-only baseline)')
+    _add_dataset_args(p)
+    p.set_defaults(dataset=None)
+    p.add_argument('--config', help='YAML config (examples/configs/<dataset>.yaml)')
+    p.add_argument('--set', action='append', metavar='KEY=VALUE',
+                   help='override a config key, e.g. --set training.lr=1e-3 (repeatable)')
+    p.add_argument('--modalities', help="comma-separated modalities, or 'none' for structure only")
+    p.add_argument('--scorer', help='rotate (default), transe, distmult or complex')
+    p.add_argument('--no-adversarial', action='store_true', help='train without CoMAT')
+    p.add_argument('--epochs', type=int, help='override training.epochs')
+    p.add_argument('--device', help="'auto' (default), 'cpu' or 'cuda'")
+    p.add_argument('--out', required=True, help='output directory (checkpoints, metrics)')
+    p.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser('evaluate', help='filtered link-prediction metrics of a checkpoint')
+    p.add_argument('--checkpoint', required=True)
+    p.add_argument('--split', default='test', choices=['valid', 'test'])
+    p.add_argument('--ties', default='realistic', choices=['realistic', 'optimistic',
+                                                           'pessimistic'])
+    p.add_argument('--device', help="'auto' (default), 'cpu' or 'cuda'")
+    p.add_argument('--out', help='write the metrics as JSON here')
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser('predict', help='top-k completions of (head, relation, ?) or (?, relation, tail)')
+    p.add_argument('--checkpoint', required=True)
+    p.add_argument('--head', help='entity name or id: predict tails')
+    p.add_argument('--tail', help='entity name or id: predict heads')
+    p.add_argument('--relation', required=True, help='relation name or id')
+    p.add_argument('--k', type=int, default=10)
+    p.set_defaults(func=cmd_predict)
     return parser
 
 

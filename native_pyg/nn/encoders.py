@@ -1,0 +1,83 @@
+r"""Modality encoders: one MLP per feature modality."""
+from __future__ import annotations
+
+from typing import Dict, Iterable, List, Mapping
+
+import torch
+from torch import Tensor
+
+#: the name of the structural "modality" (column 0 of every modality tensor)
+STRUCTURE = 'structure'
+
+
+def check_modality_names(names: Iterable[str]) -> List[str]:
+    """Validates feature modality names (usable as module and buffer names)."""
+    names = list(names)
+    for m in names:
+        if not isinstance(m, str) or not m or '.' in m or m == STRUCTURE:
+            raise ValueError(f"invalid modality name {m!r}: need a non-empty string without "
+                             f"'.', other than {STRUCTURE!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate modality names in {names}")
+    return names
+
+
+class ModalityEncoders(torch.nn.Module):
+    r"""Projects the frozen raw features of every feature modality :math:`m`
+    into the entity embedding space,
+
+    .. math::
+        \mathbf{e}_m = P_m(\mathbf{x}_m) = \mathbf{W}_2\,
+        \mathrm{ReLU}(\mathbf{W}_1 \mathbf{x}_m + \mathbf{b}_1) + \mathbf{b}_2,
+        \qquad \mathbf{W}_1 \in \mathbb{R}^{d \times d_m},
+        \mathbf{W}_2 \in \mathbb{R}^{d \times d}.
+
+    Args:
+        in_channels (dict[str, int]): Modality name to raw feature size
+            :math:`d_m` (the order is kept).
+        out_channels (int): Entity embedding size :math:`d` (for complex
+            scorers the full real size, e.g. :math:`2 \cdot` dim for RotatE).
+
+    Example:
+        >>> enc = ModalityEncoders({'image': 383, 'text': 384}, 500)
+        >>> out = enc({'image': torch.randn(8, 383)})  # {'image': [8, 500]}
+    """
+
+    def __init__(self, in_channels: Mapping[str, int], out_channels: int):
+        super().__init__()
+        self.in_channels = {m: int(d) for m, d in in_channels.items()}
+        check_modality_names(self.in_channels)
+        self.out_channels = int(out_channels)
+        self.mlps = torch.nn.ModuleDict()
+        for m, d in self.in_channels.items():
+            if d <= 0:
+                raise ValueError(f"modality {m!r}: feature size must be positive, got {d}")
+            self.mlps[m] = torch.nn.Sequential(
+                torch.nn.Linear(d, self.out_channels),
+                torch.nn.ReLU(),
+                torch.nn.Linear(self.out_channels, self.out_channels),
+            )
+
+    @property
+    def modalities(self) -> List[str]:
+        """The feature modality names, in order."""
+        return list(self.in_channels)
+
+    def reset_parameters(self):
+        r"""Resets all learnable parameters of the module."""
+        for mlp in self.mlps.values():
+            for layer in mlp:
+                if hasattr(layer, 'reset_parameters'):
+                    layer.reset_parameters()
+
+    def encode(self, modality: str, x: Tensor) -> Tensor:
+        """Projects ``x [*, d_m]`` of one modality to ``[*, d]``."""
+        return self.mlps[modality](x)
+
+    def forward(self, x_dict: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+        """Projects every given modality: ``{m: [*, d_m]} -> {m: [*, d]}``."""
+        return {m: self.encode(m, x) for m, x in x_dict.items()}
+
+    def __repr__(self) -> str:
+        dims = ', '.join(f'{m}: {d}' for m, d in self.in_channels.items())
+        return f'{self.__class__.__name__}({{{dims}}}, out_channels={self.out_channels})'

@@ -1,0 +1,170 @@
+r"""ReDAF: relation-guided dual adaptive fusion of modality embeddings."""
+from __future__ import annotations
+
+from typing import Mapping, Optional, Tuple, Union
+
+import torch
+from torch import Tensor
+from torch_geometric.utils import scatter, softmax
+
+FUSIONS = ('redaf', 'mean')
+MISSING = ('mask', 'random', 'zero')
+
+EmbeddingInput = Union[Tensor, Mapping[str, Tensor]]
+MaskInput = Optional[Union[Tensor, Mapping[str, Tensor]]]
+
+
+def _stack(emb: EmbeddingInput, mask: MaskInput) -> Tuple[Tensor, Optional[Tensor]]:
+    """``([U, M, D], [U, M] | None)`` from tensors or name-keyed dicts."""
+    if isinstance(emb, Mapping):
+        names = list(emb)
+        stacked = torch.stack([emb[m] for m in names], dim=1)
+        if isinstance(mask, Mapping):
+            ones = torch.ones(stacked.size(0), dtype=torch.bool, device=stacked.device)
+            mask = torch.stack([mask[m].bool() if m in mask else ones for m in names], dim=1)
+        return stacked, mask
+    if isinstance(mask, Mapping):
+        raise TypeError("a mask dict needs an embedding dict (to match modality names)")
+    return emb, mask
+
+
+class ReDAF(torch.nn.Module):
+    r"""Relation-guided dual adaptive fusion.
+
+    For entity :math:`e` with modality embeddings :math:`\mathbf{e}_m`
+    (:math:`m` ranging over the modalities :math:`M_e` the entity has,
+    the structural embedding included) in the context of relation :math:`r`:
+
+    .. math::
+        a_m &= \mathbf{u}^\top \tanh(\mathbf{e}_m), \qquad
+        \tau_r = \sigma(\theta_r), \\
+        w_m &= \frac{\exp(a_m / \tau_r)}{\sum_{m' \in M_e} \exp(a_{m'} / \tau_r)},
+        \qquad
+        \mathbf{e}_{\mathrm{joint}}(e, r) = \sum_{m \in M_e} w_m\, \mathbf{e}_m,
+
+    with one learned vector :math:`\mathbf{u}` (no bias) shared by all
+    modalities and one learned scalar :math:`\theta_r` per relation. The
+    softmax is a scatter softmax over the present (entity, modality) pairs
+    grouped by entity, so a missing modality gets weight exactly :math:`0`.
+
+    Args:
+        channels (int): Embedding size :math:`D`.
+        num_relations (int): Number of relations :math:`R`.
+        relation_temperature (bool, optional): Learn :math:`\tau_r`; if
+            :obj:`False`, :math:`\tau = 1` (plain adaptive fusion, the
+            AdaMF-style ablation). (default: :obj:`True`)
+        fusion (str, optional): ``'redaf'``, or ``'mean'`` for the mean of the
+            present modality embeddings (no parameters). (default: ``'redaf'``)
+        missing (str, optional): ``'mask'`` lets only present modalities take
+            part; ``'random'`` and ``'zero'`` ignore the mask, so every
+            modality takes part whatever it holds (the caller supplies the
+            random or zero-row embeddings). (default: ``'mask'``)
+        theta_range (float, optional): :math:`\theta_r \sim
+            \mathcal{U}(\pm\,\text{theta\_range})` at initialisation.
+            (default: :obj:`0.05`)
+    """
+
+    def __init__(self, channels: int, num_relations: int, relation_temperature: bool = True,
+                 fusion: str = 'redaf', missing: str = 'mask', theta_range: float = 0.05):
+        super().__init__()
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+        if missing not in MISSING:
+            raise ValueError(f"missing must be one of {MISSING}, got {missing!r}")
+        self.channels = int(channels)
+        self.num_relations = int(num_relations)
+        self.fusion = fusion
+        self.missing = missing
+        self.relation_temperature = bool(relation_temperature) and fusion == 'redaf'
+        self.theta_range = float(theta_range)
+        # only the parameters the chosen variant uses exist (nothing idle to train)
+        self.u = torch.nn.Linear(channels, 1, bias=False) if fusion == 'redaf' else None
+        self.theta = (torch.nn.Embedding(num_relations, 1)
+                      if self.relation_temperature else None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        r"""Resets all learnable parameters of the module."""
+        if self.u is not None:
+            self.u.reset_parameters()
+        if self.theta is not None:
+            torch.nn.init.uniform_(self.theta.weight, -self.theta_range, self.theta_range)
+
+    def temperature(self, rel_type: Tensor) -> Tensor:
+        r""":math:`\tau_r = \sigma(\theta_r)` of ``rel_type`` (ones without a
+        relational temperature), flattened."""
+        rel_type = torch.as_tensor(rel_type, device=self._device).view(-1)
+        if self.theta is None:
+            return torch.ones(rel_type.numel(), device=self._device)
+        return torch.sigmoid(self.theta(rel_type)).view(-1)
+
+    def logits(self, emb: Tensor) -> Tensor:
+        r"""Attention logits :math:`a_m = \mathbf{u}^\top\tanh(\mathbf{e}_m)`:
+        ``[U, M, D] -> [U, M]`` (independent of the relation)."""
+        return self.u(torch.tanh(emb)).squeeze(-1)
+
+    @property
+    def _device(self) -> Optional[torch.device]:
+        p = next(self.parameters(), None)
+        return None if p is None else p.device
+
+    def forward(self, emb: EmbeddingInput, mask: MaskInput = None,
+                rel_type: Optional[Union[Tensor, int]] = None,
+                index: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        r"""Fuses modality embeddings.
+
+        Args:
+            emb (torch.Tensor or dict): ``[U, M, D]`` modality embeddings of
+                ``U`` entities, or a dict ``{modality: [U, D]}`` (its order is
+                the column order of the weights).
+            mask (torch.Tensor or dict, optional): ``[U, M]`` bool presence
+                (or ``{modality: [U]}``; absent keys count as present);
+                ``None`` = all present. Every output row needs at least one
+                present modality.
+            rel_type (torch.Tensor or int, optional): ``[B]`` relation ids of
+                the output rows, or a single id applied to all of them (fuse
+                all entities under one relation in one call). Needed when the
+                relational temperature is on.
+            index (torch.Tensor, optional): ``[B]`` row of ``emb`` for every
+                output row, so that entities shared by many rows are passed
+                (and their logits computed) once; ``None`` = ``arange(U)``.
+
+        Returns:
+            ``(fused [B, D], weights [B, M])``; missing modalities have weight
+            exactly :math:`0` under ``missing='mask'``.
+        """
+        emb, mask = _stack(emb, mask)
+        num_rows, num_modalities = emb.size(0), emb.size(1)
+        if mask is None or self.missing != 'mask':
+            mask = torch.ones(num_rows, num_modalities, dtype=torch.bool, device=emb.device)
+        mask = mask.to(emb.device).bool()
+        row_mask = mask if index is None else mask[index]
+        size = row_mask.size(0)
+
+        # (output row, modality) pairs present, row-major, and their source row in emb
+        row, col = row_mask.nonzero(as_tuple=True)
+        src = row if index is None else index[row]
+
+        if self.fusion == 'mean':
+            count = row_mask.sum(dim=1).clamp(min=1).to(emb.dtype)
+            pair_weight = 1.0 / count[row]
+        else:
+            pair_logit = self.logits(emb)[src, col].to(emb.dtype)  # autocast may lower it
+            if self.theta is not None:
+                if rel_type is None:
+                    raise ValueError("ReDAF with relation_temperature needs rel_type")
+                tau = self.temperature(rel_type).to(emb.dtype)
+                if tau.numel() not in (1, size):
+                    raise ValueError(f"rel_type has {tau.numel()} entries for {size} rows")
+                pair_logit = pair_logit / (tau if tau.numel() == 1 else tau[row])
+            pair_weight = softmax(pair_logit, row, num_nodes=size)
+
+        weights = emb.new_zeros(size, num_modalities).index_put((row, col), pair_weight)
+        fused = scatter(pair_weight.unsqueeze(-1) * emb[src, col], row, dim=0,
+                        dim_size=size, reduce='sum')
+        return fused, weights
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}({self.channels}, num_relations={self.num_relations}, '
+                f'fusion={self.fusion!r}, relation_temperature={self.relation_temperature}, '
+                f'missing={self.missing!r})')

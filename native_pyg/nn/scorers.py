@@ -1,0 +1,363 @@
+r"""Score functions :math:`S(h, r, t)` over (joint) entity embeddings.
+
+Every scorer is a parameter-free :class:`torch.nn.Module`: the embeddings
+live in the model (:class:`~native_pyg.nn.NativE`), which asks the scorer for
+their sizes (:attr:`KGScorer.entity_dim`, :attr:`KGScorer.relation_dim`) and
+their initialisation (:meth:`KGScorer.init_entity_`,
+:meth:`KGScorer.init_relation_`). One interface for all of them:
+
+* ``scorer(head [..., De], rel [..., Dr], tail [..., De]) -> [...]`` scores
+  aligned (broadcast) batches, e.g. ``head [B, 1, De]`` against
+  ``tail [B, K, De]``;
+* ``scorer.score_tails(head [B, De], rel [B, Dr], candidates [N, De])`` and
+  ``scorer.score_heads(rel [B, Dr], tail [B, De], candidates [N, De])``
+  score ``B`` queries against ``N`` candidates (1-vs-all) -> ``[B, N]``, in
+  chunks of candidates so that no intermediate exceeds a memory budget.
+
+Higher scores mean more plausible triples.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Iterator, Optional, Tuple, Type
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+#: elements of the largest ``[B, chunk, De]`` intermediate when ``chunk_size`` is ``None``
+CHUNK_BUDGET = 2 ** 25
+
+
+def _chunks(num_candidates: int, num_queries: int, width: int,
+            chunk_size: Optional[int]) -> Iterator[slice]:
+    if chunk_size is None:
+        chunk_size = max(1, CHUNK_BUDGET // max(1, num_queries * width))
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    for start in range(0, num_candidates, chunk_size):
+        yield slice(start, min(start + chunk_size, num_candidates))
+
+
+class KGScorer(torch.nn.Module):
+    r"""Base class of the score functions.
+
+    Subclasses implement :meth:`forward`; the 1-vs-all methods default to
+    chunked broadcasting of :meth:`forward` and are overridden where a
+    cheaper exact form exists.
+
+    Args:
+        hidden_channels (int): The embedding size :math:`d` (complex scorers
+            use :math:`2d` real numbers per entity).
+        margin (float, optional): The margin :math:`\gamma` (default:
+            :obj:`12.0`).
+        epsilon (float, optional): The :math:`\epsilon` of the
+            initialisation range :math:`(\gamma + \epsilon) / d`
+            (default: :obj:`2.0`).
+    """
+    #: entity size as a multiple of ``hidden_channels``
+    entity_factor: int = 1
+    #: relation size as a multiple of ``hidden_channels``
+    relation_factor: int = 1
+
+    def __init__(self, hidden_channels: int, margin: float = 12.0, epsilon: float = 2.0):
+        super().__init__()
+        if hidden_channels <= 0:
+            raise ValueError(f"hidden_channels must be positive, got {hidden_channels}")
+        self.hidden_channels = int(hidden_channels)
+        self.margin = float(margin)
+        self.epsilon = float(epsilon)
+
+    @property
+    def entity_dim(self) -> int:
+        """Size :math:`D_e` of an entity embedding."""
+        return self.entity_factor * self.hidden_channels
+
+    @property
+    def relation_dim(self) -> int:
+        """Size :math:`D_r` of a relation embedding."""
+        return self.relation_factor * self.hidden_channels
+
+    @property
+    def embedding_range(self) -> float:
+        r""":math:`(\gamma + \epsilon) / d`."""
+        return (self.margin + self.epsilon) / self.hidden_channels
+
+    def reset_parameters(self):
+        """Scorers hold no parameters."""
+
+    def init_entity_(self, weight: Tensor) -> Tensor:
+        """Initialises an entity embedding matrix in place (default: Xavier)."""
+        return torch.nn.init.xavier_uniform_(weight)
+
+    def init_relation_(self, weight: Tensor) -> Tensor:
+        """Initialises a relation embedding matrix in place (default: Xavier)."""
+        return torch.nn.init.xavier_uniform_(weight)
+
+    def forward(self, head: Tensor, rel: Tensor, tail: Tensor) -> Tensor:
+        r"""Scores aligned (broadcastable) batches.
+
+        Args:
+            head (torch.Tensor): ``[..., De]`` head embeddings.
+            rel (torch.Tensor): ``[..., Dr]`` relation embeddings.
+            tail (torch.Tensor): ``[..., De]`` tail embeddings.
+
+        Returns:
+            ``[...]`` scores (the broadcast batch shape).
+        """
+        raise NotImplementedError
+
+    def score_tails(self, head: Tensor, rel: Tensor, candidates: Tensor,
+                    chunk_size: Optional[int] = None) -> Tensor:
+        r"""Scores every candidate as the tail of every query
+        :math:`(h_b, r_b, ?)`.
+
+        Args:
+            head (torch.Tensor): ``[B, De]``.
+            rel (torch.Tensor): ``[B, Dr]``.
+            candidates (torch.Tensor): ``[N, De]``.
+            chunk_size (int, optional): Candidates per chunk; ``None`` keeps
+                every ``[B, chunk, De]`` intermediate under
+                :data:`CHUNK_BUDGET` elements.
+
+        Returns:
+            ``[B, N]`` scores.
+        """
+        out = [self(head[:, None], rel[:, None], candidates[None, sl])
+               for sl in _chunks(candidates.size(0), head.size(0), self.entity_dim, chunk_size)]
+        return torch.cat(out, dim=1) if out else head.new_zeros(head.size(0), 0)
+
+    def score_heads(self, rel: Tensor, tail: Tensor, candidates: Tensor,
+                    chunk_size: Optional[int] = None) -> Tensor:
+        r"""Scores every candidate as the head of every query
+        :math:`(?, r_b, t_b)`; arguments as in :meth:`score_tails`."""
+        out = [self(candidates[None, sl], rel[:, None], tail[:, None])
+               for sl in _chunks(candidates.size(0), tail.size(0), self.entity_dim, chunk_size)]
+        return torch.cat(out, dim=1) if out else tail.new_zeros(tail.size(0), 0)
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(hidden_channels={self.hidden_channels}, '
+                f'margin={self.margin})')
+
+
+def _complex_modulus_sum(re: Tensor, im: Tensor) -> Tensor:
+    r""":math:`\sum_i |re_i + \mathrm{i}\, im_i|` over the last dimension."""
+    if torch.is_grad_enabled() and (re.requires_grad or im.requires_grad):
+        # vector_norm's backward is 0 (hypot's is NaN) where both parts vanish
+        return torch.linalg.vector_norm(torch.stack([re, im], dim=-1), dim=-1).sum(dim=-1)
+    return torch.hypot(re, im).sum(dim=-1)  # several times faster without autograd
+
+
+class RotatE(KGScorer):
+    r"""The RotatE score: a relation rotates the head in complex space,
+
+    .. math::
+        S(h, r, t) = \gamma - \sum_{i=1}^{d}
+        \left| h_i \, e^{\mathrm{i}\,\phi_{r,i}} - t_i \right|,
+        \qquad \phi_r = \frac{\pi\, \mathbf{r}}{(\gamma + \epsilon) / d},
+
+    with entity embeddings ``[re | im]`` of size :math:`2d` and relation
+    embeddings of size :math:`d` storing *scaled* phases, initialised as
+    :math:`\mathcal{U}(\pm(\gamma+\epsilon)/d)` (relations) and
+    :math:`\mathcal{U}(\pm(\gamma+\epsilon)/2d)` (entities). The scaling
+    fixes what a learning rate means and is kept from the reference
+    implementation.
+
+    Args:
+        hidden_channels (int): Complex dimension :math:`d`.
+        margin (float, optional): :math:`\gamma` (default: :obj:`12.0`).
+        epsilon (float, optional): :math:`\epsilon` (default: :obj:`2.0`).
+    """
+    entity_factor = 2
+
+    def init_entity_(self, weight: Tensor) -> Tensor:
+        r = (self.margin + self.epsilon) / self.entity_dim
+        return torch.nn.init.uniform_(weight, -r, r)
+
+    def init_relation_(self, weight: Tensor) -> Tensor:
+        r = self.embedding_range
+        return torch.nn.init.uniform_(weight, -r, r)
+
+    def rotation(self, rel: Tensor) -> Tuple[Tensor, Tensor]:
+        r"""``(cos phi_r, sin phi_r)`` of stored (scaled) relation phases."""
+        phase = rel / (self.embedding_range / math.pi)
+        return torch.cos(phase), torch.sin(phase)
+
+    def _rotate(self, x: Tensor, rel: Tensor, conjugate: bool = False) -> Tuple[Tensor, Tensor]:
+        re_x, im_x = x.chunk(2, dim=-1)
+        re_r, im_r = self.rotation(rel)
+        if conjugate:
+            im_r = -im_r
+        return re_x * re_r - im_x * im_r, re_x * im_r + im_x * re_r
+
+    def forward(self, head: Tensor, rel: Tensor, tail: Tensor) -> Tensor:
+        re_hr, im_hr = self._rotate(head, rel)
+        re_t, im_t = tail.chunk(2, dim=-1)
+        return self.margin - _complex_modulus_sum(re_hr - re_t, im_hr - im_t)
+
+    def _against(self, query: Tuple[Tensor, Tensor], candidates: Tensor,
+                 chunk_size: Optional[int]) -> Tensor:
+        re_q, im_q = query[0][:, None], query[1][:, None]
+        out = []
+        for sl in _chunks(candidates.size(0), re_q.size(0), self.entity_dim, chunk_size):
+            re_c, im_c = candidates[None, sl].chunk(2, dim=-1)
+            out.append(self.margin - _complex_modulus_sum(re_q - re_c, im_q - im_c))
+        return torch.cat(out, dim=1) if out else re_q.new_zeros(re_q.size(0), 0)
+
+    def score_tails(self, head: Tensor, rel: Tensor, candidates: Tensor,
+                    chunk_size: Optional[int] = None) -> Tensor:
+        return self._against(self._rotate(head, rel), candidates, chunk_size)
+
+    def score_heads(self, rel: Tensor, tail: Tensor, candidates: Tensor,
+                    chunk_size: Optional[int] = None) -> Tensor:
+        # |c * e^{i phi} - t| = |c - t * e^{-i phi}| since |e^{i phi}| = 1
+        return self._against(self._rotate(tail, rel, conjugate=True), candidates, chunk_size)
+
+
+class TransE(KGScorer):
+    r"""The TransE score: a relation translates the head,
+
+    .. math::
+        S(h, r, t) = \gamma - \| \mathbf{h} + \mathbf{r} - \mathbf{t} \|_p,
+
+    with :math:`\mathbf{h}, \mathbf{r}, \mathbf{t}` L2-normalised first when
+    ``normalize=True`` (as in OpenKE). Embeddings are initialised as
+    :math:`\mathcal{U}(\pm(\gamma+\epsilon)/d)`.
+
+    Args:
+        hidden_channels (int): Dimension :math:`d`.
+        margin (float, optional): :math:`\gamma` (default: :obj:`12.0`).
+        epsilon (float, optional): :math:`\epsilon` (default: :obj:`2.0`).
+        p_norm (float, optional): The norm :math:`p` (default: :obj:`1.0`).
+        normalize (bool, optional): L2-normalise the embeddings before
+            scoring (default: :obj:`True`).
+    """
+
+    def __init__(self, hidden_channels: int, margin: float = 12.0, epsilon: float = 2.0,
+                 p_norm: float = 1.0, normalize: bool = True):
+        super().__init__(hidden_channels, margin, epsilon)
+        self.p_norm = float(p_norm)
+        self.normalize = bool(normalize)
+
+    def init_entity_(self, weight: Tensor) -> Tensor:
+        return torch.nn.init.uniform_(weight, -self.embedding_range, self.embedding_range)
+
+    init_relation_ = init_entity_
+
+    def _norm(self, x: Tensor) -> Tensor:
+        return F.normalize(x, p=2.0, dim=-1) if self.normalize else x
+
+    def forward(self, head: Tensor, rel: Tensor, tail: Tensor) -> Tensor:
+        diff = self._norm(head) + self._norm(rel) - self._norm(tail)
+        return self.margin - torch.linalg.vector_norm(diff, ord=self.p_norm, dim=-1)
+
+    def _against(self, query: Tensor, candidates: Tensor, chunk_size: Optional[int]) -> Tensor:
+        candidates = self._norm(candidates)
+        out = [self.margin - torch.cdist(query, candidates[sl], p=self.p_norm,
+                                         compute_mode='donot_use_mm_for_euclid_dist')
+               for sl in _chunks(candidates.size(0), query.size(0), self.entity_dim, chunk_size)]
+        return torch.cat(out, dim=1) if out else query.new_zeros(query.size(0), 0)
+
+    def score_tails(self, head: Tensor, rel: Tensor, candidates: Tensor,
+                    chunk_size: Optional[int] = None) -> Tensor:
+        return self._against(self._norm(head) + self._norm(rel), candidates, chunk_size)
+
+    def score_heads(self, rel: Tensor, tail: Tensor, candidates: Tensor,
+                    chunk_size: Optional[int] = None) -> Tensor:
+        # ||c + r - t|| = ||c - (t - r)||
+        return self._against(self._norm(tail) - self._norm(rel), candidates, chunk_size)
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(hidden_channels={self.hidden_channels}, '
+                f'margin={self.margin}, p_norm={self.p_norm}, normalize={self.normalize})')
+
+
+class _BilinearScorer(KGScorer):
+    """1-vs-all as a matrix product: ``S = query(h, r) . c`` or ``key(r, t) . c``."""
+
+    def tail_query(self, head: Tensor, rel: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def head_query(self, rel: Tensor, tail: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _against(self, query: Tensor, candidates: Tensor, chunk_size: Optional[int]) -> Tensor:
+        out = [query @ candidates[sl].t()
+               for sl in _chunks(candidates.size(0), query.size(0), 1, chunk_size)]
+        return torch.cat(out, dim=1) if out else query.new_zeros(query.size(0), 0)
+
+    def score_tails(self, head: Tensor, rel: Tensor, candidates: Tensor,
+                    chunk_size: Optional[int] = None) -> Tensor:
+        return self._against(self.tail_query(head, rel), candidates, chunk_size)
+
+    def score_heads(self, rel: Tensor, tail: Tensor, candidates: Tensor,
+                    chunk_size: Optional[int] = None) -> Tensor:
+        return self._against(self.head_query(rel, tail), candidates, chunk_size)
+
+
+class DistMult(_BilinearScorer):
+    r"""The DistMult score, a diagonal bilinear form,
+
+    .. math::
+        S(h, r, t) = \langle \mathbf{h}, \mathbf{r}, \mathbf{t} \rangle
+        = \sum_i h_i\, r_i\, t_i.
+
+    The margin is not part of the score (it is kept for the adversarial
+    generator loss :math:`\gamma - S`). Xavier initialisation.
+
+    Args:
+        hidden_channels (int): Dimension :math:`d`.
+        margin (float, optional): :math:`\gamma` (default: :obj:`12.0`).
+        epsilon (float, optional): Unused; kept for a uniform signature.
+    """
+
+    def forward(self, head: Tensor, rel: Tensor, tail: Tensor) -> Tensor:
+        return (head * rel * tail).sum(dim=-1)
+
+    def tail_query(self, head: Tensor, rel: Tensor) -> Tensor:
+        return head * rel
+
+    def head_query(self, rel: Tensor, tail: Tensor) -> Tensor:
+        return rel * tail
+
+
+class ComplEx(_BilinearScorer):
+    r"""The ComplEx score, a bilinear form in complex space,
+
+    .. math::
+        S(h, r, t) = \mathrm{Re}\Big(\sum_i h_i\, r_i\, \bar{t}_i\Big),
+
+    with entity and relation embeddings ``[re | im]`` of size :math:`2d`.
+    Xavier initialisation; the margin is not part of the score.
+
+    Args:
+        hidden_channels (int): Complex dimension :math:`d`.
+        margin (float, optional): :math:`\gamma` (default: :obj:`12.0`).
+        epsilon (float, optional): Unused; kept for a uniform signature.
+    """
+    entity_factor = 2
+    relation_factor = 2
+
+    def forward(self, head: Tensor, rel: Tensor, tail: Tensor) -> Tensor:
+        re_q, im_q = self.tail_query(head, rel).chunk(2, dim=-1)
+        re_t, im_t = tail.chunk(2, dim=-1)
+        return (re_q * re_t).sum(dim=-1) + (im_q * im_t).sum(dim=-1)
+
+    def tail_query(self, head: Tensor, rel: Tensor) -> Tensor:
+        re_h, im_h = head.chunk(2, dim=-1)
+        re_r, im_r = rel.chunk(2, dim=-1)
+        return torch.cat([re_h * re_r - im_h * im_r, re_h * im_r + im_h * re_r], dim=-1)
+
+    def head_query(self, rel: Tensor, tail: Tensor) -> Tensor:
+        re_r, im_r = rel.chunk(2, dim=-1)
+        re_t, im_t = tail.chunk(2, dim=-1)
+        return torch.cat([re_r * re_t + im_r * im_t, re_r * im_t - im_r * re_t], dim=-1)
+
+
+#: score function name -> class
+SCORERS: Dict[str, Type[KGScorer]] = {
+    'rotate': RotatE,
+    'transe': TransE,
+    'distmult': DistMult,
+    'complex': ComplEx,
+}

@@ -1,0 +1,121 @@
+"""Run configuration: ``model`` and ``training`` sections (YAML-friendly)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+
+@dataclass
+class ModelConfig:
+    """Arguments of :class:`native_pyg.nn.NativE` (``modalities=None``: all
+    modalities of the dataset; ``[]``: structure only)."""
+    hidden_channels: int = 100
+    scorer: str = 'rotate'
+    margin: float = 12.0
+    epsilon: float = 2.0
+    missing: str = 'mask'
+    relation_temperature: bool = True
+    fusion: str = 'redaf'
+    modalities: Optional[List[str]] = None
+
+
+@dataclass
+class TrainConfig:
+    """Training options (the paper's settings are in ``examples/configs``)."""
+    epochs: int = 100
+    batch_size: int = 1024
+    lr: float = 1e-3
+    num_negatives: int = 32
+    bernoulli: bool = True
+    filter_negatives: bool = True
+    dedupe_train: bool = True
+    loss: str = 'self_adversarial'
+    adv_temperature: float = 2.0
+    ranking_margin: float = 1.0
+    regul_rate: float = 0.0
+    adversarial: bool = True
+    mu: float = 1e-4
+    lrg: Optional[float] = None
+    beta: float = 0.1
+    gp_on: str = 'both'
+    noise_dim: int = 64
+    eval_every: int = 10
+    eval_batch_size: int = 256
+    patience: int = 0
+    seed: int = 0
+    device: str = 'auto'
+    amp: bool = False
+    progress: bool = True
+
+
+@dataclass
+class RunConfig:
+    dataset: str = 'synthetic'
+    root: Optional[str] = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any], source: str = 'config') -> 'RunConfig':
+        d = dict(d or {})
+        unknown = set(d) - {'dataset', 'root', 'model', 'training'}
+        if unknown:
+            raise ValueError(f"{source}: unknown section(s) {sorted(unknown)}; expected "
+                             f"'dataset', 'root', 'model', 'training'")
+        return cls(dataset=d.get('dataset', 'synthetic'), root=d.get('root'),
+                   model=_build(ModelConfig, d.get('model'), f'{source}: model'),
+                   training=_build(TrainConfig, d.get('training'), f'{source}: training'))
+
+    @classmethod
+    def from_yaml(cls, path: str) -> 'RunConfig':
+        with open(path) as f:
+            try:
+                d = yaml.safe_load(f)
+            except yaml.YAMLError as e:
+                raise ValueError(f"{path}: invalid YAML ({e})") from None
+        return cls.from_dict(d, source=path)
+
+    def override(self, assignments: List[str]) -> 'RunConfig':
+        """Applies ``section.key=value`` overrides (values parsed as YAML)."""
+        d = self.to_dict()
+        for item in assignments:
+            key, sep, value = item.partition('=')
+            if not sep:
+                raise ValueError(f"--set {item!r}: expected key=value, e.g. training.lr=1e-3")
+            parts = key.strip().split('.')
+            node = d
+            for p in parts[:-1]:
+                if not isinstance(node.get(p), dict):
+                    raise ValueError(f"--set {item!r}: unknown section {p!r}")
+                node = node[p]
+            if parts[-1] not in node:
+                raise ValueError(f"--set {item!r}: unknown key {key!r}")
+            node[parts[-1]] = yaml.safe_load(value)
+        return RunConfig.from_dict(d, source='--set')
+
+
+def _build(cls, values: Optional[Dict[str, Any]], where: str):
+    values = dict(values or {})
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(names)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(names)}")
+    for k, v in values.items():  # YAML reads 1e-4 as a string; numbers must be numbers
+        default = getattr(cls(), k)
+        numeric = isinstance(default, float) or (default is None and isinstance(v, str))
+        if numeric and isinstance(v, (str, int)) and not isinstance(v, bool):
+            try:
+                values[k] = float(v)
+            except ValueError:
+                raise ValueError(f"{where}.{k}: expected a number, got {v!r}") from None
+        elif isinstance(default, bool) and not isinstance(v, bool):
+            raise ValueError(f"{where}.{k}: expected true/false, got {v!r}")
+        elif isinstance(default, int) and not isinstance(default, bool) and not isinstance(v, int):
+            raise ValueError(f"{where}.{k}: expected an integer, got {v!r}")
+    return cls(**values)

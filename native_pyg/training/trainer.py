@@ -1,0 +1,279 @@
+"""Trains a :class:`~native_pyg.nn.NativE` model, with or without CoMAT."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import os.path as osp
+import time
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch_geometric.data import HeteroData
+from tqdm.auto import tqdm
+
+from native_pyg.data.schema import modalities as data_modalities
+from native_pyg.data.schema import split_triples
+from native_pyg.evaluation import LinkPredictionEvaluator
+from native_pyg.nn import CoMATGenerator
+from native_pyg.nn.comat import critic_terms, generator_loss
+from native_pyg.training.checkpoint import load_checkpoint, save_checkpoint
+from native_pyg.training.config import RunConfig, TrainConfig
+from native_pyg.training.losses import LOSSES
+from native_pyg.training.negative_sampling import BernoulliNegativeSampler
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/Inf loss; the last good checkpoint is kept."""
+
+
+def resolve_device(name: str = 'auto') -> torch.device:
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    return torch.device(name)
+
+
+class Trainer:
+    r"""Trains a KGC model on the training triples of an MMKG.
+
+    Per batch of positives: Bernoulli negatives, the KGC loss (DESIGN §1.3),
+    optional L2 regularisation and, with ``adversarial=True`` and at least one
+    feature modality, the CoMAT critic terms
+    :math:`\mu\sum_k(\mathbb{E}[S(\mathrm{fake}_k)]-\mathbb{E}[S(\mathrm{real})])
+    + \mu\beta\,\mathrm{GP}` followed by a generator step with its own Adam.
+    Evaluates filtered MRR on valid every ``eval_every`` epochs, keeps the
+    best model, stops early after ``patience`` evaluations without gain, and
+    never looks at test. With ``out_dir``: ``last.pt`` (every epoch,
+    atomic), ``best.pt``, ``history.jsonl`` and ``curves.png``.
+
+    Args:
+        model (NativE): The model.
+        data (HeteroData): The MMKG (triples of all splits, for filtering).
+        config (RunConfig or TrainConfig): Options.
+        out_dir (str, optional): Where checkpoints and logs go.
+    """
+    def __init__(self, model: torch.nn.Module, data: HeteroData, config,
+                 out_dir: Optional[str] = None) -> None:
+        self.run = config if isinstance(config, RunConfig) else RunConfig(training=config)
+        cfg: TrainConfig = self.run.training
+        if cfg.loss not in LOSSES:
+            raise ValueError(f"training.loss must be one of {sorted(LOSSES)}, got {cfg.loss!r}")
+        self.cfg, self.data, self.out_dir = cfg, data, out_dir
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.model = model.to(self.device)
+        train = split_triples(data, 'train')
+        self.train_triples = torch.unique(train, dim=0) if cfg.dedupe_train else train
+        n, r = data['entity'].num_nodes, data.num_relations
+        self.sampler = BernoulliNegativeSampler(self.train_triples, n, r, cfg.num_negatives,
+                                                cfg.bernoulli, cfg.filter_negatives, cfg.seed)
+        self.shuffle_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.generator = None
+        if cfg.adversarial and getattr(model, 'feature_modalities', []):
+            self.generator = CoMATGenerator(model.feature_modalities, model.entity_dim,
+                                            noise_dim=cfg.noise_dim).to(self.device)
+            self.optimizer_g = torch.optim.Adam(self.generator.parameters(),
+                                                lr=cfg.lrg if cfg.lrg is not None else cfg.lr)
+        self.evaluator = LinkPredictionEvaluator.from_data(data, batch_size=cfg.eval_batch_size)
+        self.loss_fn = LOSSES[cfg.loss]
+        self.epoch, self.history = 0, []
+        self.best_mrr, self.best_epoch, self.bad_evals = -1.0, 0, 0
+        self.best_state: Optional[Dict[str, torch.Tensor]] = None
+
+    # --- one step -----------------------------------------------------------------
+    def _kgc_loss(self, pos: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        neg, corrupt_head = self.sampler.sample(pos)
+        pos, neg, corrupt_head = (x.to(self.device) for x in (pos, neg, corrupt_head))
+        h, r, t = pos.unbind(1)
+        pos_s, neg_s = self.model.score_negatives(h, r, t, neg, corrupt_head)
+        if cfg.loss == 'self_adversarial':
+            loss = self.loss_fn(pos_s.float(), neg_s.float(), cfg.adv_temperature)
+        else:
+            loss = self.loss_fn(pos_s.float(), neg_s.float(), cfg.ranking_margin)
+        if cfg.regul_rate > 0:
+            loss = loss + cfg.regul_rate * self.model.structural_l2(h, r, t)
+        return loss
+
+    def train_step(self, pos: torch.Tensor) -> Dict[str, float]:
+        cfg = self.cfg
+        self.model.train()
+        amp = torch.autocast('cuda', dtype=torch.bfloat16, enabled=cfg.amp and
+                             self.device.type == 'cuda')
+        with amp:
+            loss = self._kgc_loss(pos)
+            out = {'kgc_loss': float(loss.detach())}
+            if self.generator is not None:
+                h, r, t = pos.to(self.device).unbind(1)
+                critic, gp = critic_terms(self.model, self.generator, h, r, t, gp_on=cfg.gp_on)
+                loss = loss + cfg.mu * critic + cfg.mu * cfg.beta * gp
+                out.update(critic=float(critic.detach()), gp=float(gp.detach()))
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"non-finite loss ({float(loss)}) at epoch {self.epoch + 1}; parameters were "
+                f"not updated and the last good checkpoint "
+                f"({self._path('last.pt') or 'none: no out_dir'}) is kept. Lower the "
+                f"learning rate (training.lr) or check the features for extreme values.")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        out['loss'] = float(loss.detach())
+        if self.generator is not None:
+            with amp:
+                g_loss = generator_loss(self.model, self.generator, h, r, t)
+            self.optimizer_g.zero_grad(set_to_none=True)  # drop the critic's gradients
+            g_loss.backward()
+            self.optimizer_g.step()
+            out['g_loss'] = float(g_loss.detach())
+        return out
+
+    # --- epochs -------------------------------------------------------------------
+    def _batches(self):
+        n, bs = self.train_triples.size(0), self.cfg.batch_size
+        perm = torch.randperm(n, generator=self.shuffle_gen)
+        num = max(1, n // bs)  # as the reference code: floor(#unique / batch) batches
+        size = bs if n >= bs else n
+        return [self.train_triples[perm[i * size:(i + 1) * size]] for i in range(num)]
+
+    def train_epoch(self) -> Dict[str, float]:
+        start, sums, seen = time.perf_counter(), {}, 0
+        batches = self._batches()
+        bar = tqdm(batches, desc=f'epoch {self.epoch + 1}/{self.cfg.epochs}', leave=False,
+                   disable=not self.cfg.progress, unit='batch')
+        for pos in bar:
+            out = self.train_step(pos)
+            seen += pos.size(0)
+            for k, v in out.items():
+                sums[k] = sums.get(k, 0.0) + v
+            rate = seen / max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix(loss=f"{out['loss']:.4f}", triples_per_s=f'{rate:,.0f}')
+        self.epoch += 1
+        secs = time.perf_counter() - start
+        rec = {'epoch': self.epoch, **{k: v / len(batches) for k, v in sums.items()},
+               'seconds': secs, 'triples_per_s': seen / max(secs, 1e-9)}
+        return rec
+
+    def evaluate(self, split: str = 'valid', progress: bool = False) -> Dict[str, Any]:
+        """Filtered link-prediction metrics of the current model on ``split``."""
+        self.evaluator.progress = progress
+        return self.evaluator.evaluate(self.model, split_triples(self.data, split))
+
+    def fit(self, epochs: Optional[int] = None) -> List[Dict[str, Any]]:
+        """Trains until ``epochs`` (default: the config's) or early stopping;
+        returns the history. Ends with the best (valid MRR) parameters loaded
+        when validation ran."""
+        target = self.cfg.epochs if epochs is None else epochs
+        outer = tqdm(total=target, initial=self.epoch, desc='training', unit='epoch',
+                     disable=not self.cfg.progress)
+        stopped = False
+        while self.epoch < target and not stopped:
+            rec = self.train_epoch()
+            if self.cfg.eval_every and (self.epoch % self.cfg.eval_every == 0
+                                        or self.epoch == target):
+                metrics = self.evaluate('valid')
+                rec['valid_mrr'] = metrics['both']['mrr']
+                rec['valid_hits@10'] = metrics['both']['hits@10']
+                if rec['valid_mrr'] > self.best_mrr:
+                    self.best_mrr, self.best_epoch, self.bad_evals = rec['valid_mrr'], self.epoch, 0
+                    self.best_state = {k: v.detach().clone()
+                                       for k, v in self.model.state_dict().items()}
+                    if self.out_dir:
+                        save_checkpoint(self.state_dict(best_only=True), self._path('best.pt'))
+                else:
+                    self.bad_evals += 1
+                    stopped = bool(self.cfg.patience) and self.bad_evals >= self.cfg.patience
+            self.history.append(rec)
+            outer.update(1)
+            outer.set_postfix(loss=f"{rec['loss']:.4f}",
+                              valid_mrr=f"{rec.get('valid_mrr', float('nan')):.4f}")
+            if self.out_dir:
+                save_checkpoint(self.state_dict(), self._path('last.pt'))
+                with open(self._path('history.jsonl'), 'a') as f:
+                    f.write(json.dumps(rec) + '\n')
+        outer.close()
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        if self.out_dir:
+            self.plot(self._path('curves.png'))
+            # the selected model (best on valid, else the last) for evaluate/predict
+            save_checkpoint(self.state_dict(best_only=True), self._path('model.pt'))
+        return self.history
+
+    # --- checkpoints ----------------------------------------------------------------
+    def _path(self, name: str) -> Optional[str]:
+        return osp.join(self.out_dir, name) if self.out_dir else None
+
+    def state_dict(self, best_only: bool = False) -> Dict[str, Any]:
+        """Everything needed to resume exactly (``best_only``: model + config)."""
+        state = {'config': self.run.to_dict(), 'epoch': self.epoch,
+                 'model': self.model.state_dict(),
+                 'generator': self.generator.state_dict() if self.generator else None,
+                 'best_mrr': self.best_mrr, 'best_epoch': self.best_epoch}
+        if best_only:
+            return state
+        state.update({
+            'optimizer': self.optimizer.state_dict(),
+            'optimizer_g': self.optimizer_g.state_dict() if self.generator else None,
+            'sampler': self.sampler.state_dict(),
+            'shuffle_rng': self.shuffle_gen.get_state(),
+            'torch_rng': torch.get_rng_state(),
+            'cuda_rng': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            'history': self.history, 'bad_evals': self.bad_evals,
+            'best_state': self.best_state,
+        })
+        return state
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.model.load_state_dict(state['model'])
+        if self.generator is not None and state.get('generator') is not None:
+            self.generator.load_state_dict(state['generator'])
+        self.optimizer.load_state_dict(state['optimizer'])
+        if self.generator is not None and state.get('optimizer_g') is not None:
+            self.optimizer_g.load_state_dict(state['optimizer_g'])
+        self.sampler.load_state_dict(state['sampler'])
+        self.shuffle_gen.set_state(state['shuffle_rng'])
+        torch.set_rng_state(state['torch_rng'])
+        if state.get('cuda_rng') and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state['cuda_rng'])
+        self.epoch, self.history = state['epoch'], list(state['history'])
+        self.best_mrr, self.best_epoch = state['best_mrr'], state['best_epoch']
+        self.bad_evals, self.best_state = state['bad_evals'], state['best_state']
+
+    def resume(self, path: str) -> None:
+        """Continues from a ``last.pt`` written by :meth:`fit`."""
+        self.load_state_dict(load_checkpoint(path, map_location=self.device))
+
+    # --- plots --------------------------------------------------------------------
+    def plot(self, path: str) -> None:
+        """Loss and valid-MRR curves as a PNG."""
+        from matplotlib.figure import Figure
+        fig = Figure(figsize=(9, 3.5))
+        ax1, ax2 = fig.subplots(1, 2)
+        ep = [r['epoch'] for r in self.history]
+        ax1.plot(ep, [r['loss'] for r in self.history], label='total')
+        if self.history and 'kgc_loss' in self.history[0]:
+            ax1.plot(ep, [r['kgc_loss'] for r in self.history], '--', label='KGC')
+        ax1.set(xlabel='epoch', ylabel='loss', title='training loss')
+        ax1.legend()
+        ev = [(r['epoch'], r['valid_mrr']) for r in self.history if 'valid_mrr' in r]
+        if ev:
+            ax2.plot(*zip(*ev), marker='o')
+        ax2.set(xlabel='epoch', ylabel='filtered MRR', title='valid MRR')
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+
+
+def build_model(data: HeteroData, run: RunConfig):
+    """A :class:`NativE` for ``data`` from the ``model`` section."""
+    from native_pyg.nn import NativE
+    m = run.model
+    mods = data_modalities(data) if m.modalities is None else list(m.modalities)
+    unknown = sorted(set(mods) - set(data_modalities(data)))
+    if unknown:
+        raise ValueError(f"model.modalities: {unknown} not in the dataset "
+                         f"(it has {data_modalities(data) or 'none'})")
+    return NativE.from_data(data, hidden_channels=m.hidden_channels, modalities=mods,
+                            scorer=m.scorer, margin=m.margin, epsilon=m.epsilon,
+                            missing=m.missing, relation_temperature=m.relation_temperature,
+                            fusion=m.fusion, seed=run.training.seed)

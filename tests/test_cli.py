@@ -1,0 +1,81 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from native_pyg.cli import main
+
+FAST = ['--set', 'model.hidden_channels=8', '--set', 'training.batch_size=4096',
+        '--set', 'training.num_negatives=4', '--set', 'training.eval_every=1',
+        '--set', 'training.progress=false', '--epochs', '2']
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp('run')
+    assert main(['train', '--dataset', 'synthetic', '--out', str(out), *FAST]) == 0
+    return out
+
+
+def test_train_writes_outputs(trained):
+    metrics = json.loads((trained / 'metrics.json').read_text())
+    assert metrics['epochs'] == 2
+    for split in ('valid', 'test'):
+        assert 0 < metrics[split]['both']['mrr'] <= 1
+    for f in ('model.pt', 'last.pt', 'best.pt', 'curves.png', 'history.jsonl'):
+        assert (trained / f).exists(), f
+
+
+def test_evaluate_reproduces_test_metrics(trained, tmp_path, capsys):
+    out = tmp_path / 'm.json'
+    assert main(['evaluate', '--checkpoint', str(trained / 'model.pt'), '--out', str(out)]) == 0
+    got = json.loads(out.read_text())
+    want = json.loads((trained / 'metrics.json').read_text())['test']
+    assert got['both']['mrr'] == pytest.approx(want['both']['mrr'], rel=1e-5)
+    assert 'MRR' in capsys.readouterr().out
+
+
+def test_predict_by_name_and_id(trained, capsys):
+    assert main(['predict', '--checkpoint', str(trained / 'model.pt'), '--head', 'entity_3',
+                 '--relation', 'relation_1', '--k', '5']) == 0
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.strip()]
+    assert lines[0].startswith('top 5 tails for (entity_3, relation_1, ?)')
+    assert len(lines) == 6
+    scores = [float(l.split()[1]) for l in lines[1:]]
+    assert scores == sorted(scores, reverse=True)
+    assert main(['predict', '--checkpoint', str(trained / 'model.pt'), '--tail', '3',
+                 '--relation', '1', '--k', '3']) == 0
+    assert 'top 3 heads for (?, relation_1, entity_3)' in capsys.readouterr().out
+
+
+def test_resume_continues(trained, capsys):
+    assert main(['train', '--dataset', 'synthetic', '--out', str(trained), '--resume',
+                 *FAST[:-1], '3']) == 0
+    assert 'resumed from' in capsys.readouterr().out
+    assert json.loads((trained / 'metrics.json').read_text())['epochs'] == 3
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['predict', '--checkpoint', '{ck}', '--head', 'entity_3x', '--relation', 'relation_1'],
+     "unknown entity 'entity_3x'; did you mean"),
+    (['predict', '--checkpoint', '{ck}', '--head', 'entity_3', '--relation', 'relatoin_1'],
+     "unknown relation 'relatoin_1'; did you mean 'relation_1'"),
+    (['predict', '--checkpoint', '{ck}', '--relation', 'relation_1'], 'exactly one of --head'),
+    (['predict', '--checkpoint', '{ck}', '--head', '99999', '--relation', '0'], 'outside'),
+    (['evaluate', '--checkpoint', '/nonexistent.pt'], 'checkpoint not found'),
+    (['train', '--out', '{tmp}', '--scorer', 'foo'], "--scorer 'foo'"),
+    (['train', '--out', '{tmp}', '--set', 'training.nope=1'], "unknown key 'training.nope'"),
+    (['train', '--out', '{tmp}', '--modalities', 'image,smell'], "['smell'] not in the dataset"),
+    (['train', '--out', '{tmp}', '--config', '/nonexistent.yaml'], 'nonexistent.yaml'),
+    (['train', '--dataset', 'MKG-Y'], 'the following arguments are required: --out'),
+    (['evaluate', '--checkpoint', '{ck}', '--split', 'train'], "invalid choice: 'train'"),
+])
+def test_bad_arguments_one_line_exit_2(trained, tmp_path, argv, message):
+    argv = [a.format(ck=trained / 'model.pt', tmp=tmp_path) for a in argv]
+    proc = subprocess.run([sys.executable, '-m', 'native_pyg.cli', *argv],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    err = [l for l in proc.stderr.splitlines() if l.strip() and 'Warning' not in l
+           and not l.startswith('  ')]
+    assert len(err) == 1 and message in err[0], proc.stderr

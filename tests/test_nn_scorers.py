@@ -1,0 +1,112 @@
+import math
+
+import pytest
+import torch
+
+from native_pyg.nn import SCORERS, ComplEx, DistMult, KGScorer, RotatE, TransE
+
+HIDDEN, MARGIN, EPS = 6, 4.0, 2.0
+
+
+def make(name):
+    scorer = SCORERS[name](HIDDEN, margin=MARGIN, epsilon=EPS)
+    ent = scorer.init_entity_(torch.empty(9, scorer.entity_dim))
+    rel = scorer.init_relation_(torch.empty(5, scorer.relation_dim))
+    return scorer, ent, rel
+
+
+def test_registry():
+    assert SCORERS == {'rotate': RotatE, 'transe': TransE, 'distmult': DistMult,
+                       'complex': ComplEx}
+    assert all(issubclass(c, KGScorer) for c in SCORERS.values())
+    dims = {n: (c(HIDDEN).entity_dim, c(HIDDEN).relation_dim) for n, c in SCORERS.items()}
+    assert dims == {'rotate': (12, 6), 'transe': (6, 6), 'distmult': (6, 6), 'complex': (12, 12)}
+    assert all(list(c(HIDDEN).parameters()) == [] for c in SCORERS.values())
+
+
+@pytest.mark.parametrize('name', sorted(SCORERS))
+def test_broadcasting_matches_aligned(name):
+    scorer, ent, rel = make(name)
+    h, r = ent[[0, 1, 2]], rel[[0, 3, 4]]
+    tails = ent[torch.tensor([[3, 4], [5, 6], [7, 8]])]         # [3, 2, De]
+    out = scorer(h[:, None], r[:, None], tails)
+    assert out.shape == (3, 2) and out.dtype == torch.float32
+    for k in range(2):
+        torch.testing.assert_close(out[:, k], scorer(h, r, tails[:, k]))
+
+
+@pytest.mark.parametrize('name', sorted(SCORERS))
+@pytest.mark.parametrize('chunk_size', [1, 4, None])
+def test_one_vs_all_matches_forward(name, chunk_size):
+    scorer, ent, rel = make(name)
+    h, r, t = ent[[0, 2, 5, 5]], rel[[1, 0, 4, 4]], ent[[1, 1, 3, 8]]
+    tails = scorer.score_tails(h, r, ent, chunk_size=chunk_size)
+    heads = scorer.score_heads(r, t, ent, chunk_size=chunk_size)
+    assert tails.shape == heads.shape == (4, ent.size(0))
+    n = ent.size(0)
+    expect_tails = scorer(h.repeat_interleave(n, 0), r.repeat_interleave(n, 0), ent.repeat(4, 1))
+    expect_heads = scorer(ent.repeat(4, 1), r.repeat_interleave(n, 0), t.repeat_interleave(n, 0))
+    torch.testing.assert_close(tails, expect_tails.view(4, n), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(heads, expect_heads.view(4, n), atol=1e-5, rtol=1e-5)
+
+
+def test_rotate_equals_complex_rotation_with_scaled_phase():
+    scorer, ent, rel = make('rotate')
+    h, r, t = ent[:4], rel[:4], ent[4:8]
+    hc = torch.complex(*h.chunk(2, -1))
+    tc = torch.complex(*t.chunk(2, -1))
+    phase = r / ((MARGIN + EPS) / HIDDEN) * math.pi
+    expect = MARGIN - (hc * torch.polar(torch.ones_like(phase), phase) - tc).abs().sum(-1)
+    torch.testing.assert_close(scorer(h, r, t), expect)
+
+
+def test_rotate_initialisation_ranges():
+    scorer = RotatE(50, margin=12.0, epsilon=2.0)
+    ent = scorer.init_entity_(torch.empty(400, scorer.entity_dim))
+    rel = scorer.init_relation_(torch.empty(400, scorer.relation_dim))
+    ent_range, rel_range = 14.0 / 100, 14.0 / 50
+    assert ent.abs().max() <= ent_range and ent.abs().max() > 0.95 * ent_range
+    assert rel.abs().max() <= rel_range and rel.abs().max() > 0.95 * rel_range
+
+
+def test_complex_equals_real_part_of_trilinear_product():
+    scorer, ent, rel = make('complex')
+    h, r, t = ent[:4], rel[:4], ent[4:8]
+    hc, rc, tc = (torch.complex(*x.chunk(2, -1)) for x in (h, r, t))
+    torch.testing.assert_close(scorer(h, r, t), (hc * rc * tc.conj()).sum(-1).real)
+
+
+def test_distmult_and_transe_formulas():
+    scorer, ent, rel = make('distmult')
+    torch.testing.assert_close(scorer(ent[:3], rel[:3], ent[3:6]),
+                               (ent[:3] * rel[:3] * ent[3:6]).sum(-1))
+    scorer, ent, rel = make('transe')
+    n = torch.nn.functional.normalize
+    expect = MARGIN - (n(ent[:3]) + n(rel[:3]) - n(ent[3:6])).abs().sum(-1)
+    torch.testing.assert_close(scorer(ent[:3], rel[:3], ent[3:6]), expect)
+    raw = TransE(HIDDEN, margin=MARGIN, p_norm=2.0, normalize=False)
+    torch.testing.assert_close(raw(ent[:3], rel[:3], ent[3:6]),
+                               MARGIN - (ent[:3] + rel[:3] - ent[3:6]).norm(dim=-1))
+    torch.testing.assert_close(raw.score_heads(rel[:3], ent[3:6], ent, chunk_size=2)[:, 0],
+                               raw(ent[:1].expand(3, -1), rel[:3], ent[3:6]))
+
+
+def test_gradients_flow_through_one_vs_all():
+    scorer, ent, rel = make('rotate')
+    ent.requires_grad_()
+    scorer.score_tails(ent[:2], rel[:2], ent, chunk_size=3).sum().backward()
+    assert ent.grad is not None and torch.isfinite(ent.grad).all() and ent.grad.abs().sum() > 0
+
+
+def test_custom_scorer_uses_the_chunked_default():
+    class Negative(KGScorer):  # no fast 1-vs-all of its own
+        def forward(self, head, rel, tail):
+            return -(head + rel - tail).norm(dim=-1)
+
+    scorer = Negative(HIDDEN)
+    ent, rel = torch.randn(7, HIDDEN), torch.randn(3, HIDDEN)
+    tails = scorer.score_tails(ent[:3], rel, ent, chunk_size=2)
+    heads = scorer.score_heads(rel, ent[:3], ent, chunk_size=3)
+    for i in range(3):
+        torch.testing.assert_close(tails[i], scorer(ent[i].expand(7, -1), rel[i].expand(7, -1), ent))
+        torch.testing.assert_close(heads[i], scorer(ent, rel[i].expand(7, -1), ent[i].expand(7, -1)))

@@ -1,0 +1,182 @@
+import math
+
+import pytest
+import torch
+
+from native_pyg.data import relation_tph_hpt, split_triples
+from native_pyg.datasets import SyntheticMMKG
+from native_pyg.training import (BernoulliNegativeSampler, NonFiniteLossError, RunConfig, Trainer,
+                                 build_model, load_checkpoint, margin_ranking_loss,
+                                 save_checkpoint, self_adversarial_loss)
+from native_pyg.training.negative_sampling import triple_keys
+
+
+@pytest.fixture(scope='module')
+def small():
+    return SyntheticMMKG(seed=1, num_entities=300, num_relations=4)[0]
+
+
+def small_run(**training):
+    run = RunConfig().override(['model.hidden_channels=8', 'model.margin=6.0',
+                                'training.batch_size=256', 'training.num_negatives=8',
+                                'training.progress=false', 'training.eval_every=0',
+                                'training.lr=0.01'])
+    for k, v in training.items():
+        setattr(run.training, k, v)
+    return run
+
+
+def test_sampler_never_returns_known_triples():
+    # a dense graph: most random corruptions collide with a known triple
+    n = 12
+    h, t = torch.meshgrid(torch.arange(n), torch.arange(n), indexing='ij')
+    keep = (h.flatten() + t.flatten()) % 4 != 0  # 3/4 of all pairs are known
+    train = torch.stack([h.flatten()[keep], torch.zeros(int(keep.sum()), dtype=torch.long),
+                         t.flatten()[keep]], 1)
+    sampler = BernoulliNegativeSampler(train, n, 1, num_negatives=64, seed=0, max_rounds=3)
+    neg, corrupt_head = sampler.sample(train)
+    hh = torch.where(corrupt_head.unsqueeze(1), neg, train[:, :1])
+    tt = torch.where(corrupt_head.unsqueeze(1), train[:, 2:], neg)
+    keys = triple_keys(torch.stack([hh, torch.zeros_like(hh), tt], -1), n, 1)
+    known = triple_keys(train, n, 1)
+    assert not torch.isin(keys, known).any()
+    # without filtering, collisions do happen on this graph
+    raw = BernoulliNegativeSampler(train, n, 1, num_negatives=64, filtered=False, seed=0)
+    neg, ch = raw.sample(train)
+    hh = torch.where(ch.unsqueeze(1), neg, train[:, :1])
+    tt = torch.where(ch.unsqueeze(1), train[:, 2:], neg)
+    assert torch.isin(triple_keys(torch.stack([hh, torch.zeros_like(hh), tt], -1), n, 1),
+                      known).any()
+
+
+def test_sampler_impossible_row_is_an_error():
+    train = torch.tensor([[0, 0, 1], [0, 0, 0]])  # head 0 already links to every entity
+    sampler = BernoulliNegativeSampler(train, 2, 1, num_negatives=4, bernoulli=False, seed=0,
+                                       max_rounds=2)
+    with pytest.raises(RuntimeError, match='no possible negative'):
+        for _ in range(20):
+            sampler.sample(torch.tensor([[0, 0, 1]] * 8))
+
+
+def test_bernoulli_ratio_matches_tph_hpt(small):
+    train = split_triples(small, 'train')
+    sampler = BernoulliNegativeSampler(train, 300, 4, num_negatives=1, seed=0)
+    tph, hpt = relation_tph_hpt(train, 4)
+    reps = train.repeat(20, 1)
+    _, corrupt_head = sampler.sample(reps)
+    for r in range(4):
+        sel = reps[:, 1] == r
+        expected = float(tph[r] / (tph[r] + hpt[r]))
+        got = corrupt_head[sel].float().mean().item()
+        sd = math.sqrt(expected * (1 - expected) / int(sel.sum()))
+        assert abs(got - expected) < 5 * sd + 1e-6
+    uniform = BernoulliNegativeSampler(train, 300, 4, num_negatives=1, bernoulli=False, seed=0)
+    assert abs(uniform.sample(reps)[1].float().mean().item() - 0.5) < 0.02
+    # seeded
+    a = BernoulliNegativeSampler(train, 300, 4, seed=5).sample(train[:50])
+    b = BernoulliNegativeSampler(train, 300, 4, seed=5).sample(train[:50])
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_losses_by_hand():
+    pos, neg = torch.tensor([2.0]), torch.tensor([[1.0, -1.0]])
+    p = torch.softmax(torch.tensor([2.0, -2.0]), 0)
+    expected = 0.5 * (-math.log(torch.sigmoid(pos).item())
+                      - (p * torch.log(torch.sigmoid(-neg[0]))).sum().item())
+    assert self_adversarial_loss(pos, neg, 2.0).item() == pytest.approx(expected, rel=1e-6)
+    assert margin_ranking_loss(pos, neg, 1.5).item() == pytest.approx((0.5 + 0.0) / 2)
+
+
+@pytest.mark.parametrize('adversarial', [False, True])
+def test_loss_decreases(small, adversarial):
+    run = small_run(adversarial=adversarial, epochs=8)
+    trainer = Trainer(build_model(small, run), small, run)
+    hist = trainer.fit()
+    assert hist[-1]['kgc_loss'] < 0.8 * hist[0]['kgc_loss']
+    assert (trainer.generator is not None) == adversarial
+    if adversarial:
+        assert all(math.isfinite(r['g_loss']) and math.isfinite(r['gp']) for r in hist)
+
+
+@pytest.fixture
+def one_thread():
+    # Multi-threaded CPU reductions may sum in a different order from run to
+    # run (differences around 1e-7); bit-exact comparisons need one thread.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_resume_gives_identical_parameters(small, tmp_path, one_thread):
+    run = small_run(adversarial=True, epochs=4, eval_every=2)
+    straight = Trainer(build_model(small, run), small, run, out_dir=str(tmp_path / 'a'))
+    straight.fit()
+    last_a = load_checkpoint(str(tmp_path / 'a' / 'last.pt'))
+
+    first = Trainer(build_model(small, run), small, run, out_dir=str(tmp_path / 'b'))
+    first.fit(epochs=2)
+    torch.manual_seed(1234)  # a fresh process: global RNG elsewhere
+    resumed = Trainer(build_model(small, run), small, run, out_dir=str(tmp_path / 'b'))
+    resumed.resume(str(tmp_path / 'b' / 'last.pt'))
+    assert resumed.epoch == 2
+    resumed.fit()
+    last_b = load_checkpoint(str(tmp_path / 'b' / 'last.pt'))
+    assert last_b['epoch'] == last_a['epoch'] == 4
+    for part in ('model', 'generator'):
+        for k, v in last_a[part].items():
+            assert torch.equal(v, last_b[part][k]), f'{part}.{k} differs after resume'
+    assert [r['loss'] for r in last_a['history']] == [r['loss'] for r in last_b['history']]
+    assert (tmp_path / 'b' / 'curves.png').exists() and (tmp_path / 'b' / 'model.pt').exists()
+    lines = (tmp_path / 'b' / 'history.jsonl').read_text().strip().splitlines()
+    assert len(lines) == 4
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(small, tmp_path):
+    run = small_run(adversarial=False, epochs=3)
+    trainer = Trainer(build_model(small, run), small, run, out_dir=str(tmp_path))
+    trainer.fit(epochs=1)
+    before = load_checkpoint(str(tmp_path / 'last.pt'))
+    params = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    real = trainer.model.score_negatives
+
+    def poisoned(*args, **kw):
+        pos, neg = real(*args, **kw)
+        return pos * float('nan'), neg
+
+    trainer.model.score_negatives = poisoned
+    with pytest.raises(NonFiniteLossError, match='last good checkpoint'):
+        trainer.fit(epochs=3)
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(v, params[k])  # no update from the bad step
+    after = load_checkpoint(str(tmp_path / 'last.pt'))
+    assert after['epoch'] == before['epoch'] == 1
+
+
+def test_checkpoint_is_atomic(tmp_path):
+    path = tmp_path / 'ck.pt'
+    save_checkpoint({'a': torch.ones(2)}, str(path))
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError('boom')
+
+    with pytest.raises(RuntimeError, match='boom'):
+        save_checkpoint({'a': Unpicklable()}, str(path))
+    assert torch.equal(load_checkpoint(str(path))['a'], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ['ck.pt']  # no temporary left behind
+    with pytest.raises(FileNotFoundError, match='nothing.pt'):
+        load_checkpoint(str(tmp_path / 'nothing.pt'))
+
+
+def test_config_overrides_and_errors(tmp_path):
+    run = RunConfig().override(['training.lr=1e-4', 'model.modalities=[image]'])
+    assert run.training.lr == 1e-4 and run.model.modalities == ['image']
+    with pytest.raises(ValueError, match="unknown key 'training.lrr'"):
+        RunConfig().override(['training.lrr=1'])
+    with pytest.raises(ValueError, match='expected key=value'):
+        RunConfig().override(['training.lr'])
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('training:\n  epochs: many\n')
+    with pytest.raises(ValueError, match=r'bad.yaml: training.epochs: expected an integer'):
+        RunConfig.from_yaml(str(bad))
