@@ -19,7 +19,7 @@ DEFAULT_MODALITIES: Dict[str, Tuple[int, float, float]] = {
 
 
 def generate_synthetic_mmkg(num_entities: int = 2000, num_relations: int = 10,
-                            latent_dim: int = 16, heads_per_relation: float = 0.5,
+                            latent_dim: int = 4, heads_per_relation: float = 0.5,
                             cold_fraction: float = 0.03, train_fraction: float = 0.6,
                             eval_fraction: float = 0.1,
                             modality_specs: Optional[Dict[str, Tuple[int, float, float]]] = None,
