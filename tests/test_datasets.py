@@ -139,3 +139,39 @@ def test_synthetic_determinism_and_shape(tmp_path):
     d = SyntheticMMKG(str(tmp_path), seed=3)[0]
     assert torch.equal(split_triples(d, 'test'), split_triples(a, 'test'))
     assert torch.equal(d['image'].x, a['image'].x)
+
+
+@needs_shared
+def test_wildkgc_downloads_missing_files_and_checks_them(tmp_path, monkeypatch):
+    """No network here: the download function is replaced by a copy from the
+    reference files, and the URLs it is asked for are checked."""
+    import shutil
+    import native_pyg.datasets.wildkgc as wk
+    from tests.conftest import SHARED
+    urls = []
+
+    def fake_download(url, folder, log=True):
+        urls.append(url)
+        name = url.rsplit('/', 1)[1]
+        shutil.copy(SHARED / 'Kuai16K' / name, f'{folder}/{name}')
+        return f'{folder}/{name}'
+
+    monkeypatch.setattr(wk, 'download_url', fake_download)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        ds = WildKGC(str(tmp_path), 'KVC16K', log=False)
+    assert len(urls) == 5
+    assert all(u.startswith('https://raw.githubusercontent.com/zjukg/NATIVE/') and
+               '/benchmarks/Kuai16K/' in u for u in urls)
+    assert ds[0]['entity'].num_nodes == 16015
+
+    def corrupt_download(url, folder, log=True):
+        path = fake_download(url, folder, log)
+        if path.endswith('relation2id.txt'):
+            with open(path, 'a') as f:
+                f.write('\n')
+        return path
+
+    monkeypatch.setattr(wk, 'download_url', corrupt_download)
+    with pytest.raises(RuntimeError, match='relation2id.txt: SHA-256'):
+        WildKGC(str(tmp_path / 'other'), 'KVC16K', log=False)

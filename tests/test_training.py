@@ -8,7 +8,7 @@ from native_pyg.datasets import SyntheticMMKG
 from native_pyg.training import (BernoulliNegativeSampler, NonFiniteLossError, RunConfig, Trainer,
                                  build_model, load_checkpoint, margin_ranking_loss,
                                  save_checkpoint, self_adversarial_loss)
-from native_pyg.training.negative_sampling import triple_keys
+from native_pyg.data.relations import triple_keys
 
 
 @pytest.fixture(scope='module')

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from native_pyg.data.relations import CATEGORIES, relation_categories
+from native_pyg.data.relations import CATEGORIES, isin_sorted, relation_categories
 from native_pyg.data.schema import (
     ENTITY,
     REL,
@@ -48,13 +48,7 @@ def _triple_ids(parts: List[Tensor]) -> List[Tensor]:
 
 
 def _isin(keys: Tensor, pool: Tensor) -> Tensor:
-    """``torch.isin`` by binary search in the sorted unique ``pool`` (faster
-    than ``torch.isin`` on CPU for large int64 key sets)."""
-    pool = torch.unique(pool)
-    if pool.numel() == 0:
-        return torch.zeros_like(keys, dtype=torch.bool)
-    pos = torch.searchsorted(pool, keys).clamp_(max=pool.numel() - 1)
-    return pool[pos] == keys
+    return isin_sorted(keys, torch.unique(pool))
 
 
 def _first_occurrence(ids: Tensor) -> Tensor:

@@ -6,13 +6,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from native_pyg.data.relations import relation_tph_hpt
-
-
-def triple_keys(triples: Tensor, num_entities: int, num_relations: int) -> Tensor:
-    """Encodes ``(h, r, t)`` rows as unique int64 keys."""
-    h, r, t = triples.long().unbind(-1)
-    return (h * num_relations + r) * num_entities + t
+from native_pyg.data.relations import isin_sorted, relation_tph_hpt, triple_keys
 
 
 class BernoulliNegativeSampler:
@@ -53,8 +47,7 @@ class BernoulliNegativeSampler:
         self.generator = torch.Generator().manual_seed(seed)
 
     def _is_known(self, keys: Tensor) -> Tensor:
-        pos = torch.searchsorted(self.known, keys).clamp(max=self.known.numel() - 1)
-        return self.known[pos] == keys
+        return isin_sorted(keys, self.known)
 
     def _keys(self, pos: Tensor, cand: Tensor, corrupt_head: Tensor) -> Tensor:
         h = torch.where(corrupt_head.unsqueeze(1), cand, pos[:, 0:1])
