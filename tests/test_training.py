@@ -109,7 +109,7 @@ def one_thread():
 
 
 def test_resume_gives_identical_parameters(small, tmp_path, one_thread):
-    run = small_run(adversarial=True, epochs=4, eval_every=2)
+    run = small_run(adversarial=True, epochs=4, eval_every=2, regul_rate=1e-3)
     straight = Trainer(build_model(small, run), small, run, out_dir=str(tmp_path / 'a'))
     straight.fit()
     last_a = load_checkpoint(str(tmp_path / 'a' / 'last.pt'))
@@ -180,3 +180,27 @@ def test_config_overrides_and_errors(tmp_path):
     bad.write_text('training:\n  epochs: many\n')
     with pytest.raises(ValueError, match=r'bad.yaml: training.epochs: expected an integer'):
         RunConfig.from_yaml(str(bad))
+
+
+def test_second_fit_continues_from_last_epoch(small, one_thread):
+    run = small_run(adversarial=False, epochs=4, eval_every=1)
+    straight = Trainer(build_model(small, run), small, run)
+    straight.fit()
+    split = Trainer(build_model(small, run), small, run)
+    split.fit(epochs=2)  # ends with the best parameters loaded ...
+    split.fit()          # ... but continues from the last ones
+    assert [r['loss'] for r in split.history] == [r['loss'] for r in straight.history]
+    for k, v in straight.model.state_dict().items():
+        assert torch.equal(v, split.model.state_dict()[k])
+
+
+def test_early_stopping_survives_resume(small, tmp_path, one_thread):
+    run = small_run(adversarial=False, epochs=30, eval_every=1, patience=1, lr=0.5)
+    trainer = Trainer(build_model(small, run), small, run, out_dir=str(tmp_path))
+    trainer.fit()
+    stopped_at = trainer.epoch
+    assert stopped_at < 30 and trainer.bad_evals >= 1
+    again = Trainer(build_model(small, run), small, run, out_dir=str(tmp_path))
+    again.resume(str(tmp_path / 'last.pt'))
+    again.fit()
+    assert again.epoch == stopped_at

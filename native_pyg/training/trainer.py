@@ -80,6 +80,8 @@ class Trainer:
         self.epoch, self.history = 0, []
         self.best_mrr, self.best_epoch, self.bad_evals = -1.0, 0, 0
         self.best_state: Optional[Dict[str, torch.Tensor]] = None
+        # the last epoch's parameters while fit() has the best ones loaded
+        self._last_state: Optional[Dict[str, torch.Tensor]] = None
 
     # --- one step -----------------------------------------------------------------
     def _kgc_loss(self, pos: torch.Tensor) -> torch.Tensor:
@@ -92,8 +94,12 @@ class Trainer:
             loss = self.loss_fn(pos_s.float(), neg_s.float(), cfg.adv_temperature)
         else:
             loss = self.loss_fn(pos_s.float(), neg_s.float(), cfg.ranking_margin)
-        if cfg.regul_rate > 0:
-            loss = loss + cfg.regul_rate * self.model.structural_l2(h, r, t)
+        if cfg.regul_rate > 0:  # over positives and negatives, as the reference code
+            flip = corrupt_head.unsqueeze(1)
+            heads = torch.cat([h, torch.where(flip, neg, h.unsqueeze(1)).flatten()])
+            tails = torch.cat([t, torch.where(flip, t.unsqueeze(1), neg).flatten()])
+            rels = torch.cat([r, r.repeat_interleave(neg.size(1))])
+            loss = loss + cfg.regul_rate * self.model.structural_l2(heads, rels, tails)
         return loss
 
     def train_step(self, pos: torch.Tensor) -> Dict[str, float]:
@@ -162,11 +168,14 @@ class Trainer:
     def fit(self, epochs: Optional[int] = None) -> List[Dict[str, Any]]:
         """Trains until ``epochs`` (default: the config's) or early stopping;
         returns the history. Ends with the best (valid MRR) parameters loaded
-        when validation ran."""
+        when validation ran; a later ``fit`` continues from the last epoch."""
         target = self.cfg.epochs if epochs is None else epochs
+        if self._last_state is not None:  # continue from the last epoch, not the best
+            self.model.load_state_dict(self._last_state)
+            self._last_state = None
         outer = tqdm(total=target, initial=self.epoch, desc='training', unit='epoch',
                      disable=not self.cfg.progress)
-        stopped = False
+        stopped = bool(self.cfg.patience) and self.bad_evals >= self.cfg.patience
         while self.epoch < target and not stopped:
             rec = self.train_epoch()
             if self.cfg.eval_every and (self.epoch % self.cfg.eval_every == 0
@@ -193,6 +202,7 @@ class Trainer:
                     f.write(json.dumps(rec) + '\n')
         outer.close()
         if self.best_state is not None:
+            self._last_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             self.model.load_state_dict(self.best_state)
         if self.out_dir:
             self.plot(self._path('curves.png'))
@@ -242,7 +252,8 @@ class Trainer:
 
     def resume(self, path: str) -> None:
         """Continues from a ``last.pt`` written by :meth:`fit`."""
-        self.load_state_dict(load_checkpoint(path, map_location=self.device))
+        # RNG states must stay on the CPU; load_state_dict moves the rest
+        self.load_state_dict(load_checkpoint(path, map_location='cpu'))
 
     # --- plots --------------------------------------------------------------------
     def plot(self, path: str) -> None:
