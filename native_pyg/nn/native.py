@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from native_pyg.nn.encoders import STRUCTURE, ModalityEncoders, check_modality_names
-from native_pyg.nn.redaf import FUSIONS, MISSING, ReDAF
+from native_pyg.nn.redaf import ReDAF, check_fusion_options
 from native_pyg.nn.scorers import SCORERS, KGScorer
 
 
@@ -110,10 +110,7 @@ class NativE(torch.nn.Module):
         seed: int = 0,
     ):
         super().__init__()
-        if missing not in MISSING:
-            raise ValueError(f"missing must be one of {MISSING}, got {missing!r}")
-        if fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+        check_fusion_options(fusion, missing)  # also without feature modalities (no ReDAF)
         self.num_entities = int(num_entities)
         self.num_relations = int(num_relations)
         self.hidden_channels = int(hidden_channels)

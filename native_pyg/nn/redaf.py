@@ -10,6 +10,14 @@ from torch_geometric.utils import scatter, softmax
 FUSIONS = ('redaf', 'mean')
 MISSING = ('mask', 'random', 'zero')
 
+
+def check_fusion_options(fusion: str, missing: str) -> None:
+    """Rejects unknown ``fusion`` / ``missing`` options with a clear error."""
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+    if missing not in MISSING:
+        raise ValueError(f"missing must be one of {MISSING}, got {missing!r}")
+
 EmbeddingInput = Union[Tensor, Mapping[str, Tensor]]
 MaskInput = Optional[Union[Tensor, Mapping[str, Tensor]]]
 
@@ -67,10 +75,7 @@ class ReDAF(torch.nn.Module):
     def __init__(self, channels: int, num_relations: int, relation_temperature: bool = True,
                  fusion: str = 'redaf', missing: str = 'mask', theta_range: float = 0.05):
         super().__init__()
-        if fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
-        if missing not in MISSING:
-            raise ValueError(f"missing must be one of {MISSING}, got {missing!r}")
+        check_fusion_options(fusion, missing)
         self.channels = int(channels)
         self.num_relations = int(num_relations)
         self.fusion = fusion
