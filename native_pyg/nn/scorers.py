@@ -39,6 +39,14 @@ def _chunks(num_candidates: int, num_queries: int, width: int,
         yield slice(start, min(start + chunk_size, num_candidates))
 
 
+def _chunked_scores(score_chunk, num_candidates: int, query: Tensor, width: int,
+                    chunk_size: Optional[int]) -> Tensor:
+    """``[B, N]`` scores of ``B`` = ``query.size(0)`` queries, concatenated
+    from ``score_chunk(candidate_slice)`` over memory-bounded chunks."""
+    out = [score_chunk(sl) for sl in _chunks(num_candidates, query.size(0), width, chunk_size)]
+    return torch.cat(out, dim=1) if out else query.new_zeros(query.size(0), 0)
+
+
 class KGScorer(torch.nn.Module):
     r"""Base class of the score functions.
 
@@ -123,17 +131,15 @@ class KGScorer(torch.nn.Module):
         Returns:
             ``[B, N]`` scores.
         """
-        out = [self(head[:, None], rel[:, None], candidates[None, sl])
-               for sl in _chunks(candidates.size(0), head.size(0), self.entity_dim, chunk_size)]
-        return torch.cat(out, dim=1) if out else head.new_zeros(head.size(0), 0)
+        return _chunked_scores(lambda sl: self(head[:, None], rel[:, None], candidates[None, sl]),
+                               candidates.size(0), head, self.entity_dim, chunk_size)
 
     def score_heads(self, rel: Tensor, tail: Tensor, candidates: Tensor,
                     chunk_size: Optional[int] = None) -> Tensor:
         r"""Scores every candidate as the head of every query
         :math:`(?, r_b, t_b)`; arguments as in :meth:`score_tails`."""
-        out = [self(candidates[None, sl], rel[:, None], tail[:, None])
-               for sl in _chunks(candidates.size(0), tail.size(0), self.entity_dim, chunk_size)]
-        return torch.cat(out, dim=1) if out else tail.new_zeros(tail.size(0), 0)
+        return _chunked_scores(lambda sl: self(candidates[None, sl], rel[:, None], tail[:, None]),
+                               candidates.size(0), tail, self.entity_dim, chunk_size)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(hidden_channels={self.hidden_channels}, '
@@ -220,11 +226,13 @@ class RotatE(KGScorer):
         if not grad and candidates.device.type == 'cpu':  # GPUs prefer one large broadcast
             return self.margin - _modulus_distance_blocked(*query, *candidates.chunk(2, dim=-1))
         re_q, im_q = query[0][:, None], query[1][:, None]
-        out = []
-        for sl in _chunks(candidates.size(0), re_q.size(0), self.entity_dim, chunk_size):
+
+        def score_chunk(sl: slice) -> Tensor:
             re_c, im_c = candidates[None, sl].chunk(2, dim=-1)
-            out.append(self.margin - _complex_modulus_sum(re_q - re_c, im_q - im_c))
-        return torch.cat(out, dim=1) if out else re_q.new_zeros(re_q.size(0), 0)
+            return self.margin - _complex_modulus_sum(re_q - re_c, im_q - im_c)
+
+        return _chunked_scores(score_chunk, candidates.size(0), query[0], self.entity_dim,
+                               chunk_size)
 
     def score_tails(self, head: Tensor, rel: Tensor, candidates: Tensor,
                     chunk_size: Optional[int] = None) -> Tensor:
@@ -275,10 +283,10 @@ class TransE(KGScorer):
 
     def _against(self, query: Tensor, candidates: Tensor, chunk_size: Optional[int]) -> Tensor:
         candidates = self._norm(candidates)
-        out = [self.margin - torch.cdist(query, candidates[sl], p=self.p_norm,
-                                         compute_mode='donot_use_mm_for_euclid_dist')
-               for sl in _chunks(candidates.size(0), query.size(0), self.entity_dim, chunk_size)]
-        return torch.cat(out, dim=1) if out else query.new_zeros(query.size(0), 0)
+        return _chunked_scores(
+            lambda sl: self.margin - torch.cdist(query, candidates[sl], p=self.p_norm,
+                                                 compute_mode='donot_use_mm_for_euclid_dist'),
+            candidates.size(0), query, self.entity_dim, chunk_size)
 
     def score_tails(self, head: Tensor, rel: Tensor, candidates: Tensor,
                     chunk_size: Optional[int] = None) -> Tensor:
@@ -304,9 +312,8 @@ class _BilinearScorer(KGScorer):
         raise NotImplementedError
 
     def _against(self, query: Tensor, candidates: Tensor, chunk_size: Optional[int]) -> Tensor:
-        out = [query @ candidates[sl].t()
-               for sl in _chunks(candidates.size(0), query.size(0), 1, chunk_size)]
-        return torch.cat(out, dim=1) if out else query.new_zeros(query.size(0), 0)
+        return _chunked_scores(lambda sl: query @ candidates[sl].t(), candidates.size(0), query,
+                               1, chunk_size)
 
     def score_tails(self, head: Tensor, rel: Tensor, candidates: Tensor,
                     chunk_size: Optional[int] = None) -> Tensor:
