@@ -9,6 +9,7 @@ code's approach of projecting raw features once per (triple, negative) row
 (only the projections, so a lower bound of its step time).
 """
 import argparse
+import itertools
 import json
 import time
 
@@ -38,7 +39,7 @@ run = RunConfig.from_dict({'model': {'hidden_channels': 250, 'margin': 12.0},
                                         'lr': 1e-4, 'mu': 1e-4, 'adversarial': True,
                                         'device': args.device, 'progress': False}})
 trainer = Trainer(build_model(data, run), data, run)
-batches = trainer._batches()
+batches = list(itertools.islice(trainer.steps, args.steps + 1))
 trainer.train_step(batches[0])  # warm-up
 sync = torch.cuda.synchronize if trainer.device.type == 'cuda' else (lambda: None)
 sync()

@@ -65,9 +65,27 @@ def _run_config(args):
             sets.append(f'training.epochs={args.epochs}')
         if args.device:
             sets.append(f'training.device={args.device}')
+        if args.encoder:
+            sets.append(f'model.encoder={args.encoder}')
+        if args.num_neighbors is not None:
+            sets.append(f'training.num_neighbors={_num_neighbors(args.num_neighbors)}')
         return run.override(sets) if sets else run
     except (ValueError, OSError) as e:
         raise CLIError(str(e)) from None
+
+
+def _num_neighbors(text: str):
+    """``'10,5'`` -> ``[10, 5]``; ``'full'`` or ``'none'`` -> ``None``."""
+    if text.strip().lower() in ('full', 'none', 'null'):
+        return 'null'
+    try:
+        values = [int(v) for v in text.split(',') if v.strip()]
+    except ValueError:
+        values = []
+    if not values or any(v == 0 or v < -1 for v in values):
+        raise ValueError(f"--num-neighbors {text!r}: expected neighbours per hop, e.g. 10,5 "
+                         f"(-1 = all), or 'full' for the whole graph every step")
+    return values
 
 
 def cmd_train(args) -> int:
@@ -85,7 +103,10 @@ def cmd_train(args) -> int:
     except ValueError as e:
         raise CLIError(str(e)) from None
     os.makedirs(args.out, exist_ok=True)
-    trainer = Trainer(model, data, run, out_dir=args.out)
+    try:
+        trainer = Trainer(model, data, run, out_dir=args.out)
+    except (ValueError, ImportError) as e:  # e.g. no neighbour-sampling backend
+        raise CLIError(str(e)) from None
     if args.resume:
         last = os.path.join(args.out, 'last.pt')
         if not os.path.exists(last):
@@ -201,6 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--no-adversarial', action='store_true', help='train without CoMAT')
     p.add_argument('--epochs', type=int, help='override training.epochs')
     p.add_argument('--device', help="'auto' (default), 'cpu' or 'cuda'")
+    p.add_argument('--encoder', choices=['none', 'rgcn', 'compgcn'],
+                   help='structural encoder: none (embedding table, default), rgcn or compgcn')
+    p.add_argument('--num-neighbors', metavar='K1,K2',
+                   help="neighbours sampled per hop for a GNN encoder, e.g. 10,5 (-1 = all); "
+                        "'full' = the whole training graph every step (default)")
     p.add_argument('--out', required=True, help='output directory (checkpoints, metrics)')
     p.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
     p.set_defaults(func=cmd_train)

@@ -172,10 +172,11 @@ def test_gradients_reach_trainable_parameters_only():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
         assert p.grad.abs().sum() > 0, name
     buffers = dict(net.named_buffers())
-    assert sorted(buffers) == sorted(f'{k}_{m}' for m in net.feature_modalities
-                                     for k in ('x', 'mask'))
+    assert sorted(buffers) == sorted([f'{k}_{m}' for m in net.feature_modalities
+                                      for k in ('x', 'mask')]
+                                     + ['graph_edge_index', 'graph_edge_type'])
     assert all(not b.requires_grad and b.grad is None for b in buffers.values())
-    assert not any(k.startswith(('x_', 'mask_')) for k in net.state_dict())
+    assert not any(k.startswith(('x_', 'mask_', 'graph_')) for k in net.state_dict())
 
 
 def test_structure_only_is_the_plain_score_function():

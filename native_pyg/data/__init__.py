@@ -8,6 +8,8 @@ from native_pyg.data.relations import relation_categories, relation_tph_hpt
 from native_pyg.data.report import MMKGReport, clean_splits, quirk_counts, report
 from native_pyg.data.transforms import EntityMissing, ModalityMissing
 from native_pyg.data.networkx import from_networkx, to_networkx
+from native_pyg.data.loader import (KGBatch, KGNeighborLoader, NeighborSamplingUnavailable,
+                                    TrainingGraph, neighbor_sampling_backend)
 
 __all__ = [
     'ENTITY', 'REL', 'SPLITS', 'KNOWN_MODALITIES', 'SchemaError', 'build_mmkg',
@@ -15,4 +17,6 @@ __all__ = [
     'MMKGFormatError', 'read_openke', 'read_id_map', 'read_triples', 'read_feature_file',
     'relation_tph_hpt', 'relation_categories', 'report', 'MMKGReport', 'quirk_counts',
     'clean_splits', 'EntityMissing', 'ModalityMissing', 'from_networkx', 'to_networkx',
+    'KGBatch', 'KGNeighborLoader', 'TrainingGraph', 'NeighborSamplingUnavailable',
+    'neighbor_sampling_backend',
 ]

@@ -16,6 +16,15 @@ def triple_keys(triples: Tensor, num_entities: int, num_relations: int) -> Tenso
     return (h * num_relations + r) * num_entities + t
 
 
+def add_inverse_edges(edge_index: Tensor, edge_type: Tensor,
+                      num_relations: int) -> Tuple[Tensor, Tensor]:
+    r"""``(edge_index [2, 2E], edge_type [2E])``: the edges :math:`h \to t`
+    (type :math:`r`) followed by their inverses :math:`t \to h` (type
+    :math:`r + R`). Edge :math:`i` and edge :math:`E + i` are one triple."""
+    return (torch.cat([edge_index, edge_index.flip(0)], dim=1),
+            torch.cat([edge_type, edge_type + num_relations]))
+
+
 def isin_sorted(keys: Tensor, pool: Tensor) -> Tensor:
     """``torch.isin(keys, pool)`` for a sorted, de-duplicated ``pool``, by
     binary search (faster than :func:`torch.isin` on the CPU for large

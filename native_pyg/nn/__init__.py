@@ -1,8 +1,10 @@
-"""NativE modules: modality encoders, ReDAF fusion, score functions, the
-CoMAT generator and losses, and the NativE model."""
+"""NativE modules: modality encoders, structural GNN encoders, ReDAF fusion,
+score functions, the CoMAT generator and losses, and the NativE model."""
 from native_pyg.nn.encoders import STRUCTURE, ModalityEncoders
 from native_pyg.nn.redaf import ReDAF
 from native_pyg.nn.scorers import SCORERS, ComplEx, DistMult, KGScorer, RotatE, TransE
+from native_pyg.nn.gnn import (ENCODERS, CompGCNConv, CompGCNEncoder, EdgewiseRGCNConv,
+                               RGCNEncoder)
 from native_pyg.nn.native import NativE, unpack_triples
 from native_pyg.nn.comat import (CoMATGenerator, critic_loss, critic_terms, generator_loss,
                                  gradient_penalty)
@@ -10,5 +12,6 @@ from native_pyg.nn.comat import (CoMATGenerator, critic_loss, critic_terms, gene
 __all__ = [
     'STRUCTURE', 'ModalityEncoders', 'ReDAF', 'KGScorer', 'RotatE', 'TransE', 'DistMult',
     'ComplEx', 'SCORERS', 'NativE', 'unpack_triples', 'CoMATGenerator', 'critic_loss',
-    'critic_terms', 'generator_loss', 'gradient_penalty',
+    'critic_terms', 'generator_loss', 'gradient_penalty', 'ENCODERS', 'RGCNEncoder',
+    'EdgewiseRGCNConv', 'CompGCNConv', 'CompGCNEncoder',
 ]

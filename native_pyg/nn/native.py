@@ -9,6 +9,8 @@ import torch
 from torch import Tensor
 
 from native_pyg.nn.encoders import STRUCTURE, ModalityEncoders, check_modality_names
+from native_pyg.data.relations import add_inverse_edges
+from native_pyg.nn.gnn import ENCODERS
 from native_pyg.nn.redaf import ReDAF, check_fusion_options
 from native_pyg.nn.scorers import SCORERS, KGScorer
 
@@ -42,12 +44,35 @@ def _random_rows(x: Tensor, mask: Tensor, generator: torch.Generator) -> Tensor:
     return x
 
 
+class _Subgraph:
+    """The graph a training step encodes: global ids ``n_id`` of its nodes,
+    local edges (inverse edges included), optional feature rows of ``n_id``
+    and the lazily computed structural embeddings of its nodes."""
+
+    def __init__(self, n_id: Tensor, edge_index: Tensor, edge_type: Tensor, num_entities: int,
+                 x_dict: Optional[Mapping[str, Tensor]], mask_dict: Optional[Mapping[str, Tensor]]):
+        self.n_id, self.edge_index, self.edge_type = n_id, edge_index, edge_type
+        self.local = torch.full((num_entities,), -1, dtype=torch.long, device=n_id.device)
+        self.local[n_id] = torch.arange(n_id.numel(), device=n_id.device)
+        self.x_dict, self.mask_dict = dict(x_dict or {}), dict(mask_dict or {})
+        self.structure: Optional[Tensor] = None
+
+    def to_local(self, entity_index: Tensor) -> Tensor:
+        out = self.local[entity_index]
+        if bool((out < 0).any()):
+            raise ValueError("an entity of the batch is not a node of the active subgraph "
+                             "(its sampled neighbourhood must contain every scored entity)")
+        return out
+
+
 class NativE(torch.nn.Module):
     r"""NativE: multi-modal KG completion "in the wild", any number and
     names of modalities, any of them missing for any entity.
 
-    Every entity :math:`e` has a learned structural embedding
-    :math:`\mathbf{e}_s` and, per feature modality :math:`m` it has, a
+    Every entity :math:`e` has a structural embedding :math:`\mathbf{e}_s`
+    (a learned table row, or with ``encoder`` the output of a relational
+    GNN over the training graph whose input is that table) and, per feature
+    modality :math:`m` it has, a
     projection :math:`\mathbf{e}_m = P_m(\mathbf{x}_m)` of its frozen raw
     feature (:class:`ModalityEncoders`). In the context of relation
     :math:`r` they are fused by :class:`ReDAF` into
@@ -92,6 +117,21 @@ class NativE(torch.nn.Module):
         seed (int, optional): Seed of the initialisation and of the
             ``missing='random'`` rows (the global RNG is left untouched).
             (default: :obj:`0`)
+        encoder (str or torch.nn.Module, optional): Structural encoder:
+            ``None`` (the paper's lookup table), ``'rgcn'``, ``'compgcn'``
+            (:mod:`native_pyg.nn.gnn`) or any module called as
+            ``encoder(x [n, De], edge_index [2, E], edge_type [E]) -> [n, De]``
+            on a graph with inverse edges (types :math:`r + R`).
+            (default: :obj:`None`)
+        encoder_kwargs (dict, optional): Arguments of a named encoder
+            (``num_layers``, ``dropout``, ``num_bases``, ``composition``...).
+        encoder_input (str, optional): The encoder's input: ``'structure'``
+            (the entity table) or ``'structure+modalities'`` (the table plus
+            the mean of the entity's projected modality embeddings, so
+            messages carry modality information). (default: ``'structure'``)
+        edge_index (torch.Tensor, optional): ``[2, E]`` training edges
+            (head, tail) the encoder runs over outside :meth:`subgraph`.
+        edge_type (torch.Tensor, optional): ``[E]`` their relations.
     """
 
     def __init__(
@@ -108,8 +148,16 @@ class NativE(torch.nn.Module):
         relation_temperature: bool = True,
         fusion: str = 'redaf',
         seed: int = 0,
+        encoder: Optional[Union[str, torch.nn.Module]] = None,
+        encoder_kwargs: Optional[Mapping] = None,
+        encoder_input: str = 'structure',
+        edge_index: Optional[Tensor] = None,
+        edge_type: Optional[Tensor] = None,
     ):
         super().__init__()
+        if encoder_input not in ('structure', 'structure+modalities'):
+            raise ValueError(f"encoder_input must be 'structure' or 'structure+modalities', "
+                             f"got {encoder_input!r}")
         check_fusion_options(fusion, missing)  # also without feature modalities (no ReDAF)
         self.num_entities = int(num_entities)
         self.num_relations = int(num_relations)
@@ -142,8 +190,20 @@ class NativE(torch.nn.Module):
                                     relation_temperature=relation_temperature, fusion=fusion,
                                     missing=missing,
                                     theta_range=(self.margin + self.epsilon) / self.entity_dim)
+            if isinstance(encoder, str):
+                if encoder not in ENCODERS:
+                    raise ValueError(f"unknown encoder {encoder!r}; expected one of "
+                                     f"{sorted(ENCODERS)} or a module")
+                encoder = ENCODERS[encoder](self.entity_dim, self.num_relations,
+                                            **dict(encoder_kwargs or {}))
+        self.structural_encoder: Optional[torch.nn.Module] = encoder
+        self.encoder_input = encoder_input
         self._cache: Optional[Dict] = None
+        self._subgraph: Optional[_Subgraph] = None
         self.set_features(features, masks)
+        empty = torch.empty(2, 0, dtype=torch.long)
+        self.set_graph(empty if edge_index is None else edge_index,
+                       empty[0] if edge_type is None else edge_type)
         self.reset_parameters()
 
     # ------------------------------------------------------------------ setup
@@ -161,12 +221,32 @@ class NativE(torch.nn.Module):
                 ``None`` = all of the graph's, ``[]`` = structure only.
             **kwargs: Further :class:`NativE` arguments.
         """
-        from native_pyg.data.schema import ENTITY, modalities as data_modalities
+        from native_pyg.data.schema import ENTITY, modalities as data_modalities, split_edges
         names = data_modalities(data) if modalities is None else list(modalities)
         features = {m: data[m].x for m in names}
         masks = {m: data[m].mask for m in names}
+        edge_index, edge_type = split_edges(data, 'train')
         return cls(data[ENTITY].num_nodes, data.num_relations, hidden_channels,
-                   features=features, masks=masks, **kwargs)
+                   features=features, masks=masks, edge_index=edge_index, edge_type=edge_type,
+                   **kwargs)
+
+    def set_graph(self, edge_index: Tensor, edge_type: Tensor):
+        r"""Sets the training graph the structural encoder runs over outside
+        :meth:`subgraph` (inverse edges are added here)."""
+        edge_index, edge_type = torch.as_tensor(edge_index).long(), torch.as_tensor(edge_type).long()
+        if edge_index.dim() != 2 or edge_index.size(0) != 2 or edge_type.shape != edge_index[0].shape:
+            raise ValueError(f"the graph needs edge_index [2, E] and edge_type [E], got "
+                             f"{tuple(edge_index.shape)} and {tuple(edge_type.shape)}")
+        if edge_index.numel() and (int(edge_index.min()) < 0
+                                   or int(edge_index.max()) >= self.num_entities):
+            raise ValueError(f"edge_index holds entity ids outside [0, {self.num_entities})")
+        if edge_type.numel() and not 0 <= int(edge_type.min()) <= int(edge_type.max()) < self.num_relations:
+            raise ValueError(f"edge_type holds relation ids outside [0, {self.num_relations})")
+        edge_index, edge_type = add_inverse_edges(edge_index, edge_type, self.num_relations)
+        device = self.entity_emb.weight.device
+        self.register_buffer('graph_edge_index', edge_index.to(device), persistent=False)
+        self.register_buffer('graph_edge_type', edge_type.to(device), persistent=False)
+        self._cache = {} if self._cache is not None else None
 
     def set_features(self, features: Mapping[str, Tensor],
                      masks: Optional[Mapping[str, Tensor]] = None):
@@ -217,6 +297,8 @@ class NativE(torch.nn.Module):
                 self.encoders.reset_parameters()
             if self.fusion is not None:
                 self.fusion.reset_parameters()
+            if hasattr(self.structural_encoder, 'reset_parameters'):
+                self.structural_encoder.reset_parameters()
         self._cache = {} if self._cache is not None else None
 
     # ------------------------------------------------------------ attributes
@@ -242,6 +324,95 @@ class NativE(torch.nn.Module):
         """``[*, Dr]`` relation embeddings (scaled phases for RotatE)."""
         return self.rel_emb(self._idx(rel_type))
 
+    def _feature_source(self, modality: str, entity_index: Optional[Tensor]
+                        ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+        """``(x, mask, rows)``: a feature matrix, the presence mask of the
+        requested entities and their rows in ``x`` (``None`` = all rows).
+        Inside :meth:`subgraph` with fetched feature rows those are read
+        (under ``missing='random'`` the model's fixed random rows are kept)."""
+        x, mask = self.feature(modality)
+        sub = self._subgraph
+        if (entity_index is not None and sub is not None and modality in sub.x_dict
+                and self.missing != 'random'):
+            rows = sub.to_local(entity_index)
+            return sub.x_dict[modality].to(x.dtype), sub.mask_dict[modality][rows], rows
+        return x, (mask if entity_index is None else mask[entity_index]), entity_index
+
+    def _feature_columns(self, entity_index: Optional[Tensor], num: int,
+                         like: Tensor) -> Tuple[List[Tensor], List[Tensor]]:
+        """Projected embeddings ``[U, De]`` and presence masks ``[U]`` of every
+        feature modality (missing rows exactly zero under ``'mask'``)."""
+        cols, present = [], []
+        for m in self.feature_modalities:
+            x, mask, index = self._feature_source(m, entity_index)
+            if self.missing == 'mask':
+                rows = mask.nonzero().view(-1)
+                src = rows if index is None else index[rows]
+                e = like.new_zeros(num, self.entity_dim).index_copy(
+                    0, rows, self.encoders.encode(m, x[src]).to(like.dtype))
+                present.append(mask)
+            else:
+                e = self.encoders.encode(m, x if index is None else x[index]).to(like.dtype)
+                present.append(torch.ones_like(mask))
+            cols.append(e)
+        return cols, present
+
+    def _encode(self, n_id: Optional[Tensor], edge_index: Tensor, edge_type: Tensor) -> Tensor:
+        """The structural encoder over a graph of the nodes ``n_id`` (``None``
+        = all entities), from the entity table (plus the mean projected
+        modality embedding under ``encoder_input='structure+modalities'``)."""
+        x = self.entity_emb.weight if n_id is None else self.entity_emb(n_id)
+        if self.encoder_input == 'structure+modalities' and self.feature_modalities:
+            cols, present = self._feature_columns(n_id, x.size(0), x)
+            weight = torch.stack(present, 1).to(x.dtype)
+            x = x + (torch.stack(cols, 1) * weight.unsqueeze(-1)).sum(1) \
+                / weight.sum(1, keepdim=True).clamp(min=1)
+        return self.structural_encoder(x, edge_index, edge_type)
+
+    def structural_embeddings(self, entity_index: Optional[Tensor] = None) -> Tensor:
+        r"""``[U, De]`` structural embeddings :math:`\mathbf{e}_s` of some
+        entities (``None`` = all): table rows, or the structural encoder's
+        output over the active :meth:`subgraph` (computed once per context)
+        or else over the whole training graph."""
+        if self.structural_encoder is None:
+            return self.entity_emb.weight if entity_index is None else self.entity_emb(entity_index)
+        sub = self._subgraph
+        if sub is None or entity_index is None:
+            out = self._encode(None, self.graph_edge_index, self.graph_edge_type)
+            return out if entity_index is None else out[entity_index]
+        if sub.structure is None:
+            sub.structure = self._encode(sub.n_id, sub.edge_index, sub.edge_type)
+        return sub.structure[sub.to_local(entity_index)]
+
+    @contextmanager
+    def subgraph(self, n_id: Tensor, edge_index: Tensor, edge_type: Tensor,
+                 x_dict: Optional[Mapping[str, Tensor]] = None,
+                 mask_dict: Optional[Mapping[str, Tensor]] = None) -> Iterator['NativE']:
+        r"""Context in which the structural encoder runs over a (sampled)
+        subgraph instead of the whole training graph, once, the first time
+        an embedding is asked for; every scoring call inside must only
+        touch entities of ``n_id``.
+
+        Args:
+            n_id (torch.Tensor): ``[n]`` global entity ids of the nodes.
+            edge_index (torch.Tensor): ``[2, E]`` local edges (rows of
+                ``n_id``), inverse edges included.
+            edge_type (torch.Tensor): ``[E]`` types in :math:`[0, 2R)`.
+            x_dict, mask_dict (dict, optional): Feature rows ``[n, d_m]``
+                and masks ``[n]`` of ``n_id`` per modality (e.g. fetched from
+                a feature store); default: the model's own buffers.
+        """
+        dev = self.device
+        previous, self._subgraph = self._subgraph, _Subgraph(
+            self._idx(n_id).view(-1), self._idx(edge_index), self._idx(edge_type),
+            self.num_entities,
+            {m: torch.as_tensor(x).to(dev) for m, x in (x_dict or {}).items()},
+            {m: torch.as_tensor(k).to(dev).bool() for m, k in (mask_dict or {}).items()})
+        try:
+            yield self
+        finally:
+            self._subgraph = previous
+
     def modality_embeddings(self, entity_index: Optional[Tensor] = None
                             ) -> Tuple[Tensor, Tensor]:
         r"""Modality embeddings of some entities.
@@ -257,29 +428,12 @@ class NativE(torch.nn.Module):
             ones are exactly zero; under ``'random'``/``'zero'`` the mask is
             all ``True``.
         """
-        if entity_index is None:
-            s = self.entity_emb.weight
-        else:
+        if entity_index is not None:
             entity_index = self._idx(entity_index).view(-1)
-            s = self.entity_emb(entity_index)
-        num = s.size(0)
-        cols, present = [s], [torch.ones(num, dtype=torch.bool, device=s.device)]
-        for m in self.feature_modalities:
-            x, mask = self.feature(m)
-            if entity_index is not None:
-                mask = mask[entity_index]
-            if self.missing == 'mask':
-                rows = mask.nonzero().view(-1)
-                src = rows if entity_index is None else entity_index[rows]
-                e = s.new_zeros(num, self.entity_dim).index_copy(
-                    0, rows, self.encoders.encode(m, x[src]).to(s.dtype))
-                present.append(mask)
-            else:
-                e = self.encoders.encode(m, x if entity_index is None else x[entity_index])
-                e = e.to(s.dtype)
-                present.append(torch.ones_like(mask))
-            cols.append(e)
-        return torch.stack(cols, dim=1), torch.stack(present, dim=1)
+        s = self.structural_embeddings(entity_index)
+        cols, present = self._feature_columns(entity_index, s.size(0), s)
+        ones = torch.ones(s.size(0), dtype=torch.bool, device=s.device)
+        return torch.stack([s, *cols], dim=1), torch.stack([ones, *present], dim=1)
 
     def _embed_unique(self, *indices: Tensor) -> Tuple[Tensor, Tensor, List[Tensor]]:
         """Modality embeddings of the unique entities of ``indices`` and, per
@@ -481,7 +635,10 @@ class NativE(torch.nn.Module):
     def __repr__(self) -> str:
         scorer = type(self.scorer).__name__
         fusion = 'none' if self.fusion is None else self.fusion.fusion
+        encoder = ('table' if self.structural_encoder is None
+                   else type(self.structural_encoder).__name__)
         return (f'{self.__class__.__name__}({self.num_entities}, '
                 f'num_relations={self.num_relations}, hidden_channels={self.hidden_channels}, '
                 f'modalities={self.feature_modalities}, scorer={scorer}, '
-                f'margin={self.margin}, missing={self.missing!r}, fusion={fusion!r})')
+                f'margin={self.margin}, missing={self.missing!r}, fusion={fusion!r}, '
+                f'structure={encoder})')

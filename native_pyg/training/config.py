@@ -11,7 +11,10 @@ import yaml
 @dataclass
 class ModelConfig:
     """Arguments of :class:`native_pyg.nn.NativE` (``modalities=None``: all
-    modalities of the dataset; ``[]``: structure only)."""
+    modalities of the dataset; ``[]``: structure only). ``encoder``:
+    ``'none'`` (the paper's lookup table), ``'rgcn'`` (``num_bases`` or
+    ``num_blocks``) or ``'compgcn'`` (``composition``), with ``num_layers``,
+    ``encoder_dropout`` and ``encoder_input``."""
     hidden_channels: int = 100
     scorer: str = 'rotate'
     margin: float = 12.0
@@ -20,6 +23,13 @@ class ModelConfig:
     relation_temperature: bool = True
     fusion: str = 'redaf'
     modalities: Optional[List[str]] = None
+    encoder: str = 'none'
+    num_layers: int = 2
+    encoder_dropout: float = 0.0
+    num_bases: Optional[int] = None
+    num_blocks: Optional[int] = None
+    composition: str = 'sub'
+    encoder_input: str = 'structure'
 
 
 @dataclass
@@ -49,6 +59,11 @@ class TrainConfig:
     device: str = 'auto'
     amp: bool = False
     progress: bool = True
+    # GNN encoders: neighbours per hop (null = the whole training graph every step)
+    num_neighbors: Optional[List[int]] = None
+    num_workers: int = 0
+    pin_memory: bool = False
+    persistent_workers: bool = False
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Trains a :class:`~native_pyg.nn.NativE` model, with or without CoMAT."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -17,6 +18,8 @@ from native_pyg.data.schema import split_triples
 from native_pyg.evaluation import LinkPredictionEvaluator
 from native_pyg.nn import CoMATGenerator
 from native_pyg.nn.comat import critic_terms, generator_loss
+from native_pyg.data.loader import KGBatch
+from native_pyg.training.batching import training_steps
 from native_pyg.training.checkpoint import load_checkpoint, save_checkpoint
 from native_pyg.training.config import RunConfig, TrainConfig
 from native_pyg.training.losses import LOSSES
@@ -68,6 +71,9 @@ class Trainer:
         self.sampler = BernoulliNegativeSampler(self.train_triples, n, r, cfg.num_negatives,
                                                 cfg.bernoulli, cfg.filter_negatives, cfg.seed)
         self.shuffle_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.steps = training_steps(data, self.train_triples, self.sampler, self.shuffle_gen, cfg,
+                                    getattr(model, 'structural_encoder', None) is not None,
+                                    getattr(model, 'feature_modalities', None))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.generator = None
         if cfg.adversarial and getattr(model, 'feature_modalities', []):
@@ -84,11 +90,10 @@ class Trainer:
         self._last_state: Optional[Dict[str, torch.Tensor]] = None
 
     # --- one step -----------------------------------------------------------------
-    def _kgc_loss(self, pos: torch.Tensor) -> torch.Tensor:
+    def _kgc_loss(self, batch: KGBatch) -> torch.Tensor:
         cfg = self.cfg
-        neg, corrupt_head = self.sampler.sample(pos)
-        pos, neg, corrupt_head = (x.to(self.device) for x in (pos, neg, corrupt_head))
-        h, r, t = pos.unbind(1)
+        h, r, t = batch.pos.unbind(1)
+        neg, corrupt_head = batch.neg, batch.corrupt_head
         pos_s, neg_s = self.model.score_negatives(h, r, t, neg, corrupt_head)
         if cfg.loss == 'self_adversarial':
             loss = self.loss_fn(pos_s.float(), neg_s.float(), cfg.adv_temperature)
@@ -102,16 +107,28 @@ class Trainer:
             loss = loss + cfg.regul_rate * self.model.structural_l2(heads, rels, tails)
         return loss
 
-    def train_step(self, pos: torch.Tensor) -> Dict[str, float]:
+    def _on_subgraph(self, batch: KGBatch):
+        """The context a step's model calls run in: the batch's subgraph for a
+        model with a structural encoder (encoded once per context)."""
+        if batch.has_subgraph:
+            return self.model.subgraph(**batch.subgraph_kwargs())
+        return contextlib.nullcontext()
+
+    def train_step(self, batch) -> Dict[str, float]:
+        """One optimisation step on a :class:`KGBatch` (or on ``[B, 3]``
+        positives, whose negatives are drawn here)."""
         cfg = self.cfg
+        if not isinstance(batch, KGBatch):
+            batch = KGBatch(batch, *self.sampler.sample(batch))
+        batch = batch.to(self.device, non_blocking=True)
         self.model.train()
         amp = torch.autocast('cuda', dtype=torch.bfloat16, enabled=cfg.amp and
                              self.device.type == 'cuda')
-        with amp:
-            loss = self._kgc_loss(pos)
+        h, r, t = batch.pos.unbind(1)
+        with amp, self._on_subgraph(batch):
+            loss = self._kgc_loss(batch)
             out = {'kgc_loss': float(loss.detach())}
             if self.generator is not None:
-                h, r, t = pos.to(self.device).unbind(1)
                 critic, gp = critic_terms(self.model, self.generator, h, r, t, gp_on=cfg.gp_on)
                 loss = loss + cfg.mu * critic + cfg.mu * cfg.beta * gp
                 out.update(critic=float(critic.detach()), gp=float(gp.detach()))
@@ -126,7 +143,7 @@ class Trainer:
         self.optimizer.step()
         out['loss'] = float(loss.detach())
         if self.generator is not None:
-            with amp:
+            with amp, self._on_subgraph(batch):  # a fresh context: parameters changed
                 g_loss = generator_loss(self.model, self.generator, h, r, t)
             self.optimizer_g.zero_grad(set_to_none=True)  # drop the critic's gradients
             g_loss.backward()
@@ -135,28 +152,20 @@ class Trainer:
         return out
 
     # --- epochs -------------------------------------------------------------------
-    def _batches(self):
-        n, bs = self.train_triples.size(0), self.cfg.batch_size
-        perm = torch.randperm(n, generator=self.shuffle_gen)
-        num = max(1, n // bs)  # as the reference code: floor(#unique / batch) batches
-        size = bs if n >= bs else n
-        return [self.train_triples[perm[i * size:(i + 1) * size]] for i in range(num)]
-
     def train_epoch(self) -> Dict[str, float]:
-        start, sums, seen = time.perf_counter(), {}, 0
-        batches = self._batches()
-        bar = tqdm(batches, desc=f'epoch {self.epoch + 1}/{self.cfg.epochs}', leave=False,
+        start, sums, seen, steps = time.perf_counter(), {}, 0, 0
+        bar = tqdm(self.steps, desc=f'epoch {self.epoch + 1}/{self.cfg.epochs}', leave=False,
                    disable=not self.cfg.progress, unit='batch')
-        for pos in bar:
-            out = self.train_step(pos)
-            seen += pos.size(0)
+        for batch in bar:
+            out = self.train_step(batch)
+            seen, steps = seen + batch.pos.size(0), steps + 1
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + v
             rate = seen / max(time.perf_counter() - start, 1e-9)
             bar.set_postfix(loss=f"{out['loss']:.4f}", triples_per_s=f'{rate:,.0f}')
         self.epoch += 1
         secs = time.perf_counter() - start
-        rec = {'epoch': self.epoch, **{k: v / len(batches) for k, v in sums.items()},
+        rec = {'epoch': self.epoch, **{k: v / steps for k, v in sums.items()},
                'seconds': secs, 'triples_per_s': seen / max(secs, 1e-9)}
         return rec
 
@@ -287,4 +296,21 @@ def build_model(data: HeteroData, run: RunConfig):
     return NativE.from_data(data, hidden_channels=m.hidden_channels, modalities=mods,
                             scorer=m.scorer, margin=m.margin, epsilon=m.epsilon,
                             missing=m.missing, relation_temperature=m.relation_temperature,
-                            fusion=m.fusion, seed=run.training.seed)
+                            fusion=m.fusion, seed=run.training.seed,
+                            **encoder_arguments(m))
+
+
+def encoder_arguments(m) -> Dict[str, Any]:
+    """The :class:`NativE` structural-encoder arguments of a ``model`` section."""
+    from native_pyg.nn.gnn import ENCODERS
+    if m.encoder == 'none':
+        return {}
+    if m.encoder not in ENCODERS:
+        raise ValueError(f"model.encoder must be 'none' or one of {sorted(ENCODERS)}, "
+                         f"got {m.encoder!r}")
+    kwargs = {'num_layers': m.num_layers, 'dropout': m.encoder_dropout}
+    if m.encoder == 'rgcn':
+        kwargs.update(num_bases=m.num_bases, num_blocks=m.num_blocks)
+    else:
+        kwargs.update(composition=m.composition)
+    return {'encoder': m.encoder, 'encoder_kwargs': kwargs, 'encoder_input': m.encoder_input}

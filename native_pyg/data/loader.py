@@ -1,0 +1,248 @@
+r"""Mini-batches of triples for training, with or without the sampled
+neighbourhood of every entity a step scores.
+
+:class:`KGBatch` is one training step: positives, their negatives and,
+for a structural GNN encoder, the subgraph to run it on. The subgraph comes
+from :class:`TrainingGraph` (the whole training graph) or from
+:class:`KGNeighborLoader` (PyG's :class:`~torch_geometric.sampler.NeighborSampler`
+around the step's heads, tails and negatives). In both, **a batch's positive
+triples are removed from its message-passing edges** (both directions), so
+the encoder never sees the edge it is asked to predict: every message edge
+carries the key of its triple, and edges whose key is one of the batch's
+positives are dropped after sampling.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from native_pyg.data.relations import add_inverse_edges, isin_sorted, triple_keys
+from native_pyg.data.schema import ENTITY, modalities as data_modalities, split_edges
+
+INSTALL_HINT = ("pip install --no-build-isolation torch_sparse (or 'make install-accel'; "
+                "pyg-lib works too where it installs)")
+
+
+def neighbor_sampling_backend() -> Optional[str]:
+    """``'pyg-lib'`` or ``'torch-sparse'``: the library PyG samples
+    neighbourhoods with here, or ``None`` if neither is installed."""
+    import torch_geometric.typing as pyg_typing
+    if pyg_typing.WITH_PYG_LIB:
+        return 'pyg-lib'
+    if pyg_typing.WITH_TORCH_SPARSE:
+        return 'torch-sparse'
+    return None
+
+
+class NeighborSamplingUnavailable(ImportError):
+    """Neighbour sampling was asked for without a sampling backend."""
+
+
+def require_neighbor_sampling() -> str:
+    """The sampling backend, or a one-line :class:`NeighborSamplingUnavailable`
+    naming the install command."""
+    backend = neighbor_sampling_backend()
+    if backend is None:
+        raise NeighborSamplingUnavailable(
+            f"neighbour-sampled training needs torch_sparse or pyg-lib, and neither is "
+            f"installed: {INSTALL_HINT}; full-graph training (training.num_neighbors: null) "
+            f"works without it")
+    return backend
+
+
+@dataclass
+class KGBatch:
+    r"""One training step.
+
+    Attributes:
+        pos: ``[B, 3]`` positive ``(head, relation, tail)`` rows (global ids).
+        neg: ``[B, K]`` negative entities; ``corrupt_head`` ``[B]`` says
+            whether they replace the head (else the tail).
+        n_id: ``[n]`` global entity ids of the subgraph's nodes (``None``:
+            no subgraph, the model's own structure is used).
+        edge_index: ``[2, E]`` message edges between rows of ``n_id``
+            (inverse edges included, the batch's positives excluded).
+        edge_type: ``[E]`` their types in :math:`[0, 2R)`.
+        e_id: ``[E]`` the training-triple row of each message edge.
+        x_dict, mask_dict: per feature modality, the rows ``[n, d_m]`` and
+            masks ``[n]`` of ``n_id`` (fetched from the feature store).
+    """
+    pos: Tensor
+    neg: Tensor
+    corrupt_head: Tensor
+    n_id: Optional[Tensor] = None
+    edge_index: Optional[Tensor] = None
+    edge_type: Optional[Tensor] = None
+    e_id: Optional[Tensor] = None
+    x_dict: Dict[str, Tensor] = field(default_factory=dict)
+    mask_dict: Dict[str, Tensor] = field(default_factory=dict)
+
+    def _apply(self, fn) -> 'KGBatch':
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = ({k: fn(x) for k, x in v.items()} if isinstance(v, dict)
+                           else None if v is None else fn(v))
+        return KGBatch(**out)
+
+    def to(self, device, non_blocking: bool = False) -> 'KGBatch':
+        """The batch on ``device`` (asynchronous copies from pinned memory
+        with ``non_blocking=True``)."""
+        return self._apply(lambda x: x.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> 'KGBatch':
+        """Called by :class:`~torch.utils.data.DataLoader` under ``pin_memory=True``."""
+        return self._apply(lambda x: x.pin_memory())
+
+    @property
+    def has_subgraph(self) -> bool:
+        return self.n_id is not None
+
+    def subgraph_kwargs(self) -> Dict:
+        """The arguments of :meth:`native_pyg.nn.NativE.subgraph`."""
+        return dict(n_id=self.n_id, edge_index=self.edge_index, edge_type=self.edge_type,
+                    x_dict=self.x_dict, mask_dict=self.mask_dict)
+
+
+class TrainingGraph:
+    r"""The training triples as a message-passing graph with inverse edges:
+    triple :math:`i = (h, r, t)` is edge :math:`i` (:math:`h \to t`, type
+    :math:`r`) and edge :math:`E + i` (:math:`t \to h`, type :math:`r + R`).
+
+    Args:
+        edge_index (torch.Tensor): ``[2, E]`` training (head, tail) pairs.
+        edge_type (torch.Tensor): ``[E]`` their relations.
+        num_entities (int): Number of entities :math:`N`.
+        num_relations (int): Number of relations :math:`R`.
+    """
+    def __init__(self, edge_index: Tensor, edge_type: Tensor, num_entities: int,
+                 num_relations: int):
+        self.num_entities, self.num_relations = int(num_entities), int(num_relations)
+        self.num_triples = int(edge_type.numel())
+        self.edge_index, self.edge_type = add_inverse_edges(edge_index.long(), edge_type.long(),
+                                                            self.num_relations)
+        triples = torch.stack([edge_index[0], edge_type, edge_index[1]], 1)
+        self.edge_key = triple_keys(triples, num_entities, num_relations).repeat(2)
+
+    @classmethod
+    def from_data(cls, data) -> 'TrainingGraph':
+        edge_index, edge_type = split_edges(data, 'train')
+        return cls(edge_index, edge_type, data[ENTITY].num_nodes, data.num_relations)
+
+    def message_mask(self, e_id: Tensor, pos: Tensor) -> Tensor:
+        """``[len(e_id)]`` bool: which edges ``e_id`` are not one of the
+        triples ``pos`` ``[B, 3]`` (in either direction)."""
+        keys = torch.unique(triple_keys(pos, self.num_entities, self.num_relations))
+        return ~isin_sorted(self.edge_key[e_id], keys)
+
+    def full_batch(self, pos: Tensor, neg: Tensor, corrupt_head: Tensor) -> KGBatch:
+        """A step over the whole training graph minus its positives."""
+        keep = self.message_mask(torch.arange(self.edge_key.numel()), pos).nonzero().view(-1)
+        return KGBatch(pos, neg, corrupt_head, n_id=torch.arange(self.num_entities),
+                       edge_index=self.edge_index[:, keep], edge_type=self.edge_type[keep],
+                       e_id=keep % max(self.num_triples, 1))
+
+
+class _OnePerStep:
+    """A batch sampler whose every "index" is one whole :class:`KGBatch`
+    drawn in the main process (negatives stay deterministic and resumable
+    with worker processes), re-iterated once per epoch."""
+
+    def __init__(self, batches: Iterable[KGBatch]):
+        self.batches = batches
+
+    def __iter__(self) -> Iterator[List[KGBatch]]:
+        return ([b] for b in self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class _Identity(torch.utils.data.Dataset):
+    def __getitem__(self, item):
+        return item
+
+
+class KGNeighborLoader(torch.utils.data.DataLoader):
+    r"""Neighbour-sampled training steps over an MMKG
+    :class:`~torch_geometric.data.HeteroData`.
+
+    For every step of ``batches`` (``KGBatch`` objects with positives and
+    negatives, e.g. from
+    :class:`~native_pyg.training.batching.TripleBatches`), the seeds are all
+    entities the step scores (heads, tails and negatives). PyG's
+    :class:`~torch_geometric.sampler.NeighborSampler` samples up to
+    ``num_neighbors[l]`` incoming edges per node and hop :math:`l` over the
+    ``('entity', 'relation', 'entity')`` training edges with inverse edges
+    (``edge_type`` carried along as an edge attribute); edges of the step's
+    own positive triples are then removed, so a hop may keep fewer than
+    ``num_neighbors[l]`` edges. Feature rows of the sampled nodes are
+    fetched by global id through the graph's feature-store interface
+    (``data.get_tensor(group_name=m, attr_name='x', index=n_id)``), so a
+    disk-backed store can stand in for the in-memory one.
+
+    Negatives are drawn in the main process; with ``num_workers > 0`` only
+    neighbourhood sampling and feature fetching run in the workers.
+
+    Args:
+        data (HeteroData): The MMKG.
+        num_neighbors (list[int]): Neighbours per hop (``-1`` = all).
+        batches (Iterable[KGBatch]): One epoch of steps per iteration, with
+            ``len()``.
+        modalities (list[str], optional): Modalities to fetch (default: all).
+        **kwargs: :class:`torch.utils.data.DataLoader` options
+            (``num_workers``, ``pin_memory``, ``persistent_workers``...).
+    """
+    def __init__(self, data, num_neighbors: Sequence[int], batches: Iterable[KGBatch],
+                 modalities: Optional[Sequence[str]] = None, **kwargs):
+        require_neighbor_sampling()
+        from torch_geometric.data import Data
+        from torch_geometric.sampler import NeighborSampler
+        num_neighbors = list(num_neighbors)
+        if not num_neighbors or not all(isinstance(k, int) and (k > 0 or k == -1)
+                                        for k in num_neighbors):
+            raise ValueError(f"num_neighbors must be a non-empty list of positive integers "
+                             f"(or -1 for all), one per hop; got {num_neighbors}")
+        self.data, self.num_neighbors = data, num_neighbors
+        self.graph = TrainingGraph.from_data(data)
+        self.modalities = data_modalities(data) if modalities is None else list(modalities)
+        homo = Data(edge_index=self.graph.edge_index, edge_type=self.graph.edge_type,
+                    num_nodes=self.graph.num_entities)
+        self.node_sampler = NeighborSampler(homo, num_neighbors)
+        for key in ('batch_size', 'shuffle', 'sampler', 'batch_sampler', 'collate_fn'):
+            if key in kwargs:
+                raise ValueError(f"KGNeighborLoader takes its steps from `batches`; "
+                                 f"{key!r} cannot be set")
+        super().__init__(_Identity(), batch_sampler=_OnePerStep(batches),
+                         collate_fn=self.collate, **kwargs)
+
+    def collate(self, steps: List[KGBatch]) -> KGBatch:
+        """Samples the neighbourhood of one step's entities."""
+        from torch_geometric.sampler import NodeSamplerInput
+        (step,) = steps
+        pos = step.pos
+        seeds = torch.unique(torch.cat([pos[:, 0], pos[:, 2], step.neg.reshape(-1)]))
+        out = self.node_sampler.sample_from_nodes(NodeSamplerInput(input_id=None, node=seeds))
+        e_id = out.edge
+        if self.node_sampler.edge_permutation is not None:
+            e_id = self.node_sampler.edge_permutation[e_id]
+        keep = self.graph.message_mask(e_id, pos)
+        e_id = e_id[keep]
+        n_id = out.node
+        return KGBatch(
+            pos, step.neg, step.corrupt_head, n_id=n_id,
+            edge_index=torch.stack([out.row[keep], out.col[keep]]),
+            edge_type=self.graph.edge_type[e_id],
+            e_id=e_id % max(self.graph.num_triples, 1),
+            x_dict={m: self.data.get_tensor(group_name=m, attr_name='x', index=n_id)
+                    for m in self.modalities},
+            mask_dict={m: self.data.get_tensor(group_name=m, attr_name='mask', index=n_id)
+                       for m in self.modalities})
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(num_neighbors={self.num_neighbors}, '
+                f'steps={len(self.batch_sampler)})')

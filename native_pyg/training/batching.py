@@ -1,0 +1,67 @@
+"""The training steps of an epoch: shuffled positives with Bernoulli
+negatives, plus the subgraph a structural GNN encoder runs on."""
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Optional
+
+import torch
+from torch import Tensor
+
+from native_pyg.data.loader import KGBatch, KGNeighborLoader, TrainingGraph
+from native_pyg.training.config import TrainConfig
+from native_pyg.training.negative_sampling import BernoulliNegativeSampler
+
+
+class TripleBatches:
+    r"""One epoch of :class:`~native_pyg.data.loader.KGBatch` steps per
+    iteration: a fresh permutation of the training triples cut into
+    ``floor(E / batch_size)`` batches (as the reference code), each with the
+    negatives of ``sampler`` drawn right before it is used.
+
+    Args:
+        triples (torch.Tensor): ``[E, 3]`` training triples.
+        batch_size (int): Positives per step.
+        sampler (BernoulliNegativeSampler): Negatives.
+        generator (torch.Generator): The shuffling generator.
+        graph (TrainingGraph, optional): Attach this whole graph, minus each
+            batch's positives, to every step (full-graph GNN training).
+    """
+    def __init__(self, triples: Tensor, batch_size: int, sampler: BernoulliNegativeSampler,
+                 generator: torch.Generator, graph: Optional[TrainingGraph] = None):
+        if batch_size < 1:
+            raise ValueError(f"training.batch_size must be >= 1, got {batch_size}")
+        self.triples, self.batch_size, self.sampler = triples, int(batch_size), sampler
+        self.generator, self.graph = generator, graph
+
+    def __len__(self) -> int:
+        return max(1, self.triples.size(0) // self.batch_size)
+
+    def __iter__(self) -> Iterator[KGBatch]:
+        n = self.triples.size(0)
+        perm = torch.randperm(n, generator=self.generator)
+        size = min(self.batch_size, n)
+        for i in range(len(self)):
+            pos = self.triples[perm[i * size:(i + 1) * size]]
+            neg, corrupt_head = self.sampler.sample(pos)
+            yield (KGBatch(pos, neg, corrupt_head) if self.graph is None
+                   else self.graph.full_batch(pos, neg, corrupt_head))
+
+
+def training_steps(data, triples: Tensor, sampler: BernoulliNegativeSampler,
+                   generator: torch.Generator, cfg: TrainConfig,
+                   structural_encoder: bool, modalities=None) -> Iterable[KGBatch]:
+    """The steps of an epoch for a model with or without a structural GNN
+    encoder: plain triple batches (no encoder), full-graph steps
+    (``training.num_neighbors: null``) or a :class:`KGNeighborLoader`."""
+    if not structural_encoder:
+        if cfg.num_neighbors is not None:
+            raise ValueError("training.num_neighbors samples neighbourhoods for a GNN encoder; "
+                             "set model.encoder (rgcn or compgcn) or leave it null")
+        return TripleBatches(triples, cfg.batch_size, sampler, generator)
+    if cfg.num_neighbors is None:
+        return TripleBatches(triples, cfg.batch_size, sampler, generator,
+                             graph=TrainingGraph.from_data(data))
+    return KGNeighborLoader(
+        data, cfg.num_neighbors, TripleBatches(triples, cfg.batch_size, sampler, generator),
+        modalities=modalities, num_workers=cfg.num_workers, pin_memory=cfg.pin_memory,
+        persistent_workers=cfg.persistent_workers and cfg.num_workers > 0)
