@@ -1,6 +1,6 @@
 """Accuracy of NativE's structural encoders at one budget, variant by variant.
 
-    python benchmarks/encoder_accuracy.py --dataset synthetic
+    python benchmarks/encoder_accuracy.py --dataset synthetic --config examples/configs/synthetic.yaml
     python benchmarks/encoder_accuracy.py --dataset MKG-Y --root DIR --modalities none \\
         --dim 100 --negatives 32 --lr 1e-3 --epochs 100 --eval-every 25
 
@@ -36,6 +36,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument('--dataset', default='synthetic')
     p.add_argument('--root', default=None)
+    p.add_argument('--config', default=None, help='a YAML the budget flags override')
     p.add_argument('--modalities', default=None, help="'none' = structure only")
     p.add_argument('--variants', default=None, help=f'comma-separated subset of {list(VARIANTS)}')
     p.add_argument('--dim', type=int, default=32)
@@ -70,7 +71,8 @@ def main():
             sets.append('training.adversarial=false')
         if args.num_neighbors and name != 'table':
             sets.append(f'training.num_neighbors=[{args.num_neighbors}]')
-        run = RunConfig().override(sets)
+        base = RunConfig.from_yaml(args.config) if args.config else RunConfig()
+        run = base.override(sets)
         trainer = Trainer(build_model(data, run), data, run)
         start = time.perf_counter()
         history = trainer.fit()
@@ -84,7 +86,8 @@ def main():
                                                     / len(history), 2),
                          'wall_seconds': round(seconds, 1)}
         print(json.dumps({name: results[name]}), flush=True)
-    print(json.dumps({'dataset': args.dataset, 'structure_only': structure_only,
+    print(json.dumps({'dataset': args.dataset, 'config': args.config,
+                      'structure_only': structure_only,
                       'budget': {k: getattr(args, k) for k in (
                           'dim', 'negatives', 'batch_size', 'lr', 'epochs', 'eval_every',
                           'num_layers', 'num_neighbors', 'seed')},

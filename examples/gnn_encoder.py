@@ -10,6 +10,7 @@ full-graph evaluation, and ReDAF weights over the GNN's structural
 embedding. ``--num-neighbors full`` trains on the whole graph every step.
 """
 import argparse
+import json
 
 import torch
 
@@ -38,7 +39,7 @@ print(data)
 #    training graph (inverse edges added, self-loops as the layers' root weights).
 run = RunConfig().override([
     'model.hidden_channels=32', 'model.margin=6.0', f'model.encoder={args.encoder}',
-    'model.num_layers=2', 'model.num_bases=4', f'training.num_neighbors={num_neighbors}',
+    'model.num_layers=2', 'model.num_bases=4', f'training.num_neighbors={json.dumps(num_neighbors)}',
     f'training.epochs={args.epochs}', 'training.batch_size=512', 'training.lr=1e-2',
     'training.lrg=1e-2', 'training.mu=1e-3', 'training.adv_temperature=1.0',
     f'training.eval_every={args.epochs}'])

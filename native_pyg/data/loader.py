@@ -14,6 +14,7 @@ positives are dropped after sampling.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
@@ -212,7 +213,9 @@ class KGNeighborLoader(torch.utils.data.DataLoader):
         self.modalities = data_modalities(data) if modalities is None else list(modalities)
         homo = Data(edge_index=self.graph.edge_index, edge_type=self.graph.edge_type,
                     num_nodes=self.graph.num_entities)
-        self.node_sampler = NeighborSampler(homo, num_neighbors)
+        with warnings.catch_warnings():  # PyG's advice to install pyg-lib, unavailable here
+            warnings.filterwarnings('ignore', message=".*without a 'pyg-lib' installation")
+            self.node_sampler = NeighborSampler(homo, num_neighbors)
         for key in ('batch_size', 'shuffle', 'sampler', 'batch_sampler', 'collate_fn'):
             if key in kwargs:
                 raise ValueError(f"KGNeighborLoader takes its steps from `batches`; "
