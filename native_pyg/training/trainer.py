@@ -47,7 +47,10 @@ class Trainer:
     Evaluates filtered MRR on valid every ``eval_every`` epochs, keeps the
     best model, stops early after ``patience`` evaluations without gain, and
     never looks at test. With ``out_dir``: ``last.pt`` (every epoch,
-    atomic), ``best.pt``, ``history.jsonl`` and ``curves.png``.
+    atomic), ``best.pt``, ``history.jsonl`` and ``curves.png``. A model with
+    a structural GNN encoder runs it per step on the training graph minus
+    the batch's positives, or on their sampled neighbourhood
+    (``training.num_neighbors``); see :mod:`native_pyg.training.batching`.
 
     Args:
         model (NativE): The model.
