@@ -89,11 +89,10 @@ def _num_neighbors(text: str):
 
 
 def cmd_train(args) -> int:
-    import json
     import os
-    from native_pyg.evaluation import format_metrics
     from native_pyg.nn import SCORERS
-    from native_pyg.training import Trainer, build_model
+    from native_pyg.training import build_model
+    from native_pyg.training.runs import RunDirectoryError, RunLock, prepare_run_dir
     run = _run_config(args)
     if run.model.scorer not in SCORERS:
         raise CLIError(f"--scorer {run.model.scorer!r}: expected one of {', '.join(SCORERS)}")
@@ -104,6 +103,20 @@ def cmd_train(args) -> int:
         raise CLIError(str(e)) from None
     os.makedirs(args.out, exist_ok=True)
     try:
+        with RunLock(args.out):
+            prepare_run_dir(args.out, args.resume, args.overwrite)
+            _train(args, run, data, model)
+    except RunDirectoryError as e:
+        raise CLIError(str(e)) from None
+    return 0
+
+
+def _train(args, run, data, model) -> None:
+    import json
+    import os
+    from native_pyg.evaluation import format_metrics
+    from native_pyg.training import Trainer
+    try:
         trainer = Trainer(model, data, run, out_dir=args.out)
     except (ValueError, ImportError) as e:  # e.g. no neighbour-sampling backend
         raise CLIError(str(e)) from None
@@ -111,8 +124,15 @@ def cmd_train(args) -> int:
         last = os.path.join(args.out, 'last.pt')
         if not os.path.exists(last):
             raise CLIError(f"--resume: no checkpoint at {last}")
-        trainer.resume(last)
+        try:
+            trainer.resume(last, allow_changes=args.allow_config_changes)
+        except (ValueError, RuntimeError) as e:
+            raise CLIError(str(e)) from None
         print(f"resumed from {last} at epoch {trainer.epoch}")
+        for change in trainer.config_log[-1:]:
+            if change['epoch'] == trainer.epoch:
+                print('applied config changes: ' + ', '.join(
+                    f"{c['key']} {c['old']!r} -> {c['new']!r}" for c in change['changes']))
     print(model)
     trainer.fit()
     metrics = {'valid': trainer.evaluate('valid'), 'test': trainer.evaluate('test', True),
@@ -123,7 +143,6 @@ def cmd_train(args) -> int:
     print(format_metrics(metrics['test']))
     print(f"checkpoint: {os.path.join(args.out, 'model.pt')}; metrics: "
           f"{os.path.join(args.out, 'metrics.json')}; curves: {os.path.join(args.out, 'curves.png')}")
-    return 0
 
 
 def _restore(path: str):
@@ -229,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "'full' = the whole training graph every step (default)")
     p.add_argument('--out', required=True, help='output directory (checkpoints, metrics)')
     p.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
+    p.add_argument('--overwrite', action='store_true',
+                   help='delete the run already in OUT before training')
+    p.add_argument('--allow-config-changes', action='store_true',
+                   help='with --resume: apply config changes beyond epochs, eval_every, '
+                        'patience and progress (e.g. training.lr)')
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser('evaluate', help='filtered link-prediction metrics of a checkpoint')

@@ -23,6 +23,7 @@ from native_pyg.training.batching import training_steps
 from native_pyg.training.checkpoint import load_checkpoint, save_checkpoint
 from native_pyg.training.config import RunConfig, TrainConfig
 from native_pyg.training.losses import LOSSES
+from native_pyg.training.runs import config_changes
 from native_pyg.training.negative_sampling import BernoulliNegativeSampler
 
 
@@ -87,6 +88,7 @@ class Trainer:
         self.evaluator = LinkPredictionEvaluator.from_data(data, batch_size=cfg.eval_batch_size)
         self.loss_fn = LOSSES[cfg.loss]
         self.epoch, self.history = 0, []
+        self.config_log: List[Dict[str, Any]] = []  # config changes applied on resume
         self.best_mrr, self.best_epoch, self.bad_evals = -1.0, 0, 0
         self.best_state: Optional[Dict[str, torch.Tensor]] = None
         # the last epoch's parameters while fit() has the best ones loaded
@@ -242,7 +244,7 @@ class Trainer:
             'torch_rng': torch.get_rng_state(),
             'cuda_rng': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             'history': self.history, 'bad_evals': self.bad_evals,
-            'best_state': self.best_state,
+            'best_state': self.best_state, 'config_log': self.config_log,
         })
         return state
 
@@ -261,11 +263,29 @@ class Trainer:
         self.epoch, self.history = state['epoch'], list(state['history'])
         self.best_mrr, self.best_epoch = state['best_mrr'], state['best_epoch']
         self.bad_evals, self.best_state = state['bad_evals'], state['best_state']
+        self.config_log = list(state.get('config_log', []))
+        # the current config's learning rates win over the optimizers' saved ones
+        for opt, lr in ((self.optimizer, self.cfg.lr),
+                        (getattr(self, 'optimizer_g', None), self.cfg.lrg or self.cfg.lr)):
+            for group in (opt.param_groups if opt is not None else []):
+                group['lr'] = lr
 
-    def resume(self, path: str) -> None:
-        """Continues from a ``last.pt`` written by :meth:`fit`."""
+    def resume(self, path: str, allow_changes: bool = False) -> None:
+        """Continues from a ``last.pt`` written by :meth:`fit`, after checking
+        that this trainer's config can continue it
+        (:func:`~native_pyg.training.runs.config_changes`); applied changes
+        are recorded in :attr:`config_log`."""
         # RNG states must stay on the CPU; load_state_dict moves the rest
-        self.load_state_dict(load_checkpoint(path, map_location='cpu'))
+        state = load_checkpoint(path, map_location='cpu')
+        needed = {'config', 'model', 'optimizer', 'epoch', 'sampler', 'history'}
+        if not isinstance(state, dict) or not needed <= set(state):
+            raise ValueError(f"{path}: not a native_pyg training checkpoint (expected the "
+                             f"last.pt that 'train' writes)")
+        changes = config_changes(state['config'], self.run.to_dict(), path, allow_changes)
+        self.load_state_dict(state)
+        if changes:
+            self.config_log.append({'epoch': self.epoch, 'changes': [
+                {'key': k, 'old': a, 'new': b} for k, a, b in changes]})
 
     # --- plots --------------------------------------------------------------------
     def plot(self, path: str) -> None:

@@ -1,0 +1,111 @@
+"""Run directories: never replace a previous run by accident, one training
+process per directory, and resume only what the checkpoint can continue."""
+from __future__ import annotations
+
+import os
+import os.path as osp
+from typing import Any, Dict, List, Tuple
+
+#: the files ``train`` writes into ``--out``
+RUN_FILES = ('last.pt', 'best.pt', 'model.pt', 'metrics.json', 'history.jsonl', 'curves.png')
+
+#: config keys a resumed run cannot change: they define the model, its data
+#: and the random streams the checkpoint continues
+FROZEN = ('dataset', 'model.', 'training.seed', 'training.adversarial', 'training.noise_dim',
+          'training.dedupe_train')
+#: keys a resumed run may change freely: when to stop, how to report, where to run
+MUTABLE = ('training.epochs', 'training.eval_every', 'training.patience', 'training.progress',
+           'training.device', 'training.eval_batch_size', 'training.num_workers',
+           'training.pin_memory', 'training.persistent_workers')
+
+
+class RunDirectoryError(ValueError):
+    """A run directory cannot be used as asked (one line, for the CLI)."""
+
+
+def prepare_run_dir(out: str, resume: bool = False, overwrite: bool = False) -> None:
+    """Checks (and with ``overwrite`` clears) a run directory before training.
+
+    Raises:
+        RunDirectoryError: ``out`` already holds a run and neither
+            ``resume`` nor ``overwrite`` was asked for, or both were.
+    """
+    if resume and overwrite:
+        raise RunDirectoryError("--resume continues the run in --out and --overwrite deletes "
+                                "it: give one of them")
+    existing = [f for f in RUN_FILES if osp.exists(osp.join(out, f))]
+    if existing and not (resume or overwrite):
+        raise RunDirectoryError(f"{out} already holds a run ({', '.join(existing)}): continue it "
+                                f"with --resume, or replace it with --overwrite")
+    if overwrite:
+        for f in existing:
+            os.remove(osp.join(out, f))
+    os.makedirs(out, exist_ok=True)
+
+
+class RunLock:
+    """An exclusive lock on ``DIR/.lock`` for as long as the context runs,
+    so two processes never train into one directory. The operating system
+    drops it when the holder dies, even by SIGKILL (``fcntl.flock``; where
+    ``fcntl`` does not exist the lock is not taken)."""
+
+    def __init__(self, out: str):
+        self.path = osp.join(out, '.lock')
+        self._file = None
+
+    def __enter__(self) -> 'RunLock':
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system
+            return self
+        self._file = open(self.path, 'a+')
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.close()
+            self._file = None
+            raise RunDirectoryError(f"another process is training into {osp.dirname(self.path)} "
+                                    f"(it holds {self.path}); wait for it or choose another --out")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._file is not None:
+            self._file.close()  # releases the lock
+            self._file = None
+
+
+def _flat(d: Dict[str, Any], prefix: str = '') -> Dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f'{prefix}{k}.'))
+        else:
+            out[f'{prefix}{k}'] = v
+    return out
+
+
+def config_changes(saved: Dict[str, Any], new: Dict[str, Any], path: str,
+                   allow_changes: bool = False) -> List[Tuple[str, Any, Any]]:
+    """``(key, saved, new)`` for every key of ``new`` that differs from the
+    checkpoint's config ``saved``.
+
+    Raises:
+        ValueError: a frozen key changed (model, modalities, dataset, seed,
+            CoMAT on/off), or another key outside :data:`MUTABLE` changed
+            without ``allow_changes``; one line listing the differences.
+    """
+    old, cur = _flat(saved), _flat(new)
+    changes = [(k, old.get(k), cur[k]) for k in sorted(cur) if old.get(k) != cur[k]]
+    frozen = [c for c in changes if c[0].startswith(FROZEN)]
+    if frozen:
+        raise ValueError(f"{path}: cannot resume with a different {_list(frozen)}; these keys "
+                         f"define the checkpointed model and data (use a new --out)")
+    other = [c for c in changes if c[0] not in MUTABLE]
+    if other and not allow_changes:
+        raise ValueError(f"{path}: the config differs from the checkpoint's in {_list(other)}; "
+                         f"resume with --allow-config-changes to apply that, or drop the change")
+    return changes
+
+
+def _list(changes: List[Tuple[str, Any, Any]]) -> str:
+    return ', '.join(f'{k} ({a!r} -> {b!r})' for k, a, b in changes)

@@ -1,0 +1,120 @@
+"""Run directories: no silent loss of a previous run, one process per
+directory, and resume checks what it resumes."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from native_pyg.cli import main
+from native_pyg.training.runs import RunDirectoryError, RunLock, config_changes
+
+FAST = ['--dataset', 'synthetic', '--set', 'model.hidden_channels=8',
+        '--set', 'training.batch_size=4096', '--set', 'training.num_negatives=4',
+        '--set', 'training.eval_every=1', '--set', 'training.progress=false']
+
+
+@pytest.fixture(scope='module')
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp('run')
+    assert main(['train', '--out', str(out), *FAST, '--epochs', '2']) == 0
+    return out
+
+
+def snapshot(out):
+    return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+
+def one_error_line(capsys):
+    err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_a_second_train_into_a_run_refuses_and_keeps_it(run_dir, capsys):
+    before = snapshot(run_dir)
+    assert main(['train', '--out', str(run_dir), *FAST, '--epochs', '1']) == 2
+    line = one_error_line(capsys)
+    assert str(run_dir) in line and '--resume' in line and '--overwrite' in line
+    assert snapshot(run_dir) == before
+
+
+def test_overwrite_replaces_the_run(tmp_path, capsys):
+    out = tmp_path / 'run'
+    assert main(['train', '--out', str(out), *FAST, '--epochs', '2']) == 0
+    assert main(['train', '--out', str(out), *FAST, '--epochs', '1', '--overwrite']) == 0
+    history = [json.loads(l) for l in (out / 'history.jsonl').read_text().splitlines()]
+    assert [r['epoch'] for r in history] == [1]
+    assert json.loads((out / 'metrics.json').read_text())['epochs'] == 1
+    capsys.readouterr()
+    assert main(['train', '--out', str(out), *FAST, '--resume', '--overwrite']) == 2
+    assert 'give one of them' in one_error_line(capsys)
+
+
+def test_two_processes_never_train_into_one_directory(tmp_path):
+    with RunLock(str(tmp_path)):
+        proc = subprocess.run([sys.executable, '-m', 'native_pyg.cli', 'train', '--out',
+                               str(tmp_path), *FAST, '--epochs', '1'],
+                              capture_output=True, text=True)
+        with pytest.raises(RunDirectoryError, match='another process'):
+            RunLock(str(tmp_path)).__enter__()
+    assert proc.returncode == 2
+    err = [l for l in proc.stderr.splitlines() if l.strip() and 'Warning' not in l
+           and not l.startswith('  ')]
+    assert len(err) == 1 and 'another process is training into' in err[0]
+    assert not (tmp_path / 'last.pt').exists()
+    with RunLock(str(tmp_path)):  # released by the holder: free again
+        pass
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--set', 'model.hidden_channels=16'], 'model.hidden_channels (8 -> 16)'),
+    (['--no-adversarial'], 'training.adversarial (True -> False)'),
+    (['--set', 'training.seed=3'], 'training.seed'),
+    (['--set', 'training.lr=0.5'], '--allow-config-changes'),
+])
+def test_resume_refuses_a_config_it_cannot_continue(run_dir, capsys, extra, message):
+    before = snapshot(run_dir)
+    assert main(['train', '--out', str(run_dir), *FAST, '--resume', '--epochs', '3',
+                 *extra]) == 2
+    line = one_error_line(capsys)
+    assert message in line and 'last.pt' in line
+    assert snapshot(run_dir) == before
+
+
+def test_resume_applies_and_records_allowed_changes(tmp_path, capsys):
+    from native_pyg.training import load_checkpoint
+    out = tmp_path / 'run'
+    assert main(['train', '--out', str(out), *FAST, '--epochs', '1']) == 0
+    assert main(['train', '--out', str(out), *FAST, '--resume', '--epochs', '2',
+                 '--set', 'training.lr=0.005', '--allow-config-changes']) == 0
+    assert 'training.lr 0.001 -> 0.005' in capsys.readouterr().out
+    state = load_checkpoint(str(out / 'last.pt'))
+    assert state['epoch'] == 2 and state['config']['training']['lr'] == 0.005
+    assert state['optimizer']['param_groups'][0]['lr'] == 0.005
+    keys = [c['key'] for c in state['config_log'][0]['changes']]
+    assert 'training.lr' in keys and 'training.epochs' in keys
+
+
+@pytest.mark.parametrize('content', ['tensor', 'truncated'])
+def test_a_foreign_or_truncated_last_pt_is_one_line(tmp_path, capsys, content):
+    out = tmp_path / 'run'
+    assert main(['train', '--out', str(out), *FAST, '--epochs', '1']) == 0
+    last = out / 'last.pt'
+    if content == 'tensor':
+        torch.save(torch.zeros(3), last)
+    else:
+        last.write_bytes(last.read_bytes()[:100])
+    capsys.readouterr()
+    assert main(['train', '--out', str(out), *FAST, '--resume', '--epochs', '2']) == 2
+    assert str(last) in one_error_line(capsys)
+
+
+def test_config_changes_classifies_keys():
+    saved = {'dataset': 'x', 'model': {'hidden_channels': 8}, 'training': {'epochs': 1, 'lr': 1.0}}
+    assert config_changes(saved, saved, 'p') == []
+    moved = {**saved, 'training': {'epochs': 5, 'lr': 1.0}}
+    assert config_changes(saved, moved, 'p') == [('training.epochs', 1, 5)]
+    with pytest.raises(ValueError, match="dataset \\('x' -> 'y'\\)"):
+        config_changes(saved, {**saved, 'dataset': 'y'}, 'p', allow_changes=True)
