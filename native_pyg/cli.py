@@ -165,7 +165,10 @@ def cmd_evaluate(args) -> int:
     from native_pyg.data import split_triples
     from native_pyg.training import resolve_device
     run, data, model = _restore(args.checkpoint)
-    model.to(resolve_device(args.device or 'auto'))
+    try:
+        model.to(resolve_device(args.device or 'auto'))
+    except ValueError as e:
+        raise CLIError(str(e)) from None
     ev = LinkPredictionEvaluator.from_data(data, ties=args.ties, progress=True)
     metrics = ev.evaluate(model, split_triples(data, args.split))
     print(f"{run.dataset} {args.split} (filtered, {args.ties} ties)")
@@ -196,6 +199,8 @@ def _resolve(kind: str, value: str, names) -> int:
 def cmd_predict(args) -> int:
     import torch
     from native_pyg.data import split_triples
+    if args.k < 1:
+        raise CLIError(f"--k {args.k}: expected a positive number of predictions")
     if (args.head is None) == (args.tail is None):
         raise CLIError("give exactly one of --head (predict tails) or --tail (predict heads)")
     run, data, model = _restore(args.checkpoint)

@@ -70,8 +70,25 @@ def test_resume_continues(trained, capsys):
     (['train', '--out', '{tmp}', '--config', '/nonexistent.yaml'], 'nonexistent.yaml'),
     (['train', '--dataset', 'MKG-Y'], 'the following arguments are required: --out'),
     (['evaluate', '--checkpoint', '{ck}', '--split', 'train'], "invalid choice: 'train'"),
+    (['train', '--out', '{tmp}', '--set', 'training.batch_size=0'],
+     'training.batch_size: must be >= 1, got 0'),
+    (['train', '--out', '{tmp}', '--set', 'training.num_negatives=0'],
+     'training.num_negatives: must be >= 1'),
+    (['train', '--out', '{tmp}', '--set', 'training.lr=-1'], 'training.lr: must be > 0'),
+    (['train', '--out', '{tmp}', '--set', 'training.loss=nope'], 'training.loss must be one of'),
+    (['train', '--out', '{tmp}', '--epochs', '0'], 'training.epochs: must be >= 1, got 0'),
+    (['train', '--out', '{tmp}', '--epochs', '-3'], 'training.epochs: must be >= 1, got -3'),
+    (['train', '--out', '{tmp}', '--device', 'nope'], "unknown device 'nope'"),
+    (['train', '--out', '{tmp}', '--dataset', 'NOPE'], "unknown dataset 'NOPE'"),
+    (['train', '--out', '{tmp}', '--config', '{tmp}/list.yaml'], 'list.yaml: expected a mapping'),
+    (['train', '--out', '{tmp}', '--config', '{tmp}/model5.yaml'],
+     "model5.yaml: section 'model' must be a mapping"),
+    (['predict', '--checkpoint', '{ck}', '--head', 'entity_3', '--relation', 'relation_1',
+      '--k', '-2'], '--k -2: expected a positive number'),
 ])
 def test_bad_arguments_one_line_exit_2(trained, tmp_path, argv, message):
+    (tmp_path / 'list.yaml').write_text('- 1\n- 2\n')
+    (tmp_path / 'model5.yaml').write_text('model: 5\n')
     argv = [a.format(ck=trained / 'model.pt', tmp=tmp_path) for a in argv]
     proc = subprocess.run([sys.executable, '-m', 'native_pyg.cli', *argv],
                           capture_output=True, text=True)
@@ -79,3 +96,18 @@ def test_bad_arguments_one_line_exit_2(trained, tmp_path, argv, message):
     err = [l for l in proc.stderr.splitlines() if l.strip() and 'Warning' not in l
            and not l.startswith('  ')]
     assert len(err) == 1 and message in err[0], proc.stderr
+
+
+def test_cuda_without_cuda_is_one_line(monkeypatch, tmp_path, capsys):
+    import torch
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    assert main(['train', '--out', str(tmp_path), '--device', 'cuda', *FAST]) == 2
+    assert 'CUDA is not available' in capsys.readouterr().err
+
+
+def test_list_keys_take_comma_separated_values():
+    from native_pyg.training import RunConfig
+    run = RunConfig().override(['model.modalities=image', 'training.num_neighbors=10,5'])
+    assert run.model.modalities == ['image'] and run.training.num_neighbors == [10, 5]
+    with pytest.raises(ValueError, match='expected integers'):
+        RunConfig().override(['training.num_neighbors=a,b'])

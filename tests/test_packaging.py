@@ -37,4 +37,4 @@ def test_console_entry_point_and_bad_arguments():
     assert out.stderr.strip().count('\n') == 0 and 'unrecognized arguments: --bogus' in out.stderr
     out = subprocess.run([sys.executable, '-m', 'native_pyg.cli', 'stats', '--dataset', 'FB15K',
                           '--root', '/nonexistent'], capture_output=True, text=True)
-    assert out.returncode == 2 and "unknown WildKGC dataset 'FB15K'" in out.stderr
+    assert out.returncode == 2 and "unknown dataset 'FB15K'" in out.stderr

@@ -11,6 +11,10 @@ def load_dataset(name: str, root=None, **kwargs):
     WildKGC name (``DB15K``, ``MKG-W``, ``MKG-Y``, ``TIVA``, ``KVC16K``)."""
     if name.lower() == 'synthetic':
         return SyntheticMMKG(root, **kwargs)
+    known = {k.lower() for k in WildKGC.dirs} | {'kuai16k'}
+    if name.lower() not in known:
+        raise ValueError(f"unknown dataset {name!r}; expected synthetic or one of "
+                         f"{', '.join(WildKGC.dirs)}")
     if root is None:
         raise ValueError(f"dataset {name!r} needs a root directory (--root)")
     return WildKGC(root, name, **kwargs)

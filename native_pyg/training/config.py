@@ -78,7 +78,14 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any], source: str = 'config') -> 'RunConfig':
+        if d is not None and not isinstance(d, dict):
+            raise ValueError(f"{source}: expected a mapping with sections 'dataset', 'model', "
+                             f"'training', got a {type(d).__name__}")
         d = dict(d or {})
+        for section in ('model', 'training'):
+            if d.get(section) is not None and not isinstance(d[section], dict):
+                raise ValueError(f"{source}: section {section!r} must be a mapping of keys, "
+                                 f"got {d[section]!r}")
         unknown = set(d) - {'dataset', 'root', 'model', 'training'}
         if unknown:
             raise ValueError(f"{source}: unknown section(s) {sorted(unknown)}; expected "
@@ -122,15 +129,40 @@ def _build(cls, values: Optional[Dict[str, Any]], where: str):
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(names)}")
     for k, v in values.items():  # YAML reads 1e-4 as a string; numbers must be numbers
-        default = getattr(cls(), k)
-        numeric = isinstance(default, float) or (default is None and isinstance(v, str))
-        if numeric and isinstance(v, (str, int)) and not isinstance(v, bool):
+        kind, default = str(names[k].type), getattr(cls(), k)
+        if 'List' in kind and isinstance(v, (str, int)) and not isinstance(v, bool):
+            v = values[k] = [x.strip() for x in str(v).split(',') if x.strip()]
+            if 'int' in kind:
+                try:
+                    values[k] = [int(x) for x in v]
+                except ValueError:
+                    raise ValueError(f"{where}.{k}: expected integers, got {v!r}") from None
+        elif 'float' in kind and isinstance(v, (str, int)) and not isinstance(v, bool):
             try:
                 values[k] = float(v)
             except ValueError:
                 raise ValueError(f"{where}.{k}: expected a number, got {v!r}") from None
         elif isinstance(default, bool) and not isinstance(v, bool):
             raise ValueError(f"{where}.{k}: expected true/false, got {v!r}")
-        elif isinstance(default, int) and not isinstance(default, bool) and not isinstance(v, int):
+        elif 'int' in kind and 'List' not in kind and v is not None and (
+                not isinstance(v, int) or isinstance(v, bool)):
             raise ValueError(f"{where}.{k}: expected an integer, got {v!r}")
+    _check_ranges(values, where)
     return cls(**values)
+
+
+#: (key, lowest allowed value, exclusive) of numeric options
+_RANGES = (('epochs', 1, False), ('batch_size', 1, False), ('num_negatives', 1, False),
+           ('lr', 0.0, True), ('lrg', 0.0, True), ('hidden_channels', 1, False),
+           ('eval_batch_size', 1, False), ('eval_every', 0, False), ('patience', 0, False),
+           ('num_layers', 1, False), ('num_workers', 0, False), ('regul_rate', 0.0, False),
+           ('mu', 0.0, False), ('beta', 0.0, False))
+
+
+def _check_ranges(values: Dict[str, Any], where: str) -> None:
+    for key, low, exclusive in _RANGES:
+        v = values.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and (
+                v < low or (exclusive and v == low)):
+            bound = f"> {low}" if exclusive else f">= {low}"
+            raise ValueError(f"{where}.{key}: must be {bound}, got {v!r}")

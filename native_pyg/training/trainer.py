@@ -32,9 +32,18 @@ class NonFiniteLossError(RuntimeError):
 
 
 def resolve_device(name: str = 'auto') -> torch.device:
+    """``'auto'`` (CUDA when available), ``'cpu'``, ``'cuda'`` or ``'cuda:N'``;
+    a device this machine lacks is a one-line :class:`ValueError`."""
     if name == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; expected auto, cpu, cuda or cuda:N") from None
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available here "
+                         f"(use --device cpu or auto)")
+    return device
 
 
 class Trainer:
