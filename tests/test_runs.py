@@ -10,9 +10,9 @@ import torch
 from native_pyg.cli import main
 from native_pyg.training.runs import RunDirectoryError, RunLock, config_changes
 
-FAST = ['--dataset', 'synthetic', '--set', 'model.hidden_channels=8',
-        '--set', 'training.batch_size=4096', '--set', 'training.num_negatives=4',
-        '--set', 'training.eval_every=1', '--set', 'training.progress=false']
+from tests.test_cli import FAST as CLI_FAST
+
+FAST = ['--dataset', 'synthetic', *CLI_FAST[:-2]]  # without its '--epochs 2'
 
 
 @pytest.fixture(scope='module')
@@ -118,3 +118,28 @@ def test_config_changes_classifies_keys():
     assert config_changes(saved, moved, 'p') == [('training.epochs', 1, 5)]
     with pytest.raises(ValueError, match="dataset \\('x' -> 'y'\\)"):
         config_changes(saved, {**saved, 'dataset': 'y'}, 'p', allow_changes=True)
+
+
+def test_non_finite_stop_names_a_checkpoint_only_if_one_exists(tmp_path):
+    from native_pyg.datasets import SyntheticMMKG
+    from native_pyg.training import NonFiniteLossError, RunConfig, Trainer, build_model
+    data = SyntheticMMKG(seed=1, num_entities=100, num_relations=3)[0]
+    run = RunConfig().override(['model.hidden_channels=4', 'training.progress=false',
+                                'training.eval_every=0', 'training.adversarial=false'])
+    trainer = Trainer(build_model(data, run), data, run, out_dir=str(tmp_path))
+    trainer.model.score_negatives = lambda *a, **k: (torch.full((1,), float('nan')),
+                                                     torch.zeros(1, 1))
+    with pytest.raises(NonFiniteLossError, match='no checkpoint was written yet'):
+        trainer.fit(epochs=1)
+
+
+def test_stray_checkpoint_temporaries_are_removed_and_model_pt_knows_its_epoch(tmp_path):
+    from native_pyg.training import load_checkpoint
+    out = tmp_path / 'run'
+    out.mkdir()
+    (out / '.ckpt-abc.tmp').write_bytes(b'half a checkpoint')
+    assert main(['train', '--out', str(out), *FAST, '--epochs', '3',
+                 '--set', 'training.eval_every=1']) == 0
+    assert not list(out.glob('.ckpt-*.tmp'))
+    model, last = load_checkpoint(str(out / 'model.pt')), load_checkpoint(str(out / 'last.pt'))
+    assert model['weights_epoch'] == model['best_epoch'] and last['weights_epoch'] == 3

@@ -2,6 +2,7 @@
 process per directory, and resume only what the checkpoint can continue."""
 from __future__ import annotations
 
+import glob
 import os
 import os.path as osp
 from typing import Any, Dict, List, Tuple
@@ -41,6 +42,9 @@ def prepare_run_dir(out: str, resume: bool = False, overwrite: bool = False) -> 
         for f in existing:
             os.remove(osp.join(out, f))
     os.makedirs(out, exist_ok=True)
+    # temporary files of a checkpoint write that was killed (the lock is held)
+    for f in glob.glob(osp.join(out, '.ckpt-*.tmp')):
+        os.remove(f)
 
 
 class RunLock:

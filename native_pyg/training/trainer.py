@@ -149,8 +149,7 @@ class Trainer:
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"non-finite loss ({float(loss)}) at epoch {self.epoch + 1}; parameters were "
-                f"not updated and the last good checkpoint "
-                f"({self._path('last.pt') or 'none: no out_dir'}) is kept. Lower the "
+                f"not updated{self._kept_checkpoint()}. Lower the "
                 f"learning rate (training.lr) or check the features for extreme values.")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -234,13 +233,20 @@ class Trainer:
         return self.history
 
     # --- checkpoints ----------------------------------------------------------------
+    def _kept_checkpoint(self) -> str:
+        last = self._path('last.pt')
+        return (f" and the last good checkpoint ({last}) is kept"
+                if last and osp.exists(last) else " and no checkpoint was written yet")
+
     def _path(self, name: str) -> Optional[str]:
         return osp.join(self.out_dir, name) if self.out_dir else None
 
     def state_dict(self, best_only: bool = False) -> Dict[str, Any]:
         """Everything needed to resume exactly (``best_only``: model + config)."""
+        # best.pt / model.pt hold the best weights once validation ran
+        weights_epoch = self.best_epoch if best_only and self.best_state is not None else self.epoch
         state = {'config': self.run.to_dict(), 'epoch': self.epoch,
-                 'model': self.model.state_dict(),
+                 'weights_epoch': weights_epoch, 'model': self.model.state_dict(),
                  'generator': self.generator.state_dict() if self.generator else None,
                  'best_mrr': self.best_mrr, 'best_epoch': self.best_epoch}
         if best_only:
