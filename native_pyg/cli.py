@@ -227,7 +227,9 @@ def cmd_predict(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from native_pyg import __version__
     parser = _Parser(prog='native-pyg', description='Multi-modal KG completion in the wild.')
+    parser.add_argument('--version', action='version', version=f'native-pyg {__version__}')
     sub = parser.add_subparsers(dest='command', required=True, parser_class=_Parser)
     p = sub.add_parser('stats', help='print the data report of a dataset')
     _add_dataset_args(p)
@@ -280,7 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # no command: the usage with the command list
+        parser.print_help(sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     try:
         return args.func(args)
     except CLIError as e:

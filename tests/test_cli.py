@@ -111,3 +111,14 @@ def test_list_keys_take_comma_separated_values():
     assert run.model.modalities == ['image'] and run.training.num_neighbors == [10, 5]
     with pytest.raises(ValueError, match='expected integers'):
         RunConfig().override(['training.num_neighbors=a,b'])
+
+
+def test_no_arguments_print_the_commands_and_version_prints_the_version():
+    proc = subprocess.run([sys.executable, '-m', 'native_pyg.cli'], capture_output=True, text=True)
+    assert proc.returncode == 2
+    for command in ('stats', 'train', 'evaluate', 'predict'):
+        assert command in proc.stderr
+    proc = subprocess.run([sys.executable, '-m', 'native_pyg.cli', '--version'],
+                          capture_output=True, text=True)
+    from native_pyg import __version__
+    assert proc.returncode == 0 and proc.stdout.strip() == f'native-pyg {__version__}'
