@@ -134,18 +134,22 @@ class TrainingGraph:
         edge_index, edge_type = split_edges(data, 'train')
         return cls(edge_index, edge_type, data[ENTITY].num_nodes, data.num_relations)
 
-    def message_mask(self, e_id: Tensor, pos: Tensor) -> Tensor:
-        """``[len(e_id)]`` bool: which edges ``e_id`` are not one of the
-        triples ``pos`` ``[B, 3]`` (in either direction)."""
+    def message_mask(self, e_id: Optional[Tensor], pos: Tensor) -> Tensor:
+        """``[len(e_id)]`` bool: which edges ``e_id`` (``None`` = all) are not
+        one of the triples ``pos`` ``[B, 3]`` (in either direction)."""
         keys = torch.unique(triple_keys(pos, self.num_entities, self.num_relations))
-        return ~isin_sorted(self.edge_key[e_id], keys)
+        return ~isin_sorted(self.edge_key if e_id is None else self.edge_key[e_id], keys)
+
+    def triple_index(self, e_id: Tensor) -> Tensor:
+        """The training-triple row of each edge id (an edge and its inverse share it)."""
+        return e_id % max(self.num_triples, 1)
 
     def full_batch(self, pos: Tensor, neg: Tensor, corrupt_head: Tensor) -> KGBatch:
         """A step over the whole training graph minus its positives."""
-        keep = self.message_mask(torch.arange(self.edge_key.numel()), pos).nonzero().view(-1)
+        keep = self.message_mask(None, pos).nonzero().view(-1)
         return KGBatch(pos, neg, corrupt_head, n_id=torch.arange(self.num_entities),
                        edge_index=self.edge_index[:, keep], edge_type=self.edge_type[keep],
-                       e_id=keep % max(self.num_triples, 1))
+                       e_id=self.triple_index(keep))
 
 
 class _OnePerStep:
@@ -240,7 +244,7 @@ class KGNeighborLoader(torch.utils.data.DataLoader):
             pos, step.neg, step.corrupt_head, n_id=n_id,
             edge_index=torch.stack([out.row[keep], out.col[keep]]),
             edge_type=self.graph.edge_type[e_id],
-            e_id=e_id % max(self.graph.num_triples, 1),
+            e_id=self.graph.triple_index(e_id),
             x_dict={m: self.data.get_tensor(group_name=m, attr_name='x', index=n_id)
                     for m in self.modalities},
             mask_dict={m: self.data.get_tensor(group_name=m, attr_name='mask', index=n_id)

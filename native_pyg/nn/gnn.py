@@ -34,6 +34,14 @@ def circular_correlation(a: Tensor, b: Tensor) -> Tensor:
                            * torch.fft.rfft(b.float(), dim=-1), n=d, dim=-1).to(a.dtype)
 
 
+def group_mean_weights(group: Tensor, num_groups: int, dtype: torch.dtype) -> Tensor:
+    """``[E]`` weights ``1 / |group|`` of each edge's group, so that summing
+    weighted messages gives the mean over each group's edges."""
+    count = scatter(torch.ones_like(group, dtype=dtype), group, 0, dim_size=num_groups,
+                    reduce='sum')
+    return count.clamp(min=1).reciprocal()[group]
+
+
 #: entity-relation compositions :math:`\phi(\mathbf{x}_u, \mathbf{z}_r)` of CompGCN
 COMPOSITIONS = {
     'sub': lambda x, z: x - z,
@@ -109,10 +117,7 @@ class CompGCNConv(MessagePassing):
                 edge_type: Tensor) -> Tuple[Tensor, Tensor]:
         inverse = edge_type >= self.num_relations
         # mean per destination and direction: each edge weighs 1 / its group's size
-        group = edge_index[1] * 2 + inverse.long()
-        count = scatter(torch.ones_like(group, dtype=x.dtype), group, 0,
-                        dim_size=2 * x.size(0), reduce='sum')
-        norm = count.clamp(min=1).reciprocal()[group]
+        norm = group_mean_weights(edge_index[1] * 2 + inverse.long(), 2 * x.size(0), x.dtype)
         out = self.propagate(edge_index, x=x, rel=rel, edge_type=edge_type, inverse=inverse,
                              norm=norm)
         loop = COMPOSITIONS[self.composition](x, self.loop_rel) @ self.weight_loop
@@ -174,10 +179,8 @@ class EdgewiseRGCNConv(RGCNConv):
                     xj = xj @ self.weight[r]
                 msg[sel] = xj
         # mean over the incoming edges of each (destination, relation) group
-        group = dst * self.num_relations + edge_type
-        count = scatter(torch.ones_like(group, dtype=x.dtype), group, 0,
-                        dim_size=num_nodes * self.num_relations, reduce='sum')
-        msg = msg * count.clamp(min=1).reciprocal()[group].unsqueeze(-1)
+        msg = msg * group_mean_weights(dst * self.num_relations + edge_type,
+                                       num_nodes * self.num_relations, x.dtype).unsqueeze(-1)
         out = scatter(msg, dst, 0, dim_size=num_nodes, reduce='sum')
         if self.root is not None:
             out = out + x @ self.root
