@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 from typing import List, Optional
 
@@ -22,11 +24,31 @@ def _add_dataset_args(p: argparse.ArgumentParser) -> None:
                    help='synthetic, DB15K, MKG-W, MKG-Y, TIVA or KVC16K (default: synthetic)')
     p.add_argument('--root', default=None,
                    help='dataset root; WildKGC files go to ROOT/<name>/{raw,processed}')
+    p.add_argument('--dedupe', action='store_true', default=None,
+                   help='remove duplicate rows within each split')
+    p.add_argument('--remove-leakage', action='store_true', default=None,
+                   help='remove valid/test rows also in train (and test rows also in valid)')
+    p.add_argument('--nan-rows', choices=['error', 'missing'], default=None,
+                   help="feature rows holding NaN/Inf: 'error' (default) or 'missing'")
+    p.add_argument('--no-verify', dest='verify', action='store_false', default=None,
+                   help='read WildKGC triple files that differ from the released SHA-256 sums')
+
+
+def _data_sets(args) -> List[str]:
+    """``--set data.*`` assignments of the dataset flags that were given."""
+    flags = {'dedupe': args.dedupe, 'remove_leakage': args.remove_leakage,
+             'nan_rows': args.nan_rows, 'verify': args.verify}
+    return [f'data.{k}={str(v).lower()}' for k, v in flags.items() if v is not None]
 
 
 def cmd_stats(args) -> int:
     from native_pyg.data import report
-    ds = _load(args.dataset, args.root)
+    from native_pyg.training import RunConfig
+    try:
+        run = RunConfig(dataset=args.dataset, root=args.root).override(_data_sets(args))
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    ds = _load(run)
     rep = report(ds[0], verbose=True)
     if args.plot:
         rep.plot_coverage(args.plot)
@@ -39,11 +61,12 @@ def cmd_stats(args) -> int:
     return 0
 
 
-def _load(name: str, root: Optional[str]):
+def _load(run):
+    """The dataset of a run config; bad files, checksums, no network: one line."""
     from native_pyg.datasets import load_dataset
     try:
-        return load_dataset(name, root)
-    except (ValueError, FileNotFoundError) as e:
+        return load_dataset(run.dataset, run.root, **run.data.dataset_kwargs())
+    except (ValueError, OSError) as e:
         raise CLIError(str(e)) from None
 
 
@@ -52,7 +75,9 @@ def _run_config(args):
     try:
         run = RunConfig.from_yaml(args.config) if args.config else RunConfig()
         run.dataset, run.root = args.dataset or run.dataset, args.root or run.root
-        sets = list(args.set or [])
+        if run.root is not None:  # checkpoints must find the data from any directory
+            run.root = os.path.abspath(os.path.expanduser(run.root))
+        sets = _data_sets(args) + list(args.set or [])
         if args.modalities is not None:
             mods = [] if args.modalities.strip().lower() == 'none' else \
                 [m.strip() for m in args.modalities.split(',') if m.strip()]
@@ -69,6 +94,10 @@ def _run_config(args):
             sets.append(f'model.encoder={args.encoder}')
         if args.num_neighbors is not None:
             sets.append(f'training.num_neighbors={_num_neighbors(args.num_neighbors)}')
+        if args.quiet:
+            sets.append('training.progress=false')
+        if args.deterministic:
+            sets.append('training.deterministic=true')
         return run.override(sets) if sets else run
     except (ValueError, OSError) as e:
         raise CLIError(str(e)) from None
@@ -89,18 +118,18 @@ def _num_neighbors(text: str):
 
 
 def cmd_train(args) -> int:
-    import os
     from native_pyg.nn import SCORERS
     from native_pyg.training import build_model
     from native_pyg.training.runs import RunDirectoryError, RunLock, prepare_run_dir
     run = _run_config(args)
     if run.model.scorer not in SCORERS:
         raise CLIError(f"--scorer {run.model.scorer!r}: expected one of {', '.join(SCORERS)}")
-    data = _load(run.dataset, run.root)[0]
+    data = _load(run)[0]
     try:
         model = build_model(data, run)
     except ValueError as e:
         raise CLIError(str(e)) from None
+    created = not os.path.exists(args.out)
     os.makedirs(args.out, exist_ok=True)
     try:
         with RunLock(args.out):
@@ -108,14 +137,17 @@ def cmd_train(args) -> int:
             _train(args, run, data, model)
     except RunDirectoryError as e:
         raise CLIError(str(e)) from None
+    finally:  # a run that failed before writing anything leaves no empty --out
+        if created and set(os.listdir(args.out)) <= {'.lock'}:
+            shutil.rmtree(args.out, ignore_errors=True)
     return 0
 
 
 def _train(args, run, data, model) -> None:
     import json
-    import os
     from native_pyg.evaluation import format_metrics
     from native_pyg.training import Trainer
+    from native_pyg.training import NonFiniteLossError
     try:
         trainer = Trainer(model, data, run, out_dir=args.out)
     except (ValueError, ImportError) as e:  # e.g. no neighbour-sampling backend
@@ -133,10 +165,16 @@ def _train(args, run, data, model) -> None:
             if change['epoch'] == trainer.epoch:
                 print('applied config changes: ' + ', '.join(
                     f"{c['key']} {c['old']!r} -> {c['new']!r}" for c in change['changes']))
-    print(model)
-    trainer.fit()
-    metrics = {'valid': trainer.evaluate('valid'), 'test': trainer.evaluate('test', True),
-               'best_epoch': trainer.best_epoch, 'epochs': trainer.epoch}
+    if not args.quiet:
+        print(model)
+    try:
+        trainer.fit()
+    except NonFiniteLossError as e:
+        raise CLIError(str(e)) from None
+    metrics = {'valid': trainer.evaluate('valid'),
+               'test': trainer.evaluate('test', run.training.progress),
+               'best_epoch': trainer.best_epoch, 'epochs': trainer.epoch,
+               'weights_epoch': trainer.state_dict(best_only=True)['weights_epoch']}
     with open(os.path.join(args.out, 'metrics.json'), 'w') as f:
         json.dump(metrics, f, indent=2)
     print(f"{run.dataset} test (filtered, {metrics['test']['ties']} ties)")
@@ -145,17 +183,41 @@ def _train(args, run, data, model) -> None:
           f"{os.path.join(args.out, 'metrics.json')}; curves: {os.path.join(args.out, 'curves.png')}")
 
 
-def _restore(path: str):
-    """``(run, data, model)`` from a checkpoint written by ``train``."""
+def _restore(path: str, root: Optional[str] = None):
+    """``(run, data, model)`` from a checkpoint written by ``train``; with
+    ``root``, the data is looked for there instead of the recorded root."""
+    from native_pyg.data import fingerprint
+    from native_pyg.data.schema import fingerprint_differences
     from native_pyg.training import RunConfig, build_model, load_checkpoint
     try:
         state = load_checkpoint(path)
     except (FileNotFoundError, RuntimeError) as e:
         raise CLIError(str(e)) from None
-    run = RunConfig.from_dict(state['config'])
-    data = _load(run.dataset, run.root)[0]
-    model = build_model(data, run)
-    model.load_state_dict(state['model'])
+    if not isinstance(state, dict) or not isinstance(state.get('config'), dict) \
+            or not isinstance(state.get('model'), dict):
+        raise CLIError(f"{path}: not a native_pyg checkpoint (no 'config' and 'model'); expected "
+                       f"model.pt, best.pt or last.pt written by 'native-pyg train'")
+    try:
+        run = RunConfig.from_dict(state['config'], source=path)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    if root is not None:
+        run.root = os.path.abspath(os.path.expanduser(root))
+    elif run.root is not None and not os.path.isdir(run.root):
+        raise CLIError(f"{path}: trained on {run.dataset} at {run.root}, which does not exist "
+                       f"here; give --root DIR where the same dataset lies")
+    data = _load(run)[0]
+    differs = fingerprint_differences(state.get('data') or {}, fingerprint(data))
+    if state.get('data') and differs:
+        raise CLIError(f"{path}: the {run.dataset} data at {run.root or '(generated)'} differs "
+                       f"from the data this model was trained on ({differs})")
+    try:
+        model = build_model(data, run)
+        model.load_state_dict(state['model'])
+    except (ValueError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise CLIError(f"{path}: its weights do not fit the model its config builds on this "
+                       f"data ({first})") from None
     return run, data, model
 
 
@@ -164,7 +226,7 @@ def cmd_evaluate(args) -> int:
     from native_pyg.evaluation import LinkPredictionEvaluator, format_metrics
     from native_pyg.data import split_triples
     from native_pyg.training import resolve_device
-    run, data, model = _restore(args.checkpoint)
+    run, data, model = _restore(args.checkpoint, args.root)
     try:
         model.to(resolve_device(args.device or 'auto'))
     except ValueError as e:
@@ -203,7 +265,7 @@ def cmd_predict(args) -> int:
         raise CLIError(f"--k {args.k}: expected a positive number of predictions")
     if (args.head is None) == (args.tail is None):
         raise CLIError("give exactly one of --head (predict tails) or --tail (predict heads)")
-    run, data, model = _restore(args.checkpoint)
+    run, data, model = _restore(args.checkpoint, args.root)
     names, rels = data['entity'].name, data.relation_names
     r = _resolve('relation', args.relation, rels)
     known = {tuple(x) for x in split_triples(data, 'train').tolist()}
@@ -260,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--allow-config-changes', action='store_true',
                    help='with --resume: apply config changes beyond epochs, eval_every, '
                         'patience and progress (e.g. training.lr)')
+    p.add_argument('--quiet', action='store_true',
+                   help='no progress bars or per-epoch lines, only the final metrics')
+    p.add_argument('--deterministic', action='store_true',
+                   help='one thread and deterministic algorithms: bit-identical reruns')
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser('evaluate', help='filtered link-prediction metrics of a checkpoint')
@@ -269,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                            'pessimistic'])
     p.add_argument('--device', help="'auto' (default), 'cpu' or 'cuda'")
     p.add_argument('--out', help='write the metrics as JSON here')
+    p.add_argument('--root', help='look for the dataset here instead of the recorded root')
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser('predict', help='top-k completions of (head, relation, ?) or (?, relation, tail)')
@@ -277,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--tail', help='entity name or id: predict heads')
     p.add_argument('--relation', required=True, help='relation name or id')
     p.add_argument('--k', type=int, default=10)
+    p.add_argument('--root', help='look for the dataset here instead of the recorded root')
     p.set_defaults(func=cmd_predict)
     return parser
 

@@ -60,7 +60,35 @@ def test_wildkgc_checksum_mismatch_names_file(tmp_path):
     path = tmp_path / 'MKG-Y' / 'raw' / 'test2id.txt'
     path.chmod(0o644)
     path.write_text(path.read_text().replace('\n0 ', '\n1 ', 1))
-    with pytest.raises(RuntimeError, match='test2id.txt: SHA-256'):
+    with pytest.raises(ValueError, match='test2id.txt: SHA-256 .* --no-verify'):
+        WildKGC(str(tmp_path), 'MKG-Y', log=False)
+
+
+@needs_shared
+def test_wildkgc_line_endings_are_explained_and_no_verify_reads_them(tmp_path):
+    fill_wildkgc_root(tmp_path, 'MKG-Y')
+    path = tmp_path / 'MKG-Y' / 'raw' / 'valid2id.txt'
+    path.chmod(0o644)
+    path.write_bytes(path.read_bytes().replace(b'\n', b' \r\n'))
+    with pytest.raises(ValueError, match='valid2id.txt: differs from the released file only in '
+                                         'line endings'):
+        WildKGC(str(tmp_path), 'MKG-Y', log=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        data = WildKGC(str(tmp_path), 'MKG-Y', verify=False, log=False)[0]
+    assert split_triples(data, 'valid').size(0) == COUNTS['MKG-Y'][3]
+
+
+@needs_shared
+def test_wildkgc_cache_follows_its_inputs_and_rechecks_them(tmp_path):
+    fill_wildkgc_root(tmp_path, 'MKG-Y')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        WildKGC(str(tmp_path), 'MKG-Y', log=False)
+    path = tmp_path / 'MKG-Y' / 'raw' / 'test2id.txt'
+    path.chmod(0o644)
+    path.write_text(path.read_text().replace('\n0 ', '\n1 ', 1))
+    with pytest.raises(ValueError, match='test2id.txt: SHA-256'):  # not the stale cache
         WildKGC(str(tmp_path), 'MKG-Y', log=False)
 
 
@@ -101,6 +129,49 @@ def test_mmkg_dataset_new_feature_file_reprocesses(tiny_raw):
         assert MMKGDataset(str(tiny_raw.parent), log=False).modalities == []
         torch.save(torch.randn(6, 2), tiny_raw / 'tiny-audio.pth')
         assert MMKGDataset(str(tiny_raw.parent), log=False).modalities == ['audio']
+
+
+def test_mmkg_dataset_cache_follows_replaced_inputs(tiny_raw):
+    import os
+    torch.save(torch.ones(6, 2), tiny_raw / 'tiny-audio.pth')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        first = MMKGDataset(str(tiny_raw.parent), log=False)[0]
+        torch.save(torch.full((6, 2), 2.0), tiny_raw / 'tiny-audio.pth')
+        second = MMKGDataset(str(tiny_raw.parent), log=False)[0]
+        assert float(first['audio'].x[0, 0]) == 1.0 and float(second['audio'].x[0, 0]) == 2.0
+        # a triple file edited in place (same size, different content and mtime)
+        path = tiny_raw / 'test2id.txt'
+        path.write_text(path.read_text().replace('1 3 1', '1 4 1'))
+        os.utime(path, ns=(1, 1))
+        third = MMKGDataset(str(tiny_raw.parent), log=False)[0]
+    assert split_triples(third, 'test').tolist() == [[1, 1, 4]]
+    caches = [f for f in os.listdir(tiny_raw.parent / 'processed') if f.startswith('mmkg_')]
+    assert len(caches) == 1  # the outdated ones are removed
+
+
+def test_mmkg_dataset_strips_a_byte_order_mark(tiny_raw):
+    for f in ('entity2id.txt', 'train2id.txt'):
+        path = tiny_raw / f
+        path.write_bytes(b'\xef\xbb\xbf' + path.read_bytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        data = MMKGDataset(str(tiny_raw.parent), log=False)[0]
+    assert data['entity'].name[0] == 'e0' and data['entity'].num_nodes == 6
+
+
+@pytest.mark.parametrize('values, message', [
+    (torch.zeros(6, 3), 'no entity has this modality'),
+    (torch.full((6, 3), 5e7), r'6 rows hold values beyond 1e\+06 \(largest \|x\| = 5e\+07\)'),
+])
+def test_mmkg_dataset_warns_once_about_implausible_features(tiny_raw, values, message):
+    torch.save(values, tiny_raw / 'tiny-numeric.pth')
+    with pytest.warns(UserWarning, match=message):
+        MMKGDataset(str(tiny_raw.parent), log=False)
+    with warnings.catch_warnings(record=True) as seen:  # cached: not warned again
+        warnings.simplefilter('always')
+        MMKGDataset(str(tiny_raw.parent), log=False)
+    assert not [w for w in seen if 'tiny-numeric.pth' in str(w.message)]
 
 
 def test_mmkg_dataset_bad_feature_file(tiny_raw):
@@ -173,5 +244,19 @@ def test_wildkgc_downloads_missing_files_and_checks_them(tmp_path, monkeypatch):
         return path
 
     monkeypatch.setattr(wk, 'download_url', corrupt_download)
-    with pytest.raises(RuntimeError, match='relation2id.txt: SHA-256'):
+    with pytest.raises(ValueError, match='relation2id.txt: differs from the released file only'):
         WildKGC(str(tmp_path / 'other'), 'KVC16K', log=False)
+
+
+def test_wildkgc_without_network_is_one_clear_error(tmp_path, monkeypatch):
+    import urllib.error
+    import native_pyg.datasets.wildkgc as wk
+
+    def offline(url, folder, log=True):
+        raise urllib.error.URLError('[Errno -3] Temporary failure in name resolution')
+
+    monkeypatch.setattr(wk, 'download_url', offline)
+    with pytest.raises(ConnectionError, match=r'cannot download https://.*entity2id.txt '
+                                              r'\(.*name resolution\); without network access, '
+                                              r'copy the OpenKE files'):
+        WildKGC(str(tmp_path), 'MKG-Y', log=False)

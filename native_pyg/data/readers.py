@@ -29,7 +29,7 @@ class MMKGFormatError(ValueError):
 def _lines(path: str) -> List[Tuple[int, List[str]]]:
     if not osp.exists(path):
         raise MMKGFormatError(f"{path}: file not found")
-    with open(path, encoding='utf-8') as f:
+    with open(path, encoding='utf-8-sig') as f:  # a BOM is not part of a name
         rows = [(i + 1, line.split()) for i, line in enumerate(f)]
     rows = [(n, fields) for n, fields in rows if fields]  # blank lines carry nothing
     if not rows:
@@ -56,7 +56,7 @@ def read_id_map(path: str) -> List[str]:
     rows = _lines(path)
     count = _count(path, rows)
     names: List[Optional[str]] = [None] * count
-    with open(path, encoding='utf-8') as f:
+    with open(path, encoding='utf-8-sig') as f:  # a BOM is not part of a name
         raw = [line.rstrip('\r\n') for line in f]
     for n, fields in rows[1:]:
         line = raw[n - 1]
@@ -162,13 +162,34 @@ def read_feature_file(path: str, num_entities: int, nan_rows: str = 'error',
         bad = (~finite).nonzero().flatten()
         if nan_rows != 'missing':
             raise MMKGFormatError(f"{path}: {bad.numel()} rows hold NaN/Inf values (first: row "
-                                  f"{int(bad[0])}); pass nan_rows='missing' to treat them "
-                                  f"as missing")
+                                  f"{int(bad[0])}); pass nan_rows='missing' (CLI: --nan-rows "
+                                  f"missing) to treat them as missing")
     mask = finite.clone()
     if zero_rows_missing:
         mask &= (x != 0).any(dim=1)
     x = torch.where(mask.unsqueeze(1), x, torch.zeros((), dtype=x.dtype))
+    _warn_implausible(path, x, mask)
     return x, mask
+
+
+#: feature values beyond this magnitude are almost surely a unit or export error
+ABSURD_MAGNITUDE = 1e6
+
+
+def _warn_implausible(path: str, x: Tensor, mask: Tensor) -> None:
+    """Warns (once per read; datasets cache what they read) about a feature
+    file no entity has, or whose values would swamp every projection."""
+    import warnings
+    if not bool(mask.any()):
+        warnings.warn(f"{path}: no entity has this modality (every row is missing); it "
+                      f"contributes nothing", stacklevel=3)
+        return
+    peak = float(x.abs().max())
+    if peak > ABSURD_MAGNITUDE:
+        rows = int((x.abs() > ABSURD_MAGNITUDE).any(dim=1).sum())
+        warnings.warn(f"{path}: {rows} rows hold values beyond {ABSURD_MAGNITUDE:.0e} (largest "
+                      f"|x| = {peak:.3g}); training on them is likely to diverge. Normalise the "
+                      f"features or check how they were exported", stacklevel=3)
 
 
 def find_feature_files(raw_dir: str, prefix: str) -> Dict[str, str]:

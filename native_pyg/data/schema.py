@@ -196,3 +196,34 @@ def validate_mmkg(data: HeteroData) -> HeteroData:
 def feature_dict(data: HeteroData) -> Dict[str, Tuple[Tensor, Tensor]]:
     """``{modality: (x, mask)}`` read through the store API."""
     return {m: (data[m].x, data[m].mask) for m in modalities(data)}
+
+
+def fingerprint(data: HeteroData) -> Dict[str, object]:
+    """What a checkpoint records of the data it was trained on: the counts of
+    entities, relations and triples per split, the feature modalities, and a
+    SHA-256 over the triples of every split and every modality's features
+    and mask. Two loads of the same files give the same fingerprint."""
+    import hashlib
+    h = hashlib.sha256()
+    counts: Dict[str, object] = {'entities': int(data[ENTITY].num_nodes),
+                                 'relations': int(data.num_relations)}
+    for split in SPLITS:
+        triples = split_triples(data, split).contiguous()
+        counts[split] = int(triples.size(0))
+        h.update(split.encode())
+        h.update(triples.numpy())
+    for m, (x, mask) in feature_dict(data).items():
+        h.update(m.encode())
+        h.update(x.detach().float().contiguous().numpy())
+        h.update(mask.numpy())
+    return {**counts, 'modalities': modalities(data), 'sha256': h.hexdigest()}
+
+
+def fingerprint_differences(saved: Mapping[str, object], now: Mapping[str, object]) -> str:
+    """The differences of two :func:`fingerprint` results, in words ('' if none)."""
+    keys = [k for k in saved if k != 'sha256' and saved.get(k) != now.get(k)]
+    if keys:
+        return ', '.join(f'{k} {saved.get(k)} -> {now.get(k)}' for k in keys)
+    if saved.get('sha256') != now.get('sha256'):
+        return 'same counts but different triples or feature values'
+    return ''

@@ -10,6 +10,10 @@ def load_dataset(name: str, root=None, **kwargs):
     """The dataset called ``name``: ``'synthetic'`` (the embedded default) or a
     WildKGC name (``DB15K``, ``MKG-W``, ``MKG-Y``, ``TIVA``, ``KVC16K``)."""
     if name.lower() == 'synthetic':
+        file_options = {'dedupe', 'remove_leakage', 'nan_rows', 'zero_rows_missing', 'verify'}
+        if file_options & set(kwargs):
+            raise ValueError(f"{', '.join(sorted(file_options & set(kwargs)))}: options for "
+                             f"datasets read from files, not the generated synthetic data")
         return SyntheticMMKG(root, **kwargs)
     known = {k.lower() for k in WildKGC.dirs} | {'kuai16k'}
     if name.lower() not in known:

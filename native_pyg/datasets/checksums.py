@@ -40,3 +40,22 @@ def sha256_of(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b''):
             h.update(block)
     return h.hexdigest()
+
+
+def canonical_sha256(path: str) -> str:
+    """SHA-256 of a text file as the released files are written: UTF-8
+    without a byte-order mark, ``\\n`` line endings, no trailing whitespace,
+    no trailing blank lines, one final newline. Equal to the released sum
+    when a file differs from it only in those respects."""
+    with open(path, 'rb') as f:
+        text = f.read()
+    if text.startswith(b'\xef\xbb\xbf'):
+        text = text[3:]
+    lines = [line.rstrip() for line in text.replace(b'\r\n', b'\n').split(b'\n')]
+    while lines and not lines[-1]:
+        lines.pop()
+    return hashlib.sha256(b'\n'.join(lines) + b'\n').hexdigest()
+
+
+class ChecksumError(ValueError):
+    """A raw file differs from the released one; the message names the file."""

@@ -1,6 +1,8 @@
 """A multi-modal KG stored in OpenKE format, as a PyG dataset."""
 from __future__ import annotations
 
+import glob
+import os
 import os.path as osp
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence
@@ -64,13 +66,28 @@ class MMKGDataset(InMemoryDataset):
         """``{modality: path}`` of the feature files present in ``raw_dir``."""
         return find_feature_files(self.raw_dir, self.prefix)
 
-    @property
-    def processed_file_names(self) -> str:
-        # The options and the feature files present decide the content, so
-        # they name the cache: adding a feature file triggers re-processing.
+    def _options_name(self) -> str:
         mods = '+'.join(self.feature_files()) or 'none'
         return (f'mmkg_{mods}_dedupe{int(self.dedupe)}_leak{int(self.remove_leakage)}'
-                f'_nan-{self.nan_rows}_zero{int(self.zero_rows_missing)}.pt')
+                f'_nan-{self.nan_rows}_zero{int(self.zero_rows_missing)}')
+
+    def _inputs_key(self) -> str:
+        """A short hash of the name, size and modification time of every raw
+        file read: replacing any of them names a new cache."""
+        import hashlib
+        h = hashlib.sha256()
+        paths = [osp.join(self.raw_dir, f) for f in self.raw_file_names]
+        for path in paths + sorted(self.feature_files().values()):
+            st = os.stat(path) if osp.exists(path) else None
+            h.update(f'{osp.basename(path)}:{st and st.st_size}:{st and st.st_mtime_ns};'.encode())
+        return h.hexdigest()[:12]
+
+    @property
+    def processed_file_names(self) -> str:
+        # The options, the feature files present and the state of every input
+        # file decide the content, so they name the cache: adding, replacing
+        # or editing an input re-processes it (and re-checks it).
+        return f'{self._options_name()}_{self._inputs_key()}.pt'
 
     def download(self) -> None:
         missing = [f for f in self.raw_file_names if not osp.exists(osp.join(self.raw_dir, f))]
@@ -98,6 +115,10 @@ class MMKGDataset(InMemoryDataset):
         if self.pre_transform is not None:
             data = self.pre_transform(data)
         self.save([data], self.processed_paths[0])
+        # caches of the same options built from earlier versions of the inputs
+        for old in glob.glob(osp.join(self.processed_dir, f'{self._options_name()}_*.pt')):
+            if osp.abspath(old) != osp.abspath(self.processed_paths[0]):
+                os.remove(old)
 
     @property
     def modalities(self) -> List[str]:
@@ -126,7 +147,8 @@ class MMKGDataset(InMemoryDataset):
                  for split, v in per.items() if v]
         if parts:
             hint = '' if (self.dedupe and self.remove_leakage) else \
-                ' (kept as released for comparability; dedupe=True / remove_leakage=True clean them)'
+                (' (kept as released for comparability; dedupe=True / remove_leakage=True, '
+                 'CLI --dedupe / --remove-leakage, clean them)')
             warnings.warn(f"{self.prefix}: " + '; '.join(parts) + hint, stacklevel=3)
 
     def __repr__(self) -> str:

@@ -8,7 +8,7 @@ from typing import Callable, Optional
 from torch_geometric.data import download_url
 
 from native_pyg.data.readers import find_feature_files
-from native_pyg.datasets.checksums import SHA256, sha256_of
+from native_pyg.datasets.checksums import SHA256, ChecksumError, canonical_sha256, sha256_of
 from native_pyg.datasets.mmkg import MMKGDataset
 
 
@@ -29,7 +29,8 @@ class WildKGC(MMKGDataset):
 
     The triples are downloaded from the authors' repository and checked
     against the SHA-256 sums of the released files (a mismatch is an error
-    naming the file). The released *feature* files
+    naming the file and saying whether only line endings or whitespace
+    differ; ``verify=False`` reads the files as they are). The released *feature* files
     (``{prefix}-{visual,textual,numeric,audio,video}.pth``) are hosted on a
     cloud drive that cannot be fetched automatically: place them in
     ``root/<name>/raw/`` (see ``datasets/<name>.md``); an absent file means
@@ -40,6 +41,8 @@ class WildKGC(MMKGDataset):
     Args:
         root (str): Root directory; files go to ``root/<name>/{raw,processed}``.
         name (str): One of ``DB15K``, ``MKG-W``, ``MKG-Y``, ``TIVA``, ``KVC16K``.
+        verify (bool): Check the raw triple files against the released
+            SHA-256 sums (default: ``True``).
         **kwargs: See :class:`MMKGDataset` (``dedupe``, ``remove_leakage``,
             ``nan_rows``, ``zero_rows_missing``, ``transform``,
             ``pre_transform``, ``force_reload``).
@@ -58,12 +61,12 @@ class WildKGC(MMKGDataset):
 
     def __init__(self, root: str, name: str, transform: Optional[Callable] = None,
                  pre_transform: Optional[Callable] = None, force_reload: bool = False,
-                 **kwargs) -> None:
+                 verify: bool = True, **kwargs) -> None:
         key = {k.lower(): k for k in self.dirs}.get(name.lower().replace('kuai16k', 'kvc16k'))
         if key is None:
             raise ValueError(f"unknown WildKGC dataset {name!r}; expected one of "
                              f"{', '.join(self.dirs)}")
-        self.name = key
+        self.name, self.verify = key, verify
         self.expected_modalities = self.released_modalities[key]
         kwargs.setdefault('prefix', key)
         super().__init__(osp.join(root, key), transform=transform,
@@ -79,20 +82,36 @@ class WildKGC(MMKGDataset):
         os.makedirs(self.raw_dir, exist_ok=True)
         for f in self.raw_file_names:
             if not osp.exists(osp.join(self.raw_dir, f)):
-                download_url(self.url.format(dir=self.dirs[self.name], file=f), self.raw_dir,
-                             log=self.log)
+                url = self.url.format(dir=self.dirs[self.name], file=f)
+                try:
+                    download_url(url, self.raw_dir, log=self.log)
+                except OSError as e:  # no network, proxy, HTTP error
+                    raise ConnectionError(
+                        f"cannot download {url} ({getattr(e, 'reason', e)}); without network "
+                        f"access, copy the OpenKE files ({', '.join(self.raw_file_names)}) "
+                        f"into {self.raw_dir}") from None
         self.verify_raw()
 
     def verify_raw(self) -> None:
+        if not self.verify:
+            return
         for f in self.raw_file_names:
             path = osp.join(self.raw_dir, f)
             expected = SHA256[f'{self.dirs[self.name]}/{f}']
             got = sha256_of(path)
-            if got != expected:
-                raise RuntimeError(
-                    f"{path}: SHA-256 {got} does not match the released file ({expected}). "
-                    f"The upstream file changed or the download is corrupt; delete it to "
-                    f"download again, or load it with MMKGDataset to use it as it is.")
+            if got == expected:
+                continue
+            if canonical_sha256(path) == expected:
+                raise ChecksumError(
+                    f"{path}: differs from the released file only in line endings, a "
+                    f"byte-order mark or trailing whitespace (an editor or a Windows checkout "
+                    f"changed it); the rows are the same, so load it with verify=False "
+                    f"(CLI: --no-verify), or restore the original file")
+            raise ChecksumError(
+                f"{path}: SHA-256 {got} does not match the released file ({expected}). The "
+                f"upstream file changed, the download is corrupt or the file was edited; delete "
+                f"it to download again, or use it as it is with verify=False (CLI: --no-verify) "
+                f"or MMKGDataset")
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}({self.name}, modalities={self.modalities})'

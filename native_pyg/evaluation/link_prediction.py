@@ -170,7 +170,7 @@ class LinkPredictionEvaluator:
         try:
             with torch.no_grad(), (cache() if cache is not None else contextlib.nullcontext()):
                 for idx in tqdm(chunks, desc='link prediction', unit='batch',
-                                disable=not self.progress):
+                                disable=None if self.progress else True):  # tty only
                     h, r, t = head[idx], rel[idx], tail[idx]
                     scores = self._check_scores(model.score_tails(h, r), idx.numel(), 'score_tails')
                     out[1, idx], out[3, idx] = self._rank(scores, self.filter.tail_pairs, (h, r), t)

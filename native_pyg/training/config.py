@@ -59,6 +59,8 @@ class TrainConfig:
     device: str = 'auto'
     amp: bool = False
     progress: bool = True
+    # one thread and deterministic algorithms: bit-identical reruns
+    deterministic: bool = False
     # GNN encoders: neighbours per hop (null = the whole training graph every step)
     num_neighbors: Optional[List[int]] = None
     num_workers: int = 0
@@ -67,9 +69,27 @@ class TrainConfig:
 
 
 @dataclass
+class DataConfig:
+    """How the dataset's files are read (arguments of
+    :class:`~native_pyg.datasets.MMKGDataset`; ``verify``: check the WildKGC
+    SHA-256 sums)."""
+    dedupe: bool = False
+    remove_leakage: bool = False
+    nan_rows: str = 'error'
+    zero_rows_missing: bool = True
+    verify: bool = True
+
+    def dataset_kwargs(self) -> Dict[str, Any]:
+        """The options that differ from the defaults, for :func:`load_dataset`."""
+        default = DataConfig()
+        return {k: v for k, v in dataclasses.asdict(self).items() if getattr(default, k) != v}
+
+
+@dataclass
 class RunConfig:
     dataset: str = 'synthetic'
     root: Optional[str] = None
+    data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainConfig = field(default_factory=TrainConfig)
 
@@ -79,18 +99,19 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: Dict[str, Any], source: str = 'config') -> 'RunConfig':
         if d is not None and not isinstance(d, dict):
-            raise ValueError(f"{source}: expected a mapping with sections 'dataset', 'model', "
-                             f"'training', got a {type(d).__name__}")
+            raise ValueError(f"{source}: expected a mapping with sections 'dataset', 'data', "
+                             f"'model', 'training', got a {type(d).__name__}")
         d = dict(d or {})
-        for section in ('model', 'training'):
+        for section in ('data', 'model', 'training'):
             if d.get(section) is not None and not isinstance(d[section], dict):
                 raise ValueError(f"{source}: section {section!r} must be a mapping of keys, "
                                  f"got {d[section]!r}")
-        unknown = set(d) - {'dataset', 'root', 'model', 'training'}
+        unknown = set(d) - {'dataset', 'root', 'data', 'model', 'training'}
         if unknown:
             raise ValueError(f"{source}: unknown section(s) {sorted(unknown)}; expected "
-                             f"'dataset', 'root', 'model', 'training'")
+                             f"'dataset', 'root', 'data', 'model', 'training'")
         return cls(dataset=d.get('dataset', 'synthetic'), root=d.get('root'),
+                   data=_build(DataConfig, d.get('data'), f'{source}: data'),
                    model=_build(ModelConfig, d.get('model'), f'{source}: model'),
                    training=_build(TrainConfig, d.get('training'), f'{source}: training'))
 

@@ -12,12 +12,15 @@ RUN_FILES = ('last.pt', 'best.pt', 'model.pt', 'metrics.json', 'history.jsonl', 
 
 #: config keys a resumed run cannot change: they define the model, its data
 #: and the random streams the checkpoint continues
-FROZEN = ('dataset', 'model.', 'training.seed', 'training.adversarial', 'training.noise_dim',
-          'training.dedupe_train')
-#: keys a resumed run may change freely: when to stop, how to report, where to run
+FROZEN = ('dataset', 'data.dedupe', 'data.remove_leakage', 'data.nan_rows',
+          'data.zero_rows_missing', 'model.', 'training.seed', 'training.adversarial',
+          'training.noise_dim', 'training.dedupe_train')
+#: keys a resumed run may change freely: when to stop, how to report, where to
+#: run, where the data lies (its fingerprint is checked separately)
 MUTABLE = ('training.epochs', 'training.eval_every', 'training.patience', 'training.progress',
            'training.device', 'training.eval_batch_size', 'training.num_workers',
-           'training.pin_memory', 'training.persistent_workers')
+           'training.pin_memory', 'training.persistent_workers', 'training.deterministic',
+           'root', 'data.verify')
 
 
 class RunDirectoryError(ValueError):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -13,8 +14,8 @@ import torch
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
+from native_pyg.data.schema import fingerprint, fingerprint_differences, split_triples
 from native_pyg.data.schema import modalities as data_modalities
-from native_pyg.data.schema import split_triples
 from native_pyg.evaluation import LinkPredictionEvaluator
 from native_pyg.nn import CoMATGenerator
 from native_pyg.nn.comat import critic_terms, generator_loss
@@ -70,12 +71,19 @@ class Trainer:
     """
     def __init__(self, model: torch.nn.Module, data: HeteroData, config,
                  out_dir: Optional[str] = None) -> None:
-        self.run = config if isinstance(config, RunConfig) else RunConfig(training=config)
+        self.run = copy.deepcopy(config if isinstance(config, RunConfig)
+                                 else RunConfig(training=config))
+        if self.run.model.modalities is None and hasattr(model, 'feature_modalities'):
+            # checkpoints record what was used, not "all of the dataset's"
+            self.run.model.modalities = list(model.feature_modalities)
         cfg: TrainConfig = self.run.training
         if cfg.loss not in LOSSES:
             raise ValueError(f"training.loss must be one of {sorted(LOSSES)}, got {cfg.loss!r}")
         self.cfg, self.data, self.out_dir = cfg, data, out_dir
         self.device = resolve_device(cfg.device)
+        if cfg.deterministic:
+            make_deterministic()
+        self.data_fingerprint = fingerprint(data)
         torch.manual_seed(cfg.seed)
         self.model = model.to(self.device)
         train = split_triples(data, 'train')
@@ -168,7 +176,7 @@ class Trainer:
     def train_epoch(self) -> Dict[str, float]:
         start, sums, seen, steps = time.perf_counter(), {}, 0, 0
         bar = tqdm(self.steps, desc=f'epoch {self.epoch + 1}/{self.cfg.epochs}', leave=False,
-                   disable=not self.cfg.progress, unit='batch')
+                   disable=_bars(self.cfg.progress), unit='batch')
         for batch in bar:
             out = self.train_step(batch)
             seen, steps = seen + batch.pos.size(0), steps + 1
@@ -196,7 +204,9 @@ class Trainer:
             self.model.load_state_dict(self._last_state)
             self._last_state = None
         outer = tqdm(total=target, initial=self.epoch, desc='training', unit='epoch',
-                     disable=not self.cfg.progress)
+                     disable=_bars(self.cfg.progress))
+        # without a terminal, bars would fill a log with escape codes: plain lines
+        plain = self.cfg.progress and outer.disable
         stopped = bool(self.cfg.patience) and self.bad_evals >= self.cfg.patience
         while self.epoch < target and not stopped:
             rec = self.train_epoch()
@@ -218,6 +228,8 @@ class Trainer:
             outer.update(1)
             outer.set_postfix(loss=f"{rec['loss']:.4f}",
                               valid_mrr=f"{rec.get('valid_mrr', float('nan')):.4f}")
+            if plain:
+                print(_epoch_line(rec, target), flush=True)
             if self.out_dir:
                 save_checkpoint(self.state_dict(), self._path('last.pt'))
                 with open(self._path('history.jsonl'), 'a') as f:
@@ -245,7 +257,8 @@ class Trainer:
         """Everything needed to resume exactly (``best_only``: model + config)."""
         # best.pt / model.pt hold the best weights once validation ran
         weights_epoch = self.best_epoch if best_only and self.best_state is not None else self.epoch
-        state = {'config': self.run.to_dict(), 'epoch': self.epoch,
+        state = {'config': self.run.to_dict(), 'data': self.data_fingerprint,
+                 'epoch': self.epoch,
                  'weights_epoch': weights_epoch, 'model': self.model.state_dict(),
                  'generator': self.generator.state_dict() if self.generator else None,
                  'best_mrr': self.best_mrr, 'best_epoch': self.best_epoch}
@@ -297,10 +310,23 @@ class Trainer:
             raise ValueError(f"{path}: not a native_pyg training checkpoint (expected the "
                              f"last.pt that 'train' writes)")
         changes = config_changes(state['config'], self.run.to_dict(), path, allow_changes)
+        differs = fingerprint_differences(state.get('data') or {}, self.data_fingerprint)
+        if state.get('data') and differs:
+            raise ValueError(f"{path}: the data differs from the data it was trained on "
+                             f"({differs}); resume with the same dataset files")
         self.load_state_dict(state)
         if changes:
             self.config_log.append({'epoch': self.epoch, 'changes': [
                 {'key': k, 'old': a, 'new': b} for k, a, b in changes]})
+        if self.out_dir:  # a kill between checkpoint and log: the log follows the checkpoint
+            self._write_history()
+
+    def _write_history(self) -> None:
+        path = self._path('history.jsonl')
+        tmp = f'{path}.tmp'
+        with open(tmp, 'w') as f:
+            f.writelines(json.dumps(rec) + '\n' for rec in self.history)
+        os.replace(tmp, path)
 
     # --- plots --------------------------------------------------------------------
     def plot(self, path: str) -> None:
@@ -320,6 +346,27 @@ class Trainer:
         ax2.set(xlabel='epoch', ylabel='filtered MRR', title='valid MRR')
         fig.tight_layout()
         fig.savefig(path, dpi=100)
+
+
+def _bars(progress: bool) -> Optional[bool]:
+    """tqdm's ``disable``: ``None`` shows bars only on a terminal."""
+    return None if progress else True
+
+
+def _epoch_line(rec: Dict[str, Any], target: int) -> str:
+    line = f"epoch {rec['epoch']}/{target}  loss {rec['loss']:.4f}"
+    if 'valid_mrr' in rec:
+        line += f"  valid MRR {rec['valid_mrr']:.4f}"
+    return line + f"  {rec['seconds']:.1f} s  {rec['triples_per_s']:,.0f} triples/s"
+
+
+def make_deterministic() -> None:
+    """One CPU thread and PyTorch's deterministic algorithms: a rerun of the
+    same config is bit-identical (several threads change the order of
+    floating-point reductions). Affects the whole process."""
+    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')  # deterministic cuBLAS
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
 
 
 def build_model(data: HeteroData, run: RunConfig):
