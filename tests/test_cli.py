@@ -85,17 +85,30 @@ def test_resume_continues(trained, capsys):
      "model5.yaml: section 'model' must be a mapping"),
     (['predict', '--checkpoint', '{ck}', '--head', 'entity_3', '--relation', 'relation_1',
       '--k', '-2'], '--k -2: expected a positive number'),
+    (['train', '--out', '{tmp}', '--set', 'training.lr=1e39'], 'training.lr: must be <= 10'),
+    (['train', '--out', '{tmp}', '--set', 'model.modalities=image', '--set', 'model.scorer=x'],
+     "--scorer 'x'"),
+    (['train', '--out', '{tmp}', '--dedupe'], 'dedupe: options for datasets read from files'),
+    (['train', '--out', '{tmp}', '--dataset', 'MKG-Y'], "dataset 'MKG-Y' needs a root"),
+    (['train', '--out', '{ck_dir}'], 'already holds a run'),
+    (['train', '--out', '{ck_dir}', '--resume', '--set', 'model.hidden_channels=9'],
+     'cannot resume with a different model.hidden_channels (8 -> 9)'),
+    (['stats', '--dataset', 'synthetic', '--nan-rows', 'missing'],
+     'nan_rows: options for datasets read from files'),
 ])
 def test_bad_arguments_one_line_exit_2(trained, tmp_path, argv, message):
     (tmp_path / 'list.yaml').write_text('- 1\n- 2\n')
     (tmp_path / 'model5.yaml').write_text('model: 5\n')
-    argv = [a.format(ck=trained / 'model.pt', tmp=tmp_path) for a in argv]
+    argv = [a.format(ck=trained / 'model.pt', ck_dir=trained, tmp=tmp_path) for a in argv]
+    before = {p.name: p.read_bytes() for p in trained.iterdir() if p.is_file()}
     proc = subprocess.run([sys.executable, '-m', 'native_pyg.cli', *argv],
                           capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
     err = [l for l in proc.stderr.splitlines() if l.strip() and 'Warning' not in l
            and not l.startswith('  ')]
     assert len(err) == 1 and message in err[0], proc.stderr
+    # the existing run is untouched
+    assert {p.name: p.read_bytes() for p in trained.iterdir() if p.is_file()} == before
 
 
 def test_cuda_without_cuda_is_one_line(monkeypatch, tmp_path, capsys):
@@ -122,3 +135,49 @@ def test_no_arguments_print_the_commands_and_version_prints_the_version():
                           capture_output=True, text=True)
     from native_pyg import __version__
     assert proc.returncode == 0 and proc.stdout.strip() == f'native-pyg {__version__}'
+
+
+def test_without_a_terminal_progress_is_one_plain_line_per_epoch(tmp_path):
+    fast = [a for a in FAST if a != 'training.progress=false']
+    fast = [a for i, a in enumerate(fast) if not (a == '--set' and fast[i + 1] == '--epochs')]
+    proc = subprocess.run([sys.executable, '-m', 'native_pyg.cli', 'train', '--out',
+                           str(tmp_path / 'run'), *fast], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = [l for l in proc.stdout.splitlines() if l.startswith('epoch ')]
+    assert [l.split()[1] for l in lines] == ['1/2', '2/2'] and 'valid MRR' in lines[0]
+    assert '\r' not in proc.stdout + proc.stderr and '\x1b[' not in proc.stdout + proc.stderr
+    assert len(proc.stdout) + len(proc.stderr) < 8000
+    quiet = subprocess.run([sys.executable, '-m', 'native_pyg.cli', 'train', '--quiet', '--out',
+                            str(tmp_path / 'quiet'), *fast], capture_output=True, text=True)
+    assert quiet.returncode == 0, quiet.stderr
+    assert 'epoch 1/2' not in quiet.stdout and 'NativE(' not in quiet.stdout
+    assert 'MRR' in quiet.stdout  # the final metrics still
+
+
+class _Terminal:
+    """A stderr that says it is a terminal, recording what is written."""
+    def __init__(self):
+        self.text = []
+
+    def isatty(self):
+        return True
+
+    def write(self, s):
+        self.text.append(s)
+
+    def flush(self):
+        pass
+
+
+@pytest.mark.parametrize('progress', [True, False])
+def test_progress_false_silences_every_bar(tmp_path, monkeypatch, progress):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, 'stderr', terminal)
+    argv = ['train', '--out', str(tmp_path / 'run'), *FAST,
+            '--set', f'training.progress={str(progress).lower()}']
+    assert main(argv) == 0
+    bars = ''.join(terminal.text)
+    if progress:  # training and the final test evaluation both show a bar
+        assert 'training' in bars and 'link prediction' in bars
+    else:
+        assert bars == ''

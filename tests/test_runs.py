@@ -143,3 +143,112 @@ def test_stray_checkpoint_temporaries_are_removed_and_model_pt_knows_its_epoch(t
     assert not list(out.glob('.ckpt-*.tmp'))
     model, last = load_checkpoint(str(out / 'model.pt')), load_checkpoint(str(out / 'last.pt'))
     assert model['weights_epoch'] == model['best_epoch'] and last['weights_epoch'] == 3
+
+
+def _cli(*argv, cwd=None):
+    return subprocess.run([sys.executable, '-m', 'native_pyg.cli', *map(str, argv)],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+def _error_line(proc):
+    assert proc.returncode == 2, proc.stderr
+    err = [l for l in proc.stderr.splitlines() if l.strip() and 'Warning' not in l
+           and not l.startswith('  ')]
+    assert len(err) == 1, proc.stderr
+    return err[0]
+
+
+def test_checkpoints_record_modalities_root_and_data(run_dir):
+    from native_pyg.data import fingerprint, modalities
+    from native_pyg.datasets import SyntheticMMKG
+    from native_pyg.training import load_checkpoint
+    data = SyntheticMMKG()[0]
+    for name in ('model.pt', 'last.pt', 'best.pt'):
+        state = load_checkpoint(str(run_dir / name))
+        assert state['config']['model']['modalities'] == modalities(data)  # not None
+        assert state['data'] == fingerprint(data)
+    assert state['data']['entities'] == data['entity'].num_nodes
+    assert len(state['data']['sha256']) == 64
+
+
+def test_evaluate_from_another_directory_and_on_changed_data(tmp_path):
+    from native_pyg.datasets import SyntheticMMKG
+    work, elsewhere = tmp_path / 'work', tmp_path / 'elsewhere'
+    work.mkdir(), elsewhere.mkdir()
+    proc = _cli('train', '--root', 'data', '--out', 'run', *FAST, '--epochs', '1', cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    ck = work / 'run' / 'model.pt'
+    # a relative --root was recorded as an absolute path: works from anywhere
+    assert _cli('evaluate', '--checkpoint', ck, cwd=elsewhere).returncode == 0
+    assert not (elsewhere / 'data').exists()
+    # the data moved: one line, and --root points to the new place
+    (work / 'data').rename(tmp_path / 'moved')
+    assert 'does not exist here; give --root' in _error_line(
+        _cli('evaluate', '--checkpoint', ck, cwd=elsewhere))
+    assert _cli('evaluate', '--checkpoint', ck, '--root', tmp_path / 'moved').returncode == 0
+    # the data at the root changed (another dataset cached under the same name)
+    other = SyntheticMMKG(str(tmp_path / 'other'), seed=7)
+    cache = tmp_path / 'moved' / 'processed' / 'synthetic_seed0.pt'
+    cache.write_bytes((tmp_path / 'other' / 'processed' / 'synthetic_seed7.pt').read_bytes())
+    del other
+    line = _error_line(_cli('predict', '--checkpoint', ck, '--root', tmp_path / 'moved',
+                            '--head', '0', '--relation', '0'))
+    assert 'differs from the data this model was trained on' in line
+
+
+@pytest.mark.parametrize('content', [torch.zeros(3), {'model': {}}, {'config': 5, 'model': {}}])
+def test_a_checkpoint_without_config_is_one_line(tmp_path, content):
+    path = tmp_path / 'x.pt'
+    torch.save(content, path)
+    line = _error_line(_cli('evaluate', '--checkpoint', path))
+    assert f"{path}: not a native_pyg checkpoint" in line
+
+
+def test_weights_that_do_not_fit_their_config_are_one_line(run_dir, tmp_path):
+    from native_pyg.training import load_checkpoint, save_checkpoint
+    state = load_checkpoint(str(run_dir / 'model.pt'))
+    state['config']['model']['hidden_channels'] = 16
+    save_checkpoint(state, str(tmp_path / 'edited.pt'))
+    line = _error_line(_cli('evaluate', '--checkpoint', tmp_path / 'edited.pt'))
+    assert 'its weights do not fit the model its config builds' in line
+
+
+def test_resume_rewrites_the_log_from_the_checkpoint(tmp_path, capsys):
+    out = tmp_path / 'run'
+    assert main(['train', '--out', str(out), *FAST, '--epochs', '2']) == 0
+    log = out / 'history.jsonl'
+    log.write_text(log.read_text().splitlines()[0] + '\n')  # killed before the 2nd line
+    assert main(['train', '--out', str(out), *FAST, '--epochs', '3', '--resume']) == 0
+    assert [json.loads(l)['epoch'] for l in log.read_text().splitlines()] == [1, 2, 3]
+
+
+def test_a_failed_train_leaves_no_empty_out(tmp_path, capsys):
+    out = tmp_path / 'new'
+    assert main(['train', '--out', str(out), *FAST, '--set', 'training.loss=nope']) == 2
+    assert not out.exists()
+    out.mkdir()  # a directory the user made stays
+    assert main(['train', '--out', str(out), *FAST, '--set', 'training.loss=nope']) == 2
+    assert out.is_dir()
+
+
+def test_the_non_finite_stop_is_one_line(tmp_path):
+    line = _error_line(_cli('train', '--out', tmp_path / 'run', *FAST, '--epochs', '2',
+                            '--set', 'model.margin=1e30', '--set', 'training.lr=10'))
+    assert 'non-finite loss (nan) at epoch 1' in line and 'no checkpoint was written' in line
+
+
+def test_deterministic_runs_are_bit_identical(tmp_path):
+    from native_pyg.training import load_checkpoint
+    runs = []
+    for name in ('a', 'b'):
+        proc = _cli('train', '--out', tmp_path / name, *FAST, '--epochs', '2', '--deterministic',
+                    '--set', 'model.hidden_channels=16')
+        assert proc.returncode == 0, proc.stderr
+        runs.append(load_checkpoint(str(tmp_path / name / 'last.pt')))
+    a, b = runs
+    assert a['config']['training']['deterministic'] is True
+    for k in a['model']:
+        assert torch.equal(a['model'][k], b['model'][k]), k
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ('seconds', 'triples_per_s')}
+                       for r in h]  # noqa: E731
+    assert strip(a['history']) == strip(b['history'])

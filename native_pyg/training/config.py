@@ -180,6 +180,10 @@ _RANGES = (('epochs', 1, False), ('batch_size', 1, False), ('num_negatives', 1, 
            ('mu', 0.0, False), ('beta', 0.0, False))
 
 
+#: (key, highest allowed value): Adam steps beyond this only overflow
+_MAXIMA = (('lr', 10.0), ('lrg', 10.0))
+
+
 def _check_ranges(values: Dict[str, Any], where: str) -> None:
     for key, low, exclusive in _RANGES:
         v = values.get(key)
@@ -187,3 +191,7 @@ def _check_ranges(values: Dict[str, Any], where: str) -> None:
                 v < low or (exclusive and v == low)):
             bound = f"> {low}" if exclusive else f">= {low}"
             raise ValueError(f"{where}.{key}: must be {bound}, got {v!r}")
+    for key, high in _MAXIMA:
+        v = values.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and not v <= high:
+            raise ValueError(f"{where}.{key}: must be <= {high:g}, got {v!r}")

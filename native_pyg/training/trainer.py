@@ -156,7 +156,7 @@ class Trainer:
                 out.update(critic=float(critic.detach()), gp=float(gp.detach()))
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
-                f"non-finite loss ({float(loss)}) at epoch {self.epoch + 1}; parameters were "
+                f"non-finite loss ({float(loss.detach())}) at epoch {self.epoch + 1}; parameters were "
                 f"not updated{self._kept_checkpoint()}. Lower the "
                 f"learning rate (training.lr) or check the features for extreme values.")
         self.optimizer.zero_grad(set_to_none=True)
