@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from native_pyg.cli import main
+from tests.conftest import fill_wildkgc_root, needs_shared
 
 FAST = ['--set', 'model.hidden_channels=8', '--set', 'training.batch_size=4096',
         '--set', 'training.num_negatives=4', '--set', 'training.eval_every=1',
@@ -181,3 +182,35 @@ def test_progress_false_silences_every_bar(tmp_path, monkeypatch, progress):
         assert 'training' in bars and 'link prediction' in bars
     else:
         assert bars == ''
+
+
+@needs_shared
+def test_dataset_flags_and_a_checksum_mismatch_through_the_cli(tmp_path, capsys):
+    fill_wildkgc_root(tmp_path, 'TIVA')
+    assert main(['stats', '--dataset', 'TIVA', '--root', str(tmp_path), '--json',
+                 str(tmp_path / 'raw.json')]) == 0
+    assert main(['stats', '--dataset', 'TIVA', '--root', str(tmp_path), '--dedupe',
+                 '--remove-leakage', '--json', str(tmp_path / 'clean.json')]) == 0
+    raw, clean = (json.loads((tmp_path / f).read_text()) for f in ('raw.json', 'clean.json'))
+    assert raw != clean and json.dumps(clean).count('8419') < json.dumps(raw).count('8419')
+    path = tmp_path / 'TIVA' / 'raw' / 'train2id.txt'
+    path.chmod(0o644)
+    path.write_bytes(path.read_bytes().replace(b'\n', b'\r\n'))
+    capsys.readouterr()
+    assert main(['stats', '--dataset', 'TIVA', '--root', str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'train2id.txt: differs from the released file only' in err[0]
+    assert main(['stats', '--dataset', 'TIVA', '--root', str(tmp_path), '--no-verify']) == 0
+
+
+def test_no_network_for_a_download_is_one_line(tmp_path, monkeypatch, capsys):
+    import urllib.error
+    import native_pyg.datasets.wildkgc as wk
+
+    def offline(url, folder, log=True):
+        raise urllib.error.URLError('[Errno -3] Temporary failure in name resolution')
+
+    monkeypatch.setattr(wk, 'download_url', offline)
+    assert main(['stats', '--dataset', 'MKG-W', '--root', str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'cannot download https://' in err[0]
