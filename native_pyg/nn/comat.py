@@ -132,6 +132,9 @@ def _penalty(model: NativE, rel_type: Tensor, real: Tuple[Tensor, Tensor],
              fake: Tuple[Tensor, Tensor], gp_on: str) -> Tensor:
     if gp_on not in GP_ON:
         raise ValueError(f"gp_on must be one of {GP_ON}, got {gp_on!r}")
+    constant = model.scorer.constant_gradient_norm(gp_on)
+    if constant is not None:  # e.g. RotatE: the penalty's value, with no gradient to compute
+        return real[0].new_tensor((constant - 1) ** 2)
     with torch.enable_grad():  # also usable under no_grad (e.g. to monitor)
         alpha = torch.rand(real[0].size(0), 1, device=real[0].device, dtype=real[0].dtype)
         h, t = ((alpha * x.detach() + (1 - alpha) * y.detach()).requires_grad_()

@@ -512,15 +512,18 @@ class NativE(torch.nn.Module):
             raise ValueError("score_negatives needs neg_index and corrupt_head")
         r, neg_index = self._idx(r), self._idx(neg_index)
         batch, num_neg = neg_index.shape
-        emb, mask, (ih, it, ineg) = self._embed_unique(h, t, neg_index)
-        hj, tj, nj = self._fuse_rows(
-            emb, mask, [(ih, r), (it, r), (ineg, r.view(-1, 1).expand(batch, num_neg))])
+        if self.fusion is None:  # structure only: rows straight from the table or encoder
+            h, t = self._idx(h), self._idx(t)
+            rows = self.structural_embeddings(torch.cat([h, t, neg_index.reshape(-1)]))
+            hj, tj, nj = rows.split([batch, batch, batch * num_neg])
+            nj = nj.view(batch, num_neg, -1)
+        else:
+            emb, mask, (ih, it, ineg) = self._embed_unique(h, t, neg_index)
+            hj, tj, nj = self._fuse_rows(
+                emb, mask, [(ih, r), (it, r), (ineg, r.view(-1, 1).expand(batch, num_neg))])
         rel = self.relation_embedding(r)
-        pos = self.scorer(hj, rel, tj)
-        flip = torch.as_tensor(corrupt_head, device=self.device).bool().view(batch, -1, 1)
-        heads = torch.where(flip, nj, hj.unsqueeze(1))
-        tails = torch.where(flip, tj.unsqueeze(1), nj)
-        return pos, self.scorer(heads, rel.unsqueeze(1), tails)
+        flip = torch.as_tensor(corrupt_head, device=self.device).bool()
+        return self.scorer(hj, rel, tj), self.scorer.score_corrupted(hj, rel, tj, nj, flip)
 
     def structural_l2(self, head_index: Tensor, rel_type: Tensor,
                       tail_index: Optional[Tensor] = None) -> Tensor:
@@ -528,8 +531,9 @@ class NativE(torch.nn.Module):
         :math:`(\overline{\mathbf{h}_s^2} + \overline{\mathbf{t}_s^2} +
         \overline{\mathbf{r}^2}) / 3`."""
         h, r, t = unpack_triples(head_index, rel_type, tail_index)
-        return (self.entity_emb(self._idx(h)).pow(2).mean()
-                + self.entity_emb(self._idx(t)).pow(2).mean()
+        # per-entity means of squares, then gathered: no [rows, De] copies
+        sq = self.entity_emb.weight.pow(2).mean(dim=1)
+        return (sq[self._idx(h)].mean() + sq[self._idx(t)].mean()
                 + self.relation_embedding(r).pow(2).mean()) / 3
 
     # ------------------------------------------------------------ 1-vs-all

@@ -134,6 +134,34 @@ class KGScorer(torch.nn.Module):
         return _chunked_scores(lambda sl: self(head[:, None], rel[:, None], candidates[None, sl]),
                                candidates.size(0), head, self.entity_dim, chunk_size)
 
+    def score_corrupted(self, head: Tensor, rel: Tensor, tail: Tensor, candidates: Tensor,
+                        corrupt_head: Tensor) -> Tensor:
+        r"""Scores ``K`` corruptions of each of ``B`` triples: row ``b``
+        scores :math:`(c_{b,k}, r_b, t_b)` where ``corrupt_head[b]`` and
+        :math:`(h_b, r_b, c_{b,k})` elsewhere.
+
+        Args:
+            head (torch.Tensor): ``[B, De]``.
+            rel (torch.Tensor): ``[B, Dr]``.
+            tail (torch.Tensor): ``[B, De]``.
+            candidates (torch.Tensor): ``[B, K, De]`` replacing entities.
+            corrupt_head (torch.Tensor): ``[B]`` or ``[B, K]`` bool.
+
+        Returns:
+            ``[B, K]`` scores.
+        """
+        flip = corrupt_head.view(corrupt_head.size(0), -1, 1)
+        heads = torch.where(flip, candidates, head.unsqueeze(1))
+        tails = torch.where(flip, tail.unsqueeze(1), candidates)
+        return self(heads, rel.unsqueeze(1), tails)
+
+    def constant_gradient_norm(self, wrt: str = 'both') -> Optional[float]:
+        r""":math:`\|\nabla S\|_2` w.r.t. the head (``wrt='head'``) or head
+        and tail (``'both'``) where it does not depend on the embeddings
+        (almost everywhere), else ``None``. Lets the WGAN-GP penalty skip a
+        double backward that could only train nothing."""
+        return None
+
     def score_heads(self, rel: Tensor, tail: Tensor, candidates: Tensor,
                     chunk_size: Optional[int] = None) -> Tensor:
         r"""Scores every candidate as the head of every query
@@ -152,6 +180,35 @@ def _complex_modulus_sum(re: Tensor, im: Tensor) -> Tensor:
         # vector_norm's backward is 0 (hypot's is NaN) where both parts vanish
         return torch.linalg.vector_norm(torch.stack([re, im], dim=-1), dim=-1).sum(dim=-1)
     return torch.hypot(re, im).sum(dim=-1)  # several times faster without autograd
+
+
+class _ModulusDistance(torch.autograd.Function):
+    r""":math:`\sum_i |q_i - c_i|` (complex, last dimension) of broadcast
+    query and candidate parts with one saved ``[..., D]`` difference pair
+    instead of autograd's stacked copies; the gradient is 0 where a
+    difference vanishes (as ``vector_norm``'s). First-order only."""
+
+    @staticmethod
+    def forward(ctx, re_q: Tensor, im_q: Tensor, re_c: Tensor, im_c: Tensor) -> Tensor:
+        dx, dy = re_q - re_c, im_q - im_c
+        modulus = torch.hypot(dx, dy)
+        ctx.save_for_backward(dx, dy, modulus)
+        ctx.shapes = (re_q.shape, im_q.shape, re_c.shape, im_c.shape)
+        return modulus.sum(dim=-1)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        dx, dy, modulus = ctx.saved_tensors
+        # g / |z|, and 0 where |z| = 0
+        scale = torch.where(modulus > 0, grad.unsqueeze(-1) / modulus, 0.0)
+        gx, gy = dx * scale, dy * scale
+        sq, sy, sc, sd = ctx.shapes
+        out = [gx.sum_to_size(sq) if ctx.needs_input_grad[0] else None,
+               gy.sum_to_size(sy) if ctx.needs_input_grad[1] else None,
+               gx.neg().sum_to_size(sc) if ctx.needs_input_grad[2] else None,
+               gy.neg().sum_to_size(sd) if ctx.needs_input_grad[3] else None]
+        return tuple(out)
 
 
 def _modulus_distance_blocked(re_q: Tensor, im_q: Tensor, re_c: Tensor, im_c: Tensor,
@@ -242,6 +299,25 @@ class RotatE(KGScorer):
                     chunk_size: Optional[int] = None) -> Tensor:
         # |c * e^{i phi} - t| = |c - t * e^{-i phi}| since |e^{i phi}| = 1
         return self._against(self._rotate(tail, rel, conjugate=True), candidates, chunk_size)
+
+    def score_corrupted(self, head: Tensor, rel: Tensor, tail: Tensor, candidates: Tensor,
+                        corrupt_head: Tensor) -> Tensor:
+        if corrupt_head.dim() != 1:
+            return super().score_corrupted(head, rel, tail, candidates, corrupt_head)
+        # One query per row, rotated once: h e^{i phi} against candidate tails,
+        # or t e^{-i phi} against candidate heads (|c e^{i phi} - t| =
+        # |c - t e^{-i phi}|); no [B, K, D] head/tail copies or rotations.
+        flip = corrupt_head.view(-1, 1)
+        re_h, im_h = self._rotate(head, rel)
+        re_t, im_t = self._rotate(tail, rel, conjugate=True)
+        re_q, im_q = torch.where(flip, re_t, re_h), torch.where(flip, im_t, im_h)
+        re_c, im_c = candidates.chunk(2, dim=-1)
+        return self.margin - _ModulusDistance.apply(re_q.unsqueeze(1), im_q.unsqueeze(1),
+                                                    re_c, im_c)
+
+    def constant_gradient_norm(self, wrt: str = 'both') -> Optional[float]:
+        # d|h e^{i phi} - t| / d(re h, im h) is a unit vector per component
+        return math.sqrt(self.hidden_channels * (2 if wrt == 'both' else 1))
 
 
 class TransE(KGScorer):
