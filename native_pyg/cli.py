@@ -15,6 +15,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+COMPILE_HELP = ('evaluate with a torch.compile kernel on CPUs (about 2x faster at dim 250; '
+                'compiles once, needs a C++ compiler)')
+
+
 class CLIError(Exception):
     """An error the user can fix; printed as one line, exit code 2."""
 
@@ -98,6 +102,8 @@ def _run_config(args):
             sets.append('training.progress=false')
         if args.deterministic:
             sets.append('training.deterministic=true')
+        if args.compile:
+            sets.append('training.compile=true')
         return run.override(sets) if sets else run
     except (ValueError, OSError) as e:
         raise CLIError(str(e)) from None
@@ -231,7 +237,8 @@ def cmd_evaluate(args) -> int:
         model.to(resolve_device(args.device or 'auto'))
     except ValueError as e:
         raise CLIError(str(e)) from None
-    ev = LinkPredictionEvaluator.from_data(data, ties=args.ties, progress=True)
+    ev = LinkPredictionEvaluator.from_data(data, ties=args.ties, progress=True,
+                                           compile=args.compile)
     metrics = ev.evaluate(model, split_triples(data, args.split))
     print(f"{run.dataset} {args.split} (filtered, {args.ties} ties)")
     print(format_metrics(metrics))
@@ -326,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='no progress bars or per-epoch lines, only the final metrics')
     p.add_argument('--deterministic', action='store_true',
                    help='one thread and deterministic algorithms: bit-identical reruns')
+    p.add_argument('--compile', action='store_true', help=COMPILE_HELP)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser('evaluate', help='filtered link-prediction metrics of a checkpoint')
@@ -334,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--ties', default='realistic', choices=['realistic', 'optimistic',
                                                            'pessimistic'])
     p.add_argument('--device', help="'auto' (default), 'cpu' or 'cuda'")
+    p.add_argument('--compile', action='store_true', help=COMPILE_HELP)
     p.add_argument('--out', help='write the metrics as JSON here')
     p.add_argument('--root', help='look for the dataset here instead of the recorded root')
     p.set_defaults(func=cmd_evaluate)

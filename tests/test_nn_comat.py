@@ -121,10 +121,13 @@ def test_gradient_penalty_follows_the_score_gradient():
     # ||grad_h S|| = sqrt(d) and ||grad_(h,t) S|| = sqrt(2d) at any point
     net, gen, (h, r, t) = setup(2)
     d = HIDDEN
-    torch.testing.assert_close(gradient_penalty(net, gen, h, r, t, gp_on='head'),
-                               torch.tensor((math.sqrt(d) - 1) ** 2))
-    torch.testing.assert_close(gradient_penalty(net, gen, h, r, t, gp_on='both'),
-                               torch.tensor((math.sqrt(2 * d) - 1) ** 2))
+    for shortcut in (True, False):  # the constant the scorer declares, and autograd's value
+        if not shortcut:
+            net.scorer.constant_gradient_norm = lambda wrt='both': None
+        torch.testing.assert_close(gradient_penalty(net, gen, h, r, t, gp_on='head'),
+                                   torch.tensor((math.sqrt(d) - 1) ** 2))
+        torch.testing.assert_close(gradient_penalty(net, gen, h, r, t, gp_on='both'),
+                                   torch.tensor((math.sqrt(2 * d) - 1) ** 2))
     # DistMult: grad_h S = r * t depends on the relation, which the penalty trains
     net, gen, (h, r, t) = setup(2, scorer='distmult')
     gradient_penalty(net, gen, h, r, t).backward()

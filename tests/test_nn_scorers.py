@@ -124,3 +124,43 @@ def test_rotate_blocked_cpu_kernel_matches_autograd_path():
     fast_h = scorer.score_heads(rel, h, ent)
     slow_h = scorer.score_heads(rel, h, ent.clone().requires_grad_()).detach()
     torch.testing.assert_close(fast_h, slow_h, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('name', sorted(SCORERS))
+@pytest.mark.parametrize('per_negative', [False, True])
+def test_score_corrupted_matches_explicit_triples(name, per_negative):
+    scorer, ent, rel = make(name)
+    g = torch.Generator().manual_seed(1)
+    h = ent[[0, 1, 2, 3]].clone().requires_grad_()
+    t = ent[[4, 5, 6, 7]].clone().requires_grad_()
+    r = rel[[0, 1, 2, 3]].clone().requires_grad_()
+    cand = ent[torch.randint(0, 9, (4, 5), generator=g)].clone().requires_grad_()
+    cand.data[0, 0] = t.data[0]  # a corruption equal to the positive: |difference| = 0
+    flip = torch.rand(4, 5 if per_negative else 1, generator=g).squeeze(-1) < 0.5
+    flip[0] = False
+    got = scorer.score_corrupted(h, r, t, cand, flip)
+    f = flip.view(4, -1)
+    want = torch.stack([torch.stack([
+        scorer(cand[b, k], r[b], t[b]) if f[b, k if per_negative else 0] else
+        scorer(h[b], r[b], cand[b, k]) for k in range(5)]) for b in range(4)])
+    torch.testing.assert_close(got, want)
+    grads = torch.autograd.grad(got.square().sum(), (h, r, t, cand))
+    expect = torch.autograd.grad(want.square().sum(), (h, r, t, cand))
+    for a, b in zip(grads, expect):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_compiled_cpu_distances_match_the_eager_kernel():
+    from native_pyg.nn import scorers
+    scorer, ent, rel = make('rotate')
+    cand = torch.randn(70, scorer.entity_dim)
+    h, r = ent[:5], rel[:5]
+    eager = scorer.score_tails(h, r, cand)
+    with scorers.compiled_distances():
+        compiled = scorer.score_tails(h, r, cand)
+        heads = scorer.score_heads(r, h, cand)
+    assert scorers._COMPILE['kernel'] is not False, 'torch.compile failed here'
+    assert scorers._COMPILE['on'] is False  # restored on exit
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(heads, scorer.score_heads(r, h, cand), rtol=1e-5, atol=1e-4)

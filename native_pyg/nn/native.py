@@ -446,10 +446,10 @@ class NativE(torch.nn.Module):
         return emb, mask, [p.view(i.shape) for p, i in zip(parts, indices)]
 
     def _fuse(self, emb: Tensor, mask: Tensor, rel_type: Tensor,
-              index: Optional[Tensor] = None) -> Tensor:
+              index: Optional[Tensor] = None, logits: Optional[Tensor] = None) -> Tensor:
         if self.fusion is None:  # structure only: the joint embedding is e_s
             return emb[:, 0] if index is None else emb[index, 0]
-        return self.fusion(emb, mask, rel_type, index)[0]
+        return self.fusion(emb, mask, rel_type, index, logits)[0]
 
     def _fuse_rows(self, emb: Tensor, mask: Tensor,
                    pairs: Sequence[Tuple[Tensor, Tensor]]) -> List[Tensor]:
@@ -558,13 +558,24 @@ class NativE(torch.nn.Module):
                 self._cache['all'] = self.modality_embeddings(None)
         return self._cache['all']
 
-    def _candidates(self, rel: int, emb: Tensor, mask: Tensor) -> Tensor:
+    def _all_logits(self, emb: Tensor) -> Optional[Tensor]:
+        """ReDAF's attention logits of all entities (relation-independent),
+        kept while :meth:`cached_entities` is active."""
+        if self._cache is None or getattr(self.fusion, 'u', None) is None:
+            return None
+        if 'logits' not in self._cache:
+            with torch.no_grad():
+                self._cache['logits'] = self.fusion.logits(emb)
+        return self._cache['logits']
+
+    def _candidates(self, rel: int, emb: Tensor, mask: Tensor,
+                    logits: Optional[Tensor] = None) -> Tensor:
         """All ``N`` entities fused under relation ``rel`` (one ReDAF call)."""
         if self._cache is None:
             return self._fuse(emb, mask, self._idx(rel))
         if self._cache.get('rel') != rel:
             with torch.no_grad():
-                self._cache['cand'] = self._fuse(emb, mask, self._idx(rel))
+                self._cache['cand'] = self._fuse(emb, mask, self._idx(rel), logits=logits)
             self._cache['rel'] = rel
         return self._cache['cand']
 
@@ -573,12 +584,13 @@ class NativE(torch.nn.Module):
         query_index, rel_type = self._idx(query_index).view(-1), self._idx(rel_type).view(-1)
         rel_type = rel_type.expand(query_index.numel()) if rel_type.numel() == 1 else rel_type
         emb, mask = self._all_entities()
-        query = self._fuse(emb, mask, rel_type, query_index)  # entity ids index emb rows
+        logits = self._all_logits(emb)
+        query = self._fuse(emb, mask, rel_type, query_index, logits)  # ids index emb rows
         rel = self.relation_embedding(rel_type)
         scores, order = [], []
         for r in torch.unique(rel_type).tolist():  # each relation's candidates fused once
             rows = (rel_type == r).nonzero().view(-1)
-            cand = self._candidates(r, emb, mask)
+            cand = self._candidates(r, emb, mask, logits)
             scores.append(self.scorer.score_tails(query[rows], rel[rows], cand, chunk_size)
                           if tails else
                           self.scorer.score_heads(rel[rows], query[rows], cand, chunk_size))

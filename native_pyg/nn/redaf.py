@@ -5,7 +5,7 @@ from typing import Mapping, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
-from torch_geometric.utils import scatter, softmax
+from torch_geometric.utils import softmax
 
 FUSIONS = ('redaf', 'mean')
 MISSING = ('mask', 'random', 'zero')
@@ -115,7 +115,8 @@ class ReDAF(torch.nn.Module):
 
     def forward(self, emb: EmbeddingInput, mask: MaskInput = None,
                 rel_type: Optional[Union[Tensor, int]] = None,
-                index: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+                index: Optional[Tensor] = None,
+                logits: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         r"""Fuses modality embeddings.
 
         Args:
@@ -133,6 +134,10 @@ class ReDAF(torch.nn.Module):
             index (torch.Tensor, optional): ``[B]`` row of ``emb`` for every
                 output row, so that entities shared by many rows are passed
                 (and their logits computed) once; ``None`` = ``arange(U)``.
+            logits (torch.Tensor, optional): ``[U, M]`` precomputed
+                :meth:`logits` of ``emb`` (they do not depend on the
+                relation, so fusing all entities under many relations needs
+                them once).
 
         Returns:
             ``(fused [B, D], weights [B, M])``; missing modalities have weight
@@ -154,7 +159,14 @@ class ReDAF(torch.nn.Module):
             count = row_mask.sum(dim=1).clamp(min=1).to(emb.dtype)
             pair_weight = 1.0 / count[row]
         else:
-            pair_logit = self.logits(emb)[src, col].to(emb.dtype)  # autocast may lower it
+            if logits is not None:
+                pair_logit = logits[src, col]
+            elif index is not None and src.numel() < emb.size(0) * num_modalities:
+                # fewer (row, modality) pairs than embeddings: compute only theirs
+                pair_logit = self.u(torch.tanh(emb[src, col])).squeeze(-1)
+            else:
+                pair_logit = self.logits(emb)[src, col]
+            pair_logit = pair_logit.to(emb.dtype)  # autocast may lower it
             if self.theta is not None:
                 if rel_type is None:
                     raise ValueError("ReDAF with relation_temperature needs rel_type")
@@ -165,8 +177,9 @@ class ReDAF(torch.nn.Module):
             pair_weight = softmax(pair_logit, row, num_nodes=size)
 
         weights = emb.new_zeros(size, num_modalities).index_put((row, col), pair_weight)
-        fused = scatter(pair_weight.unsqueeze(-1) * emb[src, col], row, dim=0,
-                        dim_size=size, reduce='sum')
+        # sum_m w_m e_m as one batched product (missing modalities weigh 0)
+        rows = emb if index is None else emb[index]
+        fused = torch.bmm(weights.unsqueeze(1).to(rows.dtype), rows).squeeze(1)
         return fused, weights
 
     def __repr__(self) -> str:

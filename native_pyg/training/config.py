@@ -61,6 +61,8 @@ class TrainConfig:
     progress: bool = True
     # one thread and deterministic algorithms: bit-identical reruns
     deterministic: bool = False
+    # evaluation distances by a torch.compile kernel on CPUs (needs a C++ compiler)
+    compile: bool = False
     # GNN encoders: neighbours per hop (null = the whole training graph every step)
     num_neighbors: Optional[List[int]] = None
     num_workers: int = 0

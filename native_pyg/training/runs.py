@@ -19,7 +19,7 @@ FROZEN = ('dataset', 'data.dedupe', 'data.remove_leakage', 'data.nan_rows',
 #: run, where the data lies (its fingerprint is checked separately)
 MUTABLE = ('training.epochs', 'training.eval_every', 'training.patience', 'training.progress',
            'training.device', 'training.eval_batch_size', 'training.num_workers',
-           'training.pin_memory', 'training.persistent_workers', 'training.deterministic',
+           'training.pin_memory', 'training.persistent_workers', 'training.deterministic', 'training.compile',
            'root', 'data.verify')
 
 

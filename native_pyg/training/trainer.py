@@ -102,7 +102,8 @@ class Trainer:
                                             noise_dim=cfg.noise_dim).to(self.device)
             self.optimizer_g = torch.optim.Adam(self.generator.parameters(),
                                                 lr=cfg.lrg if cfg.lrg is not None else cfg.lr)
-        self.evaluator = LinkPredictionEvaluator.from_data(data, batch_size=cfg.eval_batch_size)
+        self.evaluator = LinkPredictionEvaluator.from_data(data, batch_size=cfg.eval_batch_size,
+                                                           compile=cfg.compile)
         self.loss_fn = LOSSES[cfg.loss]
         self.epoch, self.history = 0, []
         self.config_log: List[Dict[str, Any]] = []  # config changes applied on resume
