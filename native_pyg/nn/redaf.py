@@ -178,7 +178,8 @@ class ReDAF(torch.nn.Module):
 
         weights = emb.new_zeros(size, num_modalities).index_put((row, col), pair_weight)
         # sum_m w_m e_m as one batched product (missing modalities weigh 0)
-        rows = emb if index is None else emb[index]
+        # index_select: its backward is an index_add, not a sorting index_put
+        rows = emb if index is None else emb.index_select(0, index)
         fused = torch.bmm(weights.unsqueeze(1).to(rows.dtype), rows).squeeze(1)
         return fused, weights
 

@@ -185,32 +185,31 @@ def _complex_modulus_sum(re: Tensor, im: Tensor) -> Tensor:
 
 
 class _ModulusDistance(torch.autograd.Function):
-    r""":math:`\sum_i |q_i - c_i|` (complex, last dimension) of broadcast
-    query and candidate parts with one saved ``[..., D]`` difference pair
-    instead of autograd's stacked copies; the gradient is 0 where a
-    difference vanishes (as ``vector_norm``'s). First-order only."""
+    r""":math:`\sum_i |q_i - c_i|` over the complex coordinates of ``[..., 2D]``
+    ``[re | im]`` queries and candidates (broadcast), saving one difference
+    tensor instead of autograd's stacked and chunked copies; the gradient is
+    0 where a difference vanishes (as ``vector_norm``'s). First-order only."""
 
     @staticmethod
-    def forward(ctx, re_q: Tensor, im_q: Tensor, re_c: Tensor, im_c: Tensor) -> Tensor:
-        dx, dy = re_q - re_c, im_q - im_c
+    def forward(ctx, query: Tensor, candidates: Tensor) -> Tensor:
+        diff = query - candidates
+        dx, dy = diff.chunk(2, dim=-1)
         modulus = torch.hypot(dx, dy)
-        ctx.save_for_backward(dx, dy, modulus)
-        ctx.shapes = (re_q.shape, im_q.shape, re_c.shape, im_c.shape)
+        ctx.save_for_backward(diff, modulus)
+        ctx.shapes = (query.shape, candidates.shape)
         return modulus.sum(dim=-1)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):
-        dx, dy, modulus = ctx.saved_tensors
-        # g / |z|, and 0 where |z| = 0
-        scale = torch.where(modulus > 0, grad.unsqueeze(-1) / modulus, 0.0)
-        gx, gy = dx * scale, dy * scale
-        sq, sy, sc, sd = ctx.shapes
-        out = [gx.sum_to_size(sq) if ctx.needs_input_grad[0] else None,
-               gy.sum_to_size(sy) if ctx.needs_input_grad[1] else None,
-               gx.neg().sum_to_size(sc) if ctx.needs_input_grad[2] else None,
-               gy.neg().sum_to_size(sd) if ctx.needs_input_grad[3] else None]
-        return tuple(out)
+        diff, modulus = ctx.saved_tensors
+        # d|z|/dz = z / |z|; a vanishing |z| has z = 0, so any finite scale gives 0
+        # (negated: the candidates' gradient is the large one, the queries' is summed)
+        scale = grad.neg().unsqueeze(-1) / modulus.clamp_min(1e-30)
+        g = (diff.unflatten(-1, (2, -1)) * scale.unsqueeze(-2)).flatten(-2)
+        shape_q, shape_c = ctx.shapes
+        return (g.sum_to_size(shape_q).neg() if ctx.needs_input_grad[0] else None,
+                g.sum_to_size(shape_c) if ctx.needs_input_grad[1] else None)
 
 
 #: set by :func:`compiled_distances`; the compiled kernel once built (or False if it failed)
@@ -368,13 +367,10 @@ class RotatE(KGScorer):
         # One query per row, rotated once: h e^{i phi} against candidate tails,
         # or t e^{-i phi} against candidate heads (|c e^{i phi} - t| =
         # |c - t e^{-i phi}|); no [B, K, D] head/tail copies or rotations.
-        flip = corrupt_head.view(-1, 1)
-        re_h, im_h = self._rotate(head, rel)
-        re_t, im_t = self._rotate(tail, rel, conjugate=True)
-        re_q, im_q = torch.where(flip, re_t, re_h), torch.where(flip, im_t, im_h)
-        re_c, im_c = candidates.chunk(2, dim=-1)
-        return self.margin - _ModulusDistance.apply(re_q.unsqueeze(1), im_q.unsqueeze(1),
-                                                    re_c, im_c)
+        query = torch.where(corrupt_head.view(-1, 1),
+                            torch.cat(self._rotate(tail, rel, conjugate=True), dim=-1),
+                            torch.cat(self._rotate(head, rel), dim=-1))
+        return self.margin - _ModulusDistance.apply(query.unsqueeze(1), candidates)
 
     def constant_gradient_norm(self, wrt: str = 'both') -> Optional[float]:
         # d|h e^{i phi} - t| / d(re h, im h) is a unit vector per component

@@ -1,0 +1,67 @@
+"""Shared plumbing of the benchmark scripts: the MKG-Y data with stand-in
+features, one child process per measured variant (so that each peak memory
+is its own), and the JSON they print."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from typing import Callable, Dict, List, Optional, Sequence
+
+
+def load_mkgy(root: str, features: Optional[Dict[str, int]] = None):
+    """The real MKG-Y triples under ``root/MKG-Y/raw``; with ``features``
+    (``{modality: dim}``), random stand-in features present for every entity
+    (they measure speed, not accuracy)."""
+    import torch
+    from native_pyg.datasets import WildKGC
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        data = WildKGC(root, 'MKG-Y', log=False)[0]
+    g = torch.Generator().manual_seed(0)
+    n = data['entity'].num_nodes
+    for m, d in (features or {}).items():
+        data[m].x = torch.randn(n, d, generator=g)
+        data[m].mask = torch.ones(n, dtype=torch.bool)
+    return data
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (data, model and all)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def timed(fn: Callable[[], object], repeats: int) -> Dict[str, float]:
+    """Median and minimum seconds of ``repeats`` calls of ``fn``."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return {'seconds_median': round(statistics.median(times), 3),
+            'seconds_min': round(min(times), 3), 'repeats': repeats}
+
+
+def run_children(script: str, names: Sequence[str], argv: Sequence[str]) -> List[dict]:
+    """Runs ``script --only NAME`` for each name in its own process and
+    returns the JSON object each prints last."""
+    out = []
+    for name in names:
+        cmd = [sys.executable, os.path.abspath(script), *argv, '--only', name]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            sys.exit(f"{name}: {(proc.stderr.strip().splitlines() or ['failed'])[-1]}")
+        out.append({'variant': name, **json.loads(proc.stdout.strip().splitlines()[-1])})
+    return out
+
+
+def machine() -> Dict[str, object]:
+    import platform
+    import torch
+    return {'torch': torch.__version__, 'threads': torch.get_num_threads(),
+            'cpu_count': os.cpu_count(), 'platform': platform.platform()}
