@@ -14,33 +14,19 @@ which includes the data and the model). Prints one JSON object.
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import time
-import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _harness import load_mkgy, machine, peak_rss_mb, run_children  # noqa: E402
 
 SETTINGS = {'5,5': [5, 5], '10,5': [10, 5], '25,10': [25, 10], 'full': None}
-
-
-def build(root: str):
-    import torch
-    from native_pyg.datasets import WildKGC
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        data = WildKGC(root, 'MKG-Y', log=False)[0]
-    g = torch.Generator().manual_seed(0)
-    n = data['entity'].num_nodes
-    for m, d in (('image', 4096), ('text', 768)):
-        data[m].x = torch.randn(n, d, generator=g)
-        data[m].mask = torch.ones(n, dtype=torch.bool)
-    return data
 
 
 def child(args) -> dict:
     import torch
     from native_pyg.training import RunConfig, Trainer, build_model
-    data = build(args.root)
+    data = load_mkgy(args.root, {'image': 4096, 'text': 768})
     run = RunConfig.from_dict({
         'model': {'hidden_channels': args.dim, 'margin': 4.0, 'encoder': args.encoder,
                   'num_layers': 2, 'num_bases': 4 if args.encoder == 'rgcn' else None},
@@ -64,7 +50,7 @@ def child(args) -> dict:
     out = {'num_neighbors': args.only, 'entities_per_subgraph': sum(nodes) / len(nodes),
            'edges_per_subgraph': sum(edges) / len(edges), 'seconds_per_step': round(step, 3),
            'positive_triples_per_s': round(args.batch_size / step, 1),
-           'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+           'peak_rss_mb': peak_rss_mb()}
     if trainer.device.type == 'cuda':
         out['peak_cuda_mb'] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return out
@@ -84,18 +70,11 @@ def main():
     if args.only:
         print(json.dumps(child(args)))
         return
-    import torch
-    results = []
-    for name in SETTINGS:  # one process each: peak memory per setting
-        cmd = [sys.executable, os.path.abspath(__file__), *sys.argv[1:], '--only', name]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode:
-            sys.exit(f"{name}: {proc.stderr.strip().splitlines()[-1]}")
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    results = run_children(__file__, list(SETTINGS), sys.argv[1:])
     print(json.dumps({'dataset': 'MKG-Y (real triples, stand-in 4096-d image + 768-d text)',
                       'encoder': args.encoder, 'dim': args.dim, 'batch_size': args.batch_size,
                       'negatives': args.negatives, 'comat': True, 'device': args.device,
-                      'threads': torch.get_num_threads(), 'results': results}, indent=1))
+                      'machine': machine(), 'results': results}, indent=1))
 
 
 if __name__ == '__main__':
