@@ -25,7 +25,7 @@ $(VENV)/.accel-stamp: $(VENV)/.core-stamp
 	@start=$$(date +%s); \
 	$(PIPC) -q --no-build-isolation torch_scatter && \
 	$(PIPC) -q --no-build-isolation torch_sparse && \
-	$(PIPC) -q --no-build-isolation -e ".[accel,test]" && \
+	$(PIPC) -q --no-build-isolation -e ".[accel,test,text]" && \
 	echo ">>> [setup] accel + test extras ready in $$(( $$(date +%s) - start )) s"
 	@touch $@
 

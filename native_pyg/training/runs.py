@@ -13,7 +13,7 @@ RUN_FILES = ('last.pt', 'best.pt', 'model.pt', 'metrics.json', 'history.jsonl', 
 #: config keys a resumed run cannot change: they define the model, its data
 #: and the random streams the checkpoint continues
 FROZEN = ('dataset', 'data.dedupe', 'data.remove_leakage', 'data.nan_rows',
-          'data.zero_rows_missing', 'model.', 'training.seed', 'training.adversarial',
+          'data.zero_rows_missing', 'data.text_features', 'data.text_model', 'model.', 'training.seed', 'training.adversarial',
           'training.noise_dim', 'training.dedupe_train')
 #: keys a resumed run may change freely: when to stop, how to report, where to
 #: run, where the data lies (its fingerprint is checked separately)
