@@ -300,6 +300,31 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_experiment(args) -> int:
+    from native_pyg.experiments import Budget, run_experiment
+    from native_pyg.training import RunConfig
+    try:
+        base = RunConfig.from_yaml(args.config) if args.config else RunConfig()
+        base.dataset, base.root = args.dataset or base.dataset, args.root or base.root
+        if base.root is not None:
+            base.root = os.path.abspath(os.path.expanduser(base.root))
+        base = base.override(_data_sets(args) + list(args.set or []))
+        seeds = [int(s) for s in args.seeds.split(',') if s.strip()]
+        budget = Budget(epochs=args.epochs, hidden_channels=args.dim,
+                        num_negatives=args.negatives, lr=args.lr, batch_size=args.batch_size,
+                        eval_every=args.eval_every, margin=args.margin)
+        base.override(budget.overrides())  # range checks before any training
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    if not seeds:
+        raise CLIError(f"--seeds {args.seeds!r}: expected comma-separated integers")
+    data = _load(base)[0]
+    summary = run_experiment(args.name, data, args.out, base, budget, seeds)
+    print(open(os.path.join(args.out, f'{args.name}.md')).read())
+    print(f"{len(summary['rows'])} rows written to {args.out}/{args.name}.{{md,json,png}}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from native_pyg import __version__
     parser = _Parser(prog='native-pyg', description='Multi-modal KG completion in the wild.')
@@ -340,6 +365,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help='one thread and deterministic algorithms: bit-identical reruns')
     p.add_argument('--compile', action='store_true', help=COMPILE_HELP)
     p.set_defaults(func=cmd_train)
+
+    from native_pyg.experiments import EXPERIMENTS
+    p = sub.add_parser('experiment', help="run one of the paper's experiments "
+                                          "(table, JSON and plot under --out)")
+    p.add_argument('name', choices=EXPERIMENTS)
+    _add_dataset_args(p)
+    p.set_defaults(dataset=None)
+    p.add_argument('--config', help='YAML config the variants start from')
+    p.add_argument('--set', action='append', metavar='KEY=VALUE', help='override a config key')
+    p.add_argument('--out', required=True, help='results directory (finished cells are kept)')
+    p.add_argument('--seeds', default='0,1,2', help='comma-separated seeds (default: 0,1,2)')
+    p.add_argument('--epochs', type=int, default=100)
+    p.add_argument('--dim', type=int, default=100)
+    p.add_argument('--negatives', type=int, default=32)
+    p.add_argument('--lr', type=float, default=1e-3)
+    p.add_argument('--batch-size', type=int, default=1024)
+    p.add_argument('--eval-every', type=int, default=25)
+    p.add_argument('--margin', type=float, default=4.0)
+    p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser('evaluate', help='filtered link-prediction metrics of a checkpoint')
     p.add_argument('--checkpoint', required=True)

@@ -68,9 +68,13 @@ class Trainer:
         data (HeteroData): The MMKG (triples of all splits, for filtering).
         config (RunConfig or TrainConfig): Options.
         out_dir (str, optional): Where checkpoints and logs go.
+        evaluator (LinkPredictionEvaluator, optional): A shared evaluator
+            for validation (its filter depends on the triples only), e.g.
+            across the runs of an experiment.
     """
     def __init__(self, model: torch.nn.Module, data: HeteroData, config,
-                 out_dir: Optional[str] = None) -> None:
+                 out_dir: Optional[str] = None,
+                 evaluator: Optional[LinkPredictionEvaluator] = None) -> None:
         self.run = copy.deepcopy(config if isinstance(config, RunConfig)
                                  else RunConfig(training=config))
         if self.run.model.modalities is None and hasattr(model, 'feature_modalities'):
@@ -102,8 +106,8 @@ class Trainer:
                                             noise_dim=cfg.noise_dim).to(self.device)
             self.optimizer_g = torch.optim.Adam(self.generator.parameters(),
                                                 lr=cfg.lrg if cfg.lrg is not None else cfg.lr)
-        self.evaluator = LinkPredictionEvaluator.from_data(data, batch_size=cfg.eval_batch_size,
-                                                           compile=cfg.compile)
+        self.evaluator = evaluator or LinkPredictionEvaluator.from_data(
+            data, batch_size=cfg.eval_batch_size, compile=cfg.compile)
         self.loss_fn = LOSSES[cfg.loss]
         self.epoch, self.history = 0, []
         self.config_log: List[Dict[str, Any]] = []  # config changes applied on resume

@@ -1,0 +1,283 @@
+r"""The paper's experiments, one command each: a grid of cells (variant x
+setting x seed) trained at one budget on shared data and a shared evaluator,
+reported as mean ± std over seeds in a Markdown table, a JSON file and a PNG.
+
+* ``main``: structure-only RotatE and TransE, mean fusion, adaptive fusion
+  without relation temperature (AdaMF-style), NativE without CoMAT, NativE,
+  and NativE on a 2-layer R-GCN structural encoder;
+* ``missing``: entity- and modality-level missing features at rates 0.2,
+  0.4, 0.6, 0.8 (:class:`~native_pyg.data.EntityMissing`,
+  :class:`~native_pyg.data.ModalityMissing`) for NativE, NativE without
+  CoMAT and mean fusion;
+* ``generality``: each of RotatE, TransE, DistMult, ComplEx with and without
+  CoMAT;
+* ``ablation``: NativE, without relation temperature, without CoMAT, mean
+  fusion, and the authors' random missing-feature mode;
+* ``efficiency``: the ``main`` variants' seconds per epoch, evaluation
+  seconds and memory.
+
+Every finished cell is written to ``OUT/cells/<cell>.json`` at once, so a
+failed or interrupted command, rerun, skips them.
+
+    native-pyg experiment main --dataset MKG-Y --root DIR --text-features names \
+        --out runs/main --seeds 0,1,2 --epochs 100
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import os.path as osp
+import resource
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from torch_geometric.data import HeteroData
+
+#: variant -> (what it is, config overrides)
+VARIANTS: Dict[str, Tuple[str, List[str]]] = {
+    'rotate': ('RotatE, structure only', ['model.modalities=[]', 'model.scorer=rotate']),
+    'transe': ('TransE, structure only', ['model.modalities=[]', 'model.scorer=transe']),
+    'mean': ('mean fusion, no CoMAT', ['model.fusion=mean', 'training.adversarial=false']),
+    'adamf': ('adaptive fusion without relation temperature, no CoMAT',
+              ['model.relation_temperature=false', 'training.adversarial=false']),
+    'native-no-comat': ('NativE without CoMAT', ['training.adversarial=false']),
+    'native': ('NativE (ReDAF + CoMAT)', []),
+    'native-rgcn': ('NativE on a 2-layer R-GCN encoder',
+                    ['model.encoder=rgcn', 'model.num_bases=4']),
+    'no-temperature': ('NativE without relation temperature',
+                       ['model.relation_temperature=false']),
+    'random-missing': ("NativE, the authors' random stand-ins for missing features",
+                       ['model.missing=random']),
+}
+for _scorer in ('rotate', 'transe', 'distmult', 'complex'):
+    VARIANTS[f'{_scorer}+comat'] = (f'NativE with {_scorer}, CoMAT on',
+                                    [f'model.scorer={_scorer}'])
+    VARIANTS[f'{_scorer}-no-comat'] = (f'NativE with {_scorer}, CoMAT off',
+                                       [f'model.scorer={_scorer}', 'training.adversarial=false'])
+
+MAIN = ['rotate', 'transe', 'mean', 'adamf', 'native-no-comat', 'native', 'native-rgcn']
+RATES = (0.2, 0.4, 0.6, 0.8)
+
+
+def _grid(name: str) -> List[Tuple[str, str]]:
+    """``(variant, setting)`` pairs of an experiment; setting ``'full'`` or
+    ``'entity-0.4'`` / ``'modality-0.6'``."""
+    if name in ('main', 'efficiency'):
+        return [(v, 'full') for v in MAIN]
+    if name == 'missing':
+        return [(v, f'{kind}-{rate}') for kind in ('entity', 'modality') for rate in RATES
+                for v in ('native', 'native-no-comat', 'mean')]
+    if name == 'generality':
+        return [(f'{s}{c}', 'full') for s in ('rotate', 'transe', 'distmult', 'complex')
+                for c in ('+comat', '-no-comat')]
+    if name == 'ablation':
+        return [(v, 'full') for v in ('native', 'no-temperature', 'native-no-comat', 'mean',
+                                      'random-missing')]
+    raise ValueError(f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)}")
+
+
+EXPERIMENTS = ('main', 'missing', 'generality', 'ablation', 'efficiency')
+
+
+@dataclass
+class Budget:
+    """What every cell of an experiment trains with."""
+    epochs: int = 100
+    hidden_channels: int = 100
+    num_negatives: int = 32
+    lr: float = 1e-3
+    batch_size: int = 1024
+    eval_every: int = 25
+    margin: float = 4.0
+
+    def overrides(self) -> List[str]:
+        return [f'training.epochs={self.epochs}', f'model.hidden_channels={self.hidden_channels}',
+                f'training.num_negatives={self.num_negatives}', f'training.lr={self.lr}',
+                f'training.batch_size={self.batch_size}', f'training.eval_every={self.eval_every}',
+                f'model.margin={self.margin}']
+
+
+def _setting_data(data: HeteroData, setting: str, seed: int) -> HeteroData:
+    from native_pyg.data import EntityMissing, ModalityMissing
+    if setting == 'full':
+        return data
+    kind, rate = setting.rsplit('-', 1)
+    transform = EntityMissing if kind == 'entity' else ModalityMissing
+    return transform(float(rate), seed=seed)(data)
+
+
+def _cell_name(variant: str, setting: str, seed: int) -> str:
+    return f'{variant}__{setting}__seed{seed}'
+
+
+def run_cell(data: HeteroData, base, variant: str, setting: str, seed: int, evaluators,
+             progress: bool = False) -> Dict[str, Any]:
+    """Trains and evaluates one cell; returns its record."""
+    from native_pyg.training import Trainer, build_model
+    run = base.override([*VARIANTS[variant][1], f'training.seed={seed}',
+                         f'training.progress={str(progress).lower()}'])
+    cell_data = _setting_data(data, setting, seed)
+    model = build_model(cell_data, run)
+    trainer = Trainer(model, cell_data, run, evaluator=evaluators['realistic'])
+    start = time.perf_counter()
+    trainer.fit()
+    train_s = time.perf_counter() - start
+    record: Dict[str, Any] = {'variant': variant, 'setting': setting, 'seed': seed,
+                              'best_epoch': trainer.best_epoch, 'epochs': trainer.epoch}
+    for ties, ev in evaluators.items():
+        start = time.perf_counter()
+        test = ev.evaluate(trainer.model, _test(cell_data))
+        record[f'eval_seconds_{ties}'] = round(time.perf_counter() - start, 2)
+        record[ties] = {k: test['both'][k] for k in ('mrr', 'mr', 'hits@1', 'hits@3', 'hits@10')}
+    params = sum(p.numel() for p in trainer.model.parameters())
+    if trainer.generator is not None:
+        params += sum(p.numel() for p in trainer.generator.parameters())
+    record.update(seconds_per_epoch=round(train_s / max(trainer.epoch, 1), 3),
+                  parameters=params, state_mb=round(params * 4 * 4 / 2**20, 1),
+                  process_peak_rss_mb=round(
+                      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+    return record
+
+
+def _test(data):
+    from native_pyg.data import split_triples
+    return split_triples(data, 'test')
+
+
+def run_experiment(name: str, data: HeteroData, out: str, base=None,
+                   budget: Optional[Budget] = None, seeds: Sequence[int] = (0, 1, 2),
+                   progress: bool = True, log: Callable[[str], None] = print) -> Dict[str, Any]:
+    """Runs the cells of experiment ``name`` on ``data`` that ``out`` does
+    not hold yet, then writes ``out/<name>.{json,md,png}``; returns the
+    summary."""
+    from native_pyg.evaluation import LinkPredictionEvaluator
+    from native_pyg.training import RunConfig
+    grid = _grid(name)
+    budget = budget or Budget()
+    base = (base or RunConfig()).override(budget.overrides())
+    os.makedirs(osp.join(out, 'cells'), exist_ok=True)
+    evaluators = {ties: LinkPredictionEvaluator.from_data(data, ties=ties,
+                                                          batch_size=base.training.eval_batch_size)
+                  for ties in ('realistic', 'optimistic')}
+    records = []
+    cells = [(v, s, seed) for v, s in grid for seed in seeds]
+    for i, (variant, setting, seed) in enumerate(cells, 1):
+        path = osp.join(out, 'cells', _cell_name(variant, setting, seed) + '.json')
+        if osp.exists(path):
+            with open(path) as f:
+                records.append(json.load(f))
+            continue
+        log(f"[{i}/{len(cells)}] {variant} / {setting} / seed {seed}")
+        record = run_cell(data, base, variant, setting, seed, evaluators, progress)
+        tmp = f'{path}.tmp'
+        with open(tmp, 'w') as f:
+            json.dump(record, f, indent=1)
+        os.replace(tmp, path)  # a finished cell is never redone
+        log(f"    test MRR {100 * record['realistic']['mrr']:.2f} "
+            f"({record['seconds_per_epoch']:.1f} s/epoch)")
+        records.append(record)
+    summary = {'experiment': name, 'budget': dataclasses.asdict(budget), 'seeds': list(seeds),
+               'rows': summarize(records, grid)}
+    _write(out, name, summary)
+    return summary
+
+
+def _mean_std(values: List[float]) -> Tuple[float, float]:
+    m = sum(values) / len(values)
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return m, sd
+
+
+def summarize(records: List[Dict[str, Any]], grid: List[Tuple[str, str]]) -> List[Dict[str, Any]]:
+    """One row per (variant, setting): mean and std over seeds."""
+    rows = []
+    for variant, setting in grid:
+        cell = [r for r in records if r['variant'] == variant and r['setting'] == setting]
+        if not cell:
+            continue
+        row: Dict[str, Any] = {'variant': variant, 'description': VARIANTS[variant][0],
+                               'setting': setting, 'seeds': len(cell)}
+        for ties in ('realistic', 'optimistic'):
+            for k in ('mrr', 'mr', 'hits@1', 'hits@10'):
+                row[f'{ties}_{k}'] = _mean_std([r[ties][k] for r in cell])
+        for k in ('seconds_per_epoch', 'eval_seconds_realistic', 'state_mb',
+                  'process_peak_rss_mb'):
+            row[k] = _mean_std([r[k] for r in cell])
+        rows.append(row)
+    return rows
+
+
+def _fmt(ms: Tuple[float, float], scale: float = 100.0, digits: int = 2) -> str:
+    return f"{ms[0] * scale:.{digits}f} ± {ms[1] * scale:.{digits}f}"
+
+
+def to_markdown(summary: Dict[str, Any]) -> str:
+    b = summary['budget']
+    lines = [f"# Experiment `{summary['experiment']}`", '',
+             f"Budget: {b['epochs']} epochs, dim {b['hidden_channels']}, "
+             f"{b['num_negatives']} negatives, lr {b['lr']}, batch {b['batch_size']}, "
+             f"margin {b['margin']}, model selected on valid every {b['eval_every']} epochs; "
+             f"seeds {summary['seeds']}. Filtered test metrics in %, mean ± std over seeds.", '']
+    if summary['experiment'] == 'efficiency':
+        lines += ['| variant | s / epoch | evaluation s | parameters + grads + Adam (MB) '
+                  '| process peak RSS so far (MB) |', '|---|---|---|---|---|']
+        for r in summary['rows']:
+            lines.append(f"| {r['description']} | {_fmt(r['seconds_per_epoch'], 1)} | "
+                         f"{_fmt(r['eval_seconds_realistic'], 1)} | {_fmt(r['state_mb'], 1, 1)} "
+                         f"| {_fmt(r['process_peak_rss_mb'], 1, 0)} |")
+        return '\n'.join(lines) + '\n'
+    lines += ['| setting | variant | MRR | H@1 | H@10 | MR | MRR (optimistic ties) |',
+              '|---|---|---|---|---|---|---|']
+    for r in summary['rows']:
+        lines.append(f"| {r['setting']} | {r['description']} | {_fmt(r['realistic_mrr'])} | "
+                     f"{_fmt(r['realistic_hits@1'])} | {_fmt(r['realistic_hits@10'])} | "
+                     f"{_fmt(r['realistic_mr'], 1, 0)} | {_fmt(r['optimistic_mrr'])} |")
+    return '\n'.join(lines) + '\n'
+
+
+def plot(summary: Dict[str, Any], path: str) -> None:
+    """Test MRR per variant (bars), or against the missing rate (lines)."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(8, 4))
+    ax = fig.subplots()
+    rows = summary['rows']
+    if summary['experiment'] == 'missing':
+        for kind, style in (('entity', '-'), ('modality', '--')):
+            for variant in dict.fromkeys(r['variant'] for r in rows):
+                pts = sorted((float(r['setting'].rsplit('-', 1)[1]), r['realistic_mrr'])
+                             for r in rows if r['variant'] == variant
+                             and r['setting'].startswith(kind))
+                if pts:
+                    ax.errorbar([p[0] for p in pts], [100 * p[1][0] for p in pts],
+                                yerr=[100 * p[1][1] for p in pts], linestyle=style, marker='o',
+                                label=f'{variant} ({kind}-level)')
+        ax.set(xlabel='missing rate', ylabel='test MRR (%)')
+    else:
+        key = 'seconds_per_epoch' if summary['experiment'] == 'efficiency' else 'realistic_mrr'
+        scale = 1.0 if key == 'seconds_per_epoch' else 100.0
+        ax.bar(range(len(rows)), [scale * r[key][0] for r in rows],
+               yerr=[scale * r[key][1] for r in rows])
+        ax.set_xticks(range(len(rows)), [r['variant'] for r in rows], rotation=30, ha='right')
+        ax.set(ylabel='seconds per epoch' if scale == 1.0 else 'test MRR (%)')
+    ax.set_title(f"experiment {summary['experiment']}")
+    if summary['experiment'] == 'missing':
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def _write(out: str, name: str, summary: Dict[str, Any]) -> None:
+    with open(osp.join(out, f'{name}.json'), 'w') as f:
+        json.dump(summary, f, indent=1)
+    with open(osp.join(out, f'{name}.md'), 'w') as f:
+        f.write(to_markdown(summary))
+    plot(summary, osp.join(out, f'{name}.png'))
+
+
+if __name__ == '__main__':  # python -m native_pyg.experiments NAME ...
+    import sys
+    from native_pyg.cli import main
+    sys.exit(main(['experiment', *sys.argv[1:]]))

@@ -1,0 +1,77 @@
+"""The paper's experiments as one command each."""
+import json
+import math
+
+import pytest
+
+import native_pyg.experiments as experiments
+from native_pyg.datasets import SyntheticMMKG
+from native_pyg.experiments import Budget, run_experiment, summarize
+
+TINY = Budget(epochs=1, hidden_channels=4, num_negatives=2, batch_size=4096, eval_every=1)
+
+
+@pytest.fixture(scope='module')
+def small():
+    return SyntheticMMKG(seed=2, num_entities=150, num_relations=4)[0]
+
+
+def test_grids_cover_the_papers_tables():
+    assert [v for v, _ in experiments._grid('main')] == experiments.MAIN
+    missing = experiments._grid('missing')
+    assert len(missing) == 2 * 4 * 3
+    assert {s for _, s in missing} == {f'{k}-{r}' for k in ('entity', 'modality')
+                                      for r in (0.2, 0.4, 0.6, 0.8)}
+    assert len(experiments._grid('generality')) == 8
+    assert 'random-missing' in [v for v, _ in experiments._grid('ablation')]
+    with pytest.raises(ValueError, match='unknown experiment'):
+        experiments._grid('nope')
+
+
+def test_missing_settings_remove_what_they_say(small):
+    stripped = experiments._setting_data(small, 'entity-0.6', seed=0)
+    before = sum(int(small[m].mask.sum()) for m in ('image', 'text'))
+    after = sum(int(stripped[m].mask.sum()) for m in ('image', 'text'))
+    assert after < 0.6 * before and experiments._setting_data(small, 'full', 0) is small
+
+
+def test_an_experiment_writes_its_outputs_and_resumes(small, tmp_path, monkeypatch):
+    summary = run_experiment('ablation', small, str(tmp_path), budget=TINY, seeds=(0, 1),
+                             progress=False, log=lambda s: None)
+    assert [r['variant'] for r in summary['rows']] == [v for v, _ in experiments._grid('ablation')]
+    for r in summary['rows']:
+        assert r['seeds'] == 2 and 0 < r['realistic_mrr'][0] <= 1
+        assert r['optimistic_mrr'][0] >= r['realistic_mrr'][0] - 1e-12
+    for ext in ('json', 'md', 'png'):
+        assert (tmp_path / f'ablation.{ext}').stat().st_size > 0
+    assert '| full | NativE (ReDAF + CoMAT) |' in (tmp_path / 'ablation.md').read_text()
+    assert len(list((tmp_path / 'cells').glob('*.json'))) == 10
+    # a rerun redoes no finished cell; a lost cell is redone alone
+    (tmp_path / 'cells' / 'mean__full__seed1.json').unlink()
+    done = []
+    real = experiments.run_cell
+    monkeypatch.setattr(experiments, 'run_cell', lambda *a, **k: done.append(a[2:5]) or real(*a, **k))
+    again = run_experiment('ablation', small, str(tmp_path), budget=TINY, seeds=(0, 1),
+                           progress=False, log=lambda s: None)
+    assert done == [('mean', 'full', 1)]
+    assert json.loads((tmp_path / 'ablation.json').read_text())['rows'][0] == \
+        json.loads(json.dumps(again['rows'][0]))
+
+
+def test_summaries_are_mean_and_sample_std():
+    rec = lambda seed, mrr: {'variant': 'native', 'setting': 'full', 'seed': seed,  # noqa: E731
+                             'realistic': {'mrr': mrr, 'mr': 10.0, 'hits@1': 0.1, 'hits@10': 0.5},
+                             'optimistic': {'mrr': mrr, 'mr': 9.0, 'hits@1': 0.1, 'hits@10': 0.5},
+                             'seconds_per_epoch': 1.0, 'eval_seconds_realistic': 2.0,
+                             'state_mb': 3.0, 'process_peak_rss_mb': 4.0}
+    (row,) = summarize([rec(0, 0.2), rec(1, 0.4), rec(2, 0.6)], [('native', 'full')])
+    assert row['realistic_mrr'][0] == pytest.approx(0.4)
+    assert row['realistic_mrr'][1] == pytest.approx(math.sqrt(((0.2) ** 2 * 2) / 2))
+
+
+def test_experiment_cli_errors_are_one_line(tmp_path, capsys):
+    from native_pyg.cli import main
+    assert main(['experiment', 'main', '--out', str(tmp_path), '--seeds', ',']) == 2
+    assert '--seeds' in capsys.readouterr().err
+    assert main(['experiment', 'main', '--out', str(tmp_path), '--epochs', '0']) == 2
+    assert 'training.epochs: must be >= 1' in capsys.readouterr().err
