@@ -60,6 +60,36 @@ def run_children(script: str, names: Sequence[str], argv: Sequence[str]) -> List
     return out
 
 
+def run_child(args, child: Callable[[object], dict]) -> bool:
+    """In a child process (``--only`` given): prints ``child(args)`` as JSON
+    and returns ``True``."""
+    if not getattr(args, 'only', None):
+        return False
+    print(json.dumps(child(args)))
+    return True
+
+
+def compare(script: str, variants: Sequence[str], argv: Sequence[str], key: str,
+            base: str = 'native') -> List[dict]:
+    """:func:`run_children`, each result with ``ratio_to_native``: its
+    ``key`` over that of the ``base`` variant, measured in the same run."""
+    results = run_children(script, variants, argv)
+    ref = next((r[key] for r in results if r['variant'] == base and key in r), None)
+    for r in results:
+        if ref and key in r:
+            r['ratio_to_native'] = round(r[key] / ref, 2)
+    return results
+
+
+def memory(device) -> Dict[str, float]:
+    """Peak resident memory, and on CUDA the peak allocated GPU memory."""
+    import torch
+    out = {'peak_rss_mb': peak_rss_mb()}
+    if device.type == 'cuda':
+        out['peak_cuda_mb'] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
+
+
 def machine() -> Dict[str, object]:
     import platform
     import torch

@@ -28,7 +28,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import load_mkgy, machine, peak_rss_mb, run_children  # noqa: E402
+from _harness import compare, load_mkgy, machine, peak_rss_mb, run_child  # noqa: E402
 
 VARIANTS = ('native', 'native-compiled', 'pykeen')
 
@@ -137,17 +137,12 @@ def main():
     p.add_argument('--variants', default=','.join(VARIANTS))
     p.add_argument('--only', choices=VARIANTS, help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.only:
-        print(json.dumps(child(args)))
+    if run_child(args, child):
         return
-    results = run_children(__file__, args.variants.split(','), sys.argv[1:])
+    results = compare(__file__, args.variants.split(','), sys.argv[1:], 'seconds')
     ok = [r for r in results if 'mrr' in r]
     agree = all(abs(r['mrr'] - ok[0]['mrr']) < 1e-6 and abs(r['mr'] - ok[0]['mr']) < 1e-2
                 and abs(r['hits@10'] - ok[0]['hits@10']) < 1e-6 for r in ok)
-    base = next((r['seconds'] for r in results if r['variant'] == 'native'), None)
-    for r in results:
-        if base and 'seconds' in r:
-            r['ratio_to_native'] = round(r['seconds'] / base, 2)
     print(json.dumps({'dataset': 'MKG-Y test (real triples), 5,326 filtered queries',
                       'model': f'NativE, RotatE dim {args.dim}, image + text stand-ins',
                       'ties': 'realistic', 'metrics_agree': agree, 'machine': machine(),

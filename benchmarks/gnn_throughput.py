@@ -18,7 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import load_mkgy, machine, peak_rss_mb, run_children  # noqa: E402
+from _harness import load_mkgy, machine, memory, run_child, run_children  # noqa: E402
 
 SETTINGS = {'5,5': [5, 5], '10,5': [10, 5], '25,10': [25, 10], 'full': None}
 
@@ -50,9 +50,7 @@ def child(args) -> dict:
     out = {'num_neighbors': args.only, 'entities_per_subgraph': sum(nodes) / len(nodes),
            'edges_per_subgraph': sum(edges) / len(edges), 'seconds_per_step': round(step, 3),
            'positive_triples_per_s': round(args.batch_size / step, 1),
-           'peak_rss_mb': peak_rss_mb()}
-    if trainer.device.type == 'cuda':
-        out['peak_cuda_mb'] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+           **memory(trainer.device)}
     return out
 
 
@@ -67,8 +65,7 @@ def main():
     p.add_argument('--device', default='auto')
     p.add_argument('--only', choices=list(SETTINGS), help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.only:
-        print(json.dumps(child(args)))
+    if run_child(args, child):
         return
     results = run_children(__file__, list(SETTINGS), sys.argv[1:])
     print(json.dumps({'dataset': 'MKG-Y (real triples, stand-in 4096-d image + 768-d text)',

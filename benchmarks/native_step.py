@@ -24,7 +24,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import load_mkgy, machine, peak_rss_mb, run_children, timed  # noqa: E402
+from _harness import compare, load_mkgy, machine, memory, run_child, timed  # noqa: E402
 
 VARIANTS = ('native', 'per-row')
 
@@ -66,10 +66,7 @@ def child(args) -> dict:
         trainer.train_step(next(it))
         sync()
 
-    out = {**timed(step, args.steps), 'device': str(trainer.device), 'peak_rss_mb': peak_rss_mb()}
-    if trainer.device.type == 'cuda':
-        out['peak_cuda_mb'] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return out
+    return {**timed(step, args.steps), 'device': str(trainer.device), **memory(trainer.device)}
 
 
 def main():
@@ -83,14 +80,9 @@ def main():
     p.add_argument('--variants', default=','.join(VARIANTS))
     p.add_argument('--only', choices=VARIANTS, help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.only:
-        print(json.dumps(child(args)))
+    if run_child(args, child):
         return
-    results = run_children(__file__, args.variants.split(','), sys.argv[1:])
-    base = next((r['seconds_median'] for r in results if r['variant'] == 'native'), None)
-    for r in results:
-        if base:
-            r['ratio_to_native'] = round(r['seconds_median'] / base, 2)
+    results = compare(__file__, args.variants.split(','), sys.argv[1:], 'seconds_median')
     print(json.dumps({'dataset': 'MKG-Y (real triples, stand-in 4096-d image + 768-d text)',
                       'dim': args.dim, 'batch_size': args.batch_size,
                       'negatives': args.negatives, 'comat': True, 'regul_rate': 1e-5,

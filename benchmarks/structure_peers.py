@@ -29,7 +29,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import load_mkgy, machine, peak_rss_mb, run_children, timed  # noqa: E402
+from _harness import compare, load_mkgy, machine, peak_rss_mb, run_child, timed  # noqa: E402
 
 VARIANTS = ('native', 'native-regul', 'pykeen', 'pyg', 'pyg-negatives')
 
@@ -137,14 +137,9 @@ def main():
     p.add_argument('--variants', default=','.join(VARIANTS))
     p.add_argument('--only', choices=VARIANTS, help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.only:
-        print(json.dumps(child(args)))
+    if run_child(args, child):
         return
-    results = run_children(__file__, args.variants.split(','), sys.argv[1:])
-    base = next((r['seconds_median'] for r in results if r['variant'] == 'native'), None)
-    for r in results:
-        if base and 'seconds_median' in r:
-            r['ratio_to_native'] = round(r['seconds_median'] / base, 2)
+    results = compare(__file__, args.variants.split(','), sys.argv[1:], 'seconds_median')
     print(json.dumps({'dataset': 'MKG-Y (real triples)', 'model': 'RotatE, structure only',
                       'dim': args.dim, 'negatives': args.negatives,
                       'batch_size': args.batch_size, 'lr': args.lr, 'measure': 'seconds per epoch',

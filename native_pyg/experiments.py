@@ -32,9 +32,10 @@ import os.path as osp
 import resource
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from torch_geometric.data import HeteroData
+if TYPE_CHECKING:  # the CLI reads the experiment names without loading PyG
+    from torch_geometric.data import HeteroData
 
 #: variant -> (what it is, config overrides)
 VARIANTS: Dict[str, Tuple[str, List[str]]] = {

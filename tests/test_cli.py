@@ -57,7 +57,7 @@ def test_resume_continues(trained, capsys):
     assert json.loads((trained / 'metrics.json').read_text())['epochs'] == 3
 
 
-@pytest.mark.parametrize('argv, message', [
+BAD_ARGUMENTS = [
     (['predict', '--checkpoint', '{ck}', '--head', 'entity_3x', '--relation', 'relation_1'],
      "unknown entity 'entity_3x'; did you mean"),
     (['predict', '--checkpoint', '{ck}', '--head', 'entity_3', '--relation', 'relatoin_1'],
@@ -96,20 +96,45 @@ def test_resume_continues(trained, capsys):
      'cannot resume with a different model.hidden_channels (8 -> 9)'),
     (['stats', '--dataset', 'synthetic', '--nan-rows', 'missing'],
      'nan_rows: options for datasets read from files'),
-])
-def test_bad_arguments_one_line_exit_2(trained, tmp_path, argv, message):
-    (tmp_path / 'list.yaml').write_text('- 1\n- 2\n')
-    (tmp_path / 'model5.yaml').write_text('model: 5\n')
-    argv = [a.format(ck=trained / 'model.pt', ck_dir=trained, tmp=tmp_path) for a in argv]
-    before = {p.name: p.read_bytes() for p in trained.iterdir() if p.is_file()}
-    proc = subprocess.run([sys.executable, '-m', 'native_pyg.cli', *argv],
-                          capture_output=True, text=True)
+]
+
+
+@pytest.fixture(scope='module')
+def bad_argument_runs(trained, tmp_path_factory):
+    """Every case of BAD_ARGUMENTS as its own ``native-pyg`` process, as
+    many at a time as there are cores (each in its own directory), and the
+    files of the trained run before and after all of them."""
+    from concurrent.futures import ThreadPoolExecutor
+    import os
+
+    def snapshot():
+        return {p.name: p.read_bytes() for p in trained.iterdir() if p.is_file()}
+
+    def run(i):
+        tmp = tmp_path_factory.mktemp(f'case{i}')
+        (tmp / 'list.yaml').write_text('- 1\n- 2\n')
+        (tmp / 'model5.yaml').write_text('model: 5\n')
+        argv = [a.format(ck=trained / 'model.pt', ck_dir=trained, tmp=tmp)
+                for a in BAD_ARGUMENTS[i][0]]
+        return subprocess.run([sys.executable, '-m', 'native_pyg.cli', *argv],
+                              capture_output=True, text=True)
+
+    before = snapshot()
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        procs = list(pool.map(run, range(len(BAD_ARGUMENTS))))
+    return procs, before, snapshot()
+
+
+@pytest.mark.parametrize('case', range(len(BAD_ARGUMENTS)),
+                         ids=[' '.join(a[:3]) for a, _ in BAD_ARGUMENTS])
+def test_bad_arguments_one_line_exit_2(bad_argument_runs, case):
+    procs, before, after = bad_argument_runs
+    proc, message = procs[case], BAD_ARGUMENTS[case][1]
     assert proc.returncode == 2, proc.stderr
     err = [l for l in proc.stderr.splitlines() if l.strip() and 'Warning' not in l
            and not l.startswith('  ')]
     assert len(err) == 1 and message in err[0], proc.stderr
-    # the existing run is untouched
-    assert {p.name: p.read_bytes() for p in trained.iterdir() if p.is_file()} == before
+    assert after == before  # the existing run is untouched
 
 
 def test_cuda_without_cuda_is_one_line(monkeypatch, tmp_path, capsys):
