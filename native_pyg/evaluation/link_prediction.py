@@ -164,8 +164,8 @@ class LinkPredictionEvaluator:
                        entity_second: bool = False) -> Tensor:
         """``score_fn(a, b)`` rows of every query, each distinct query
         (entity, relation) scored once (test splits repeat about 1 in 8)."""
-        ent = b if entity_second else a
-        key = ent * (int(ent.max()) + 1 if ent.numel() else 1) + (a if entity_second else b)
+        ent, rel = (b, a) if entity_second else (a, b)
+        key = ent * (int(rel.max()) + 1 if rel.numel() else 1) + rel  # one id per pair
         uniq, first, inverse = _unique_rows(key)
         if uniq == key.numel():
             return self._check_scores(score_fn(a, b), key.numel(), name)
