@@ -201,6 +201,7 @@ def _restore(path: str, root: Optional[str] = None):
     from native_pyg.data import fingerprint
     from native_pyg.data.schema import fingerprint_differences
     from native_pyg.training import RunConfig, build_model, load_checkpoint
+    from native_pyg.training.config import with_legacy_defaults
     try:
         state = load_checkpoint(path)
     except (FileNotFoundError, RuntimeError) as e:
@@ -210,7 +211,7 @@ def _restore(path: str, root: Optional[str] = None):
         raise CLIError(f"{path}: not a native_pyg checkpoint (no 'config' and 'model'); expected "
                        f"model.pt, best.pt or last.pt written by 'native-pyg train'")
     try:
-        run = RunConfig.from_dict(state['config'], source=path)
+        run = RunConfig.from_dict(with_legacy_defaults(state['config']), source=path)
     except ValueError as e:
         raise CLIError(str(e)) from None
     if root is not None:
@@ -270,6 +271,44 @@ def _resolve(kind: str, value: str, names) -> int:
         raise CLIError(f"unknown {kind} {value!r}{hint}") from None
 
 
+def _add_new_entities(args, run, model) -> None:
+    """Appends the entities of ``--new-entity FILE`` and ``--new-name TEXT``
+    to a restored model (and with ``--save`` writes it)."""
+    import torch
+    from native_pyg.training import load_checkpoint, save_checkpoint
+    for path in args.new_entity or []:
+        try:
+            entry = torch.load(path, weights_only=True)
+        except Exception as e:
+            raise CLIError(f"--new-entity {path}: not a readable .pt file "
+                           f"({type(e).__name__}: {e})") from None
+        if not isinstance(entry, dict):
+            raise CLIError(f"--new-entity {path}: expected a dict {{modality: features [d]}} "
+                           f"(and optionally 'name'), got a {type(entry).__name__}")
+        entry = dict(entry)
+        name = str(entry.pop('name', os.path.splitext(os.path.basename(path))[0]))
+        try:
+            model.add_entities(entry, names=[name])
+        except ValueError as e:
+            raise CLIError(f"--new-entity {path}: {e}") from None
+    if args.new_name:
+        if run.data.text_features != 'names' or 'text' not in model.feature_modalities:
+            raise CLIError("--new-name needs a model trained with --text-features names (its "
+                           "text modality encodes names); give --new-entity FILE instead")
+        from native_pyg.features.text import encode_texts
+        x = encode_texts([' '.join(n.split()) for n in args.new_name], run.data.text_model,
+                         progress=False)
+        model.add_entities({'text': x}, names=list(args.new_name))
+    if args.save:
+        if os.path.exists(args.save):
+            raise CLIError(f"--save {args.save}: exists; choose a new path (nothing is "
+                           f"overwritten)")
+        state = load_checkpoint(args.checkpoint)
+        state['model'] = model.state_dict()
+        save_checkpoint(state, args.save)
+        print(f"checkpoint with {len(model.added_entities or [])} added entities: {args.save}")
+
+
 def cmd_predict(args) -> int:
     import torch
     from native_pyg.data import split_triples
@@ -278,7 +317,9 @@ def cmd_predict(args) -> int:
     if (args.head is None) == (args.tail is None):
         raise CLIError("give exactly one of --head (predict tails) or --tail (predict heads)")
     run, data, model = _restore(args.checkpoint, args.root)
-    names, rels = data['entity'].name, data.relation_names
+    _add_new_entities(args, run, model)
+    names, rels = list(data['entity'].name), data.relation_names
+    names += model.added_entities.names if model.added_entities is not None else []
     r = _resolve('relation', args.relation, rels)
     known = {tuple(x) for x in split_triples(data, 'train').tolist()}
     model.eval()
@@ -301,7 +342,8 @@ def cmd_predict(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    from native_pyg.experiments import Budget, run_experiment
+    from native_pyg.experiments import (Budget, _budget_of, _grid, run_experiment, select,
+                                        tabulate)
     from native_pyg.training import RunConfig
     try:
         base = RunConfig.from_yaml(args.config) if args.config else RunConfig()
@@ -318,8 +360,31 @@ def cmd_experiment(args) -> int:
         raise CLIError(str(e)) from None
     if not seeds:
         raise CLIError(f"--seeds {args.seeds!r}: expected comma-separated integers")
-    data = _load(base)[0]
-    summary = run_experiment(args.name, data, args.out, base, budget, seeds)
+    split = lambda v: [x.strip() for x in v.split(',') if x.strip()] if v else None  # noqa: E731
+    try:
+        index, count = (int(x) for x in args.shard.split('/'))
+    except ValueError:
+        raise CLIError(f"--shard {args.shard!r}: expected I/N, e.g. 0/4") from None
+    try:  # a bad selection fails before the data loads
+        select(_grid(args.name), split(args.variants), split(args.settings))
+        if not 0 <= index < count:
+            raise ValueError(f"--shard {args.shard}: expected 0 <= I < N")
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    chosen = dict(variants=split(args.variants), settings=split(args.settings))
+    if args.no_train:
+        try:
+            summary = tabulate(args.name, args.out, None, seeds, **chosen)
+        except ValueError as e:
+            raise CLIError(str(e)) from None
+    else:
+        kept = _budget_of(args.out)
+        if kept is not None and kept != budget:
+            raise CLIError(f"{args.out} holds cells trained with another budget ({kept}); use "
+                           f"a new --out, or the same budget flags to finish them")
+        data = _load(base)[0]
+        summary = run_experiment(args.name, data, args.out, base, budget, seeds,
+                                 shard=(index, count), **chosen)
     print(open(os.path.join(args.out, f'{args.name}.md')).read())
     print(f"{len(summary['rows'])} rows written to {args.out}/{args.name}.{{md,json,png}}")
     return 0
@@ -383,6 +448,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--batch-size', type=int, default=1024)
     p.add_argument('--eval-every', type=int, default=25)
     p.add_argument('--margin', type=float, default=4.0)
+    p.add_argument('--variants', metavar='V1,V2', help='only these variants, e.g. native,mean')
+    p.add_argument('--settings', metavar='S1,S2',
+                   help="only these settings, e.g. 'entity' (every entity-level rate) or "
+                        "'modality-0.4'")
+    p.add_argument('--shard', default='0/1', metavar='I/N',
+                   help='train only every N-th cell starting at I, so N processes sharing '
+                        '--out split the experiment (default 0/1: all)')
+    p.add_argument('--no-train', action='store_true',
+                   help="train nothing: tabulate the finished cells in --out (e.g. after "
+                        "shards on several machines)")
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser('evaluate', help='filtered link-prediction metrics of a checkpoint')
@@ -403,6 +478,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--relation', required=True, help='relation name or id')
     p.add_argument('--k', type=int, default=10)
     p.add_argument('--root', help='look for the dataset here instead of the recorded root')
+    p.add_argument('--new-entity', action='append', metavar='FILE.pt',
+                   help="add an entity the model never saw: a .pt dict {modality: features "
+                        "[d]} (optional 'name'); then usable in --head/--tail (repeatable)")
+    p.add_argument('--new-name', action='append', metavar='TEXT',
+                   help='add an entity given only by its name, encoded as the text modality '
+                        '(models trained with --text-features names; repeatable)')
+    p.add_argument('--save', metavar='PATH',
+                   help='write the checkpoint with the added entities to PATH')
     p.set_defaults(func=cmd_predict)
     return parser
 

@@ -14,7 +14,11 @@ reported as mean ± std over seeds in a Markdown table, a JSON file and a PNG.
 * ``ablation``: NativE, without relation temperature, without CoMAT, mean
   fusion, and the authors' random missing-feature mode;
 * ``efficiency``: the ``main`` variants' seconds per epoch, evaluation
-  seconds and memory.
+  seconds and memory;
+* ``unseen``: entities without training triples, NativE (no CoMAT) using
+  their untrained structure (the paper), with it masked, and masked plus
+  structure dropout 0.1 / 0.3; tables split every MRR into triples of seen
+  entities and triples touching an unseen one.
 
 Every finished cell is written to ``OUT/cells/<cell>.json`` at once, so a
 failed or interrupted command, rerun, skips them.
@@ -53,6 +57,18 @@ VARIANTS: Dict[str, Tuple[str, List[str]]] = {
     'random-missing': ("NativE, the authors' random stand-ins for missing features",
                        ['model.missing=random']),
 }
+VARIANTS.update({
+    'structure-unmasked': ("NativE without CoMAT, unseen entities' untrained structure used "
+                           "(the paper)", ['training.adversarial=false',
+                                           'model.structure_mask=false']),
+    'structure-masked': ("NativE without CoMAT, unseen entities' structure masked",
+                         ['training.adversarial=false', 'model.structure_mask=true']),
+})
+for _p in (0.1, 0.3):
+    VARIANTS[f'structure-dropout-{_p}'] = (
+        f"NativE without CoMAT, structure masked, structure dropout {_p}",
+        ['training.adversarial=false', 'model.structure_mask=true',
+         f'training.structure_dropout={_p}'])
 for _scorer in ('rotate', 'transe', 'distmult', 'complex'):
     VARIANTS[f'{_scorer}+comat'] = (f'NativE with {_scorer}, CoMAT on',
                                     [f'model.scorer={_scorer}'])
@@ -74,13 +90,16 @@ def _grid(name: str) -> List[Tuple[str, str]]:
     if name == 'generality':
         return [(f'{s}{c}', 'full') for s in ('rotate', 'transe', 'distmult', 'complex')
                 for c in ('+comat', '-no-comat')]
+    if name == 'unseen':
+        return [(v, 'full') for v in ('structure-unmasked', 'structure-masked',
+                                      'structure-dropout-0.1', 'structure-dropout-0.3')]
     if name == 'ablation':
         return [(v, 'full') for v in ('native', 'no-temperature', 'native-no-comat', 'mean',
                                       'random-missing')]
     raise ValueError(f"unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)}")
 
 
-EXPERIMENTS = ('main', 'missing', 'generality', 'ablation', 'efficiency')
+EXPERIMENTS = ('main', 'missing', 'generality', 'ablation', 'efficiency', 'unseen')
 
 
 @dataclass
@@ -133,6 +152,9 @@ def run_cell(data: HeteroData, base, variant: str, setting: str, seed: int, eval
         test = ev.evaluate(trainer.model, _test(cell_data))
         record[f'eval_seconds_{ties}'] = round(time.perf_counter() - start, 2)
         record[ties] = {k: test['both'][k] for k in ('mrr', 'mr', 'hits@1', 'hits@3', 'hits@10')}
+        for group, g in test.get('per_group', {}).items():  # seen / unseen entities
+            record[ties][f'{group}_mrr'] = g['both']['mrr']
+            record[f'{group}_count'] = g['count']
     params = sum(p.numel() for p in trainer.model.parameters())
     if trainer.generator is not None:
         params += sum(p.numel() for p in trainer.generator.parameters())
@@ -150,42 +172,106 @@ def _test(data):
     return split_triples(data, 'test')
 
 
+def select(grid: List[Tuple[str, str]], variants: Optional[Sequence[str]] = None,
+           settings: Optional[Sequence[str]] = None) -> List[Tuple[str, str]]:
+    """The pairs of ``grid`` whose variant is in ``variants`` and whose
+    setting is, or starts with, one of ``settings`` (``'entity'`` selects
+    ``'entity-0.2'`` ... ``'entity-0.8'``); ``None`` keeps all."""
+    def wanted(setting: str) -> bool:
+        return settings is None or any(setting == s or setting.startswith(f'{s}-')
+                                       for s in settings)
+    kept = [(v, s) for v, s in grid if (variants is None or v in variants) and wanted(s)]
+    if not kept:
+        raise ValueError(f"no cell of the experiment matches variants={list(variants or [])} "
+                         f"settings={list(settings or [])}; it has variants "
+                         f"{sorted({v for v, _ in grid})} and settings "
+                         f"{sorted({s for _, s in grid})}")
+    return kept
+
+
 def run_experiment(name: str, data: HeteroData, out: str, base=None,
                    budget: Optional[Budget] = None, seeds: Sequence[int] = (0, 1, 2),
-                   progress: bool = True, log: Callable[[str], None] = print) -> Dict[str, Any]:
+                   progress: bool = True, log: Callable[[str], None] = print,
+                   variants: Optional[Sequence[str]] = None,
+                   settings: Optional[Sequence[str]] = None,
+                   shard: Tuple[int, int] = (0, 1)) -> Dict[str, Any]:
     """Runs the cells of experiment ``name`` on ``data`` that ``out`` does
-    not hold yet, then writes ``out/<name>.{json,md,png}``; returns the
-    summary."""
+    not hold yet, then writes ``out/<name>.{json,md,png}`` from every cell
+    ``out`` holds; returns the summary.
+
+    ``variants`` / ``settings`` restrict the grid (:func:`select`);
+    ``shard=(i, n)`` trains only the cells whose position in the grid is
+    ``i`` modulo ``n``, so that ``n`` processes (or machines sharing ``out``)
+    split one experiment; any of them, or a rerun, tabulates all finished
+    cells."""
     from native_pyg.evaluation import LinkPredictionEvaluator
     from native_pyg.training import RunConfig
-    grid = _grid(name)
+    index, count = shard
+    if not 0 <= index < count:
+        raise ValueError(f"shard {index}/{count}: expected 0 <= I < N")
+    grid = select(_grid(name), variants, settings)
     budget = budget or Budget()
     base = (base or RunConfig()).override(budget.overrides())
     os.makedirs(osp.join(out, 'cells'), exist_ok=True)
+    kept = _budget_of(out)
+    if kept is not None and kept != budget:
+        raise ValueError(f"{out} holds cells trained with another budget ({kept}); "
+                         f"use a new --out, or the same budget to finish them")
+    _write_atomic(osp.join(out, 'budget.json'), json.dumps(dataclasses.asdict(budget)))
     evaluators = {ties: LinkPredictionEvaluator.from_data(data, ties=ties,
                                                           batch_size=base.training.eval_batch_size)
                   for ties in ('realistic', 'optimistic')}
-    records = []
     cells = [(v, s, seed) for v, s in grid for seed in seeds]
-    for i, (variant, setting, seed) in enumerate(cells, 1):
-        path = osp.join(out, 'cells', _cell_name(variant, setting, seed) + '.json')
-        if osp.exists(path):
-            with open(path) as f:
-                records.append(json.load(f))
+    paths = [osp.join(out, 'cells', _cell_name(*cell) + '.json') for cell in cells]
+    for i, ((variant, setting, seed), path) in enumerate(zip(cells, paths), 1):
+        if (i - 1) % count != index or osp.exists(path):
             continue
         log(f"[{i}/{len(cells)}] {variant} / {setting} / seed {seed}")
         record = run_cell(data, base, variant, setting, seed, evaluators, progress)
-        tmp = f'{path}.tmp'
-        with open(tmp, 'w') as f:
-            json.dump(record, f, indent=1)
-        os.replace(tmp, path)  # a finished cell is never redone
+        _write_atomic(path, json.dumps(record, indent=1))  # a finished cell is never redone
         log(f"    test MRR {100 * record['realistic']['mrr']:.2f} "
             f"({record['seconds_per_epoch']:.1f} s/epoch)")
-        records.append(record)
-    summary = {'experiment': name, 'budget': dataclasses.asdict(budget), 'seeds': list(seeds),
-               'rows': summarize(records, grid)}
+    return tabulate(name, out, budget, seeds, variants, settings)
+
+
+def tabulate(name: str, out: str, budget: Optional[Budget] = None,
+             seeds: Sequence[int] = (0, 1, 2), variants: Optional[Sequence[str]] = None,
+             settings: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Writes ``out/<name>.{json,md,png}`` from the finished cells in
+    ``out/cells`` (from any shard or machine) without training; returns the
+    summary. ``budget`` defaults to the one recorded in ``out``."""
+    grid = select(_grid(name), variants, settings)
+    records = []
+    for variant, setting in grid:
+        for seed in seeds:
+            path = osp.join(out, 'cells', _cell_name(variant, setting, seed) + '.json')
+            if osp.exists(path):
+                with open(path) as f:
+                    records.append(json.load(f))
+    if not records:
+        raise ValueError(f"{out}/cells holds no finished cell of experiment {name!r} "
+                         f"for seeds {list(seeds)}")
+    budget = budget or _budget_of(out) or Budget()
+    summary = {'experiment': name, 'budget': dataclasses.asdict(budget),
+               'seeds': list(seeds), 'rows': summarize(records, grid)}
     _write(out, name, summary)
     return summary
+
+
+def _budget_of(out: str) -> Optional[Budget]:
+    """The budget the cells in ``out`` were trained with, if recorded."""
+    path = osp.join(out, 'budget.json')
+    if not osp.exists(path):
+        return None
+    with open(path) as f:
+        return Budget(**json.load(f))
+
+
+def _write_atomic(path: str, text: str) -> None:
+    tmp = f'{path}.{os.getpid()}.tmp'  # shards may write the same table at once
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def _mean_std(values: List[float]) -> Tuple[float, float]:
@@ -204,8 +290,12 @@ def summarize(records: List[Dict[str, Any]], grid: List[Tuple[str, str]]) -> Lis
         row: Dict[str, Any] = {'variant': variant, 'description': VARIANTS[variant][0],
                                'setting': setting, 'seeds': len(cell)}
         for ties in ('realistic', 'optimistic'):
-            for k in ('mrr', 'mr', 'hits@1', 'hits@10'):
-                row[f'{ties}_{k}'] = _mean_std([r[ties][k] for r in cell])
+            for k in ('mrr', 'mr', 'hits@1', 'hits@10', 'seen_mrr', 'unseen_mrr'):
+                if all(k in r[ties] for r in cell):
+                    row[f'{ties}_{k}'] = _mean_std([r[ties][k] for r in cell])
+        for group in ('seen', 'unseen'):
+            if f'{group}_count' in cell[0]:
+                row[f'{group}_count'] = cell[0][f'{group}_count']
         for k in ('seconds_per_epoch', 'eval_seconds_realistic', 'state_mb',
                   'process_peak_rss_mb'):
             row[k] = _mean_std([r[k] for r in cell])
@@ -232,12 +322,17 @@ def to_markdown(summary: Dict[str, Any]) -> str:
                          f"{_fmt(r['eval_seconds_realistic'], 1)} | {_fmt(r['state_mb'], 1, 1)} "
                          f"| {_fmt(r['process_peak_rss_mb'], 1, 0)} |")
         return '\n'.join(lines) + '\n'
-    lines += ['| setting | variant | MRR | H@1 | H@10 | MR | MRR (optimistic ties) |',
-              '|---|---|---|---|---|---|---|']
-    for r in summary['rows']:
+    rows = summary['rows']
+    # triples of seen entities vs touching an unseen one, where the data has both
+    groups = [g for g in ('seen', 'unseen') if rows and all(f'realistic_{g}_mrr' in r for r in rows)]
+    heads = [f"MRR {g} ({rows[0][f'{g}_count']} triples)" for g in groups]
+    lines += ['| setting | variant | MRR | H@1 | H@10 | MR | MRR (optimistic ties) | '
+              + ''.join(f'{h} | ' for h in heads).rstrip(), '|---' * (7 + len(groups)) + '|']
+    for r in rows:
         lines.append(f"| {r['setting']} | {r['description']} | {_fmt(r['realistic_mrr'])} | "
                      f"{_fmt(r['realistic_hits@1'])} | {_fmt(r['realistic_hits@10'])} | "
-                     f"{_fmt(r['realistic_mr'], 1, 0)} | {_fmt(r['optimistic_mrr'])} |")
+                     f"{_fmt(r['realistic_mr'], 1, 0)} | {_fmt(r['optimistic_mrr'])} | "
+                     + ''.join(f"{_fmt(r[f'realistic_{g}_mrr'])} | " for g in groups).rstrip())
     return '\n'.join(lines) + '\n'
 
 
@@ -258,6 +353,16 @@ def plot(summary: Dict[str, Any], path: str) -> None:
                                 yerr=[100 * p[1][1] for p in pts], linestyle=style, marker='o',
                                 label=f'{variant} ({kind}-level)')
         ax.set(xlabel='missing rate', ylabel='test MRR (%)')
+    elif summary['experiment'] == 'unseen' and rows and 'realistic_unseen_mrr' in rows[0]:
+        for j, group in enumerate(('seen', 'unseen')):
+            ax.bar([i + 0.4 * j for i in range(len(rows))],
+                   [100 * r[f'realistic_{group}_mrr'][0] for r in rows], width=0.4,
+                   yerr=[100 * r[f'realistic_{group}_mrr'][1] for r in rows],
+                   label=f"{group} entities ({rows[0][f'{group}_count']} triples)")
+        ax.set_xticks([i + 0.2 for i in range(len(rows))], [r['variant'] for r in rows],
+                      rotation=30, ha='right')
+        ax.set(ylabel='test MRR (%)')
+        ax.legend(fontsize=7)
     else:
         key = 'seconds_per_epoch' if summary['experiment'] == 'efficiency' else 'realistic_mrr'
         scale = 1.0 if key == 'seconds_per_epoch' else 100.0
@@ -273,11 +378,11 @@ def plot(summary: Dict[str, Any], path: str) -> None:
 
 
 def _write(out: str, name: str, summary: Dict[str, Any]) -> None:
-    with open(osp.join(out, f'{name}.json'), 'w') as f:
-        json.dump(summary, f, indent=1)
-    with open(osp.join(out, f'{name}.md'), 'w') as f:
-        f.write(to_markdown(summary))
-    plot(summary, osp.join(out, f'{name}.png'))
+    _write_atomic(osp.join(out, f'{name}.json'), json.dumps(summary, indent=1))
+    _write_atomic(osp.join(out, f'{name}.md'), to_markdown(summary))
+    tmp = osp.join(out, f'{name}.{os.getpid()}.tmp.png')
+    plot(summary, tmp)
+    os.replace(tmp, osp.join(out, f'{name}.png'))
 
 
 if __name__ == '__main__':  # python -m native_pyg.experiments NAME ...

@@ -50,6 +50,39 @@ def test_predict_by_name_and_id(trained, capsys):
     assert 'top 3 heads for (?, relation_1, entity_3)' in capsys.readouterr().out
 
 
+def test_predict_with_a_new_entity_and_save_it(trained, tmp_path, capsys):
+    import torch
+    ckpt = str(trained / 'model.pt')
+    torch.save({'image': torch.randn(64), 'name': 'brand new'}, tmp_path / 'e.pt')
+    saved = tmp_path / 'with-new.pt'
+    assert main(['predict', '--checkpoint', ckpt, '--new-entity', str(tmp_path / 'e.pt'),
+                 '--head', 'brand new', '--relation', 'relation_1', '--k', '3',
+                 '--save', str(saved)]) == 0
+    out = capsys.readouterr().out
+    assert 'top 3 tails for (brand new, relation_1, ?)' in out and saved.exists()
+    # the saved checkpoint knows the entity, also as a candidate
+    assert main(['predict', '--checkpoint', str(saved), '--tail', 'brand new',
+                 '--relation', '1', '--k', '2']) == 0
+    assert 'heads for (?, relation_1, brand new)' in capsys.readouterr().out
+    assert main(['predict', '--checkpoint', ckpt, '--new-entity', str(tmp_path / 'e.pt'),
+                 '--head', '0', '--relation', '1', '--save', str(saved)]) == 2
+    assert 'nothing is overwritten' in capsys.readouterr().err
+    torch.save({'image': torch.randn(5)}, tmp_path / 'bad.pt')
+    assert main(['predict', '--checkpoint', ckpt, '--new-entity', str(tmp_path / 'bad.pt'),
+                 '--head', '0', '--relation', '1']) == 2
+    assert '64 columns' in capsys.readouterr().err
+    assert main(['predict', '--checkpoint', ckpt, '--new-name', 'Marie Curie',
+                 '--head', '0', '--relation', '1']) == 2
+    assert '--text-features names' in capsys.readouterr().err
+
+
+def test_metrics_split_by_seen_and_unseen_entities(trained):
+    import json
+    metrics = json.loads((trained / 'metrics.json').read_text())['test']
+    groups = metrics['per_group']
+    assert groups['seen']['count'] + groups['unseen']['count'] == metrics['num_triples']
+
+
 def test_resume_continues(trained, capsys):
     assert main(['train', '--dataset', 'synthetic', '--out', str(trained), '--resume',
                  *FAST[:-1], '3']) == 0

@@ -75,3 +75,57 @@ def test_experiment_cli_errors_are_one_line(tmp_path, capsys):
     assert '--seeds' in capsys.readouterr().err
     assert main(['experiment', 'main', '--out', str(tmp_path), '--epochs', '0']) == 2
     assert 'training.epochs: must be >= 1' in capsys.readouterr().err
+
+
+def test_selection_and_shards_split_an_experiment(small, tmp_path, monkeypatch):
+    grid = experiments._grid('missing')
+    entity = experiments.select(grid, settings=['entity'])
+    assert len(entity) == 12 and all(s.startswith('entity-') for _, s in entity)
+    assert experiments.select(grid, ['mean'], ['modality-0.4']) == [('mean', 'modality-0.4')]
+    with pytest.raises(ValueError, match='no cell'):
+        experiments.select(grid, settings=['entiti'])
+    done = []
+    real = experiments.run_cell
+    monkeypatch.setattr(experiments, 'run_cell', lambda *a, **k: done.append(a[2:5]) or real(*a, **k))
+    kw = dict(budget=TINY, seeds=(0, 1), progress=False, log=lambda s: None,
+              variants=['rotate', 'mean'])
+    first = run_experiment('main', small, str(tmp_path), shard=(0, 2), **kw)
+    assert done == [('rotate', 'full', 0), ('mean', 'full', 0)]
+    assert [r['seeds'] for r in first['rows']] == [1, 1]
+    second = run_experiment('main', small, str(tmp_path), shard=(1, 2), **kw)
+    assert done[2:] == [('rotate', 'full', 1), ('mean', 'full', 1)]
+    assert [r['seeds'] for r in second['rows']] == [2, 2]  # both shards' cells tabulated
+    with pytest.raises(ValueError, match='shard'):
+        run_experiment('main', small, str(tmp_path), shard=(2, 2), **kw)
+
+
+def test_experiment_cli_selection_errors_are_one_line(tmp_path, capsys):
+    from native_pyg.cli import main
+    assert main(['experiment', 'main', '--out', str(tmp_path), '--variants', 'nope']) == 2
+    assert 'no cell' in capsys.readouterr().err
+    assert main(['experiment', 'main', '--out', str(tmp_path), '--shard', '3']) == 2
+    assert '--shard' in capsys.readouterr().err
+
+
+def test_no_train_tabulates_finished_cells(small, tmp_path, capsys):
+    from native_pyg.cli import main
+    assert main(['experiment', 'main', '--out', str(tmp_path), '--no-train']) == 2
+    assert 'no finished cell' in capsys.readouterr().err
+    run_experiment('main', small, str(tmp_path), budget=TINY, seeds=(0,), progress=False,
+                   log=lambda s: None, variants=['transe'])
+    (tmp_path / 'main.md').unlink()
+    assert main(['experiment', 'main', '--out', str(tmp_path), '--no-train', '--seeds', '0,1']) == 0
+    table = (tmp_path / 'main.md').read_text()
+    assert '| full | TransE, structure only |' in table and 'RotatE' not in table
+
+
+def test_a_changed_budget_never_mixes_with_kept_cells(small, tmp_path, capsys):
+    from native_pyg.cli import main
+    kw = dict(seeds=(0,), progress=False, log=lambda s: None, variants=['transe'])
+    run_experiment('main', small, str(tmp_path), budget=TINY, **kw)
+    with pytest.raises(ValueError, match='another budget'):
+        run_experiment('main', small, str(tmp_path), budget=Budget(epochs=2, hidden_channels=4),
+                       **kw)
+    assert main(['experiment', 'main', '--out', str(tmp_path), '--epochs', '3']) == 2
+    assert 'another budget' in capsys.readouterr().err
+    assert json.loads((tmp_path / 'main.json').read_text())['budget']['epochs'] == 1

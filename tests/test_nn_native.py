@@ -174,7 +174,7 @@ def test_gradients_reach_trainable_parameters_only():
     buffers = dict(net.named_buffers())
     assert sorted(buffers) == sorted([f'{k}_{m}' for m in net.feature_modalities
                                       for k in ('x', 'mask')]
-                                     + ['graph_edge_index', 'graph_edge_type'])
+                                     + ['graph_edge_index', 'graph_edge_type', 'mask_structure'])
     assert all(not b.requires_grad and b.grad is None for b in buffers.values())
     assert not any(k.startswith(('x_', 'mask_', 'graph_')) for k in net.state_dict())
 

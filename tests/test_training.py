@@ -109,7 +109,9 @@ def one_thread():
 
 
 def test_resume_gives_identical_parameters(small, tmp_path, one_thread):
-    run = small_run(adversarial=True, epochs=4, eval_every=2, regul_rate=1e-3)
+    # structure dropout draws from its own generator: its state must resume too
+    run = small_run(adversarial=True, epochs=4, eval_every=2, regul_rate=1e-3,
+                    structure_dropout=0.3)
     straight = Trainer(build_model(small, run), small, run, out_dir=str(tmp_path / 'a'))
     straight.fit()
     last_a = load_checkpoint(str(tmp_path / 'a' / 'last.pt'))

@@ -1,7 +1,7 @@
 """MMKG data layer: schema, readers, report, transforms, networkx bridge."""
 from native_pyg.data.schema import (ENTITY, KNOWN_MODALITIES, REL, SPLITS, SchemaError,
-                                    build_mmkg, feature_dict, fingerprint, modalities, split_edges,
-                                    split_triples, validate_mmkg)
+                                    build_mmkg, feature_dict, fingerprint, modalities, seen_entities,
+                                    split_edges, split_triples, validate_mmkg)
 from native_pyg.data.readers import (MMKGFormatError, read_feature_file, read_id_map,
                                      read_openke, read_triples)
 from native_pyg.data.relations import relation_categories, relation_tph_hpt
@@ -13,7 +13,7 @@ from native_pyg.data.loader import (KGBatch, KGNeighborLoader, NeighborSamplingU
 
 __all__ = [
     'ENTITY', 'REL', 'SPLITS', 'KNOWN_MODALITIES', 'SchemaError', 'build_mmkg',
-    'validate_mmkg', 'fingerprint', 'modalities', 'split_triples', 'split_edges', 'feature_dict',
+    'validate_mmkg', 'fingerprint', 'modalities', 'seen_entities', 'split_triples', 'split_edges', 'feature_dict',
     'MMKGFormatError', 'read_openke', 'read_id_map', 'read_triples', 'read_feature_file',
     'relation_tph_hpt', 'relation_categories', 'report', 'MMKGReport', 'quirk_counts',
     'clean_splits', 'EntityMissing', 'ModalityMissing', 'from_networkx', 'to_networkx',

@@ -22,6 +22,7 @@ from native_pyg.data.schema import (
     SPLITS,
     _PREFIX,
     modalities,
+    seen_entities,
     split_triples,
 )
 
@@ -81,9 +82,7 @@ def quirk_counts(data: HeteroData) -> Dict[str, Dict[str, int]]:
     duplicates = {s: int(ids[s].numel() - torch.unique(ids[s]).numel()) for s in SPLITS}
     leakage = {s: int(_isin(ids[s], ids['train']).sum()) for s in EVAL_SPLITS}
 
-    seen = torch.zeros(data[ENTITY].num_nodes, dtype=torch.bool)
-    seen[triples['train'][:, 0]] = True
-    seen[triples['train'][:, 2]] = True
+    seen = seen_entities(data)
     unseen = {s: int((~(seen[triples[s][:, 0]] & seen[triples[s][:, 2]])).sum())
               for s in EVAL_SPLITS}
     test_in_valid = int(_isin(ids['test'], ids['valid']).sum())

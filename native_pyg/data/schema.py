@@ -52,6 +52,16 @@ def split_triples(data: HeteroData, split: str = 'train') -> Tensor:
     return torch.stack([ei[0], et, ei[1]], dim=1)
 
 
+def seen_entities(data: HeteroData, split: str = 'train') -> Tensor:
+    """``[N]`` bool: the entities that occur in a ``split`` triple (an
+    entity unseen in training has no learned structure)."""
+    triples = split_triples(data, split)
+    seen = torch.zeros(data[ENTITY].num_nodes, dtype=torch.bool)
+    seen[triples[:, 0]] = True
+    seen[triples[:, 2]] = True
+    return seen
+
+
 def split_edges(data: HeteroData, split: str = 'train') -> Tuple[Tensor, Tensor]:
     """``(edge_index [2, E], edge_type [E])`` of one split."""
     if split not in _PREFIX:

@@ -77,6 +77,15 @@ class LinkPredictionEvaluator:
             :func:`torch.compile`-generated kernel (see
             :func:`~native_pyg.nn.scorers.compiled_distances`).
             (default: :obj:`False`)
+        seen_entities (torch.Tensor, optional): ``[N]`` bool, the entities
+            that occur in a training triple; metrics are then also reported
+            per entity group: ``'seen'`` (head and tail seen) and
+            ``'unseen'`` (the triple touches an unseen entity).
+            (default: :obj:`None`)
+
+    A model with more than :math:`N` entities (some added after training,
+    :meth:`NativE.add_entities <native_pyg.nn.NativE.add_entities>`) is
+    ranked against the first :math:`N` only.
     """
     def __init__(
         self,
@@ -88,6 +97,7 @@ class LinkPredictionEvaluator:
         hits: Sequence[int] = (1, 3, 10),
         progress: bool = False,
         compile: bool = False,
+        seen_entities: Optional[Tensor] = None,
     ):
         if num_entities <= 0:
             raise ValueError(f"num_entities must be positive, got {num_entities}")
@@ -100,6 +110,13 @@ class LinkPredictionEvaluator:
         self.hits = tuple(int(k) for k in hits)
         self.progress = progress
         self.compile = bool(compile)
+        self.seen_entities = None
+        if seen_entities is not None:
+            seen = torch.as_tensor(seen_entities).bool().cpu()
+            if seen.shape != (self.num_entities,):
+                raise ValueError(f"seen_entities must have shape [{self.num_entities}], "
+                                 f"got {tuple(seen.shape)}")
+            self.seen_entities = seen
         self.relation_category = None
         if relation_category is not None:
             bad = sorted({c for c in relation_category if c not in CATEGORIES})
@@ -112,11 +129,13 @@ class LinkPredictionEvaluator:
                   **kwargs) -> 'LinkPredictionEvaluator':
         """An evaluator for an MMKG :class:`~torch_geometric.data.HeteroData`:
         known triples from the ``split_known`` splits, relation categories
-        (unless given in ``kwargs``) from all of its triples."""
+        (unless given in ``kwargs``) from all of its triples, seen entities
+        from its training triples."""
         from ..data.relations import relation_categories
-        from ..data.schema import ENTITY, SPLITS, split_triples
+        from ..data.schema import ENTITY, SPLITS, seen_entities, split_triples
 
         known = torch.cat([split_triples(data, s) for s in split_known], dim=0)
+        kwargs.setdefault('seen_entities', seen_entities(data))
         if 'relation_category' not in kwargs:
             every = torch.cat([split_triples(data, s) for s in SPLITS], dim=0)
             kwargs['relation_category'] = relation_categories(every, data.num_relations)
@@ -147,6 +166,8 @@ class LinkPredictionEvaluator:
         return chunks
 
     def _check_scores(self, scores: Tensor, num_queries: int, which: str) -> Tensor:
+        if scores.dim() == 2 and scores.size(1) > self.num_entities:
+            scores = scores[:, :self.num_entities]  # entities added after training
         if scores.shape != (num_queries, self.num_entities):
             raise ValueError(f"model.{which} returned shape {tuple(scores.shape)}, expected "
                              f"[{num_queries}, {self.num_entities}]")
@@ -221,6 +242,14 @@ class LinkPredictionEvaluator:
                     group = _direction_metrics(head_ranks[sel], tail_ranks[sel], self.hits)
                     group['count'] = int(sel.sum())
                     out['per_category'][name] = group
+        out['per_group'] = {}
+        if self.seen_entities is not None:
+            both_seen = self.seen_entities[triples[:, 0]] & self.seen_entities[triples[:, 2]]
+            for name, sel in (('seen', both_seen), ('unseen', ~both_seen)):
+                if bool(sel.any()):
+                    group = _direction_metrics(head_ranks[sel], tail_ranks[sel], self.hits)
+                    group['count'] = int(sel.sum())
+                    out['per_group'][name] = group
         out['num_triples'] = int(triples.size(0))
         out['ties'] = self.ties
         return out
@@ -232,8 +261,9 @@ class LinkPredictionEvaluator:
             dict: ``{'head', 'tail', 'both'}`` filtered metrics (``mrr``,
             ``mr``, ``hits@k``), ``'raw'`` with the same three unfiltered,
             ``'per_category'`` (``{category: {'head', 'tail', 'both',
-            'count'}}``, empty without categories), ``'num_triples'`` and
-            ``'ties'``. All values are JSON-serialisable Python scalars.
+            'count'}}``, empty without categories), ``'per_group'`` (the
+            same for ``'seen'`` / ``'unseen'`` triples, empty without
+            ``seen_entities``), ``'num_triples'`` and ``'ties'``. All values are JSON-serialisable Python scalars.
         """
         ranks = self.ranks(model, triples)
         return self.metrics_from_ranks(triples, *ranks)
@@ -268,13 +298,15 @@ def format_metrics(metrics: Mapping[str, Any], per_category: bool = True) -> str
     for label, key, scale in rows:
         cells = [metrics[d][key] for d in DIRECTIONS] + [metrics['raw']['both'][key]]
         lines.append(f'{label:<8}' + ''.join(f'{_cell(v, scale):>10}' for v in cells))
-    groups = metrics.get('per_category') or {}
-    if per_category and groups:
-        # MRR and the largest Hits@k
-        shown = [(label, key) for label, key, _ in rows if key != 'mr']
-        shown = shown[:1] + shown[-1:] if len(shown) > 1 else shown
+    # MRR and the largest Hits@k per relation category and per entity group
+    shown = [(label, key) for label, key, _ in rows if key != 'mr']
+    shown = shown[:1] + shown[-1:] if len(shown) > 1 else shown
+    for title, groups in (('category', metrics.get('per_category') if per_category else None),
+                          ('entities', metrics.get('per_group'))):
+        if not groups:
+            continue
         lines.append('')
-        lines.append(f"{'category':<9}{'count':>7}" + ''.join(
+        lines.append(f"{title:<9}{'count':>7}" + ''.join(
             f'{d + " " + label:>12}' for label, _ in shown for d in DIRECTIONS))
         for name, g in groups.items():
             cells = [g[d][key] * 100.0 for _, key in shown for d in DIRECTIONS]

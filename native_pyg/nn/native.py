@@ -11,6 +11,7 @@ from torch import Tensor
 from native_pyg.nn.encoders import STRUCTURE, ModalityEncoders, check_modality_names
 from native_pyg.data.relations import add_inverse_edges
 from native_pyg.nn.gnn import ENCODERS
+from native_pyg.nn.new_entities import AddedEntities, append_entities, restore_added_entities
 from native_pyg.nn.redaf import ReDAF, check_fusion_options
 from native_pyg.nn.scorers import SCORERS, KGScorer
 
@@ -132,6 +133,16 @@ class NativE(torch.nn.Module):
         edge_index (torch.Tensor, optional): ``[2, E]`` training edges
             (head, tail) the encoder runs over outside :meth:`subgraph`.
         edge_type (torch.Tensor, optional): ``[E]`` their relations.
+        structure_mask (bool, optional): Treat structure as a modality that
+            can be missing (under ``missing='mask'`` with feature
+            modalities): an entity in no edge of the training graph
+            (``edge_index``; see :meth:`set_structure_mask`) has its
+            structural embedding masked out, so its joint embedding comes
+            from its feature modalities alone (structure weight exactly
+            :math:`0`). Fallback: an entity with neither structure nor any
+            feature keeps its (untrained) structural row, as without this
+            option. :obj:`False` is the paper's behaviour (structure always
+            present). (default: :obj:`True`)
     """
 
     def __init__(
@@ -153,6 +164,7 @@ class NativE(torch.nn.Module):
         encoder_input: str = 'structure',
         edge_index: Optional[Tensor] = None,
         edge_type: Optional[Tensor] = None,
+        structure_mask: bool = True,
     ):
         super().__init__()
         if encoder_input not in ('structure', 'structure+modalities'):
@@ -198,8 +210,13 @@ class NativE(torch.nn.Module):
                                             **dict(encoder_kwargs or {}))
         self.structural_encoder: Optional[torch.nn.Module] = encoder
         self.encoder_input = encoder_input
+        self.structure_mask = bool(structure_mask)
         self._cache: Optional[Dict] = None
         self._subgraph: Optional[_Subgraph] = None
+        self._hidden: Optional[Tensor] = None  # structure hidden for this step (dropout)
+        self.added_entities: Optional[AddedEntities] = None
+        self.register_buffer('mask_structure', torch.ones(self.num_entities, dtype=torch.bool),
+                             persistent=False)
         self.set_features(features, masks)
         empty = torch.empty(2, 0, dtype=torch.long)
         self.set_graph(empty if edge_index is None else edge_index,
@@ -232,7 +249,8 @@ class NativE(torch.nn.Module):
 
     def set_graph(self, edge_index: Tensor, edge_type: Tensor):
         r"""Sets the training graph the structural encoder runs over outside
-        :meth:`subgraph` (inverse edges are added here)."""
+        :meth:`subgraph` (inverse edges are added here); a non-empty graph
+        also sets which entities have a structure (:meth:`set_structure_mask`)."""
         edge_index, edge_type = torch.as_tensor(edge_index).long(), torch.as_tensor(edge_type).long()
         if edge_index.dim() != 2 or edge_index.size(0) != 2 or edge_type.shape != edge_index[0].shape:
             raise ValueError(f"the graph needs edge_index [2, E] and edge_type [E], got "
@@ -242,11 +260,56 @@ class NativE(torch.nn.Module):
             raise ValueError(f"edge_index holds entity ids outside [0, {self.num_entities})")
         if edge_type.numel() and not 0 <= int(edge_type.min()) <= int(edge_type.max()) < self.num_relations:
             raise ValueError(f"edge_type holds relation ids outside [0, {self.num_relations})")
+        if edge_index.numel():
+            seen = torch.zeros(self.num_entities, dtype=torch.bool)
+            seen[edge_index.reshape(-1).cpu()] = True
+            self.set_structure_mask(seen)
         edge_index, edge_type = add_inverse_edges(edge_index, edge_type, self.num_relations)
         device = self.entity_emb.weight.device
         self.register_buffer('graph_edge_index', edge_index.to(device), persistent=False)
         self.register_buffer('graph_edge_type', edge_type.to(device), persistent=False)
         self._cache = {} if self._cache is not None else None
+
+    def set_structure_mask(self, seen: Tensor):
+        r"""Sets which entities have a structure: ``seen`` ``[N]`` bool,
+        normally "occurs in a training triple". Used under
+        ``structure_mask=True`` (see the class)."""
+        seen = torch.as_tensor(seen).bool()
+        if seen.shape != (self.num_entities,):
+            raise ValueError(f"the structure mask must have shape [{self.num_entities}], "
+                             f"got {tuple(seen.shape)}")
+        self.mask_structure = seen.to(self.entity_emb.weight.device)
+        self._cache = {} if self._cache is not None else None
+
+    @property
+    def masks_structure(self) -> bool:
+        """Whether structure takes part as a maskable modality."""
+        return self.structure_mask and self.missing == 'mask' and self.fusion is not None
+
+    @contextmanager
+    def hidden_structure(self, hidden: Tensor) -> Iterator['NativE']:
+        r"""Context in which the structure of the entities where ``hidden``
+        (``[N]`` bool) is treated as missing, e.g. structure dropout during
+        a training step (:class:`~native_pyg.training.StructureDropout`).
+        Entities without any feature keep their structure."""
+        previous, self._hidden = self._hidden, torch.as_tensor(hidden, device=self.device).bool()
+        try:
+            yield self
+        finally:
+            self._hidden = previous
+
+    def _structure_present(self, entity_index: Optional[Tensor], present: List[Tensor],
+                           like: Tensor) -> Tensor:
+        """``[U]`` presence of the structure column (all ``True`` unless
+        structure is masked); never removes an entity's last modality."""
+        ones = torch.ones(like.size(0), dtype=torch.bool, device=like.device)
+        if not self.masks_structure or not present:
+            return ones
+        has = self.mask_structure
+        if self._hidden is not None:
+            has = has & ~self._hidden
+        has = has if entity_index is None else has[entity_index]
+        return has | ~torch.stack(present, 1).any(1)
 
     def set_features(self, features: Mapping[str, Tensor],
                      masks: Optional[Mapping[str, Tensor]] = None):
@@ -300,6 +363,36 @@ class NativE(torch.nn.Module):
             if hasattr(self.structural_encoder, 'reset_parameters'):
                 self.structural_encoder.reset_parameters()
         self._cache = {} if self._cache is not None else None
+
+    def add_entities(self, features: Mapping[str, Tensor],
+                     masks: Optional[Mapping[str, Tensor]] = None,
+                     names: Optional[Sequence[str]] = None) -> Tensor:
+        r"""Appends entities that have modality features but no training
+        triple (no retraining): their structure is missing, so their joint
+        embedding is ReDAF's fusion of their projected features, and they
+        are scored and ranked like every other entity. Existing entities'
+        scores do not change. Their features, masks and names are kept in
+        :meth:`state_dict` (:meth:`load_state_dict` restores them).
+
+        Args:
+            features (dict[str, torch.Tensor]): Modality to ``[k, d_m]`` (or
+                ``[d_m]`` for one entity) raw features; modalities left out
+                are missing for the new entities.
+            masks (dict[str, torch.Tensor], optional): Modality to ``[k]``
+                presence; default: non-zero rows.
+            names (list[str], optional): Names of the new entities.
+
+        Returns:
+            ``[k]`` ids of the new entities (``N, ..., N + k - 1``).
+        """
+        return append_entities(self, features, masks, names)
+
+    def load_state_dict(self, state_dict: Mapping[str, Tensor], strict: bool = True,
+                        assign: bool = False):
+        """:meth:`torch.nn.Module.load_state_dict`, after re-adding the
+        entities added to the saved model (:meth:`add_entities`)."""
+        restore_added_entities(self, state_dict)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     # ------------------------------------------------------------ attributes
     @property
@@ -432,8 +525,8 @@ class NativE(torch.nn.Module):
             entity_index = self._idx(entity_index).view(-1)
         s = self.structural_embeddings(entity_index)
         cols, present = self._feature_columns(entity_index, s.size(0), s)
-        ones = torch.ones(s.size(0), dtype=torch.bool, device=s.device)
-        return torch.stack([s, *cols], dim=1), torch.stack([ones, *present], dim=1)
+        has_structure = self._structure_present(entity_index, present, s)
+        return torch.stack([s, *cols], dim=1), torch.stack([has_structure, *present], dim=1)
 
     def _embed_unique(self, *indices: Tensor) -> Tuple[Tensor, Tensor, List[Tensor]]:
         """Modality embeddings of the unique entities of ``indices`` and, per
@@ -657,4 +750,4 @@ class NativE(torch.nn.Module):
                 f'num_relations={self.num_relations}, hidden_channels={self.hidden_channels}, '
                 f'modalities={self.feature_modalities}, scorer={scorer}, '
                 f'margin={self.margin}, missing={self.missing!r}, fusion={fusion!r}, '
-                f'structure={encoder})')
+                f'structure={encoder}, structure_mask={self.masks_structure})')

@@ -3,10 +3,11 @@ from native_pyg.training.checkpoint import load_checkpoint, save_checkpoint
 from native_pyg.training.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from native_pyg.training.losses import LOSSES, margin_ranking_loss, self_adversarial_loss
 from native_pyg.training.negative_sampling import BernoulliNegativeSampler
+from native_pyg.training.structure_dropout import StructureDropout
 from native_pyg.training.trainer import NonFiniteLossError, Trainer, build_model, resolve_device
 
 __all__ = [
-    'BernoulliNegativeSampler', 'self_adversarial_loss', 'margin_ranking_loss', 'LOSSES',
+    'BernoulliNegativeSampler', 'StructureDropout', 'self_adversarial_loss', 'margin_ranking_loss', 'LOSSES',
     'save_checkpoint', 'load_checkpoint', 'DataConfig', 'ModelConfig', 'TrainConfig', 'RunConfig',
     'Trainer', 'NonFiniteLossError', 'build_model', 'resolve_device',
 ]

@@ -30,6 +30,8 @@ class ModelConfig:
     num_blocks: Optional[int] = None
     composition: str = 'sub'
     encoder_input: str = 'structure'
+    # structure as a maskable modality: entities in no training triple use their features only
+    structure_mask: bool = True
 
 
 @dataclass
@@ -52,6 +54,8 @@ class TrainConfig:
     beta: float = 0.1
     gp_on: str = 'both'
     noise_dim: int = 64
+    # per step, hide the structure of this fraction of entities (model.structure_mask on)
+    structure_dropout: float = 0.0
     eval_every: int = 10
     eval_batch_size: int = 256
     patience: int = 0
@@ -88,6 +92,22 @@ class DataConfig:
         """The options that differ from the defaults, for :func:`load_dataset`."""
         default = DataConfig()
         return {k: v for k, v in dataclasses.asdict(self).items() if getattr(default, k) != v}
+
+
+#: keys added after checkpoints were first written, with the behaviour those
+#: checkpoints were trained with (a config without the key means this value)
+LEGACY_DEFAULTS = {'model': {'structure_mask': False}, 'training': {'structure_dropout': 0.0}}
+
+
+def with_legacy_defaults(saved: Dict[str, Any]) -> Dict[str, Any]:
+    """A checkpoint's config with the keys it predates set to the behaviour
+    it was trained with."""
+    saved = {k: (dict(v) if isinstance(v, dict) else v) for k, v in saved.items()}
+    for section, keys in LEGACY_DEFAULTS.items():
+        if isinstance(saved.get(section), dict):
+            for key, value in keys.items():
+                saved[section].setdefault(key, value)
+    return saved
 
 
 @dataclass

@@ -7,6 +7,8 @@ import os
 import os.path as osp
 from typing import Any, Dict, List, Tuple
 
+from native_pyg.training.config import with_legacy_defaults
+
 #: the files ``train`` writes into ``--out``
 RUN_FILES = ('last.pt', 'best.pt', 'model.pt', 'metrics.json', 'history.jsonl', 'curves.png')
 
@@ -101,7 +103,7 @@ def config_changes(saved: Dict[str, Any], new: Dict[str, Any], path: str,
             CoMAT on/off), or another key outside :data:`MUTABLE` changed
             without ``allow_changes``; one line listing the differences.
     """
-    old, cur = _flat(saved), _flat(new)
+    old, cur = _flat(with_legacy_defaults(saved)), _flat(new)
     changes = [(k, old.get(k), cur[k]) for k in sorted(cur) if old.get(k) != cur[k]]
     frozen = [c for c in changes if c[0].startswith(FROZEN)]
     if frozen:

@@ -26,6 +26,7 @@ from native_pyg.training.config import RunConfig, TrainConfig
 from native_pyg.training.losses import LOSSES
 from native_pyg.training.runs import config_changes
 from native_pyg.training.negative_sampling import BernoulliNegativeSampler
+from native_pyg.training.structure_dropout import StructureDropout
 
 
 class NonFiniteLossError(RuntimeError):
@@ -106,6 +107,12 @@ class Trainer:
                                             noise_dim=cfg.noise_dim).to(self.device)
             self.optimizer_g = torch.optim.Adam(self.generator.parameters(),
                                                 lr=cfg.lrg if cfg.lrg is not None else cfg.lr)
+        self.structure_dropout = None
+        if cfg.structure_dropout > 0:
+            if not getattr(model, 'masks_structure', False):
+                raise ValueError("training.structure_dropout needs a model with feature "
+                                 "modalities, model.structure_mask=true and model.missing=mask")
+            self.structure_dropout = StructureDropout(cfg.structure_dropout, n, cfg.seed + 2)
         self.evaluator = evaluator or LinkPredictionEvaluator.from_data(
             data, batch_size=cfg.eval_batch_size, compile=cfg.compile)
         self.loss_fn = LOSSES[cfg.loss]
@@ -134,12 +141,16 @@ class Trainer:
             loss = loss + cfg.regul_rate * self.model.structural_l2(heads, rels, tails)
         return loss
 
-    def _on_subgraph(self, batch: KGBatch):
+    def _on_subgraph(self, batch: KGBatch, hidden: Optional[torch.Tensor] = None):
         """The context a step's model calls run in: the batch's subgraph for a
-        model with a structural encoder (encoded once per context)."""
+        model with a structural encoder (encoded once per context), and the
+        structure hidden by structure dropout."""
+        stack = contextlib.ExitStack()
         if batch.has_subgraph:
-            return self.model.subgraph(**batch.subgraph_kwargs())
-        return contextlib.nullcontext()
+            stack.enter_context(self.model.subgraph(**batch.subgraph_kwargs()))
+        if hidden is not None:
+            stack.enter_context(self.model.hidden_structure(hidden))
+        return stack
 
     def train_step(self, batch) -> Dict[str, float]:
         """One optimisation step on a :class:`KGBatch` (or on ``[B, 3]``
@@ -152,7 +163,8 @@ class Trainer:
         amp = torch.autocast('cuda', dtype=torch.bfloat16, enabled=cfg.amp and
                              self.device.type == 'cuda')
         h, r, t = batch.pos.unbind(1)
-        with amp, self._on_subgraph(batch):
+        hidden = self.structure_dropout.sample() if self.structure_dropout else None
+        with amp, self._on_subgraph(batch, hidden):
             loss = self._kgc_loss(batch)
             out = {'kgc_loss': float(loss.detach())}
             if self.generator is not None:
@@ -169,7 +181,7 @@ class Trainer:
         self.optimizer.step()
         out['loss'] = float(loss.detach())
         if self.generator is not None:
-            with amp, self._on_subgraph(batch):  # a fresh context: parameters changed
+            with amp, self._on_subgraph(batch, hidden):  # a fresh context: parameters changed
                 g_loss = generator_loss(self.model, self.generator, h, r, t)
             self.optimizer_g.zero_grad(set_to_none=True)  # drop the critic's gradients
             g_loss.backward()
@@ -273,6 +285,8 @@ class Trainer:
             'optimizer': self.optimizer.state_dict(),
             'optimizer_g': self.optimizer_g.state_dict() if self.generator else None,
             'sampler': self.sampler.state_dict(),
+            'structure_dropout': (self.structure_dropout.state_dict()
+                                  if self.structure_dropout else None),
             'shuffle_rng': self.shuffle_gen.get_state(),
             'torch_rng': torch.get_rng_state(),
             'cuda_rng': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -289,6 +303,8 @@ class Trainer:
         if self.generator is not None and state.get('optimizer_g') is not None:
             self.optimizer_g.load_state_dict(state['optimizer_g'])
         self.sampler.load_state_dict(state['sampler'])
+        if self.structure_dropout is not None and state.get('structure_dropout') is not None:
+            self.structure_dropout.load_state_dict(state['structure_dropout'])
         self.shuffle_gen.set_state(state['shuffle_rng'])
         torch.set_rng_state(state['torch_rng'])
         if state.get('cuda_rng') and torch.cuda.is_available():
@@ -387,7 +403,7 @@ def build_model(data: HeteroData, run: RunConfig):
                             scorer=m.scorer, margin=m.margin, epsilon=m.epsilon,
                             missing=m.missing, relation_temperature=m.relation_temperature,
                             fusion=m.fusion, seed=run.training.seed,
-                            **encoder_arguments(m))
+                            structure_mask=m.structure_mask, **encoder_arguments(m))
 
 
 def encoder_arguments(m) -> Dict[str, Any]:

@@ -1,0 +1,148 @@
+"""Entities the training graph never saw: structure as a maskable modality,
+structure dropout, seen/unseen metrics and entities added after training."""
+import pytest
+import torch
+
+from native_pyg.data import report, seen_entities, split_triples
+from native_pyg.datasets import SyntheticMMKG
+from native_pyg.evaluation import LinkPredictionEvaluator, format_metrics
+from native_pyg.nn import NativE
+from native_pyg.training import (RunConfig, StructureDropout, Trainer, build_model,
+                                 load_checkpoint, save_checkpoint)
+from native_pyg.training.config import with_legacy_defaults
+
+
+@pytest.fixture(scope='module')
+def data():
+    return SyntheticMMKG(seed=3, num_entities=400, num_relations=4)[0]
+
+
+def model(data, **kw):
+    return NativE.from_data(data, 8, margin=6.0, **kw)
+
+
+def unseen_with_features(data, m):
+    seen = seen_entities(data)
+    has = torch.stack([m.feature(x)[1] for x in m.feature_modalities], 1).any(1)
+    ids = (~seen & has).nonzero().view(-1)
+    assert ids.numel() > 0, 'the synthetic data has unseen entities with features'
+    return ids
+
+
+def test_an_unseen_entity_is_placed_by_its_features_alone(data):
+    m = model(data)
+    assert torch.equal(m.mask_structure, seen_entities(data))
+    ids = unseen_with_features(data, m)
+    rel = torch.zeros(ids.numel(), dtype=torch.long)
+    weights = m.modality_weights(ids, rel)
+    assert torch.all(weights[:, 0] == 0) and torch.allclose(weights.sum(1), torch.ones(len(ids)))
+    before = m.joint_embeddings(ids, rel)
+    with torch.no_grad():
+        m.entity_emb.weight[ids] = torch.randn(ids.numel(), m.entity_dim) * 100
+    assert torch.equal(m.joint_embeddings(ids, rel), before)
+    # the paper's behaviour: structure always takes part
+    legacy = model(data, structure_mask=False)
+    assert torch.all(legacy.modality_weights(ids, rel)[:, 0] > 0)
+
+
+def test_an_entity_with_nothing_falls_back_to_its_structure(data):
+    m = model(data)
+    e = int(unseen_with_features(data, m)[0])
+    masks = {x: m.feature(x)[1].clone() for x in m.feature_modalities}
+    for k in masks.values():
+        k[e] = False
+    m.set_features({x: m.feature(x)[0] for x in m.feature_modalities}, masks)
+    w = m.modality_weights(torch.tensor([e]), torch.tensor([0]))
+    assert w.tolist() == [[1.0] + [0.0] * len(m.feature_modalities)]
+
+
+def test_structure_dropout_hides_what_it_says(data):
+    drop = StructureDropout(0.3, data['entity'].num_nodes, seed=0)
+    hidden = drop.sample()
+    assert 0.2 < hidden.float().mean() < 0.4
+    state = drop.state_dict()
+    again = drop.sample()
+    drop.load_state_dict(state)
+    assert torch.equal(drop.sample(), again) and not torch.equal(again, hidden)
+    m = model(data)
+    seen = seen_entities(data)
+    has = torch.stack([m.feature(x)[1] for x in m.feature_modalities], 1).any(1)
+    everyone = torch.arange(data['entity'].num_nodes)
+    rel = torch.zeros_like(everyone)
+    with m.hidden_structure(hidden):
+        w = m.modality_weights(everyone, rel)[:, 0]
+    assert torch.all(w[hidden & has] == 0)  # hidden, and features to stand in
+    assert torch.all(w[hidden & ~has] == 1)  # nothing else: structure stays
+    assert torch.all(w[~hidden & seen] > 0)
+    assert torch.all(m.modality_weights(everyone, rel)[:, 0][seen] > 0)  # context left
+    with pytest.raises(ValueError, match='structure_dropout'):
+        StructureDropout(1.0, 10)
+
+
+def test_structure_dropout_trains_and_needs_a_maskable_structure(data):
+    run = RunConfig().override(['model.hidden_channels=8', 'training.batch_size=2048',
+                                'training.num_negatives=4', 'training.progress=false',
+                                'training.structure_dropout=0.5', 'training.eval_every=0'])
+    trainer = Trainer(build_model(data, run), data, run)
+    assert trainer.train_epoch()['loss'] > 0
+    bare = run.override(['model.modalities=[]'])
+    with pytest.raises(ValueError, match='structure_dropout needs'):
+        Trainer(build_model(data, bare), data, bare)
+
+
+def test_seen_and_unseen_counts_match_the_data_report(data):
+    ev = LinkPredictionEvaluator.from_data(data)
+    test = split_triples(data, 'test')
+    out = ev.evaluate(model(data), test)
+    groups = out['per_group']
+    assert groups['unseen']['count'] == report(data).unseen_entity_rows['test'] > 0
+    assert groups['seen']['count'] + groups['unseen']['count'] == test.size(0)
+    # the whole split's MRR is the count-weighted mean of the groups'
+    both = sum(g['both']['mrr'] * g['count'] for g in groups.values()) / test.size(0)
+    assert out['both']['mrr'] == pytest.approx(both)
+    table = format_metrics(out)
+    assert 'entities' in table and f"{'unseen':<9}{groups['unseen']['count']:>7}" in table
+
+
+def test_added_entities_are_ranked_and_change_no_existing_score(data):
+    m = model(data)
+    q, r = torch.tensor([0, 5, 9]), torch.tensor([0, 1, 2])
+    tails, heads = m.score_tails(q, r), m.score_heads(r, q)
+    x = {mod: m.feature(mod)[0][:2].clone() * 1.5 for mod in m.feature_modalities[:1]}
+    ids = m.add_entities(x, names=['new a', 'new b'])
+    n = data['entity'].num_nodes
+    assert ids.tolist() == [n, n + 1] and m.num_entities == n + 2
+    assert torch.equal(m.score_tails(q, r)[:, :n], tails)
+    assert torch.equal(m.score_heads(r, q)[:, :n], heads)
+    # a new entity as the query, and among the candidates
+    assert m.score_tails(ids, torch.tensor([0, 0])).shape == (2, n + 2)
+    w = m.modality_weights(ids, torch.tensor([0, 0]))
+    assert torch.all(w[:, 0] == 0)
+    # evaluation on the dataset still ranks against its own entities
+    ev = LinkPredictionEvaluator.from_data(data)
+    assert ev.evaluate(m, split_triples(data, 'test'))['num_triples'] > 0
+    with pytest.raises(ValueError, match='no present feature'):
+        m.add_entities({m.feature_modalities[0]: torch.zeros(1, x[m.feature_modalities[0]].size(1))})
+    with pytest.raises(ValueError, match="feature modalities are"):
+        m.add_entities({'audio': torch.ones(1, 3)})
+    with pytest.raises(ValueError, match='structure-only'):
+        model(data, modalities=[]).add_entities({'image': torch.ones(1, 3)})
+
+
+def test_added_entities_survive_a_checkpoint(data, tmp_path):
+    m = model(data)
+    mod = m.feature_modalities[0]
+    ids = m.add_entities({mod: torch.randn(3, m.feature(mod)[0].size(1))}, names=['a', 'b', 'c'])
+    save_checkpoint({'model': m.state_dict()}, str(tmp_path / 'm.pt'))
+    fresh = model(data)
+    fresh.load_state_dict(load_checkpoint(str(tmp_path / 'm.pt'))['model'])
+    assert fresh.num_entities == m.num_entities and fresh.added_entities.names == ['a', 'b', 'c']
+    rel = torch.zeros(3, dtype=torch.long)
+    assert torch.equal(fresh.score_tails(ids, rel), m.score_tails(ids, rel))
+
+
+def test_checkpoints_from_before_structure_masking_keep_their_behaviour():
+    old = RunConfig().to_dict()
+    del old['model']['structure_mask'], old['training']['structure_dropout']
+    run = RunConfig.from_dict(with_legacy_defaults(old))
+    assert run.model.structure_mask is False and RunConfig().model.structure_mask is True
