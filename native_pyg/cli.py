@@ -130,24 +130,42 @@ def _num_neighbors(text: str):
     return values
 
 
+def _distributed(device: Optional[str]):
+    """Joins the ``torchrun`` process group, if any (one line on failure)."""
+    from native_pyg.training.distributed import init_distributed
+    try:
+        return init_distributed(device or 'auto')
+    except (RuntimeError, ValueError) as e:
+        raise CLIError(f"torch.distributed: {e}") from None
+
+
 def cmd_train(args) -> int:
     from native_pyg.nn import SCORERS
     from native_pyg.training import build_model
+    from native_pyg.training.distributed import main_first
     from native_pyg.training.runs import RunDirectoryError, RunLock, prepare_run_dir
     run = _run_config(args)
     if run.model.scorer not in SCORERS:
         raise CLIError(f"--scorer {run.model.scorer!r}: expected one of {', '.join(SCORERS)}")
-    data = _load(run)[0]
+    info = _distributed(run.training.device)
+    with main_first(info):  # rank 0 processes the dataset into its cache first
+        data = _load(run)[0]
     try:
         model = build_model(data, run)
     except ValueError as e:
         raise CLIError(str(e)) from None
+    if not info.is_main:  # rank 0 owns --out: its lock, checks and files
+        with main_first(info):
+            pass
+        _train(args, run, data, model, info)
+        return 0
     created = not os.path.exists(args.out)
     os.makedirs(args.out, exist_ok=True)
     try:
         with RunLock(args.out):
-            prepare_run_dir(args.out, args.resume, args.overwrite)
-            _train(args, run, data, model)
+            with main_first(info):
+                prepare_run_dir(args.out, args.resume, args.overwrite)
+            _train(args, run, data, model, info)
     except RunDirectoryError as e:
         raise CLIError(str(e)) from None
     finally:  # a run that failed before writing anything leaves no empty --out
@@ -156,7 +174,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _train(args, run, data, model) -> None:
+def _train(args, run, data, model, info) -> None:
     from native_pyg.evaluation import format_metrics
     from native_pyg.training import Trainer
     from native_pyg.training import NonFiniteLossError
@@ -172,13 +190,15 @@ def _train(args, run, data, model) -> None:
             trainer.resume(last, allow_changes=args.allow_config_changes)
         except (ValueError, RuntimeError) as e:
             raise CLIError(str(e)) from None
-        print(f"resumed from {last} at epoch {trainer.epoch}")
+        if info.is_main:
+            print(f"resumed from {last} at epoch {trainer.epoch}")
         for change in trainer.config_log[-1:]:
-            if change['epoch'] == trainer.epoch:
+            if change['epoch'] == trainer.epoch and info.is_main:
                 print('applied config changes: ' + ', '.join(
                     f"{c['key']} {c['old']!r} -> {c['new']!r}" for c in change['changes']))
-    if not args.quiet:
-        print(model)
+    if not args.quiet and info.is_main:
+        print(model if not info.enabled else f"{model}\non {info.world_size} processes "
+              f"(torch.distributed), batch {run.training.batch_size} per process")
     try:
         trainer.fit()
     except NonFiniteLossError as e:
@@ -186,7 +206,10 @@ def _train(args, run, data, model) -> None:
     metrics = {'valid': trainer.evaluate('valid'),
                'test': trainer.evaluate('test', run.training.progress),
                'best_epoch': trainer.best_epoch, 'epochs': trainer.epoch,
-               'weights_epoch': trainer.state_dict(best_only=True)['weights_epoch']}
+               'weights_epoch': trainer.state_dict(best_only=True)['weights_epoch'],
+               'world_size': info.world_size}
+    if not info.is_main:
+        return
     with open(os.path.join(args.out, 'metrics.json'), 'w') as f:
         json.dump(metrics, f, indent=2)
     print(f"{run.dataset} test (filtered, {metrics['test']['ties']} ties)")
@@ -238,14 +261,21 @@ def cmd_evaluate(args) -> int:
     from native_pyg.evaluation import LinkPredictionEvaluator, format_metrics
     from native_pyg.data import split_triples
     from native_pyg.training import resolve_device
-    run, data, model = _restore(args.checkpoint, args.root)
+    from native_pyg.training.distributed import main_first, sharded_ranks
+    info = _distributed(args.device)
+    with main_first(info):
+        run, data, model = _restore(args.checkpoint, args.root)
     try:
         model.to(resolve_device(args.device or 'auto'))
     except ValueError as e:
         raise CLIError(str(e)) from None
-    ev = LinkPredictionEvaluator.from_data(data, ties=args.ties, progress=True,
+    ev = LinkPredictionEvaluator.from_data(data, ties=args.ties, progress=info.is_main,
                                            compile=args.compile)
-    metrics = ev.evaluate(model, split_triples(data, args.split))
+    triples = split_triples(data, args.split)
+    ranks = sharded_ranks(lambda part: ev.ranks(model, part), triples, info)
+    metrics = ev.metrics_from_ranks(triples, *ranks)
+    if not info.is_main:
+        return 0
     print(f"{run.dataset} {args.split} (filtered, {args.ties} ties)")
     print(format_metrics(metrics))
     if args.out:

@@ -2,13 +2,14 @@
 negatives, plus the subgraph a structural GNN encoder runs on."""
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from native_pyg.data.loader import KGBatch, KGNeighborLoader, TrainingGraph
 from native_pyg.training.config import TrainConfig
+from native_pyg.training.distributed import shard_permutation
 from native_pyg.training.negative_sampling import BernoulliNegativeSampler
 
 
@@ -25,20 +26,29 @@ class TripleBatches:
         generator (torch.Generator): The shuffling generator.
         graph (TrainingGraph, optional): Attach this whole graph, minus each
             batch's positives, to every step (full-graph GNN training).
+        shard (tuple[int, int], optional): ``(rank, world_size)``: this
+            process's part of every epoch's permutation (the same on every
+            rank), see :func:`~native_pyg.training.distributed.shard_permutation`.
     """
     def __init__(self, triples: Tensor, batch_size: int, sampler: BernoulliNegativeSampler,
-                 generator: torch.Generator, graph: Optional[TrainingGraph] = None):
+                 generator: torch.Generator, graph: Optional[TrainingGraph] = None,
+                 shard: Tuple[int, int] = (0, 1)):
         if batch_size < 1:
             raise ValueError(f"training.batch_size must be >= 1, got {batch_size}")
         self.triples, self.batch_size, self.sampler = triples, int(batch_size), sampler
-        self.generator, self.graph = generator, graph
+        self.generator, self.graph, self.shard = generator, graph, shard
+
+    def _count(self) -> int:
+        """Triples per epoch on this rank."""
+        return -(-self.triples.size(0) // self.shard[1])
 
     def __len__(self) -> int:
-        return max(1, self.triples.size(0) // self.batch_size)
+        return max(1, self._count() // self.batch_size)
 
     def __iter__(self) -> Iterator[KGBatch]:
-        n = self.triples.size(0)
-        perm = torch.randperm(n, generator=self.generator)
+        perm = shard_permutation(torch.randperm(self.triples.size(0), generator=self.generator),
+                                 *self.shard)
+        n = perm.numel()
         size = min(self.batch_size, n)
         for i in range(len(self)):
             pos = self.triples[perm[i * size:(i + 1) * size]]
@@ -49,19 +59,22 @@ class TripleBatches:
 
 def training_steps(data, triples: Tensor, sampler: BernoulliNegativeSampler,
                    generator: torch.Generator, cfg: TrainConfig,
-                   structural_encoder: bool, modalities=None) -> Iterable[KGBatch]:
+                   structural_encoder: bool, modalities=None,
+                   shard: Tuple[int, int] = (0, 1)) -> Iterable[KGBatch]:
     """The steps of an epoch for a model with or without a structural GNN
     encoder: plain triple batches (no encoder), full-graph steps
-    (``training.num_neighbors: null``) or a :class:`KGNeighborLoader`."""
+    (``training.num_neighbors: null``) or a :class:`KGNeighborLoader`;
+    ``shard=(rank, world_size)`` under ``torch.distributed``."""
     if not structural_encoder:
         if cfg.num_neighbors is not None:
             raise ValueError("training.num_neighbors samples neighbourhoods for a GNN encoder; "
                              "set model.encoder (rgcn or compgcn) or leave it null")
-        return TripleBatches(triples, cfg.batch_size, sampler, generator)
+        return TripleBatches(triples, cfg.batch_size, sampler, generator, shard=shard)
     if cfg.num_neighbors is None:
         return TripleBatches(triples, cfg.batch_size, sampler, generator,
-                             graph=TrainingGraph.from_data(data))
+                             graph=TrainingGraph.from_data(data), shard=shard)
     return KGNeighborLoader(
-        data, cfg.num_neighbors, TripleBatches(triples, cfg.batch_size, sampler, generator),
+        data, cfg.num_neighbors,
+        TripleBatches(triples, cfg.batch_size, sampler, generator, shard=shard),
         modalities=modalities, num_workers=cfg.num_workers, pin_memory=cfg.pin_memory,
         persistent_workers=cfg.persistent_workers and cfg.num_workers > 0)

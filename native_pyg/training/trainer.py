@@ -20,6 +20,7 @@ from native_pyg.evaluation import LinkPredictionEvaluator
 from native_pyg.nn import CoMATGenerator
 from native_pyg.nn.comat import critic_terms, generator_loss
 from native_pyg.data.loader import KGBatch
+from native_pyg.training import distributed
 from native_pyg.training.batching import training_steps
 from native_pyg.training.checkpoint import load_checkpoint, save_checkpoint
 from native_pyg.training.config import RunConfig, TrainConfig
@@ -89,17 +90,23 @@ class Trainer:
         if cfg.deterministic:
             make_deterministic()
         self.data_fingerprint = fingerprint(data)
-        torch.manual_seed(cfg.seed)
+        # under torch.distributed: per-rank draws, rank 0 writes (see training.distributed)
+        self.dist = distributed.current()
+        rank, self.writes = self.dist.rank, bool(out_dir) and self.dist.is_main
+        self.progress = cfg.progress and self.dist.is_main
+        torch.manual_seed(cfg.seed + rank)
         self.model = model.to(self.device)
         train = split_triples(data, 'train')
         self.train_triples = torch.unique(train, dim=0) if cfg.dedupe_train else train
         n, r = data['entity'].num_nodes, data.num_relations
         self.sampler = BernoulliNegativeSampler(self.train_triples, n, r, cfg.num_negatives,
-                                                cfg.bernoulli, cfg.filter_negatives, cfg.seed)
+                                                cfg.bernoulli, cfg.filter_negatives,
+                                                cfg.seed + 7919 * rank)
         self.shuffle_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.steps = training_steps(data, self.train_triples, self.sampler, self.shuffle_gen, cfg,
                                     getattr(model, 'structural_encoder', None) is not None,
-                                    getattr(model, 'feature_modalities', None))
+                                    getattr(model, 'feature_modalities', None),
+                                    shard=(rank, self.dist.world_size))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.generator = None
         if cfg.adversarial and getattr(model, 'feature_modalities', []):
@@ -112,7 +119,15 @@ class Trainer:
             if not getattr(model, 'masks_structure', False):
                 raise ValueError("training.structure_dropout needs a model with feature "
                                  "modalities, model.structure_mask=true and model.missing=mask")
-            self.structure_dropout = StructureDropout(cfg.structure_dropout, n, cfg.seed + 2)
+            self.structure_dropout = StructureDropout(cfg.structure_dropout, n,
+                                                      cfg.seed + 2 + 7919 * rank)
+        # DDP averages the gradients of the model's loss and of the generator's
+        self._ddp_loss = self._ddp_generator = None
+        if self.dist.enabled:
+            self._ddp_loss = distributed.wrap(
+                distributed.DistributedLoss(self.model, self._model_loss), self.device)
+            if self.generator is not None:
+                self._ddp_generator = distributed.wrap(self.generator, self.device)
         self.evaluator = evaluator or LinkPredictionEvaluator.from_data(
             data, batch_size=cfg.eval_batch_size, compile=cfg.compile)
         self.loss_fn = LOSSES[cfg.loss]
@@ -152,6 +167,24 @@ class Trainer:
             stack.enter_context(self.model.hidden_structure(hidden))
         return stack
 
+    def _amp(self):
+        return torch.autocast('cuda', dtype=torch.bfloat16,
+                              enabled=self.cfg.amp and self.device.type == 'cuda')
+
+    def _model_loss(self, batch: KGBatch, hidden: Optional[torch.Tensor]):
+        """``(loss, info)`` of a step for the model: the KGC loss plus, with
+        CoMAT, the critic terms."""
+        cfg = self.cfg
+        h, r, t = batch.pos.unbind(1)
+        with self._amp(), self._on_subgraph(batch, hidden):
+            loss = self._kgc_loss(batch)
+            out = {'kgc_loss': float(loss.detach())}
+            if self.generator is not None:
+                critic, gp = critic_terms(self.model, self.generator, h, r, t, gp_on=cfg.gp_on)
+                loss = loss + cfg.mu * critic + cfg.mu * cfg.beta * gp
+                out.update(critic=float(critic.detach()), gp=float(gp.detach()))
+        return loss, out
+
     def train_step(self, batch) -> Dict[str, float]:
         """One optimisation step on a :class:`KGBatch` (or on ``[B, 3]``
         positives, whose negatives are drawn here)."""
@@ -160,17 +193,9 @@ class Trainer:
             batch = KGBatch(batch, *self.sampler.sample(batch))
         batch = batch.to(self.device, non_blocking=True)
         self.model.train()
-        amp = torch.autocast('cuda', dtype=torch.bfloat16, enabled=cfg.amp and
-                             self.device.type == 'cuda')
         h, r, t = batch.pos.unbind(1)
         hidden = self.structure_dropout.sample() if self.structure_dropout else None
-        with amp, self._on_subgraph(batch, hidden):
-            loss = self._kgc_loss(batch)
-            out = {'kgc_loss': float(loss.detach())}
-            if self.generator is not None:
-                critic, gp = critic_terms(self.model, self.generator, h, r, t, gp_on=cfg.gp_on)
-                loss = loss + cfg.mu * critic + cfg.mu * cfg.beta * gp
-                out.update(critic=float(critic.detach()), gp=float(gp.detach()))
+        loss, out = (self._ddp_loss or self._model_loss)(batch, hidden)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"non-finite loss ({float(loss.detach())}) at epoch {self.epoch + 1}; parameters were "
@@ -181,8 +206,9 @@ class Trainer:
         self.optimizer.step()
         out['loss'] = float(loss.detach())
         if self.generator is not None:
-            with amp, self._on_subgraph(batch, hidden):  # a fresh context: parameters changed
-                g_loss = generator_loss(self.model, self.generator, h, r, t)
+            with self._amp(), self._on_subgraph(batch, hidden):  # fresh: parameters changed
+                g_loss = generator_loss(self.model, self._ddp_generator or self.generator,
+                                        h, r, t)
             self.optimizer_g.zero_grad(set_to_none=True)  # drop the critic's gradients
             g_loss.backward()
             self.optimizer_g.step()
@@ -193,7 +219,7 @@ class Trainer:
     def train_epoch(self) -> Dict[str, float]:
         start, sums, seen, steps = time.perf_counter(), {}, 0, 0
         bar = tqdm(self.steps, desc=f'epoch {self.epoch + 1}/{self.cfg.epochs}', leave=False,
-                   disable=_bars(self.cfg.progress), unit='batch')
+                   disable=_bars(self.progress), unit='batch')
         for batch in bar:
             out = self.train_step(batch)
             seen, steps = seen + batch.pos.size(0), steps + 1
@@ -204,13 +230,17 @@ class Trainer:
         self.epoch += 1
         secs = time.perf_counter() - start
         rec = {'epoch': self.epoch, **{k: v / steps for k, v in sums.items()},
-               'seconds': secs, 'triples_per_s': seen / max(secs, 1e-9)}
+               'seconds': secs, 'triples_per_s': seen * self.dist.world_size / max(secs, 1e-9),
+               'world_size': self.dist.world_size}
         return rec
 
     def evaluate(self, split: str = 'valid', progress: bool = False) -> Dict[str, Any]:
         """Filtered link-prediction metrics of the current model on ``split``."""
-        self.evaluator.progress = progress
-        return self.evaluator.evaluate(self.model, split_triples(self.data, split))
+        self.evaluator.progress = progress and self.dist.is_main
+        triples = split_triples(self.data, split)
+        ranks = distributed.sharded_ranks(lambda part: self.evaluator.ranks(self.model, part),
+                                          triples, self.dist)
+        return self.evaluator.metrics_from_ranks(triples, *ranks)
 
     def fit(self, epochs: Optional[int] = None) -> List[Dict[str, Any]]:
         """Trains until ``epochs`` (default: the config's) or early stopping;
@@ -221,9 +251,9 @@ class Trainer:
             self.model.load_state_dict(self._last_state)
             self._last_state = None
         outer = tqdm(total=target, initial=self.epoch, desc='training', unit='epoch',
-                     disable=_bars(self.cfg.progress))
+                     disable=_bars(self.progress))
         # without a terminal, bars would fill a log with escape codes: plain lines
-        plain = self.cfg.progress and outer.disable
+        plain = self.progress and outer.disable
         stopped = bool(self.cfg.patience) and self.bad_evals >= self.cfg.patience
         while self.epoch < target and not stopped:
             rec = self.train_epoch()
@@ -236,7 +266,7 @@ class Trainer:
                     self.best_mrr, self.best_epoch, self.bad_evals = rec['valid_mrr'], self.epoch, 0
                     self.best_state = {k: v.detach().clone()
                                        for k, v in self.model.state_dict().items()}
-                    if self.out_dir:
+                    if self.writes:
                         save_checkpoint(self.state_dict(best_only=True), self._path('best.pt'))
                 else:
                     self.bad_evals += 1
@@ -247,15 +277,18 @@ class Trainer:
                               valid_mrr=f"{rec.get('valid_mrr', float('nan')):.4f}")
             if plain:
                 print(_epoch_line(rec, target), flush=True)
-            if self.out_dir:
-                save_checkpoint(self.state_dict(), self._path('last.pt'))
+            if self.writes or (self.out_dir and self.dist.enabled):
+                state = self.state_dict()  # under torch.distributed every rank gathers
+                if self.writes:
+                    save_checkpoint(state, self._path('last.pt'))
+            if self.writes:
                 with open(self._path('history.jsonl'), 'a') as f:
                     f.write(json.dumps(rec) + '\n')
         outer.close()
         if self.best_state is not None:
             self._last_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             self.model.load_state_dict(self.best_state)
-        if self.out_dir:
+        if self.writes:
             self.plot(self._path('curves.png'))
             # the selected model (best on valid, else the last) for evaluate/predict
             save_checkpoint(self.state_dict(best_only=True), self._path('model.pt'))
@@ -275,27 +308,37 @@ class Trainer:
         # best.pt / model.pt hold the best weights once validation ran
         weights_epoch = self.best_epoch if best_only and self.best_state is not None else self.epoch
         state = {'config': self.run.to_dict(), 'data': self.data_fingerprint,
-                 'epoch': self.epoch,
+                 'epoch': self.epoch, 'world_size': self.dist.world_size,
                  'weights_epoch': weights_epoch, 'model': self.model.state_dict(),
                  'generator': self.generator.state_dict() if self.generator else None,
                  'best_mrr': self.best_mrr, 'best_epoch': self.best_epoch}
         if best_only:
             return state
+        draws = self._draw_state()
         state.update({
             'optimizer': self.optimizer.state_dict(),
             'optimizer_g': self.optimizer_g.state_dict() if self.generator else None,
-            'sampler': self.sampler.state_dict(),
-            'structure_dropout': (self.structure_dropout.state_dict()
-                                  if self.structure_dropout else None),
+            **draws,
             'shuffle_rng': self.shuffle_gen.get_state(),
-            'torch_rng': torch.get_rng_state(),
-            'cuda_rng': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             'history': self.history, 'bad_evals': self.bad_evals,
             'best_state': self.best_state, 'config_log': self.config_log,
         })
+        if self.dist.enabled:  # every rank's own draws (a collective: all ranks call this)
+            state['ranks'] = distributed.gather_objects(draws, self.dist)
         return state
 
+    def _draw_state(self) -> Dict[str, Any]:
+        """This process's random draws: negatives, structure dropout, RNGs."""
+        return {'sampler': self.sampler.state_dict(),
+                'structure_dropout': (self.structure_dropout.state_dict()
+                                      if self.structure_dropout else None),
+                'torch_rng': torch.get_rng_state(),
+                'cuda_rng': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
     def load_state_dict(self, state: Dict[str, Any]) -> None:
+        ranks = state.get('ranks') or []
+        if len(ranks) == self.dist.world_size:  # this rank's own draws
+            state = {**state, **ranks[self.dist.rank]}
         self.model.load_state_dict(state['model'])
         if self.generator is not None and state.get('generator') is not None:
             self.generator.load_state_dict(state['generator'])
@@ -339,7 +382,7 @@ class Trainer:
         if changes:
             self.config_log.append({'epoch': self.epoch, 'changes': [
                 {'key': k, 'old': a, 'new': b} for k, a, b in changes]})
-        if self.out_dir:  # a kill between checkpoint and log: the log follows the checkpoint
+        if self.writes:  # a kill between checkpoint and log: the log follows the checkpoint
             self._write_history()
 
     def _write_history(self) -> None:
