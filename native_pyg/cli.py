@@ -527,11 +527,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     args = parser.parse_args(argv)
+    code = 2
     try:
-        return args.func(args)
+        code = args.func(args)
     except CLIError as e:
-        print(f"native-pyg: error: {e}", file=sys.stderr)
-        return 2
+        rank = os.environ.get('RANK') if int(os.environ.get('WORLD_SIZE', '1')) > 1 else None
+        print(f"native-pyg: error{f' (rank {rank})' if rank else ''}: {e}", file=sys.stderr)
+    finally:
+        if 'torch' in sys.modules:  # leave a torchrun process group cleanly
+            from native_pyg.training.distributed import finish
+            finish(ok=code == 0)
+    return code
 
 
 if __name__ == '__main__':

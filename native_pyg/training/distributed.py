@@ -161,3 +161,12 @@ def gather_objects(obj: Any, info: DistributedInfo) -> list:
     out = [None] * info.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+def finish(ok: bool = True) -> None:
+    """Leaves the process group: after a barrier when this rank succeeded
+    (no rank exits while another still talks to it), at once otherwise."""
+    if dist.is_available() and dist.is_initialized():
+        if ok:
+            dist.barrier()
+        dist.destroy_process_group()
