@@ -110,12 +110,11 @@ def append_entities(model, features: Mapping[str, Tensor],
     for m in model.feature_modalities:
         x_old, mask_old = model.feature(m)
         x_new = features[m]
-        if model.missing == 'random':  # stand-ins drawn from the existing present rows
-            stats = torch.cat([x_old[mask_old].cpu().float(), x_new]) if bool(mask_old.any()) \
-                else x_new
-            x_new = _random_rows(torch.cat([stats, x_new]),
-                                 torch.cat([torch.ones(stats.size(0), dtype=torch.bool),
-                                            masks[m]]), generator)[stats.size(0):]
+        if model.missing == 'random':  # stand-ins drawn from the stats of present rows
+            present = torch.cat([x_old[mask_old].cpu().float(), x_new[masks[m]]])
+            x_new = _random_rows(torch.cat([present, x_new]),
+                                 torch.cat([torch.ones(present.size(0), dtype=torch.bool),
+                                            masks[m]]), generator)[present.size(0):]
         setattr(model, f'x_{m}', torch.cat([x_old, x_new.to(x_old)]))
         setattr(model, f'mask_{m}', torch.cat([mask_old, masks[m].to(mask_old.device)]))
     model.num_entities = old + k
