@@ -71,7 +71,7 @@ def test_predict_with_a_new_entity_and_save_it(trained, tmp_path, capsys):
     assert main(['predict', '--checkpoint', ckpt, '--new-entity', str(tmp_path / 'bad.pt'),
                  '--head', '0', '--relation', '1']) == 2
     assert '64 columns' in capsys.readouterr().err
-    assert main(['predict', '--checkpoint', ckpt, '--new-name', 'Marie Curie',
+    assert main(['predict', '--checkpoint', ckpt, '--new-name', 'Lake Bled',
                  '--head', '0', '--relation', '1']) == 2
     assert '--text-features names' in capsys.readouterr().err
 

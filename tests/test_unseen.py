@@ -8,7 +8,7 @@ from native_pyg.datasets import SyntheticMMKG
 from native_pyg.evaluation import LinkPredictionEvaluator, format_metrics
 from native_pyg.nn import NativE
 from native_pyg.training import (RunConfig, StructureDropout, Trainer, build_model,
-                                 load_checkpoint, save_checkpoint)
+                                 fit_structure_stand_in, load_checkpoint, save_checkpoint)
 from native_pyg.training.config import with_legacy_defaults
 
 
@@ -146,3 +146,72 @@ def test_checkpoints_from_before_structure_masking_keep_their_behaviour():
     del old['model']['structure_mask'], old['training']['structure_dropout']
     run = RunConfig.from_dict(with_legacy_defaults(old))
     assert run.model.structure_mask is False and RunConfig().model.structure_mask is True
+
+
+def test_a_fitted_stand_in_places_unseen_entities_and_leaves_the_model_alone(data):
+    m = model(data, structure_stand_in=True)
+    ids = unseen_with_features(data, m)
+    seen = seen_entities(data).nonzero().view(-1)
+    rel = torch.zeros(ids.numel(), dtype=torch.long)
+    assert torch.all(m.modality_weights(ids, rel)[:, 0] == 0)  # unfitted: masked
+    seen_before = m.joint_embeddings(seen, torch.zeros_like(seen))
+    params = {k: v.clone() for k, v in m.named_parameters() if not k.startswith('stand_in.')}
+    generator = [p.clone() for p in m.stand_in.parameters()]
+    losses = fit_structure_stand_in(m, split_triples(data, 'train'), epochs=2, batch_size=512,
+                                    num_negatives=4)
+    assert len(losses) == 2 and all(x > 0 for x in losses) and bool(m.stand_in.fitted)
+    assert all(torch.equal(v, dict(m.named_parameters())[k]) for k, v in params.items())
+    assert not all(torch.equal(a, b) for a, b in zip(generator, m.stand_in.parameters()))
+    # seen entities keep their embeddings; unseen ones get the generated structure, present
+    assert torch.equal(m.joint_embeddings(seen, torch.zeros_like(seen)), seen_before)
+    assert torch.all(m.modality_weights(ids, rel)[:, 0] > 0)
+    emb, mask = m.modality_embeddings(ids)
+    assert torch.all(mask[:, 0])
+    assert torch.allclose(emb[:, 0], m.stand_in(emb[:, 1:], mask[:, 1:]))
+    before = m.joint_embeddings(ids, rel)
+    with torch.no_grad():
+        m.entity_emb.weight[ids] = torch.randn(ids.numel(), m.entity_dim) * 100
+    assert torch.equal(m.joint_embeddings(ids, rel), before)
+    # entities added after training are placed the same way
+    mod = m.feature_modalities[0]
+    new = m.add_entities({mod: m.feature(mod)[0][ids[:2]]})
+    assert torch.all(m.modality_weights(new, torch.zeros(2, dtype=torch.long))[:, 0] > 0)
+
+
+def test_the_stand_in_survives_a_checkpoint_and_needs_a_maskable_structure(data, tmp_path):
+    m = model(data, structure_stand_in=True)
+    fit_structure_stand_in(m, split_triples(data, 'train'), epochs=1, num_negatives=2)
+    save_checkpoint({'model': m.state_dict()}, str(tmp_path / 'm.pt'))
+    fresh = model(data, structure_stand_in=True)
+    assert not bool(fresh.stand_in.fitted)
+    fresh.load_state_dict(load_checkpoint(str(tmp_path / 'm.pt'))['model'])
+    ids = unseen_with_features(data, m)
+    rel = torch.zeros(ids.numel(), dtype=torch.long)
+    assert bool(fresh.stand_in.fitted)
+    assert torch.equal(fresh.score_tails(ids, rel), m.score_tails(ids, rel))
+    with pytest.raises(ValueError, match='structure_stand_in needs'):
+        model(data, structure_stand_in=True, structure_mask=False)
+    with pytest.raises(ValueError, match='no structure stand-in'):
+        fit_structure_stand_in(model(data), split_triples(data, 'train'))
+
+
+def test_the_trainer_fits_the_stand_in_after_training_and_trains_without_it(data):
+    run = RunConfig().override(['model.hidden_channels=8', 'training.batch_size=2048',
+                                'training.num_negatives=4', 'training.progress=false',
+                                'training.epochs=1', 'training.eval_every=0',
+                                'training.adversarial=false', 'model.structure_stand_in=true',
+                                'training.stand_in_epochs=1'])
+    trainer = Trainer(build_model(data, run), data, run)
+    trainer.fit()
+    assert bool(trainer.model.stand_in.fitted)
+    fitted_while_training = []
+    epoch = trainer.train_epoch
+    trainer.train_epoch = lambda: (fitted_while_training.append(
+        bool(trainer.model.stand_in.fitted)), epoch())[1]
+    trainer.fit(2)  # a continued run trains with the stand-in unused, then refits it
+    assert fitted_while_training == [False] and len(trainer.history) == 2
+    assert bool(trainer.model.stand_in.fitted)
+    old = RunConfig().to_dict()
+    del old['model']['structure_stand_in'], old['training']['stand_in_epochs']
+    legacy = RunConfig.from_dict(with_legacy_defaults(old))
+    assert legacy.model.structure_stand_in is False and legacy.training.stand_in_epochs == 10

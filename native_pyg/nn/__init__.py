@@ -6,6 +6,7 @@ from native_pyg.nn.scorers import SCORERS, ComplEx, DistMult, KGScorer, RotatE, 
 from native_pyg.nn.gnn import (ENCODERS, CompGCNConv, CompGCNEncoder, EdgewiseRGCNConv,
                                RGCNEncoder)
 from native_pyg.nn.native import NativE, unpack_triples
+from native_pyg.nn.structure_stand_in import StructureStandIn
 from native_pyg.nn.comat import (CoMATGenerator, critic_loss, critic_terms, generator_loss,
                                  gradient_penalty)
 
@@ -13,5 +14,5 @@ __all__ = [
     'STRUCTURE', 'ModalityEncoders', 'ReDAF', 'KGScorer', 'RotatE', 'TransE', 'DistMult',
     'ComplEx', 'SCORERS', 'NativE', 'unpack_triples', 'CoMATGenerator', 'critic_loss',
     'critic_terms', 'generator_loss', 'gradient_penalty', 'ENCODERS', 'RGCNEncoder',
-    'EdgewiseRGCNConv', 'CompGCNConv', 'CompGCNEncoder',
+    'EdgewiseRGCNConv', 'CompGCNConv', 'CompGCNEncoder', 'StructureStandIn',
 ]

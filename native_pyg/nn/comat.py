@@ -193,7 +193,7 @@ def gradient_penalty(model: NativE, generator: CoMATGenerator, head_index: Tenso
 
 
 @contextmanager
-def _frozen(module: torch.nn.Module, keep: torch.nn.Module) -> Iterator[None]:
+def frozen(module: torch.nn.Module, keep: torch.nn.Module) -> Iterator[None]:
     """Temporarily stops gradients to ``module``'s parameters (but ``keep``'s)."""
     keep_ids = {id(p) for p in keep.parameters()}
     params = [p for p in module.parameters() if p.requires_grad and id(p) not in keep_ids]
@@ -215,7 +215,7 @@ def generator_loss(model: NativE, generator: CoMATGenerator, head_index: Tensor,
     frozen while the loss is built), so it can be back-propagated right
     after the critic step without touching the model.
     """
-    with _frozen(model, keep=generator):
+    with frozen(model, keep=generator):
         _, rel, real, fake = _embed(model, generator, head_index, rel_type, tail_index)
         scores = _fake_scores(model, rel, real, fake)
         return sum((model.margin - s).mean() for s in scores) / len(scores)

@@ -14,6 +14,7 @@ from native_pyg.nn.gnn import ENCODERS
 from native_pyg.nn.new_entities import AddedEntities, append_entities, restore_added_entities
 from native_pyg.nn.redaf import ReDAF, check_fusion_options
 from native_pyg.nn.scorers import SCORERS, KGScorer
+from native_pyg.nn.structure_stand_in import StructureStandIn
 
 
 def unpack_triples(head_or_edge_index: Tensor, rel_or_edge_type: Tensor,
@@ -143,6 +144,11 @@ class NativE(torch.nn.Module):
             feature keeps its (untrained) structural row, as without this
             option. :obj:`False` is the paper's behaviour (structure always
             present). (default: :obj:`True`)
+        structure_stand_in (bool, optional): With ``structure_mask``, add a
+            :class:`StructureStandIn` (:attr:`stand_in`): once fitted after
+            training (:func:`~native_pyg.training.fit_structure_stand_in`),
+            an entity without training triples that has a feature gets its
+            generated structure instead of none. (default: :obj:`False`)
     """
 
     def __init__(
@@ -165,6 +171,7 @@ class NativE(torch.nn.Module):
         edge_index: Optional[Tensor] = None,
         edge_type: Optional[Tensor] = None,
         structure_mask: bool = True,
+        structure_stand_in: bool = False,
     ):
         super().__init__()
         if encoder_input not in ('structure', 'structure+modalities'):
@@ -211,6 +218,13 @@ class NativE(torch.nn.Module):
         self.structural_encoder: Optional[torch.nn.Module] = encoder
         self.encoder_input = encoder_input
         self.structure_mask = bool(structure_mask)
+        self.stand_in: Optional[StructureStandIn] = None
+        if structure_stand_in:
+            if not self.masks_structure:
+                raise ValueError("structure_stand_in needs feature modalities, "
+                                 "structure_mask=True and missing='mask'")
+            with torch.random.fork_rng(devices=[]):
+                self.stand_in = StructureStandIn(self.feature_modalities, self.entity_dim)
         self._cache: Optional[Dict] = None
         self._subgraph: Optional[_Subgraph] = None
         self._hidden: Optional[Tensor] = None  # structure hidden for this step (dropout)
@@ -362,6 +376,8 @@ class NativE(torch.nn.Module):
                 self.fusion.reset_parameters()
             if hasattr(self.structural_encoder, 'reset_parameters'):
                 self.structural_encoder.reset_parameters()
+            if self.stand_in is not None:
+                self.stand_in.reset_parameters()
         self._cache = {} if self._cache is not None else None
 
     def add_entities(self, features: Mapping[str, Tensor],
@@ -526,7 +542,24 @@ class NativE(torch.nn.Module):
         s = self.structural_embeddings(entity_index)
         cols, present = self._feature_columns(entity_index, s.size(0), s)
         has_structure = self._structure_present(entity_index, present, s)
-        return torch.stack([s, *cols], dim=1), torch.stack([has_structure, *present], dim=1)
+        emb, mask = torch.stack([s, *cols], dim=1), torch.stack([has_structure, *present], dim=1)
+        return self._stand_in_structure(entity_index, emb, mask)
+
+    def _stand_in_structure(self, entity_index: Optional[Tensor], emb: Tensor,
+                            mask: Tensor) -> Tuple[Tensor, Tensor]:
+        """With a fitted :attr:`stand_in`: the generated structure, present,
+        for the entities without training triples that have a feature."""
+        if self.stand_in is None or not bool(self.stand_in.fitted):
+            return emb, mask
+        without = ~self.mask_structure
+        without = without if entity_index is None else without[entity_index]
+        rows = (without & mask[:, 1:].any(1)).nonzero().view(-1)
+        if rows.numel() == 0:
+            return emb, mask
+        structure = self.stand_in(emb[rows, 1:], mask[rows, 1:]).to(emb.dtype)
+        emb, mask = emb.clone(), mask.clone()
+        emb[rows, 0], mask[rows, 0] = structure, True
+        return emb, mask
 
     def _embed_unique(self, *indices: Tensor) -> Tuple[Tensor, Tensor, List[Tensor]]:
         """Modality embeddings of the unique entities of ``indices`` and, per
@@ -750,4 +783,5 @@ class NativE(torch.nn.Module):
                 f'num_relations={self.num_relations}, hidden_channels={self.hidden_channels}, '
                 f'modalities={self.feature_modalities}, scorer={scorer}, '
                 f'margin={self.margin}, missing={self.missing!r}, fusion={fusion!r}, '
-                f'structure={encoder}, structure_mask={self.masks_structure})')
+                f'structure={encoder}, structure_mask={self.masks_structure}, '
+                f'structure_stand_in={self.stand_in is not None})')

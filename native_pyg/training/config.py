@@ -32,6 +32,8 @@ class ModelConfig:
     encoder_input: str = 'structure'
     # structure as a maskable modality: entities in no training triple use their features only
     structure_mask: bool = True
+    # with structure_mask: a structure generated from the features stands in for the missing one
+    structure_stand_in: bool = False
 
 
 @dataclass
@@ -56,6 +58,8 @@ class TrainConfig:
     noise_dim: int = 64
     # per step, hide the structure of this fraction of entities (model.structure_mask on)
     structure_dropout: float = 0.0
+    # epochs fitting the structure stand-in after training (model.structure_stand_in on)
+    stand_in_epochs: int = 10
     eval_every: int = 10
     eval_batch_size: int = 256
     patience: int = 0
@@ -96,7 +100,8 @@ class DataConfig:
 
 #: keys added after checkpoints were first written, with the behaviour those
 #: checkpoints were trained with (a config without the key means this value)
-LEGACY_DEFAULTS = {'model': {'structure_mask': False}, 'training': {'structure_dropout': 0.0}}
+LEGACY_DEFAULTS = {'model': {'structure_mask': False, 'structure_stand_in': False},
+                   'training': {'structure_dropout': 0.0, 'stand_in_epochs': 10}}
 
 
 def with_legacy_defaults(saved: Dict[str, Any]) -> Dict[str, Any]:

@@ -28,6 +28,7 @@ from native_pyg.training.losses import LOSSES
 from native_pyg.training.runs import config_changes
 from native_pyg.training.negative_sampling import BernoulliNegativeSampler
 from native_pyg.training.structure_dropout import StructureDropout
+from native_pyg.training.structure_stand_in import fit_structure_stand_in
 
 
 class NonFiniteLossError(RuntimeError):
@@ -250,6 +251,8 @@ class Trainer:
         if self._last_state is not None:  # continue from the last epoch, not the best
             self.model.load_state_dict(self._last_state)
             self._last_state = None
+        if getattr(self.model, 'stand_in', None) is not None:  # fitted again after training
+            self.model.stand_in.fitted.fill_(False)
         outer = tqdm(total=target, initial=self.epoch, desc='training', unit='epoch',
                      disable=_bars(self.progress))
         # without a terminal, bars would fill a log with escape codes: plain lines
@@ -288,6 +291,11 @@ class Trainer:
         if self.best_state is not None:
             self._last_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             self.model.load_state_dict(self.best_state)
+        if getattr(self.model, 'stand_in', None) is not None:  # on the selected parameters
+            fit_structure_stand_in(self.model, self.train_triples, self.cfg.stand_in_epochs,
+                                   self.cfg.batch_size, self.cfg.num_negatives,
+                                   adv_temperature=self.cfg.adv_temperature,
+                                   seed=self.cfg.seed, progress=self.progress)
         if self.writes:
             self.plot(self._path('curves.png'))
             # the selected model (best on valid, else the last) for evaluate/predict
@@ -446,7 +454,8 @@ def build_model(data: HeteroData, run: RunConfig):
                             scorer=m.scorer, margin=m.margin, epsilon=m.epsilon,
                             missing=m.missing, relation_temperature=m.relation_temperature,
                             fusion=m.fusion, seed=run.training.seed,
-                            structure_mask=m.structure_mask, **encoder_arguments(m))
+                            structure_mask=m.structure_mask,
+                            structure_stand_in=m.structure_stand_in, **encoder_arguments(m))
 
 
 def encoder_arguments(m) -> Dict[str, Any]:
