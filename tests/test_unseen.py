@@ -211,6 +211,9 @@ def test_the_trainer_fits_the_stand_in_after_training_and_trains_without_it(data
     trainer.fit(2)  # a continued run trains with the stand-in unused, then refits it
     assert fitted_while_training == [False] and len(trainer.history) == 2
     assert bool(trainer.model.stand_in.fitted)
+    with pytest.raises(ValueError, match='stand_in_epochs must be at least 1'):
+        never = run.override(['training.stand_in_epochs=0'])
+        Trainer(build_model(data, never), data, never)
     old = RunConfig().to_dict()
     del old['model']['structure_stand_in'], old['training']['stand_in_epochs']
     legacy = RunConfig.from_dict(with_legacy_defaults(old))

@@ -122,6 +122,9 @@ class Trainer:
                                  "modalities, model.structure_mask=true and model.missing=mask")
             self.structure_dropout = StructureDropout(cfg.structure_dropout, n,
                                                       cfg.seed + 2 + 7919 * rank)
+        if getattr(model, 'stand_in', None) is not None and cfg.stand_in_epochs < 1:
+            raise ValueError(f"training.stand_in_epochs must be at least 1 with "
+                             f"model.structure_stand_in=true, got {cfg.stand_in_epochs}")
         # DDP averages the gradients of the model's loss and of the generator's
         self._ddp_loss = self._ddp_generator = None
         if self.dist.enabled:
