@@ -116,8 +116,15 @@ def test_a_failing_rank_stops_the_others(tmp_path):
 
 
 def test_a_gnn_with_sampled_neighbourhoods_trains_on_two_processes(tmp_path):
+    # with a structure stand-in: unused while DDP trains, then fitted by every rank alike
     out = tmp_path / 'gnn'
     ddp_train(out, 1, '--encoder', 'rgcn', '--num-neighbors', '5,5',
-              '--set', 'training.eval_every=1', '--no-adversarial')
+              '--set', 'training.eval_every=1', '--no-adversarial',
+              '--set', 'model.structure_stand_in=true', '--set', 'training.stand_in_epochs=1')
     metrics = json.loads((out / 'metrics.json').read_text())
     assert metrics['world_size'] == 2 and 0 < metrics['test']['both']['mrr'] <= 1
+    assert bool(load_checkpoint(str(out / 'model.pt'))['model']['stand_in.fitted'])
+    from native_pyg.cli import main
+    assert main(['evaluate', '--checkpoint', str(out / 'model.pt'),
+                 '--out', str(tmp_path / 'one.json')]) == 0
+    assert metrics['test'] == json.loads((tmp_path / 'one.json').read_text())
