@@ -8,7 +8,8 @@ from native_pyg.training.structure_stand_in import fit_structure_stand_in
 from native_pyg.training.trainer import NonFiniteLossError, Trainer, build_model, resolve_device
 
 __all__ = [
-    'BernoulliNegativeSampler', 'StructureDropout', 'fit_structure_stand_in', 'self_adversarial_loss', 'margin_ranking_loss', 'LOSSES',
+    'BernoulliNegativeSampler', 'StructureDropout', 'fit_structure_stand_in',
+    'self_adversarial_loss', 'margin_ranking_loss', 'LOSSES',
     'save_checkpoint', 'load_checkpoint', 'DataConfig', 'ModelConfig', 'TrainConfig', 'RunConfig',
     'Trainer', 'NonFiniteLossError', 'build_model', 'resolve_device',
 ]
