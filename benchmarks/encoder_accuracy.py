@@ -32,7 +32,8 @@ VARIANTS = {
 
 def main():
     from native_pyg.datasets import load_dataset
-    from native_pyg.training import RunConfig, Trainer, build_model
+    from native_pyg.pipeline import build_model
+    from native_pyg.training import RunConfig, Trainer
     p = argparse.ArgumentParser()
     p.add_argument('--dataset', default='synthetic')
     p.add_argument('--root', default=None)

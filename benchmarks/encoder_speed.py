@@ -49,7 +49,8 @@ def layer_seconds(repeats: int) -> dict:
 
 
 def step_seconds(root: str, repeats: int) -> dict:
-    from native_pyg.training import RunConfig, Trainer, build_model
+    from native_pyg.pipeline import build_model
+    from native_pyg.training import RunConfig, Trainer
     data = load_mkgy(root)
     out = {}
     for encoder in ('none', 'rgcn', 'compgcn'):

@@ -25,7 +25,8 @@ SETTINGS = {'5,5': [5, 5], '10,5': [10, 5], '25,10': [25, 10], 'full': None}
 
 def child(args) -> dict:
     import torch
-    from native_pyg.training import RunConfig, Trainer, build_model
+    from native_pyg.pipeline import build_model
+    from native_pyg.training import RunConfig, Trainer
     data = load_mkgy(args.root, {'image': 4096, 'text': 768})
     run = RunConfig.from_dict({
         'model': {'hidden_channels': args.dim, 'margin': 4.0, 'encoder': args.encoder,

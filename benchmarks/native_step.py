@@ -34,20 +34,21 @@ def per_row(model):
     import torch
 
     def embed_rows(*indices):
-        indices = [model._idx(i) for i in indices]
+        indices = [torch.as_tensor(i, device=model.device).long() for i in indices]
         flat = torch.cat([i.reshape(-1) for i in indices])
         emb, mask = model.modality_embeddings(flat)
         rows = torch.arange(flat.numel(), device=flat.device)
         return emb, mask, [p.view(i.shape) for p, i in
                            zip(rows.split([i.numel() for i in indices]), indices)]
 
-    model._embed_unique = embed_rows
+    model.embed_entities = embed_rows  # this instance only
 
 
 def child(args) -> dict:
     import itertools
     import torch
-    from native_pyg.training import RunConfig, Trainer, build_model
+    from native_pyg.pipeline import build_model
+    from native_pyg.training import RunConfig, Trainer
     data = load_mkgy(args.root, {'image': 4096, 'text': 768})
     run = RunConfig.from_dict({
         'model': {'hidden_channels': args.dim, 'margin': 4.0},

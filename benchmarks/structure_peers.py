@@ -41,7 +41,8 @@ def _triples(data):
 
 
 def native(args, data, regul: float) -> dict:
-    from native_pyg.training import RunConfig, Trainer, build_model
+    from native_pyg.pipeline import build_model
+    from native_pyg.training import RunConfig, Trainer
     run = RunConfig.from_dict({
         'model': {'hidden_channels': args.dim, 'margin': args.margin, 'modalities': []},
         'training': {'batch_size': args.batch_size, 'num_negatives': args.negatives,

@@ -16,7 +16,8 @@ import time
 import torch
 
 from native_pyg.data import build_mmkg
-from native_pyg.training import RunConfig, Trainer, build_model
+from native_pyg.pipeline import build_model
+from native_pyg.training import RunConfig, Trainer
 
 p = argparse.ArgumentParser()
 p.add_argument('--steps', type=int, default=3)
@@ -53,7 +54,7 @@ out = {'device': str(trainer.device), 'threads': torch.get_num_threads(), 'batch
        'triples_per_s': round(1024 / step, 1),
        'epoch_minutes': round(step * (e // 1024) / 60, 2)}
 if args.naive:
-    enc = trainer.model.encoders
+    enc = trainer.model.projections
     rows = 1024 * (args.num_negatives + 2)  # head, tail and every negative, per row
     idx = torch.randint(0, n, (rows,), generator=g).to(trainer.device)
     sync()

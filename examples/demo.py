@@ -10,7 +10,8 @@ import time
 from native_pyg.data import report, split_triples
 from native_pyg.datasets import SyntheticMMKG
 from native_pyg.evaluation import compare_metrics
-from native_pyg.training import RunConfig, Trainer, build_model
+from native_pyg.pipeline import build_model
+from native_pyg.training import RunConfig, Trainer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join('outputs', 'demo')

@@ -18,7 +18,8 @@ from native_pyg.data import split_triples
 from native_pyg.data.loader import neighbor_sampling_backend
 from native_pyg.datasets import SyntheticMMKG
 from native_pyg.evaluation import format_metrics
-from native_pyg.training import RunConfig, Trainer, build_model
+from native_pyg.pipeline import build_model
+from native_pyg.training import RunConfig, Trainer
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument('--encoder', default='rgcn', choices=['rgcn', 'compgcn'])

@@ -15,7 +15,8 @@ import torch
 from native_pyg.data import ModalityMissing, report, split_triples
 from native_pyg.datasets import load_dataset
 from native_pyg.evaluation import format_metrics
-from native_pyg.training import RunConfig, Trainer, build_model
+from native_pyg.pipeline import build_model
+from native_pyg.training import RunConfig, Trainer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -60,8 +60,7 @@ def cmd_stats(args) -> int:
         run = RunConfig(dataset=args.dataset, root=args.root).override(_data_sets(args))
     except ValueError as e:
         raise CLIError(str(e)) from None
-    ds = _load(run)
-    rep = report(ds[0], verbose=True)
+    rep = report(_load(run), verbose=True)
     if args.plot:
         rep.plot_coverage(args.plot)
         print(f"coverage plot written to {args.plot}")
@@ -73,11 +72,11 @@ def cmd_stats(args) -> int:
 
 
 def _load(run):
-    """The dataset of a run config; bad files, checksums, no network: one line."""
-    from native_pyg.datasets import load_dataset
+    """The graph of a run config; bad files, checksums, no network: one line."""
+    from native_pyg.pipeline import load_data
     try:
-        return load_dataset(run.dataset, run.root, **run.data.dataset_kwargs())
-    except (ValueError, OSError, ImportError) as e:
+        return load_data(run)
+    except ValueError as e:
         raise CLIError(str(e)) from None
 
 
@@ -141,7 +140,7 @@ def _distributed(device: Optional[str]):
 
 def cmd_train(args) -> int:
     from native_pyg.nn import SCORERS
-    from native_pyg.training import build_model
+    from native_pyg.pipeline import build_model
     from native_pyg.training.distributed import main_first
     from native_pyg.training.runs import RunDirectoryError, RunLock, prepare_run_dir
     run = _run_config(args)
@@ -149,7 +148,7 @@ def cmd_train(args) -> int:
         raise CLIError(f"--scorer {run.model.scorer!r}: expected one of {', '.join(SCORERS)}")
     info = _distributed(run.training.device)
     with main_first(info):  # rank 0 processes the dataset into its cache first
-        data = _load(run)[0]
+        data = _load(run)
     try:
         model = build_model(data, run)
     except ValueError as e:
@@ -176,8 +175,8 @@ def cmd_train(args) -> int:
 
 def _train(args, run, data, model, info) -> None:
     from native_pyg.evaluation import format_metrics
-    from native_pyg.training import Trainer
-    from native_pyg.training import NonFiniteLossError
+    from native_pyg.pipeline import final_metrics
+    from native_pyg.training import NonFiniteLossError, Trainer
     try:
         trainer = Trainer(model, data, run, out_dir=args.out)
     except (ValueError, ImportError) as e:  # e.g. no neighbour-sampling backend
@@ -203,11 +202,7 @@ def _train(args, run, data, model, info) -> None:
         trainer.fit()
     except NonFiniteLossError as e:
         raise CLIError(str(e)) from None
-    metrics = {'valid': trainer.evaluate('valid'),
-               'test': trainer.evaluate('test', run.training.progress),
-               'best_epoch': trainer.best_epoch, 'epochs': trainer.epoch,
-               'weights_epoch': trainer.state_dict(best_only=True)['weights_epoch'],
-               'world_size': info.world_size}
+    metrics = final_metrics(trainer, run.training.progress)
     if not info.is_main:
         return
     with open(os.path.join(args.out, 'metrics.json'), 'w') as f:
@@ -218,57 +213,23 @@ def _train(args, run, data, model, info) -> None:
           f"{os.path.join(args.out, 'metrics.json')}; curves: {os.path.join(args.out, 'curves.png')}")
 
 
-def _restore(path: str, root: Optional[str] = None):
-    """``(run, data, model)`` from a checkpoint written by ``train``; with
-    ``root``, the data is looked for there instead of the recorded root."""
-    from native_pyg.data import fingerprint
-    from native_pyg.data.schema import fingerprint_differences
-    from native_pyg.training import RunConfig, build_model, load_checkpoint
-    from native_pyg.training.config import with_legacy_defaults
+def _restore(path: str, root: Optional[str] = None, device: Optional[str] = None):
+    """The :class:`~native_pyg.pipeline.LoadedRun` of a checkpoint; one line on failure."""
+    from native_pyg.pipeline import load_run
     try:
-        state = load_checkpoint(path)
-    except (FileNotFoundError, RuntimeError) as e:
-        raise CLIError(str(e)) from None
-    if not isinstance(state, dict) or not isinstance(state.get('config'), dict) \
-            or not isinstance(state.get('model'), dict):
-        raise CLIError(f"{path}: not a native_pyg checkpoint (no 'config' and 'model'); expected "
-                       f"model.pt, best.pt or last.pt written by 'native-pyg train'")
-    try:
-        run = RunConfig.from_dict(with_legacy_defaults(state['config']), source=path)
+        return load_run(path, root, device)
     except ValueError as e:
         raise CLIError(str(e)) from None
-    if root is not None:
-        run.root = os.path.abspath(os.path.expanduser(root))
-    elif run.root is not None and not os.path.isdir(run.root):
-        raise CLIError(f"{path}: trained on {run.dataset} at {run.root}, which does not exist "
-                       f"here; give --root DIR where the same dataset lies")
-    data = _load(run)[0]
-    differs = fingerprint_differences(state.get('data') or {}, fingerprint(data))
-    if state.get('data') and differs:
-        raise CLIError(f"{path}: the {run.dataset} data at {run.root or '(generated)'} differs "
-                       f"from the data this model was trained on ({differs})")
-    try:
-        model = build_model(data, run)
-        model.load_state_dict(state['model'])
-    except (ValueError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0]
-        raise CLIError(f"{path}: its weights do not fit the model its config builds on this "
-                       f"data ({first})") from None
-    return run, data, model
 
 
 def cmd_evaluate(args) -> int:
     from native_pyg.evaluation import LinkPredictionEvaluator, format_metrics
     from native_pyg.data import split_triples
-    from native_pyg.training import resolve_device
     from native_pyg.training.distributed import main_first, sharded_ranks
     info = _distributed(args.device)
     with main_first(info):
-        run, data, model = _restore(args.checkpoint, args.root)
-    try:
-        model.to(resolve_device(args.device or 'auto'))
-    except ValueError as e:
-        raise CLIError(str(e)) from None
+        loaded = _restore(args.checkpoint, args.root, args.device or 'auto')
+    run, data, model = loaded.run, loaded.data, loaded.model
     ev = LinkPredictionEvaluator.from_data(data, ties=args.ties, progress=info.is_main,
                                            compile=args.compile)
     triples = split_triples(data, args.split)
@@ -301,42 +262,41 @@ def _resolve(kind: str, value: str, names) -> int:
         raise CLIError(f"unknown {kind} {value!r}{hint}") from None
 
 
-def _add_new_entities(args, run, model) -> None:
-    """Appends the entities of ``--new-entity FILE`` and ``--new-name TEXT``
+def _add_entities(args, loaded) -> None:
+    """Appends the entities of ``--add-entity FILE`` and ``--add-name TEXT``
     to a restored model (and with ``--save`` writes it)."""
     import torch
-    from native_pyg.training import load_checkpoint, save_checkpoint
-    for path in args.new_entity or []:
+    from native_pyg.training import save_checkpoint
+    run, model = loaded.run, loaded.model
+    for path in args.add_entity or []:
         try:
             entry = torch.load(path, weights_only=True)
         except Exception as e:
-            raise CLIError(f"--new-entity {path}: not a readable .pt file "
+            raise CLIError(f"--add-entity {path}: not a readable .pt file "
                            f"({type(e).__name__}: {e})") from None
         if not isinstance(entry, dict):
-            raise CLIError(f"--new-entity {path}: expected a dict {{modality: features [d]}} "
+            raise CLIError(f"--add-entity {path}: expected a dict {{modality: features [d]}} "
                            f"(and optionally 'name'), got a {type(entry).__name__}")
         entry = dict(entry)
         name = str(entry.pop('name', os.path.splitext(os.path.basename(path))[0]))
         try:
             model.add_entities(entry, names=[name])
         except ValueError as e:
-            raise CLIError(f"--new-entity {path}: {e}") from None
-    if args.new_name:
+            raise CLIError(f"--add-entity {path}: {e}") from None
+    if args.add_name:
         if run.data.text_features != 'names' or 'text' not in model.feature_modalities:
-            raise CLIError("--new-name needs a model trained with --text-features names (its "
-                           "text modality encodes names); give --new-entity FILE instead")
+            raise CLIError("--add-name needs a model trained with --text-features names (its "
+                           "text modality encodes names); give --add-entity FILE instead")
         from native_pyg.features.text import encode_texts
-        x = encode_texts([' '.join(n.split()) for n in args.new_name], run.data.text_model,
+        x = encode_texts([' '.join(n.split()) for n in args.add_name], run.data.text_model,
                          progress=False)
-        model.add_entities({'text': x}, names=list(args.new_name))
+        model.add_entities({'text': x}, names=list(args.add_name))
     if args.save:
         if os.path.exists(args.save):
             raise CLIError(f"--save {args.save}: exists; choose a new path (nothing is "
                            f"overwritten)")
-        state = load_checkpoint(args.checkpoint)
-        state['model'] = model.state_dict()
-        save_checkpoint(state, args.save)
-        print(f"checkpoint with {len(model.added_entities or [])} added entities: {args.save}")
+        save_checkpoint({**loaded.state, 'model': model.state_dict()}, args.save)
+        print(f"checkpoint with {len(model.added_entity_names)} added entities: {args.save}")
 
 
 def cmd_predict(args) -> int:
@@ -346,10 +306,11 @@ def cmd_predict(args) -> int:
         raise CLIError(f"--k {args.k}: expected a positive number of predictions")
     if (args.head is None) == (args.tail is None):
         raise CLIError("give exactly one of --head (predict tails) or --tail (predict heads)")
-    run, data, model = _restore(args.checkpoint, args.root)
-    _add_new_entities(args, run, model)
-    names, rels = list(data['entity'].name), data.relation_names
-    names += model.added_entities.names if model.added_entities is not None else []
+    loaded = _restore(args.checkpoint, args.root)
+    _add_entities(args, loaded)
+    data, model = loaded.data, loaded.model
+    names = list(data['entity'].name) + list(model.added_entity_names)
+    rels = data.relation_names
     r = _resolve('relation', args.relation, rels)
     known = {tuple(x) for x in split_triples(data, 'train').tolist()}
     model.eval()
@@ -372,7 +333,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    from native_pyg.experiments import (Budget, _budget_of, _grid, run_experiment, select,
+    from native_pyg.experiments import (Budget, check_budget, check_request, run_experiment,
                                         tabulate)
     from native_pyg.training import RunConfig
     try:
@@ -381,43 +342,48 @@ def cmd_experiment(args) -> int:
         if base.root is not None:
             base.root = os.path.abspath(os.path.expanduser(base.root))
         base = base.override(_data_sets(args) + list(args.set or []))
-        seeds = [int(s) for s in args.seeds.split(',') if s.strip()]
+        seeds = _seeds(args.seeds)
         budget = Budget(epochs=args.epochs, hidden_channels=args.dim,
                         num_negatives=args.negatives, lr=args.lr, batch_size=args.batch_size,
                         eval_every=args.eval_every, margin=args.margin)
         base.override(budget.overrides())  # range checks before any training
     except ValueError as e:
         raise CLIError(str(e)) from None
-    if not seeds:
-        raise CLIError(f"--seeds {args.seeds!r}: expected comma-separated integers")
     split = lambda v: [x.strip() for x in v.split(',') if x.strip()] if v else None  # noqa: E731
     try:
         index, count = (int(x) for x in args.shard.split('/'))
     except ValueError:
         raise CLIError(f"--shard {args.shard!r}: expected I/N, e.g. 0/4") from None
-    try:  # a bad selection fails before the data loads
-        select(_grid(args.name), split(args.variants), split(args.settings))
-        if not 0 <= index < count:
-            raise ValueError(f"--shard {args.shard}: expected 0 <= I < N")
+    chosen = dict(variants=split(args.variants), settings=split(args.settings))
+    try:  # a bad request fails before the data loads
+        check_request(args.name, shard=(index, count), **chosen)
+        if not args.no_train:
+            check_budget(args.out, budget)
     except ValueError as e:
         raise CLIError(str(e)) from None
-    chosen = dict(variants=split(args.variants), settings=split(args.settings))
     if args.no_train:
         try:
             summary = tabulate(args.name, args.out, None, seeds, **chosen)
         except ValueError as e:
             raise CLIError(str(e)) from None
     else:
-        kept = _budget_of(args.out)
-        if kept is not None and kept != budget:
-            raise CLIError(f"{args.out} holds cells trained with another budget ({kept}); use "
-                           f"a new --out, or the same budget flags to finish them")
-        data = _load(base)[0]
+        data = _load(base)
         summary = run_experiment(args.name, data, args.out, base, budget, seeds,
                                  shard=(index, count), **chosen)
     print(open(os.path.join(args.out, f'{args.name}.md')).read())
     print(f"{len(summary['rows'])} rows written to {args.out}/{args.name}.{{md,json,png}}")
     return 0
+
+
+def _seeds(text: str) -> List[int]:
+    """``'0,1,2'`` -> ``[0, 1, 2]``."""
+    try:
+        seeds = [int(s) for s in text.split(',') if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        raise ValueError(f"--seeds {text!r}: expected comma-separated integers")
+    return seeds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -508,10 +474,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--relation', required=True, help='relation name or id')
     p.add_argument('--k', type=int, default=10)
     p.add_argument('--root', help='look for the dataset here instead of the recorded root')
-    p.add_argument('--new-entity', action='append', metavar='FILE.pt',
+    # --new-entity / --new-name: the spellings of earlier versions
+    p.add_argument('--add-entity', '--new-entity', dest='add_entity', action='append',
+                   metavar='FILE.pt',
                    help="add an entity the model never saw: a .pt dict {modality: features "
                         "[d]} (optional 'name'); then usable in --head/--tail (repeatable)")
-    p.add_argument('--new-name', action='append', metavar='TEXT',
+    p.add_argument('--add-name', '--new-name', dest='add_name', action='append', metavar='TEXT',
                    help='add an entity given only by its name, encoded as the text modality '
                         '(models trained with --text-features names; repeatable)')
     p.add_argument('--save', metavar='PATH',

@@ -22,10 +22,15 @@ reported as mean ± std over seeds in a Markdown table, a JSON file and a PNG.
   triples touching an unseen one.
 
 Every finished cell is written to ``OUT/cells/<cell>.json`` at once, so a
-failed or interrupted command, rerun, skips them.
+failed or interrupted command, rerun, skips them. Run them with the
+``experiment`` command (``native-pyg experiment`` or
+``python -m native_pyg experiment``)::
 
     native-pyg experiment main --dataset MKG-Y --root DIR --text-features names \
         --out runs/main --seeds 0,1,2 --epochs 100
+
+:func:`check_request` and :func:`check_budget` are the checks of a request
+that fail before any data is loaded or cell trained.
 """
 from __future__ import annotations
 
@@ -83,7 +88,7 @@ MAIN = ['rotate', 'transe', 'mean', 'adamf', 'native-no-comat', 'native', 'nativ
 RATES = (0.2, 0.4, 0.6, 0.8)
 
 
-def _grid(name: str) -> List[Tuple[str, str]]:
+def experiment_grid(name: str) -> List[Tuple[str, str]]:
     """``(variant, setting)`` pairs of an experiment; setting ``'full'`` or
     ``'entity-0.4'`` / ``'modality-0.6'``."""
     if name in ('main', 'efficiency'):
@@ -125,7 +130,10 @@ class Budget:
                 f'model.margin={self.margin}']
 
 
-def _setting_data(data: HeteroData, setting: str, seed: int) -> HeteroData:
+def setting_data(data: HeteroData, setting: str, seed: int) -> HeteroData:
+    """The graph of a setting: ``'full'`` (``data`` itself), or
+    ``'entity-<rate>'`` / ``'modality-<rate>'`` missing features, drawn with
+    ``seed``."""
     from native_pyg.data import EntityMissing, ModalityMissing
     if setting == 'full':
         return data
@@ -141,10 +149,11 @@ def _cell_name(variant: str, setting: str, seed: int) -> str:
 def run_cell(data: HeteroData, base, variant: str, setting: str, seed: int, evaluators,
              progress: bool = False) -> Dict[str, Any]:
     """Trains and evaluates one cell; returns its record."""
-    from native_pyg.training import Trainer, build_model
+    from native_pyg.pipeline import build_model
+    from native_pyg.training import Trainer
     run = base.override([*VARIANTS[variant][1], f'training.seed={seed}',
                          f'training.progress={str(progress).lower()}'])
-    cell_data = _setting_data(data, setting, seed)
+    cell_data = setting_data(data, setting, seed)
     model = build_model(cell_data, run)
     trainer = Trainer(model, cell_data, run, evaluator=evaluators['realistic'])
     start = time.perf_counter()
@@ -194,6 +203,38 @@ def select(grid: List[Tuple[str, str]], variants: Optional[Sequence[str]] = None
     return kept
 
 
+def check_request(name: str, variants: Optional[Sequence[str]] = None,
+                  settings: Optional[Sequence[str]] = None,
+                  shard: Tuple[int, int] = (0, 1)) -> List[Tuple[str, str]]:
+    """The ``(variant, setting)`` pairs a request of experiment ``name``
+    selects (:func:`select`); an unknown experiment, a selection that
+    matches no cell or a shard ``(i, n)`` outside ``0 <= i < n`` is a
+    one-line :class:`ValueError`."""
+    grid = select(experiment_grid(name), variants, settings)
+    index, count = shard
+    if not 0 <= index < count:
+        raise ValueError(f"shard {index}/{count}: expected I/N with 0 <= I < N")
+    return grid
+
+
+def recorded_budget(out: str) -> Optional[Budget]:
+    """The budget the cells in ``out`` were trained with, if recorded."""
+    path = osp.join(out, 'budget.json')
+    if not osp.exists(path):
+        return None
+    with open(path) as f:
+        return Budget(**json.load(f))
+
+
+def check_budget(out: str, budget: Budget) -> None:
+    """Refuses (:class:`ValueError`) to add cells trained with ``budget``
+    to an ``out`` whose cells were trained with another one."""
+    kept = recorded_budget(out)
+    if kept is not None and kept != budget:
+        raise ValueError(f"{out} holds cells trained with another budget ({kept}); use a new "
+                         f"--out, or the same budget (flags) to finish them")
+
+
 def run_experiment(name: str, data: HeteroData, out: str, base=None,
                    budget: Optional[Budget] = None, seeds: Sequence[int] = (0, 1, 2),
                    progress: bool = True, log: Callable[[str], None] = print,
@@ -211,17 +252,12 @@ def run_experiment(name: str, data: HeteroData, out: str, base=None,
     cells."""
     from native_pyg.evaluation import LinkPredictionEvaluator
     from native_pyg.training import RunConfig
+    grid = check_request(name, variants, settings, shard)
     index, count = shard
-    if not 0 <= index < count:
-        raise ValueError(f"shard {index}/{count}: expected 0 <= I < N")
-    grid = select(_grid(name), variants, settings)
     budget = budget or Budget()
+    check_budget(out, budget)
     base = (base or RunConfig()).override(budget.overrides())
     os.makedirs(osp.join(out, 'cells'), exist_ok=True)
-    kept = _budget_of(out)
-    if kept is not None and kept != budget:
-        raise ValueError(f"{out} holds cells trained with another budget ({kept}); "
-                         f"use a new --out, or the same budget to finish them")
     _write_atomic(osp.join(out, 'budget.json'), json.dumps(dataclasses.asdict(budget)))
     evaluators = {ties: LinkPredictionEvaluator.from_data(data, ties=ties,
                                                           batch_size=base.training.eval_batch_size)
@@ -245,7 +281,7 @@ def tabulate(name: str, out: str, budget: Optional[Budget] = None,
     """Writes ``out/<name>.{json,md,png}`` from the finished cells in
     ``out/cells`` (from any shard or machine) without training; returns the
     summary. ``budget`` defaults to the one recorded in ``out``."""
-    grid = select(_grid(name), variants, settings)
+    grid = select(experiment_grid(name), variants, settings)
     records = []
     for variant, setting in grid:
         for seed in seeds:
@@ -256,20 +292,11 @@ def tabulate(name: str, out: str, budget: Optional[Budget] = None,
     if not records:
         raise ValueError(f"{out}/cells holds no finished cell of experiment {name!r} "
                          f"for seeds {list(seeds)}")
-    budget = budget or _budget_of(out) or Budget()
+    budget = budget or recorded_budget(out) or Budget()
     summary = {'experiment': name, 'budget': dataclasses.asdict(budget),
                'seeds': list(seeds), 'rows': summarize(records, grid)}
     _write(out, name, summary)
     return summary
-
-
-def _budget_of(out: str) -> Optional[Budget]:
-    """The budget the cells in ``out`` were trained with, if recorded."""
-    path = osp.join(out, 'budget.json')
-    if not osp.exists(path):
-        return None
-    with open(path) as f:
-        return Budget(**json.load(f))
 
 
 def _write_atomic(path: str, text: str) -> None:
@@ -389,8 +416,3 @@ def _write(out: str, name: str, summary: Dict[str, Any]) -> None:
     plot(summary, tmp)
     os.replace(tmp, osp.join(out, f'{name}.png'))
 
-
-if __name__ == '__main__':  # python -m native_pyg.experiments NAME ...
-    import sys
-    from native_pyg.cli import main
-    sys.exit(main(['experiment', *sys.argv[1:]]))

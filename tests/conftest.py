@@ -51,3 +51,34 @@ def tiny_raw(tmp_path):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+# --- a small graph and run settings for the GNN-encoder tests --------------------------
+@pytest.fixture(scope='module')
+def gnn_small():
+    """A 200-entity synthetic MMKG with 4 relations."""
+    from native_pyg.datasets import SyntheticMMKG
+    return SyntheticMMKG(seed=2, num_entities=200, num_relations=4)[0]
+
+
+def gnn_steps(data, batch_size=64, num_negatives=4, seed=0):
+    """Plain triple batches over the deduplicated training triples."""
+    from native_pyg.data import split_triples
+    from native_pyg.training import BernoulliNegativeSampler
+    from native_pyg.training.batching import TripleBatches
+    triples = torch.unique(split_triples(data, 'train'), dim=0)
+    sampler = BernoulliNegativeSampler(triples, data['entity'].num_nodes, data.num_relations,
+                                       num_negatives, seed=seed)
+    return TripleBatches(triples, batch_size, sampler, torch.Generator().manual_seed(seed))
+
+
+def gnn_run_config(encoder, **training):
+    """A fast run config with a 1-layer ``encoder``; ``training`` overrides keys."""
+    from native_pyg.training import RunConfig
+    run = RunConfig().override([
+        'model.hidden_channels=8', 'model.margin=6.0', f'model.encoder={encoder}',
+        'model.num_layers=1', 'training.batch_size=128', 'training.num_negatives=8',
+        'training.progress=false', 'training.eval_every=0', 'training.lr=0.01'])
+    for k, v in training.items():
+        setattr(run.training, k, v)
+    return run

@@ -1,8 +1,9 @@
-"""Per-relation statistics shared by the data report, the Bernoulli negative
-sampler and the per-category evaluation."""
+"""Triple and relation helpers: keys of triples, inverse edges, the two
+forms of a triple batch, and per-relation statistics shared by the data
+report, the Bernoulli negative sampler and the per-category evaluation."""
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -14,6 +15,20 @@ def triple_keys(triples: Tensor, num_entities: int, num_relations: int) -> Tenso
     """One int64 key per ``(h, r, t)`` row: ``(h * R + r) * N + t``."""
     h, r, t = triples.long().unbind(-1)
     return (h * num_relations + r) * num_entities + t
+
+
+def unpack_triples(head_or_edge_index: Tensor, rel_or_edge_type: Tensor,
+                   tail_index: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+    """``(head_index, rel_type, tail_index)`` from either that triple or an
+    edge-index batch ``(edge_index [2, B], edge_type [B])``."""
+    if tail_index is None:
+        edge_index = head_or_edge_index
+        if edge_index.dim() != 2 or edge_index.size(0) != 2:
+            raise ValueError("expected (head_index, rel_type, tail_index) or "
+                             f"(edge_index [2, B], edge_type [B]); got a first argument of "
+                             f"shape {tuple(edge_index.shape)} and no tail_index")
+        return edge_index[0], rel_or_edge_type, edge_index[1]
+    return head_or_edge_index, rel_or_edge_type, tail_index
 
 
 def add_inverse_edges(edge_index: Tensor, edge_type: Tensor,

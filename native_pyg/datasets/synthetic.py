@@ -100,7 +100,7 @@ class SyntheticMMKG(InMemoryDataset):
     ``root=None`` it lives in memory only, with a ``root`` it is cached there.
 
     Args:
-        root (str, optional): Cache directory (``None``: no cache).
+        root (str, optional): Cache directory. (default: :obj:`None`, no cache)
         seed (int): Random seed; the same seed gives identical data.
         transform, pre_transform (callable, optional): PyG transforms.
         force_reload (bool): Regenerate even if cached.

@@ -186,10 +186,9 @@ class LinkPredictionEvaluator:
         """``score_fn(a, b)`` rows of every query, each distinct query
         (entity, relation) scored once (test splits repeat about 1 in 8)."""
         ent, rel = (b, a) if entity_second else (a, b)
-        key = ent * (int(rel.max()) + 1 if rel.numel() else 1) + rel  # one id per pair
-        uniq, first, inverse = _unique_rows(key)
-        if uniq == key.numel():
-            return self._check_scores(score_fn(a, b), key.numel(), name)
+        uniq, first, inverse = distinct_queries(ent, rel)
+        if uniq == ent.numel():
+            return self._check_scores(score_fn(a, b), ent.numel(), name)
         scores = self._check_scores(score_fn(a[first], b[first]), uniq, name)
         return scores[inverse]
 
@@ -336,9 +335,12 @@ def compare_metrics(named: Mapping[str, Mapping[str, Any]]) -> str:
     return '\n'.join(lines)
 
 
-def _unique_rows(key: Tensor) -> Tuple[int, Tensor, Tensor]:
-    """``(count, first, inverse)``: the number of distinct values of ``key``,
-    the position of one occurrence of each, and each entry's distinct id."""
+def distinct_queries(entity: Tensor, relation: Tensor) -> Tuple[int, Tensor, Tensor]:
+    """``(count, first, inverse)`` of the queries ``(entity[i], relation[i])``:
+    the number of distinct pairs, the position of one occurrence of each, and
+    each query's distinct id (keys multiply by the relation range, so pairs
+    stay distinct in any chunk)."""
+    key = entity * (int(relation.max()) + 1 if relation.numel() else 1) + relation
     values, inverse = torch.unique(key, return_inverse=True)
     first = torch.empty(values.numel(), dtype=torch.long, device=key.device)
     first.scatter_(0, inverse, torch.arange(key.numel(), device=key.device))

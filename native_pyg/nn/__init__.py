@@ -1,18 +1,26 @@
-"""NativE modules: modality encoders, structural GNN encoders, ReDAF fusion,
+"""NativE modules: what entities bring in (features, masks, graph, added
+entities), modality projections, structural GNN encoders, ReDAF fusion,
 score functions, the CoMAT generator and losses, and the NativE model."""
-from native_pyg.nn.encoders import STRUCTURE, ModalityEncoders
+from native_pyg.data.relations import unpack_triples
+from native_pyg.nn.projections import STRUCTURE, EntityRows, ModalityProjections
+from native_pyg.nn.entity_inputs import AddedEntities, EntityInputs
 from native_pyg.nn.redaf import ReDAF
 from native_pyg.nn.scorers import SCORERS, ComplEx, DistMult, KGScorer, RotatE, TransE
-from native_pyg.nn.gnn import (ENCODERS, CompGCNConv, CompGCNEncoder, EdgewiseRGCNConv,
-                               RGCNEncoder)
-from native_pyg.nn.native import NativE, unpack_triples
+from native_pyg.nn.gnn import (STRUCTURAL_ENCODERS, CompGCNConv, CompGCNEncoder,
+                               EdgewiseRGCNConv, RGCNEncoder)
+from native_pyg.nn.subgraph import StepSubgraph
+from native_pyg.nn.candidates import CandidateCache, score_one_vs_all
+from native_pyg.nn.native import NativE
 from native_pyg.nn.structure_stand_in import StructureStandIn
-from native_pyg.nn.comat import (CoMATGenerator, critic_loss, critic_terms, generator_loss,
+from native_pyg.nn.comat import (CoMATGenerator, adversarial_embeddings, critic_loss,
+                                 critic_terms, fake_joint_embeddings, generator_loss,
                                  gradient_penalty)
 
 __all__ = [
-    'STRUCTURE', 'ModalityEncoders', 'ReDAF', 'KGScorer', 'RotatE', 'TransE', 'DistMult',
-    'ComplEx', 'SCORERS', 'NativE', 'unpack_triples', 'CoMATGenerator', 'critic_loss',
-    'critic_terms', 'generator_loss', 'gradient_penalty', 'ENCODERS', 'RGCNEncoder',
-    'EdgewiseRGCNConv', 'CompGCNConv', 'CompGCNEncoder', 'StructureStandIn',
+    'STRUCTURE', 'EntityRows', 'ModalityProjections', 'EntityInputs', 'AddedEntities', 'ReDAF',
+    'KGScorer', 'RotatE', 'TransE', 'DistMult', 'ComplEx', 'SCORERS', 'STRUCTURAL_ENCODERS',
+    'RGCNEncoder', 'EdgewiseRGCNConv', 'CompGCNConv', 'CompGCNEncoder', 'StepSubgraph',
+    'CandidateCache', 'score_one_vs_all', 'NativE', 'unpack_triples', 'StructureStandIn',
+    'CoMATGenerator', 'fake_joint_embeddings', 'adversarial_embeddings', 'critic_loss',
+    'critic_terms', 'generator_loss', 'gradient_penalty',
 ]

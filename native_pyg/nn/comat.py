@@ -13,7 +13,9 @@ the KGC score :math:`S` itself. For a batch of positives, with
         + \mu\,\beta\,\mathrm{GP}, \\
     \mathcal{L}_{G} &= \frac{1}{3}\sum_k \mathbb{E}[\gamma - S(\mathrm{fake}_k)].
 
-The functions here return the :math:`\sum_k` term (:func:`critic_loss`),
+CoMAT owns its fake fusion (:func:`fake_joint_embeddings`,
+:func:`adversarial_embeddings`), built on the model's public embedding and
+fusion methods. The functions here return the :math:`\sum_k` term (:func:`critic_loss`),
 :math:`\mathrm{GP}` (:func:`gradient_penalty`) and :math:`\mathcal{L}_G`
 (:func:`generator_loss`); the trainer weights them by :math:`\mu` and
 :math:`\beta` and owns the optimisers.
@@ -26,8 +28,9 @@ from typing import Iterator, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from native_pyg.nn.encoders import STRUCTURE, check_modality_names
-from native_pyg.nn.native import NativE, unpack_triples
+from native_pyg.nn.projections import STRUCTURE, check_modality_names
+from native_pyg.data.relations import unpack_triples
+from native_pyg.nn.native import NativE
 
 GP_ON = ('both', 'head')
 
@@ -81,8 +84,8 @@ class CoMATGenerator(torch.nn.Module):
             modality_embeddings (torch.Tensor or dict): ``[B, 1 + |M_feat|,
                 De]`` (structure first, as :meth:`NativE.modality_embeddings`
                 returns) or ``{'structure': [B, De], m: [B, De], ...}``.
-            noise (torch.Tensor, optional): ``[B, noise_dim]``; fresh
-                :math:`\mathcal{N}(0, I)` noise when ``None``.
+            noise (torch.Tensor, optional): ``[B, noise_dim]``.
+                (default: :obj:`None`, fresh :math:`\mathcal{N}(0, I)` noise)
 
         Returns:
             ``[B, |M_feat|, De]`` fake embeddings, in :attr:`modalities` order.
@@ -105,12 +108,64 @@ class CoMATGenerator(torch.nn.Module):
                 f'noise_dim={self.noise_dim}, hidden={self.hidden})')
 
 
+def _as_index(model: NativE, index: Union[Tensor, int]) -> Tensor:
+    return torch.as_tensor(index, device=model.device).long()
+
+
+def _fake_fuse(model: NativE, emb: Tensor, mask: Tensor, index: Tensor, rel_type: Tensor,
+               generator: torch.nn.Module, noise: Optional[Tensor] = None) -> Tensor:
+    """Rows ``index`` of ``(emb, mask)`` with the generator's fake feature
+    modality embeddings beside the real structure, fused by the model."""
+    if model.fusion is None:
+        raise ValueError("adversarial training needs at least one feature modality")
+    rows, row_mask = emb[index], mask[index]
+    fake = generator(rows, noise)  # [B, |M_feat|, De]
+    fake_rows = torch.cat([rows[:, :1], fake.to(rows.dtype)], dim=1)
+    return model.fuse(fake_rows, row_mask, rel_type)
+
+
+def fake_joint_embeddings(model: NativE, generator: torch.nn.Module, entity_index: Tensor,
+                          rel_type: Union[Tensor, int], noise: Optional[Tensor] = None) -> Tensor:
+    r"""``[B, De]`` fake joint embeddings: the real structural embedding
+    fused with the generator's fake modality embeddings (same mask, same
+    ReDAF). The generator reads all of the entity's modality embeddings
+    (not detached).
+
+    Args:
+        model (NativE): The model (at least one feature modality).
+        generator (CoMATGenerator): The generator.
+        entity_index (torch.Tensor): ``[B]`` entity ids.
+        rel_type (torch.Tensor or int): ``[B]`` relations, or one for all.
+        noise (torch.Tensor, optional): ``[B, noise_dim]``.
+            (default: :obj:`None`, fresh noise)
+    """
+    entity_index = _as_index(model, entity_index).view(-1)
+    emb, mask, (inv,) = model.embed_entities(entity_index)
+    rel = _as_index(model, rel_type).view(-1).expand(entity_index.numel())
+    return _fake_fuse(model, emb, mask, inv, rel, generator, noise)
+
+
+def adversarial_embeddings(model: NativE, generator: torch.nn.Module, head_index: Tensor,
+                           rel_type: Tensor, tail_index: Optional[Tensor] = None
+                           ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    r"""``(h, t, h_fake, t_fake)``: real and fake (fresh noise) joint
+    embeddings ``[B, De]`` of a batch of positives ``(head_index, rel_type,
+    tail_index)`` or ``(edge_index, edge_type)``, from one embedding of its
+    unique entities."""
+    h, r, t = unpack_triples(head_index, rel_type, tail_index)
+    r = _as_index(model, r).view(-1)
+    emb, mask, (ih, it) = model.embed_entities(h, t)
+    hj, tj = model.fuse_rows(emb, mask, [(ih, r), (it, r)])
+    return (hj, tj, _fake_fuse(model, emb, mask, ih, r, generator),
+            _fake_fuse(model, emb, mask, it, r, generator))
+
+
 def _embed(model: NativE, generator: CoMATGenerator, head_index: Tensor, rel_type: Tensor,
            tail_index: Optional[Tensor]):
     """``(rel_type, rel, (h, t), (h_fake, t_fake))`` of a batch of positives."""
     h, r, t = unpack_triples(head_index, rel_type, tail_index)
-    r = model._idx(r)
-    hj, tj, h_fake, t_fake = model.adversarial_embeddings(h, r, t, generator)
+    r = _as_index(model, r)
+    hj, tj, h_fake, t_fake = adversarial_embeddings(model, generator, h, r, t)
     return r, model.relation_embedding(r), (hj, tj), (h_fake, t_fake)
 
 

@@ -301,4 +301,6 @@ def _check_layers(num_layers: int, dropout: float) -> None:
 
 
 #: encoder name -> class, as ``model.encoder`` in the YAML config
-ENCODERS: Dict[str, Type[torch.nn.Module]] = {'rgcn': RGCNEncoder, 'compgcn': CompGCNEncoder}
+#: structural encoders by name (``NativE(encoder='rgcn')``)
+STRUCTURAL_ENCODERS: Dict[str, Type[torch.nn.Module]] = {'rgcn': RGCNEncoder,
+                                                         'compgcn': CompGCNEncoder}

@@ -125,19 +125,20 @@ class ReDAF(torch.nn.Module):
                 the column order of the weights).
             mask (torch.Tensor or dict, optional): ``[U, M]`` bool presence
                 (or ``{modality: [U]}``; absent keys count as present);
-                ``None`` = all present. Every output row needs at least one
-                present modality.
+                every output row needs at least one present modality.
+                (default: :obj:`None`, all present)
             rel_type (torch.Tensor or int, optional): ``[B]`` relation ids of
                 the output rows, or a single id applied to all of them (fuse
                 all entities under one relation in one call). Needed when the
-                relational temperature is on.
+                relational temperature is on. (default: :obj:`None`)
             index (torch.Tensor, optional): ``[B]`` row of ``emb`` for every
                 output row, so that entities shared by many rows are passed
-                (and their logits computed) once; ``None`` = ``arange(U)``.
+                (and their logits computed) once.
+                (default: :obj:`None`, ``arange(U)``)
             logits (torch.Tensor, optional): ``[U, M]`` precomputed
                 :meth:`logits` of ``emb`` (they do not depend on the
                 relation, so fusing all entities under many relations needs
-                them once).
+                them once). (default: :obj:`None`, computed here)
 
         Returns:
             ``(fused [B, D], weights [B, M])``; missing modalities have weight

@@ -126,9 +126,9 @@ class KGScorer(torch.nn.Module):
             head (torch.Tensor): ``[B, De]``.
             rel (torch.Tensor): ``[B, Dr]``.
             candidates (torch.Tensor): ``[N, De]``.
-            chunk_size (int, optional): Candidates per chunk; ``None`` keeps
-                every ``[B, chunk, De]`` intermediate under
-                :data:`CHUNK_BUDGET` elements.
+            chunk_size (int, optional): Candidates per chunk.
+                (default: :obj:`None`, every ``[B, chunk, De]`` intermediate
+                kept under :data:`CHUNK_BUDGET` elements)
 
         Returns:
             ``[B, N]`` scores.
@@ -471,6 +471,7 @@ class DistMult(_BilinearScorer):
         hidden_channels (int): Dimension :math:`d`.
         margin (float, optional): :math:`\gamma` (default: :obj:`12.0`).
         epsilon (float, optional): Unused; kept for a uniform signature.
+            (default: :obj:`2.0`)
     """
 
     def forward(self, head: Tensor, rel: Tensor, tail: Tensor) -> Tensor:
@@ -496,6 +497,7 @@ class ComplEx(_BilinearScorer):
         hidden_channels (int): Complex dimension :math:`d`.
         margin (float, optional): :math:`\gamma` (default: :obj:`12.0`).
         epsilon (float, optional): Unused; kept for a uniform signature.
+            (default: :obj:`2.0`)
     """
     entity_factor = 2
     relation_factor = 2

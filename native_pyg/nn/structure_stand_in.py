@@ -7,7 +7,7 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor
 
-from native_pyg.nn.encoders import check_modality_names
+from native_pyg.nn.projections import check_modality_names
 
 
 class StructureStandIn(torch.nn.Module):
@@ -73,6 +73,21 @@ class StructureStandIn(torch.nn.Module):
         emb = emb.to(weight.dtype) * mask.unsqueeze(-1).to(weight.dtype)
         return self.mlp(torch.cat([emb.flatten(1), mask.to(weight.dtype)], dim=-1))
 
+    def complete(self, emb: Tensor, mask: Tensor, without: Tensor) -> Tuple[Tensor, Tensor]:
+        r"""Once :attr:`fitted`: ``(emb, mask)`` (``[U, 1 + |M_feat|, De]``,
+        ``[U, 1 + |M_feat|]``, structure first) with the generated structure,
+        present, for the rows ``without`` (``[U]`` bool: no training triple)
+        that have a feature; unchanged before."""
+        if not bool(self.fitted):
+            return emb, mask
+        rows = (without & mask[:, 1:].any(1)).nonzero().view(-1)
+        if rows.numel() == 0:
+            return emb, mask
+        structure = self(emb[rows, 1:], mask[rows, 1:]).to(emb.dtype)
+        emb, mask = emb.clone(), mask.clone()
+        emb[rows, 0], mask[rows, 0] = structure, True
+        return emb, mask
+
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.modalities}, {self.hidden_channels}, '
                 f'hidden={self.hidden}, fitted={bool(self.fitted)})')
@@ -109,9 +124,9 @@ def stand_in_terms(model, emb: Tensor, mask: Tensor, head_index: Tensor, rel_typ
     structure = model.stand_in(emb[unique, 1:], mask[unique, 1:])[inverse]
     q_emb, q_mask = _stood_in(emb, mask, query, structure[:query.numel()])
     n_emb, n_mask = _stood_in(emb, mask, neg_index.reshape(-1), structure[query.numel():])
-    q = model._fuse(q_emb, q_mask, rel_type)
-    o = model._fuse(emb, mask, rel_type, torch.where(stand_in_head, tail_index, head_index))
-    n = model._fuse(n_emb, n_mask, rel_type.repeat_interleave(neg_index.size(1)))
+    q = model.fuse(q_emb, q_mask, rel_type)
+    o = model.fuse(emb, mask, rel_type, torch.where(stand_in_head, tail_index, head_index))
+    n = model.fuse(n_emb, n_mask, rel_type.repeat_interleave(neg_index.size(1)))
     head, tail = torch.where(side, q, o), torch.where(side, o, q)
     rel = model.relation_embedding(rel_type)
     gap = (structure[:query.numel()] - emb[query, 0]).pow(2).sum(-1)

@@ -26,9 +26,11 @@ class TripleBatches:
         generator (torch.Generator): The shuffling generator.
         graph (TrainingGraph, optional): Attach this whole graph, minus each
             batch's positives, to every step (full-graph GNN training).
+            (default: :obj:`None`)
         shard (tuple[int, int], optional): ``(rank, world_size)``: this
             process's part of every epoch's permutation (the same on every
             rank), see :func:`~native_pyg.training.distributed.shard_permutation`.
+            (default: :obj:`(0, 1)`)
     """
     def __init__(self, triples: Tensor, batch_size: int, sampler: BernoulliNegativeSampler,
                  generator: torch.Generator, graph: Optional[TrainingGraph] = None,

@@ -8,27 +8,27 @@ import math
 import os
 import os.path as osp
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
-from native_pyg.data.schema import fingerprint, fingerprint_differences, split_triples
-from native_pyg.data.schema import modalities as data_modalities
-from native_pyg.evaluation import LinkPredictionEvaluator
-from native_pyg.nn import CoMATGenerator
-from native_pyg.nn.comat import critic_terms, generator_loss
 from native_pyg.data.loader import KGBatch
+from native_pyg.data.schema import fingerprint, fingerprint_differences, split_triples
+from native_pyg.evaluation import LinkPredictionEvaluator
+from native_pyg.nn import CoMATGenerator, NativE
+from native_pyg.nn.comat import critic_terms, generator_loss
 from native_pyg.training import distributed
 from native_pyg.training.batching import training_steps
 from native_pyg.training.checkpoint import load_checkpoint, save_checkpoint
 from native_pyg.training.config import RunConfig, TrainConfig
+from native_pyg.training.early_stopping import EarlyStopper
 from native_pyg.training.losses import LOSSES
-from native_pyg.training.runs import config_changes
 from native_pyg.training.negative_sampling import BernoulliNegativeSampler
+from native_pyg.training.runs import config_changes
 from native_pyg.training.structure_dropout import StructureDropout
-from native_pyg.training.structure_stand_in import fit_structure_stand_in
+from native_pyg.training.stand_in_fitting import fit_structure_stand_in
 
 
 class NonFiniteLossError(RuntimeError):
@@ -53,14 +53,23 @@ def resolve_device(name: str = 'auto') -> torch.device:
 class Trainer:
     r"""Trains a KGC model on the training triples of an MMKG.
 
-    Per batch of positives: Bernoulli negatives, the KGC loss (DESIGN §1.3),
-    optional L2 regularisation and, with ``adversarial=True`` and at least one
-    feature modality, the CoMAT critic terms
+    Per batch of positives with :math:`K` Bernoulli negatives each, the KGC
+    loss (``training.loss``; by default self-adversarial negative sampling,
+
+    .. math::
+        \mathcal{L} = -\log\sigma\big(S(h, r, t)\big) - \sum_{k=1}^{K}
+        p_k \log\sigma\big(-S(h'_k, r, t'_k)\big), \quad
+        p_k = \operatorname{softmax}_k\big(\alpha\,S(h'_k, r, t'_k)\big),
+
+    with :math:`p_k` detached and :math:`\alpha` = ``adv_temperature``),
+    optional L2 regularisation of the structural embeddings of positives and
+    negatives and, with ``adversarial=True`` and at least one feature
+    modality, the CoMAT critic terms
     :math:`\mu\sum_k(\mathbb{E}[S(\mathrm{fake}_k)]-\mathbb{E}[S(\mathrm{real})])
     + \mu\beta\,\mathrm{GP}` followed by a generator step with its own Adam.
     Evaluates filtered MRR on valid every ``eval_every`` epochs, keeps the
-    best model, stops early after ``patience`` evaluations without gain, and
-    never looks at test. With ``out_dir``: ``last.pt`` (every epoch,
+    best model, stops when the :class:`EarlyStopper` says so, and never
+    looks at test. With ``out_dir``: ``last.pt`` (every epoch,
     atomic), ``best.pt``, ``history.jsonl`` and ``curves.png``. A model with
     a structural GNN encoder runs it per step on the training graph minus
     the batch's positives, or on their sampled neighbourhood
@@ -71,16 +80,21 @@ class Trainer:
         data (HeteroData): The MMKG (triples of all splits, for filtering).
         config (RunConfig or TrainConfig): Options.
         out_dir (str, optional): Where checkpoints and logs go.
+            (default: :obj:`None`)
         evaluator (LinkPredictionEvaluator, optional): A shared evaluator
             for validation (its filter depends on the triples only), e.g.
-            across the runs of an experiment.
+            across the runs of an experiment. (default: :obj:`None`)
+        stopper (EarlyStopper, optional): Decides when to stop on the valid
+            MRR; :obj:`None` builds ``EarlyStopper(training.patience)``.
+            (default: :obj:`None`)
     """
-    def __init__(self, model: torch.nn.Module, data: HeteroData, config,
-                 out_dir: Optional[str] = None,
-                 evaluator: Optional[LinkPredictionEvaluator] = None) -> None:
+    def __init__(self, model: NativE, data: HeteroData,
+                 config: Union[RunConfig, TrainConfig], out_dir: Optional[str] = None,
+                 evaluator: Optional[LinkPredictionEvaluator] = None,
+                 stopper: Optional[EarlyStopper] = None) -> None:
         self.run = copy.deepcopy(config if isinstance(config, RunConfig)
                                  else RunConfig(training=config))
-        if self.run.model.modalities is None and hasattr(model, 'feature_modalities'):
+        if self.run.model.modalities is None:
             # checkpoints record what was used, not "all of the dataset's"
             self.run.model.modalities = list(model.feature_modalities)
         cfg: TrainConfig = self.run.training
@@ -105,24 +119,25 @@ class Trainer:
                                                 cfg.seed + 7919 * rank)
         self.shuffle_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.steps = training_steps(data, self.train_triples, self.sampler, self.shuffle_gen, cfg,
-                                    getattr(model, 'structural_encoder', None) is not None,
-                                    getattr(model, 'feature_modalities', None),
+                                    model.structural_encoder is not None,
+                                    model.feature_modalities,
                                     shard=(rank, self.dist.world_size))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        self.generator = None
-        if cfg.adversarial and getattr(model, 'feature_modalities', []):
+        self.generator: Optional[CoMATGenerator] = None
+        self.optimizer_g: Optional[torch.optim.Optimizer] = None
+        if cfg.adversarial and model.feature_modalities:
             self.generator = CoMATGenerator(model.feature_modalities, model.entity_dim,
                                             noise_dim=cfg.noise_dim).to(self.device)
             self.optimizer_g = torch.optim.Adam(self.generator.parameters(),
                                                 lr=cfg.lrg if cfg.lrg is not None else cfg.lr)
         self.structure_dropout = None
         if cfg.structure_dropout > 0:
-            if not getattr(model, 'masks_structure', False):
+            if not model.masks_structure:
                 raise ValueError("training.structure_dropout needs a model with feature "
                                  "modalities, model.structure_mask=true and model.missing=mask")
             self.structure_dropout = StructureDropout(cfg.structure_dropout, n,
                                                       cfg.seed + 2 + 7919 * rank)
-        if getattr(model, 'stand_in', None) is not None and cfg.stand_in_epochs < 1:
+        if model.stand_in is not None and cfg.stand_in_epochs < 1:
             raise ValueError(f"training.stand_in_epochs must be at least 1 with "
                              f"model.structure_stand_in=true, got {cfg.stand_in_epochs}")
         # DDP averages the gradients of the model's loss and of the generator's
@@ -137,23 +152,38 @@ class Trainer:
         self.loss_fn = LOSSES[cfg.loss]
         self.epoch, self.history = 0, []
         self.config_log: List[Dict[str, Any]] = []  # config changes applied on resume
-        self.best_mrr, self.best_epoch, self.bad_evals = -1.0, 0, 0
+        self.stopper = stopper if stopper is not None else EarlyStopper(cfg.patience)
         self.best_state: Optional[Dict[str, torch.Tensor]] = None
         # the last epoch's parameters while fit() has the best ones loaded
         self._last_state: Optional[Dict[str, torch.Tensor]] = None
+
+    @property
+    def best_mrr(self) -> float:
+        """The best valid MRR so far (:attr:`stopper`)."""
+        return self.stopper.best_value
+
+    @property
+    def best_epoch(self) -> int:
+        """The epoch of :attr:`best_mrr` (``0`` before any validation)."""
+        return self.stopper.best_epoch
+
+    @property
+    def bad_evals(self) -> int:
+        """Evaluations in a row without a gain (:attr:`stopper`)."""
+        return self.stopper.bad_evals
 
     # --- one step -----------------------------------------------------------------
     def _kgc_loss(self, batch: KGBatch) -> torch.Tensor:
         cfg = self.cfg
         h, r, t = batch.pos.unbind(1)
         neg, corrupt_head = batch.neg, batch.corrupt_head
+        flip = _corruption_side(corrupt_head, neg)
         pos_s, neg_s = self.model.score_negatives(h, r, t, neg, corrupt_head)
         if cfg.loss == 'self_adversarial':
             loss = self.loss_fn(pos_s.float(), neg_s.float(), cfg.adv_temperature)
         else:
             loss = self.loss_fn(pos_s.float(), neg_s.float(), cfg.ranking_margin)
         if cfg.regul_rate > 0:  # over positives and negatives, as the reference code
-            flip = corrupt_head.unsqueeze(1)
             heads = torch.cat([h, torch.where(flip, neg, h.unsqueeze(1)).flatten()])
             tails = torch.cat([t, torch.where(flip, t.unsqueeze(1), neg).flatten()])
             rels = torch.cat([r, r.repeat_interleave(neg.size(1))])
@@ -254,13 +284,13 @@ class Trainer:
         if self._last_state is not None:  # continue from the last epoch, not the best
             self.model.load_state_dict(self._last_state)
             self._last_state = None
-        if getattr(self.model, 'stand_in', None) is not None:  # fitted again after training
+        if self.model.stand_in is not None:  # fitted again after training
             self.model.stand_in.fitted.fill_(False)
         outer = tqdm(total=target, initial=self.epoch, desc='training', unit='epoch',
                      disable=_bars(self.progress))
         # without a terminal, bars would fill a log with escape codes: plain lines
         plain = self.progress and outer.disable
-        stopped = bool(self.cfg.patience) and self.bad_evals >= self.cfg.patience
+        stopped = self.stopper.should_stop
         while self.epoch < target and not stopped:
             rec = self.train_epoch()
             if self.cfg.eval_every and (self.epoch % self.cfg.eval_every == 0
@@ -268,15 +298,12 @@ class Trainer:
                 metrics = self.evaluate('valid')
                 rec['valid_mrr'] = metrics['both']['mrr']
                 rec['valid_hits@10'] = metrics['both']['hits@10']
-                if rec['valid_mrr'] > self.best_mrr:
-                    self.best_mrr, self.best_epoch, self.bad_evals = rec['valid_mrr'], self.epoch, 0
+                if self.stopper.update(self.epoch, rec['valid_mrr']):
                     self.best_state = {k: v.detach().clone()
                                        for k, v in self.model.state_dict().items()}
                     if self.writes:
                         save_checkpoint(self.state_dict(best_only=True), self._path('best.pt'))
-                else:
-                    self.bad_evals += 1
-                    stopped = bool(self.cfg.patience) and self.bad_evals >= self.cfg.patience
+                stopped = self.stopper.should_stop
             self.history.append(rec)
             outer.update(1)
             outer.set_postfix(loss=f"{rec['loss']:.4f}",
@@ -294,7 +321,7 @@ class Trainer:
         if self.best_state is not None:
             self._last_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             self.model.load_state_dict(self.best_state)
-        if getattr(self.model, 'stand_in', None) is not None:  # on the selected parameters
+        if self.model.stand_in is not None:  # on the selected parameters
             fit_structure_stand_in(self.model, self.train_triples, self.cfg.stand_in_epochs,
                                    self.cfg.batch_size, self.cfg.num_negatives,
                                    adv_temperature=self.cfg.adv_temperature,
@@ -364,12 +391,15 @@ class Trainer:
         if state.get('cuda_rng') and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state['cuda_rng'])
         self.epoch, self.history = state['epoch'], list(state['history'])
-        self.best_mrr, self.best_epoch = state['best_mrr'], state['best_epoch']
-        self.bad_evals, self.best_state = state['bad_evals'], state['best_state']
+        # the stopper's state keeps the trainer's checkpoint keys of earlier versions
+        self.stopper.load_state_dict({'best_value': state['best_mrr'],
+                                      'best_epoch': state['best_epoch'],
+                                      'bad_evals': state['bad_evals']})
+        self.best_state = state['best_state']
         self.config_log = list(state.get('config_log', []))
         # the current config's learning rates win over the optimizers' saved ones
         for opt, lr in ((self.optimizer, self.cfg.lr),
-                        (getattr(self, 'optimizer_g', None), self.cfg.lrg or self.cfg.lr)):
+                        (self.optimizer_g, self.cfg.lrg or self.cfg.lr)):
             for group in (opt.param_groups if opt is not None else []):
                 group['lr'] = lr
 
@@ -435,6 +465,18 @@ def _epoch_line(rec: Dict[str, Any], target: int) -> str:
     return line + f"  {rec['seconds']:.1f} s  {rec['triples_per_s']:,.0f} triples/s"
 
 
+def _corruption_side(corrupt_head: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """``corrupt_head`` of a batch as ``[B, 1]`` (one side per positive) or
+    ``[B, K]`` (one per negative), broadcastable against ``neg`` ``[B, K]``."""
+    batch, num_neg = neg.shape
+    if corrupt_head.shape == (batch,):
+        return corrupt_head.view(batch, 1)
+    if corrupt_head.shape == (batch, num_neg):
+        return corrupt_head
+    raise ValueError(f"KGBatch.corrupt_head: expected shape [{batch}] or [{batch}, {num_neg}] "
+                     f"for neg [{batch}, {num_neg}], got {list(corrupt_head.shape)}")
+
+
 def make_deterministic() -> None:
     """One CPU thread and PyTorch's deterministic algorithms: a rerun of the
     same config is bit-identical (several threads change the order of
@@ -443,35 +485,3 @@ def make_deterministic() -> None:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
 
-
-def build_model(data: HeteroData, run: RunConfig):
-    """A :class:`NativE` for ``data`` from the ``model`` section."""
-    from native_pyg.nn import NativE
-    m = run.model
-    mods = data_modalities(data) if m.modalities is None else list(m.modalities)
-    unknown = sorted(set(mods) - set(data_modalities(data)))
-    if unknown:
-        raise ValueError(f"model.modalities: {unknown} not in the dataset "
-                         f"(it has {data_modalities(data) or 'none'})")
-    return NativE.from_data(data, hidden_channels=m.hidden_channels, modalities=mods,
-                            scorer=m.scorer, margin=m.margin, epsilon=m.epsilon,
-                            missing=m.missing, relation_temperature=m.relation_temperature,
-                            fusion=m.fusion, seed=run.training.seed,
-                            structure_mask=m.structure_mask,
-                            structure_stand_in=m.structure_stand_in, **encoder_arguments(m))
-
-
-def encoder_arguments(m) -> Dict[str, Any]:
-    """The :class:`NativE` structural-encoder arguments of a ``model`` section."""
-    from native_pyg.nn.gnn import ENCODERS
-    if m.encoder == 'none':
-        return {}
-    if m.encoder not in ENCODERS:
-        raise ValueError(f"model.encoder must be 'none' or one of {sorted(ENCODERS)}, "
-                         f"got {m.encoder!r}")
-    kwargs = {'num_layers': m.num_layers, 'dropout': m.encoder_dropout}
-    if m.encoder == 'rgcn':
-        kwargs.update(num_bases=m.num_bases, num_blocks=m.num_blocks)
-    else:
-        kwargs.update(composition=m.composition)
-    return {'encoder': m.encoder, 'encoder_kwargs': kwargs, 'encoder_input': m.encoder_input}

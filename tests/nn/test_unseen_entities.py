@@ -7,8 +7,9 @@ from native_pyg.data import report, seen_entities, split_triples
 from native_pyg.datasets import SyntheticMMKG
 from native_pyg.evaluation import LinkPredictionEvaluator, format_metrics
 from native_pyg.nn import NativE
-from native_pyg.training import (RunConfig, StructureDropout, Trainer, build_model,
-                                 fit_structure_stand_in, load_checkpoint, save_checkpoint)
+from native_pyg.pipeline import build_model
+from native_pyg.training import (RunConfig, StructureDropout, Trainer, fit_structure_stand_in,
+                                 load_checkpoint, save_checkpoint)
 from native_pyg.training.config import with_legacy_defaults
 
 
@@ -31,7 +32,7 @@ def unseen_with_features(data, m):
 
 def test_an_unseen_entity_is_placed_by_its_features_alone(data):
     m = model(data)
-    assert torch.equal(m.mask_structure, seen_entities(data))
+    assert torch.equal(m.inputs.has_structure(), seen_entities(data))
     ids = unseen_with_features(data, m)
     rel = torch.zeros(ids.numel(), dtype=torch.long)
     weights = m.modality_weights(ids, rel)
@@ -51,7 +52,7 @@ def test_an_entity_with_nothing_falls_back_to_its_structure(data):
     masks = {x: m.feature(x)[1].clone() for x in m.feature_modalities}
     for k in masks.values():
         k[e] = False
-    m.set_features({x: m.feature(x)[0] for x in m.feature_modalities}, masks)
+    m.inputs.set_features({x: m.feature(x)[0] for x in m.feature_modalities}, masks)
     w = m.modality_weights(torch.tensor([e]), torch.tensor([0]))
     assert w.tolist() == [[1.0] + [0.0] * len(m.feature_modalities)]
 
@@ -136,7 +137,7 @@ def test_added_entities_survive_a_checkpoint(data, tmp_path):
     save_checkpoint({'model': m.state_dict()}, str(tmp_path / 'm.pt'))
     fresh = model(data)
     fresh.load_state_dict(load_checkpoint(str(tmp_path / 'm.pt'))['model'])
-    assert fresh.num_entities == m.num_entities and fresh.added_entities.names == ['a', 'b', 'c']
+    assert fresh.num_entities == m.num_entities and fresh.added_entity_names == ['a', 'b', 'c']
     rel = torch.zeros(3, dtype=torch.long)
     assert torch.equal(fresh.score_tails(ids, rel), m.score_tails(ids, rel))
 

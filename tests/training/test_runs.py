@@ -10,7 +10,7 @@ import torch
 from native_pyg.cli import main
 from native_pyg.training.runs import RunDirectoryError, RunLock, config_changes
 
-from tests.test_cli import FAST as CLI_FAST
+from tests.cli.test_cli import FAST as CLI_FAST
 
 FAST = ['--dataset', 'synthetic', *CLI_FAST[:-2]]  # without its '--epochs 2'
 
@@ -122,7 +122,8 @@ def test_config_changes_classifies_keys():
 
 def test_non_finite_stop_names_a_checkpoint_only_if_one_exists(tmp_path):
     from native_pyg.datasets import SyntheticMMKG
-    from native_pyg.training import NonFiniteLossError, RunConfig, Trainer, build_model
+    from native_pyg.pipeline import build_model
+    from native_pyg.training import NonFiniteLossError, RunConfig, Trainer
     data = SyntheticMMKG(seed=1, num_entities=100, num_relations=3)[0]
     run = RunConfig().override(['model.hidden_channels=4', 'training.progress=false',
                                 'training.eval_every=0', 'training.adversarial=false'])

@@ -404,16 +404,10 @@ def test_cuda_matches_cpu():
 
 
 def test_repeated_queries_across_relations_are_scored_once_each():
-    from native_pyg.evaluation.link_prediction import LinkPredictionEvaluator as LPE
-    calls = []
-
-    def score(a, b):
-        calls.append((a.tolist(), b.tolist()))
-        return torch.stack([a.float(), b.float()], 1).repeat(1, 3)
-
-    ev = LPE(6, torch.tensor([[0, 0, 1]]))
+    from native_pyg.evaluation.link_prediction import distinct_queries
     # (entity, relation) pairs whose naive keys could collide: (0, 5) and (1, 0) etc.
     h, r = torch.tensor([0, 1, 0, 1, 2]), torch.tensor([5, 0, 5, 3, 0])
-    out = ev._unique_scores(score, h, r, 'score_tails')
-    assert sorted(zip(*calls[0])) == [(0, 5), (1, 0), (1, 3), (2, 0)]
-    assert torch.equal(out, torch.stack([h.float(), r.float()], 1).repeat(1, 3))
+    count, first, inverse = distinct_queries(h, r)
+    assert count == 4
+    assert sorted(zip(h[first].tolist(), r[first].tolist())) == [(0, 5), (1, 0), (1, 3), (2, 0)]
+    assert torch.equal(h[first][inverse], h) and torch.equal(r[first][inverse], r)

@@ -1,13 +1,13 @@
 """Entities without training triples, end to end through the library API,
 on the embedded synthetic default.
 
-    python examples/new_entities.py [--epochs 20] [--no-stand-in]
+    python examples/unseen_entities.py [--epochs 20] [--no-stand-in]
 
 Shows: which entities the training graph never saw, training NativE with a
 generated stand-in structure for them (fitted after training, the model
 frozen), test metrics split into seen and unseen entities, the ReDAF
-weights of an unseen entity, and a new entity added from its features
-alone, ranked against all others, kept through a checkpoint.
+weights of an unseen entity, and an entity added after training from its
+features alone, ranked against all others, kept through a checkpoint.
 """
 import argparse
 import os.path as osp
@@ -18,7 +18,7 @@ import torch
 from native_pyg.data import seen_entities, split_triples
 from native_pyg.datasets import SyntheticMMKG
 from native_pyg.evaluation import format_metrics
-from native_pyg.training import RunConfig, Trainer, build_model, load_checkpoint, save_checkpoint
+from native_pyg.pipeline import load_run, pipeline
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument('--epochs', type=int, default=20)
@@ -33,13 +33,10 @@ print(f"{int((~seen).sum())} of {seen.numel()} entities occur in no training tri
 
 # 2. NativE without CoMAT; its structure stand-in is fitted after training.
 config = osp.join(osp.dirname(osp.abspath(__file__)), 'configs', 'synthetic.yaml')
-run = RunConfig.from_yaml(config).override([
-    f'training.epochs={args.epochs}', f'training.eval_every={args.epochs}',
-    'training.adversarial=false', f'model.structure_stand_in={str(not args.no_stand_in).lower()}'])
-model = build_model(data, run)
-trainer = Trainer(model, data, run)
-trainer.fit()
-print(format_metrics(trainer.evaluate('test'), per_category=False))
+result = pipeline(config=config, data=data, epochs=args.epochs, eval_every=args.epochs,
+                  adversarial=False, structure_stand_in=not args.no_stand_in)
+model = result.model
+print(format_metrics(result.test, per_category=False))
 
 # 3. An unseen entity: its structure is the stand-in's (or masked: weight 0).
 unseen = (~seen).nonzero().view(-1)[:3]
@@ -49,19 +46,19 @@ print('ReDAF weights', model.modality_names)
 for e, w in zip(unseen.tolist(), weights.tolist()):
     print(f"  unseen entity {e:>5}: " + '  '.join(f'{x:.2f}' for x in w))
 
-# 4. A new entity from its features alone: here the text of entity 0, slightly changed.
+# 4. An added entity, from its features alone: here the text of entity 0, slightly changed.
 text = model.feature('text')[0][0] + 0.01 * torch.randn(model.feature('text')[0].size(1))
-(new,) = model.add_entities({'text': text}, names=['new entity']).tolist()
+(added,) = model.add_entities({'text': text}, names=['added entity']).tolist()
 h, r, t = split_triples(data, 'train')[(split_triples(data, 'train')[:, 0] == 0)][0].tolist()
 with torch.no_grad():
-    scores = model.score_tails(torch.tensor([new]), torch.tensor([r]))[0]
-print(f"new entity {new}: tails of relation {r} ranked, top 5 {scores.topk(5).indices.tolist()} "
+    scores = model.score_tails(torch.tensor([added]), torch.tensor([r]))[0]
+print(f"added entity {added}: tails of relation {r} ranked, top 5 {scores.topk(5).indices.tolist()} "
       f"(entity 0's training tail {t} is at rank {int((scores > scores[t]).sum()) + 1} "
       f"of {scores.numel()})")
 
 # 5. Checkpoints keep added entities and the fitted stand-in.
 with tempfile.TemporaryDirectory() as tmp:
-    save_checkpoint({'model': model.state_dict()}, osp.join(tmp, 'model.pt'))
-    fresh = build_model(data, run)
-    fresh.load_state_dict(load_checkpoint(osp.join(tmp, 'model.pt'))['model'])
-print(f"reloaded: {fresh.num_entities} entities, added {fresh.added_entities.names}")
+    result.save(tmp)
+    restored = load_run(osp.join(tmp, 'model.pt'))
+print(f"reloaded: {restored.model.num_entities} entities, "
+      f"added {restored.model.added_entity_names}")

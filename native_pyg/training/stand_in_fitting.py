@@ -7,12 +7,13 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from native_pyg.nn import NativE
 from native_pyg.nn.comat import frozen
 from native_pyg.nn.structure_stand_in import stand_in_terms
 from native_pyg.training.losses import self_adversarial_loss
 
 
-def fit_structure_stand_in(model, triples: Tensor, epochs: int = 10, batch_size: int = 1024,
+def fit_structure_stand_in(model: NativE, triples: Tensor, epochs: int = 10, batch_size: int = 1024,
                            num_negatives: int = 32, lr: float = 1e-3,
                            adv_temperature: float = 2.0, regression: float = 1.0,
                            seed: int = 0, progress: bool = False) -> List[float]:
@@ -53,7 +54,7 @@ def fit_structure_stand_in(model, triples: Tensor, epochs: int = 10, batch_size:
     Returns:
         The mean loss of each epoch.
     """
-    stand_in = getattr(model, 'stand_in', None)
+    stand_in = model.stand_in
     if stand_in is None:
         raise ValueError("the model has no structure stand-in (build it with "
                          "structure_stand_in=True, model.structure_stand_in=true in a config)")

@@ -1,13 +1,26 @@
-r"""Modality encoders: one MLP per feature modality."""
+r"""Modality projections: one MLP per feature modality, from its frozen raw
+features into the entity embedding space (not to be confused with the
+structural encoders of :mod:`native_pyg.nn.gnn`)."""
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Mapping
+from typing import Dict, Iterable, List, Mapping, Optional, Protocol, Tuple
 
 import torch
 from torch import Tensor
 
 #: the name of the structural "modality" (column 0 of every modality tensor)
 STRUCTURE = 'structure'
+
+
+class EntityRows(Protocol):
+    """What reads raw feature rows by entity id: :class:`EntityInputs
+    <native_pyg.nn.entity_inputs.EntityInputs>`, a step's
+    :class:`~native_pyg.nn.subgraph.StepSubgraph`, or any store with these
+    two methods (``index=None``: all entities)."""
+
+    def rows(self, modality: str, index: Optional[Tensor] = None) -> Tensor: ...
+
+    def mask(self, modality: str, index: Optional[Tensor] = None) -> Tensor: ...
 
 
 def check_modality_names(names: Iterable[str]) -> List[str]:
@@ -22,7 +35,7 @@ def check_modality_names(names: Iterable[str]) -> List[str]:
     return names
 
 
-class ModalityEncoders(torch.nn.Module):
+class ModalityProjections(torch.nn.Module):
     r"""Projects the frozen raw features of every feature modality :math:`m`
     into the entity embedding space,
 
@@ -39,8 +52,8 @@ class ModalityEncoders(torch.nn.Module):
             scorers the full real size, e.g. :math:`2 \cdot` dim for RotatE).
 
     Example:
-        >>> enc = ModalityEncoders({'image': 383, 'text': 384}, 500)
-        >>> out = enc({'image': torch.randn(8, 383)})  # {'image': [8, 500]}
+        >>> proj = ModalityProjections({'image': 383, 'text': 384}, 500)
+        >>> out = proj({'image': torch.randn(8, 383)})  # {'image': [8, 500]}
     """
 
     def __init__(self, in_channels: Mapping[str, int], out_channels: int):
@@ -73,6 +86,39 @@ class ModalityEncoders(torch.nn.Module):
     def encode(self, modality: str, x: Tensor) -> Tensor:
         """Projects ``x [*, d_m]`` of one modality to ``[*, d]``."""
         return self.mlps[modality](x)
+
+    def project_entities(self, source: EntityRows, entity_index: Optional[Tensor], num: int,
+                         like: Tensor, masked: bool = True) -> Tuple[List[Tensor], List[Tensor]]:
+        r"""Projected embeddings ``[U, d]`` and presence masks ``[U]`` of every
+        modality for the entities ``entity_index`` (``None``: all ``num``),
+        reading raw rows from ``source``. With ``masked`` only present rows
+        are read and projected, and missing ones are exactly zero; without,
+        every row is projected and counted present. Dtype and device as
+        ``like``."""
+        cols, present = [], []
+        for m in self.in_channels:
+            if masked:
+                mask = source.mask(m, entity_index)
+                rows = mask.nonzero().view(-1)
+                src = rows if entity_index is None else entity_index[rows]
+                e = like.new_zeros(num, self.out_channels).index_copy(
+                    0, rows, self.encode(m, source.rows(m, src)).to(like.dtype))
+                present.append(mask)
+            else:
+                e = self.encode(m, source.rows(m, entity_index)).to(like.dtype)
+                present.append(torch.ones(num, dtype=torch.bool, device=like.device))
+            cols.append(e)
+        return cols, present
+
+    def mean_embedding(self, source: EntityRows, entity_index: Optional[Tensor], like: Tensor,
+                       masked: bool = True) -> Tensor:
+        r"""``[U, d]`` mean of the present projected modality embeddings of
+        the entities ``entity_index`` (zero for an entity with none), as
+        :meth:`project_entities` reads them."""
+        cols, present = self.project_entities(source, entity_index, like.size(0), like, masked)
+        weight = torch.stack(present, 1).to(like.dtype)
+        return (torch.stack(cols, 1) * weight.unsqueeze(-1)).sum(1) \
+            / weight.sum(1, keepdim=True).clamp(min=1)
 
     def forward(self, x_dict: Mapping[str, Tensor]) -> Dict[str, Tensor]:
         """Projects every given modality: ``{m: [*, d_m]} -> {m: [*, d]}``."""

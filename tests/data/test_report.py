@@ -13,7 +13,7 @@ from native_pyg.data.report import (
 )
 from native_pyg.data.schema import build_mmkg, split_triples, validate_mmkg
 
-WILDKGC = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'wildkgc')
+WILDKGC = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'shared', 'wildkgc')
 
 
 def small_graph():

@@ -17,28 +17,28 @@ def small():
 
 
 def test_grids_cover_the_papers_tables():
-    assert [v for v, _ in experiments._grid('main')] == experiments.MAIN
-    missing = experiments._grid('missing')
+    assert [v for v, _ in experiments.experiment_grid('main')] == experiments.MAIN
+    missing = experiments.experiment_grid('missing')
     assert len(missing) == 2 * 4 * 3
     assert {s for _, s in missing} == {f'{k}-{r}' for k in ('entity', 'modality')
                                       for r in (0.2, 0.4, 0.6, 0.8)}
-    assert len(experiments._grid('generality')) == 8
-    assert 'random-missing' in [v for v, _ in experiments._grid('ablation')]
+    assert len(experiments.experiment_grid('generality')) == 8
+    assert 'random-missing' in [v for v, _ in experiments.experiment_grid('ablation')]
     with pytest.raises(ValueError, match='unknown experiment'):
-        experiments._grid('nope')
+        experiments.experiment_grid('nope')
 
 
 def test_missing_settings_remove_what_they_say(small):
-    stripped = experiments._setting_data(small, 'entity-0.6', seed=0)
+    stripped = experiments.setting_data(small, 'entity-0.6', seed=0)
     before = sum(int(small[m].mask.sum()) for m in ('image', 'text'))
     after = sum(int(stripped[m].mask.sum()) for m in ('image', 'text'))
-    assert after < 0.6 * before and experiments._setting_data(small, 'full', 0) is small
+    assert after < 0.6 * before and experiments.setting_data(small, 'full', 0) is small
 
 
 def test_an_experiment_writes_its_outputs_and_resumes(small, tmp_path, monkeypatch):
     summary = run_experiment('ablation', small, str(tmp_path), budget=TINY, seeds=(0, 1),
                              progress=False, log=lambda s: None)
-    assert [r['variant'] for r in summary['rows']] == [v for v, _ in experiments._grid('ablation')]
+    assert [r['variant'] for r in summary['rows']] == [v for v, _ in experiments.experiment_grid('ablation')]
     for r in summary['rows']:
         assert r['seeds'] == 2 and 0 < r['realistic_mrr'][0] <= 1
         assert r['optimistic_mrr'][0] >= r['realistic_mrr'][0] - 1e-12
@@ -78,7 +78,7 @@ def test_experiment_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_selection_and_shards_split_an_experiment(small, tmp_path, monkeypatch):
-    grid = experiments._grid('missing')
+    grid = experiments.experiment_grid('missing')
     entity = experiments.select(grid, settings=['entity'])
     assert len(entity) == 12 and all(s.startswith('entity-') for _, s in entity)
     assert experiments.select(grid, ['mean'], ['modality-0.4']) == [('mean', 'modality-0.4')]
@@ -97,6 +97,22 @@ def test_selection_and_shards_split_an_experiment(small, tmp_path, monkeypatch):
     assert [r['seeds'] for r in second['rows']] == [2, 2]  # both shards' cells tabulated
     with pytest.raises(ValueError, match='shard'):
         run_experiment('main', small, str(tmp_path), shard=(2, 2), **kw)
+
+
+def test_requests_and_budgets_are_checked_in_one_place(tmp_path):
+    assert experiments.check_request('missing', ['mean'], ['modality-0.4'], (1, 2)) == \
+        [('mean', 'modality-0.4')]
+    for args, message in ((('nope',), 'unknown experiment'), (('main', ['x']), 'no cell'),
+                          (('main', None, None, (2, 2)), 'shard 2/2')):
+        with pytest.raises(ValueError, match=message):
+            experiments.check_request(*args)
+    assert experiments.recorded_budget(str(tmp_path)) is None
+    experiments.check_budget(str(tmp_path), TINY)  # nothing recorded: any budget
+    (tmp_path / 'budget.json').write_text(json.dumps(vars(TINY)))
+    assert experiments.recorded_budget(str(tmp_path)) == TINY
+    experiments.check_budget(str(tmp_path), TINY)
+    with pytest.raises(ValueError, match='another budget'):
+        experiments.check_budget(str(tmp_path), Budget(epochs=2))
 
 
 def test_experiment_cli_selection_errors_are_one_line(tmp_path, capsys):

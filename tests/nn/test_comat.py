@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from native_pyg.nn import (SCORERS, CoMATGenerator, NativE, critic_loss, critic_terms,
+from native_pyg.nn import (SCORERS, CoMATGenerator, NativE, adversarial_embeddings,
+                           fake_joint_embeddings, critic_loss, critic_terms,
                            generator_loss, gradient_penalty)
 
 N, R, HIDDEN = 10, 3, 4
@@ -55,7 +56,7 @@ def test_fake_joint_embeddings():
     ent = torch.tensor([0, 1, 2, 2])
     rel = torch.tensor([0, 1, 2, 2])
     noise = torch.randn(4, 8)
-    fake = net.fake_joint_embeddings(ent, rel, gen, noise)
+    fake = fake_joint_embeddings(net, gen, ent, rel, noise)
     assert fake.shape == (4, net.entity_dim)
     emb, mask = net.modality_embeddings(ent)
     rows = torch.cat([emb[:, :1], gen(emb, noise)], dim=1)
@@ -64,13 +65,13 @@ def test_fake_joint_embeddings():
     torch.testing.assert_close(fake[0], net.entity_emb.weight[0], rtol=0, atol=0)
     assert not torch.allclose(fake[1], net.joint_embeddings(ent, rel)[1])
     with pytest.raises(ValueError):
-        NativE(N, R, HIDDEN).fake_joint_embeddings(ent, rel, gen)
+        fake_joint_embeddings(NativE(N, R, HIDDEN), gen, ent, rel)
 
 
 def test_critic_loss_value_and_gradients():
     net, gen, (h, r, t) = setup(3)
     torch.manual_seed(7)
-    real_h, real_t, fake_h, fake_t = net.adversarial_embeddings(h, r, t, gen)
+    real_h, real_t, fake_h, fake_t = adversarial_embeddings(net, gen, h, r, t)
     rel = net.relation_embedding(r)
     s = net.scorer
     real = s(real_h, rel, real_t).mean()
@@ -90,7 +91,7 @@ def test_critic_loss_value_and_gradients():
 def test_generator_loss_value_and_gradients():
     net, gen, (h, r, t) = setup(2)
     torch.manual_seed(3)
-    real_h, real_t, fake_h, fake_t = net.adversarial_embeddings(h, r, t, gen)
+    real_h, real_t, fake_h, fake_t = adversarial_embeddings(net, gen, h, r, t)
     rel = net.relation_embedding(r)
     s = net.scorer
     expect = sum((net.margin - x).mean() for x in (

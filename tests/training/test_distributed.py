@@ -13,10 +13,11 @@ from torch.utils.data import DistributedSampler
 
 from native_pyg.datasets import SyntheticMMKG
 from native_pyg.evaluation import LinkPredictionEvaluator
-from native_pyg.training import RunConfig, Trainer, build_model, load_checkpoint
+from native_pyg.pipeline import build_model
+from native_pyg.training import RunConfig, Trainer, load_checkpoint
 from native_pyg.training.distributed import current, shard_permutation
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # per process: batch 256 on 2 ranks = 512 per step, as the single process
 BUDGET = ['--config', str(REPO / 'examples' / 'configs' / 'synthetic.yaml'),
           '--set', 'model.hidden_channels=16', '--set', 'training.eval_every=2',

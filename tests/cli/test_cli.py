@@ -50,12 +50,12 @@ def test_predict_by_name_and_id(trained, capsys):
     assert 'top 3 heads for (?, relation_1, entity_3)' in capsys.readouterr().out
 
 
-def test_predict_with_a_new_entity_and_save_it(trained, tmp_path, capsys):
+def test_predict_with_an_added_entity_and_save_it(trained, tmp_path, capsys):
     import torch
     ckpt = str(trained / 'model.pt')
     torch.save({'image': torch.randn(64), 'name': 'brand new'}, tmp_path / 'e.pt')
     saved = tmp_path / 'with-new.pt'
-    assert main(['predict', '--checkpoint', ckpt, '--new-entity', str(tmp_path / 'e.pt'),
+    assert main(['predict', '--checkpoint', ckpt, '--add-entity', str(tmp_path / 'e.pt'),
                  '--head', 'brand new', '--relation', 'relation_1', '--k', '3',
                  '--save', str(saved)]) == 0
     out = capsys.readouterr().out
@@ -64,16 +64,20 @@ def test_predict_with_a_new_entity_and_save_it(trained, tmp_path, capsys):
     assert main(['predict', '--checkpoint', str(saved), '--tail', 'brand new',
                  '--relation', '1', '--k', '2']) == 0
     assert 'heads for (?, relation_1, brand new)' in capsys.readouterr().out
+    # --new-entity / --new-name: the spellings of earlier versions still work
     assert main(['predict', '--checkpoint', ckpt, '--new-entity', str(tmp_path / 'e.pt'),
                  '--head', '0', '--relation', '1', '--save', str(saved)]) == 2
     assert 'nothing is overwritten' in capsys.readouterr().err
     torch.save({'image': torch.randn(5)}, tmp_path / 'bad.pt')
-    assert main(['predict', '--checkpoint', ckpt, '--new-entity', str(tmp_path / 'bad.pt'),
+    assert main(['predict', '--checkpoint', ckpt, '--add-entity', str(tmp_path / 'bad.pt'),
                  '--head', '0', '--relation', '1']) == 2
     assert '64 columns' in capsys.readouterr().err
-    assert main(['predict', '--checkpoint', ckpt, '--new-name', 'Lake Bled',
+    assert main(['predict', '--checkpoint', ckpt, '--add-name', 'Lake Bled',
                  '--head', '0', '--relation', '1']) == 2
     assert '--text-features names' in capsys.readouterr().err
+    assert main(['predict', '--checkpoint', ckpt, '--new-name', 'Lake Bled',
+                 '--head', '0', '--relation', '1']) == 2
+    assert '--add-name needs' in capsys.readouterr().err
 
 
 def test_metrics_split_by_seen_and_unseen_entities(trained):

@@ -49,7 +49,7 @@ def test_shapes_and_dtypes(num_modalities):
     assert pos.shape == (7,) and neg.shape == (7, 5)
     assert net.structural_l2(h, r, t).dim() == 0
     assert net.double()(h, r, t).dtype == torch.float64
-    assert (num_modalities == 0) == (net.fusion is None and net.encoders is None)
+    assert (num_modalities == 0) == (net.fusion is None and net.projections is None)
     assert repr(net).startswith('NativE(12, num_relations=3')
 
 
@@ -106,7 +106,16 @@ def test_one_vs_all_equals_per_triple(scorer):
         for _ in range(2):  # second round reuses the cache
             torch.testing.assert_close(net.score_tails(h, r), expect_tails, atol=1e-5, rtol=1e-5)
             torch.testing.assert_close(net.score_heads(r, t), expect_heads, atol=1e-5, rtol=1e-5)
-    assert net._cache is None
+        # inside the context, changed entity inputs are seen (their version changes)
+        net.inputs.set_features({m: net.feature(m)[0] * (2 if m == 'image' else 1)
+                                 for m in net.feature_modalities},
+                                {m: net.feature(m)[1] for m in net.feature_modalities})
+        changed = net.score_tails(h, r)
+        assert not torch.allclose(changed, expect_tails)
+    # outside it nothing is kept: a changed parameter changes the scores
+    with torch.no_grad():
+        net.entity_emb.weight.add_(0.5)
+    assert not torch.allclose(net.score_tails(h, r), changed)
 
 
 def test_one_vs_all_fuses_each_relation_once():
@@ -154,10 +163,10 @@ def test_unique_entity_embedding_matches_naive_per_row_embedding():
 
     # and the expensive projection sees each unique present entity exactly once
     seen = []
-    net.encoders.mlps['image'].register_forward_hook(lambda m, a, o: seen.append(a[0].size(0)))
+    net.projections.mlps['image'].register_forward_hook(lambda m, a, o: seen.append(a[0].size(0)))
     net.score_negatives(h, r, t, neg, flip)
     batch_entities = torch.unique(torch.cat([h, t, neg.view(-1)]))
-    assert seen == [int(net.mask_image[batch_entities].sum())]
+    assert seen == [int(net.inputs.mask('image', batch_entities).sum())]
 
 
 def test_gradients_reach_trainable_parameters_only():
@@ -172,11 +181,12 @@ def test_gradients_reach_trainable_parameters_only():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
         assert p.grad.abs().sum() > 0, name
     buffers = dict(net.named_buffers())
-    assert sorted(buffers) == sorted([f'{k}_{m}' for m in net.feature_modalities
-                                      for k in ('x', 'mask')]
-                                     + ['graph_edge_index', 'graph_edge_type', 'mask_structure'])
+    # everything entities bring in is frozen, owned by net.inputs, and not saved
+    assert all(k.startswith('inputs.') for k in buffers)
     assert all(not b.requires_grad and b.grad is None for b in buffers.values())
-    assert not any(k.startswith(('x_', 'mask_', 'graph_')) for k in net.state_dict())
+    assert not any(k.startswith('inputs.') for k in net.state_dict())
+    assert {m: net.inputs.rows(m).shape[1] for m in net.feature_modalities} \
+        == net.inputs.in_channels
 
 
 def test_structure_only_is_the_plain_score_function():
@@ -195,7 +205,8 @@ def test_from_data_reads_the_stores():
     data = build_mmkg(N, R, train, features=feats, masks=masks)
     net = NativE.from_data(data, HIDDEN, margin=4.0)
     assert net.feature_modalities == ['image', 'text', 'numeric']
-    assert torch.equal(net.x_text, data['text'].x) and torch.equal(net.mask_text, data['text'].mask)
+    assert torch.equal(net.inputs.rows('text'), data['text'].x)
+    assert torch.equal(net.inputs.mask('text'), data['text'].mask)
     assert NativE.from_data(data, HIDDEN, modalities=['text']).feature_modalities == ['text']
     plain = NativE.from_data(data, HIDDEN, modalities=[])
     assert plain.fusion is None and plain.num_entities == N and plain.num_relations == R
@@ -208,12 +219,13 @@ def test_random_and_zero_missing_modes():
     rnd = NativE(N, R, HIDDEN, feats, masks, missing='random', seed=3)
     again = NativE(N, R, HIDDEN, feats, masks, missing='random', seed=3)
     missing = ~masks['image']
-    assert torch.equal(rnd.x_image, again.x_image)                       # fixed rows
-    assert (rnd.x_image[missing] != 0).all()                             # random, not zero
-    assert torch.equal(rnd.x_image[~missing], feats['image'][~missing])  # present rows kept
+    x_rnd = rnd.inputs.rows('image')
+    assert torch.equal(x_rnd, again.inputs.rows('image'))         # fixed rows
+    assert (x_rnd[missing] != 0).all()                             # random, not zero
+    assert torch.equal(x_rnd[~missing], feats['image'][~missing])  # present rows kept
     assert (rnd.modality_weights(torch.arange(N), 0) > 0).all()          # all take part
     zero = NativE(N, R, HIDDEN, feats, masks, missing='zero')
-    assert (zero.x_image[missing] == 0).all()
+    assert (zero.inputs.rows('image', missing.nonzero().view(-1)) == 0).all()
     w = zero.modality_weights(torch.arange(N), 0)
     assert (w > 0).all()
     # zero rows all become one constant projected vector
@@ -226,14 +238,14 @@ def test_set_features_swaps_masks_and_checks_names():
     feats, masks = features(2)
     before = net.modality_weights(torch.arange(N), 0)
     masks = {m: torch.zeros(N, dtype=torch.bool) for m in masks}  # all features removed
-    net.set_features({m: torch.zeros_like(x) for m, x in feats.items()}, masks)
+    net.inputs.set_features({m: torch.zeros_like(x) for m, x in feats.items()}, masks)
     after = net.modality_weights(torch.arange(N), 0)
     assert not torch.equal(before, after)
     torch.testing.assert_close(after, torch.eye(3)[[0] * N])
     with pytest.raises(ValueError):
-        net.set_features({'image': feats['image']})
+        net.inputs.set_features({'image': feats['image']})
     with pytest.raises(ValueError):
-        net.set_features({'image': feats['image'], 'text': feats['image']})
+        net.inputs.set_features({'image': feats['image'], 'text': feats['image']})
 
 
 def test_seeded_initialisation_leaves_global_rng_alone():
@@ -244,7 +256,7 @@ def test_seeded_initialisation_leaves_global_rng_alone():
         assert torch.equal(v, b.state_dict()[k])
     assert not torch.equal(a.entity_emb.weight, c.entity_emb.weight)
     b.reset_parameters()
-    assert torch.equal(a.encoders.mlps['text'][0].weight, b.encoders.mlps['text'][0].weight)
+    assert torch.equal(a.projections.mlps['text'][0].weight, b.projections.mlps['text'][0].weight)
 
 
 def test_errors():
@@ -263,7 +275,7 @@ def test_errors():
 def test_cuda():
     from native_pyg.nn import CoMATGenerator, critic_loss, generator_loss, gradient_penalty
     net = model(3).cuda()
-    assert net.x_image.is_cuda and net.mask_image.is_cuda
+    assert net.inputs.rows('image').is_cuda and net.inputs.mask('image').is_cuda
     h, r, t = (x.cuda() for x in triples())
     cpu = model(3)
     torch.testing.assert_close(net(h, r, t).cpu(), cpu(*triples()), atol=1e-4, rtol=1e-4)

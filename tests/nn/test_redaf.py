@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from native_pyg.nn import ModalityEncoders, ReDAF
+from native_pyg.nn import ModalityProjections, ReDAF
 
 D, R = 8, 4
 
@@ -28,7 +28,7 @@ def dense_reference(fusion, emb, mask, rel):
 
 
 def test_encoders_architecture_and_shapes():
-    enc = ModalityEncoders({'image': 7, 'text': 5, 'audio': 3}, D)
+    enc = ModalityProjections({'image': 7, 'text': 5, 'audio': 3}, D)
     assert enc.modalities == ['image', 'text', 'audio']
     layers = enc.mlps['image']
     assert [type(m).__name__ for m in layers] == ['Linear', 'ReLU', 'Linear']
@@ -37,7 +37,7 @@ def test_encoders_architecture_and_shapes():
     assert set(out) == {'image', 'audio'} and out['audio'].shape == (4, D)
     for bad in ({'a.b': 3}, {'structure': 3}, {'': 3}):
         with pytest.raises(ValueError):
-            ModalityEncoders(bad, D)
+            ModalityProjections(bad, D)
 
 
 def test_scatter_softmax_equals_masked_dense_softmax():

@@ -4,10 +4,12 @@ import pytest
 import torch
 
 from native_pyg.data import relation_tph_hpt, split_triples
+from native_pyg.data.loader import KGBatch
 from native_pyg.datasets import SyntheticMMKG
+from native_pyg.pipeline import build_model
 from native_pyg.training import (BernoulliNegativeSampler, NonFiniteLossError, RunConfig, Trainer,
-                                 build_model, load_checkpoint, margin_ranking_loss,
-                                 save_checkpoint, self_adversarial_loss)
+                                 load_checkpoint, margin_ranking_loss, save_checkpoint,
+                                 self_adversarial_loss)
 from native_pyg.data.relations import triple_keys
 
 
@@ -206,3 +208,28 @@ def test_early_stopping_survives_resume(small, tmp_path, one_thread):
     again.resume(str(tmp_path / 'last.pt'))
     again.fit()
     assert again.epoch == stopped_at
+
+
+def test_l2_term_follows_a_per_negative_corruption_side(small):
+    # corrupt_head [B, K]: each negative replaces the head or the tail on its own
+    run = small_run(adversarial=False, regul_rate=0.5)
+    trainer = Trainer(build_model(small, run), small, run)
+    model, gen = trainer.model, torch.Generator().manual_seed(3)
+    pos = split_triples(small, 'train')[:16]
+    neg = torch.randint(0, small['entity'].num_nodes, (16, 4), generator=gen)
+    side = torch.rand(16, 4, generator=gen) < 0.5
+    h, r, t = pos.unbind(1)
+    negatives = [(int(neg[b, k]), int(r[b]), int(t[b])) if side[b, k]
+                 else (int(h[b]), int(r[b]), int(neg[b, k]))
+                 for b in range(16) for k in range(4)]
+    triples = torch.cat([pos, torch.tensor(negatives)])
+    model.train()
+    with torch.no_grad():
+        pos_s, neg_s = model.score_negatives(h, r, t, neg, side)
+        expected = (self_adversarial_loss(pos_s, neg_s, run.training.adv_temperature)
+                    + 0.5 * model.structural_l2(*triples.unbind(1)))
+    out = trainer.train_step(KGBatch(pos, neg, side))
+    assert out['kgc_loss'] == pytest.approx(float(expected), rel=1e-5)
+    for wrong in (side[:, :2], side[:8].reshape(-1)[:15], side.unsqueeze(-1)):
+        with pytest.raises(ValueError, match=r'corrupt_head: expected shape \[16\] or \[16, 4\]'):
+            trainer.train_step(KGBatch(pos, neg, wrong))

@@ -1,0 +1,77 @@
+r"""The subgraph one training step encodes (see :meth:`NativE.subgraph
+<native_pyg.nn.NativE.subgraph>`): its nodes' global ids, its local message
+edges and the feature rows fetched for its nodes."""
+from __future__ import annotations
+
+from typing import Mapping, Optional
+
+import torch
+from torch import Tensor
+
+from native_pyg.nn.entity_inputs import EntityInputs
+
+
+class StepSubgraph:
+    r"""A (sampled) subgraph of the training graph: nodes ``n_id`` (global
+    entity ids), local ``edge_index`` / ``edge_type`` (inverse edges
+    included) and, per modality, feature rows ``[n, d_m]`` and masks ``[n]``
+    of the nodes (e.g. fetched from a feature store by the loader).
+
+    It answers :meth:`rows` / :meth:`mask` by global entity id like
+    :class:`~native_pyg.nn.entity_inputs.EntityInputs`: from the fetched
+    rows where it has them, else from ``inputs``. Under ``missing='random'``
+    the fixed random rows of ``inputs`` are always used. :attr:`structure`
+    holds the encoder's output over the subgraph once computed.
+
+    Args:
+        inputs (EntityInputs): The model's entity inputs.
+        n_id (torch.Tensor): ``[n]`` global ids of the nodes.
+        edge_index (torch.Tensor): ``[2, E]`` local edges.
+        edge_type (torch.Tensor): ``[E]`` edge types in :math:`[0, 2R)`.
+        x_dict (dict, optional): Modality to fetched rows ``[n, d_m]``.
+            (default: :obj:`None`)
+        mask_dict (dict, optional): Modality to fetched masks ``[n]``.
+            (default: :obj:`None`)
+    """
+
+    def __init__(self, inputs: EntityInputs, n_id: Tensor, edge_index: Tensor,
+                 edge_type: Tensor, x_dict: Optional[Mapping[str, Tensor]] = None,
+                 mask_dict: Optional[Mapping[str, Tensor]] = None):
+        device = inputs.device
+        self.inputs = inputs
+        self.n_id = torch.as_tensor(n_id, device=device).long().view(-1)
+        self.edge_index = torch.as_tensor(edge_index, device=device).long()
+        self.edge_type = torch.as_tensor(edge_type, device=device).long()
+        self.local = torch.full((inputs.num_entities,), -1, dtype=torch.long, device=device)
+        self.local[self.n_id] = torch.arange(self.n_id.numel(), device=device)
+        fetched = inputs.missing != 'random'
+        self.x_dict = {m: torch.as_tensor(x).to(device)
+                       for m, x in (x_dict or {}).items()} if fetched else {}
+        self.mask_dict = {m: torch.as_tensor(k).to(device).bool()
+                          for m, k in (mask_dict or {}).items()} if fetched else {}
+        self.structure: Optional[Tensor] = None
+
+    def to_local(self, entity_index: Tensor) -> Tensor:
+        """Rows of ``n_id`` of the given global entity ids (all must be nodes)."""
+        out = self.local[entity_index]
+        if bool((out < 0).any()):
+            raise ValueError("an entity of the batch is not a node of the active subgraph "
+                             "(its sampled neighbourhood must contain every scored entity)")
+        return out
+
+    def rows(self, modality: str, index: Optional[Tensor] = None) -> Tensor:
+        """``[U, d_m]`` feature rows of the entities ``index``."""
+        if index is None or modality not in self.x_dict:
+            return self.inputs.rows(modality, index)
+        dtype = self.inputs.rows(modality).dtype
+        return self.x_dict[modality][self.to_local(index)].to(dtype)
+
+    def mask(self, modality: str, index: Optional[Tensor] = None) -> Tensor:
+        """``[U]`` presence of ``modality`` for the entities ``index``."""
+        if index is None or modality not in self.x_dict:
+            return self.inputs.mask(modality, index)
+        return self.mask_dict[modality][self.to_local(index)]
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(nodes={self.n_id.numel()}, '
+                f'edges={self.edge_index.size(1)}, fetched={sorted(self.x_dict)})')

@@ -1,0 +1,346 @@
+r"""The one way to build, train and restore a run.
+
+:func:`pipeline` composes a run from small steps, in the spirit of PyKEEN's
+``pipeline()``: its config (:class:`~native_pyg.training.RunConfig`), its
+data (:func:`load_data`), its model (:func:`build_model`), training
+(:class:`~native_pyg.training.Trainer`) and evaluation on valid and test.
+:func:`load_run` restores what a checkpoint was trained on. The command
+line (``native-pyg train`` / ``evaluate`` / ``predict``) and the
+experiments are built from the same functions, so a run built here and one
+built there are the same run::
+
+    from native_pyg.pipeline import pipeline, load_run
+
+    result = pipeline('synthetic', epochs=40, hidden_channels=32, out='runs/x')
+    print(result.test['both']['mrr'])
+    run = load_run('runs/x/model.pt')  # the same model on the same data
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import os.path as osp
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+from torch_geometric.data import HeteroData
+
+from native_pyg.data.schema import fingerprint, fingerprint_differences
+from native_pyg.data.schema import modalities as data_modalities
+from native_pyg.nn import NativE
+from native_pyg.nn.gnn import STRUCTURAL_ENCODERS
+from native_pyg.training.checkpoint import load_checkpoint, save_checkpoint
+from native_pyg.training.config import (DataConfig, ModelConfig, RunConfig, TrainConfig,
+                                        with_legacy_defaults)
+from native_pyg.training.runs import RunLock, prepare_run_dir
+from native_pyg.training.trainer import Trainer, resolve_device
+
+#: config section of every key a :func:`pipeline` keyword may name (no key
+#: is in two sections, so a bare key is never ambiguous)
+SECTION_OF_KEY: Dict[str, str] = {
+    f.name: section for section, cls in (('data', DataConfig), ('model', ModelConfig),
+                                         ('training', TrainConfig))
+    for f in dataclasses.fields(cls)}
+
+
+# --- building blocks ---------------------------------------------------------------
+def load_data(run: RunConfig) -> HeteroData:
+    """The graph of the dataset ``run.dataset`` at ``run.root``, read with
+    the options of ``run.data``.
+
+    Raises:
+        ValueError: One line for what a user can fix: missing or corrupt
+            files, checksums that differ, no network for a download, a
+            missing optional dependency.
+    """
+    from native_pyg.datasets import load_dataset
+    try:
+        return load_dataset(run.dataset, run.root, **run.data.dataset_kwargs())[0]
+    except (ValueError, OSError, ImportError) as e:
+        raise ValueError(str(e)) from None
+
+
+def build_model(data: HeteroData, run: RunConfig) -> NativE:
+    """A :class:`~native_pyg.nn.NativE` for ``data`` from ``run.model``,
+    initialised with ``run.training.seed``.
+
+    Raises:
+        ValueError: ``model.modalities`` names a modality the data lacks, or
+            ``model.encoder`` is unknown.
+    """
+    m = run.model
+    have = data_modalities(data)
+    mods = have if m.modalities is None else list(m.modalities)
+    unknown = sorted(set(mods) - set(have))
+    if unknown:
+        raise ValueError(f"model.modalities: {unknown} not in the dataset "
+                         f"(it has {have or 'none'})")
+    return NativE.from_data(data, hidden_channels=m.hidden_channels, modalities=mods,
+                            scorer=m.scorer, margin=m.margin, epsilon=m.epsilon,
+                            missing=m.missing, relation_temperature=m.relation_temperature,
+                            fusion=m.fusion, seed=run.training.seed,
+                            structure_mask=m.structure_mask,
+                            structure_stand_in=m.structure_stand_in, **encoder_arguments(m))
+
+
+def encoder_arguments(m: ModelConfig) -> Dict[str, Any]:
+    """The :class:`~native_pyg.nn.NativE` structural-encoder arguments
+    (``encoder``, ``encoder_kwargs``, ``encoder_input``) of a ``model``
+    section; ``{}`` for ``encoder: none``."""
+    if m.encoder == 'none':
+        return {}
+    if m.encoder not in STRUCTURAL_ENCODERS:
+        raise ValueError(f"model.encoder must be 'none' or one of "
+                         f"{sorted(STRUCTURAL_ENCODERS)}, got {m.encoder!r}")
+    kwargs = {'num_layers': m.num_layers, 'dropout': m.encoder_dropout}
+    if m.encoder == 'rgcn':
+        kwargs.update(num_bases=m.num_bases, num_blocks=m.num_blocks)
+    else:
+        kwargs.update(composition=m.composition)
+    return {'encoder': m.encoder, 'encoder_kwargs': kwargs, 'encoder_input': m.encoder_input}
+
+
+def keyword_overrides(kwargs: Mapping[str, Any]) -> List[str]:
+    """``--set``-style overrides of :func:`pipeline` keywords: each keyword
+    names a key of one config section, e.g. ``epochs=40`` ->
+    ``'training.epochs=40'``, ``modalities=['image']`` ->
+    ``'model.modalities=["image"]'``."""
+    sets = []
+    for key, value in kwargs.items():
+        if key not in SECTION_OF_KEY:
+            raise ValueError(f"pipeline(): unknown keyword {key!r}; expected a key of the data, "
+                             f"model or training config, e.g. epochs, lr, hidden_channels")
+        # JSON is YAML, which --set values are parsed as
+        sets.append(f'{SECTION_OF_KEY[key]}.{key}={json.dumps(value)}')
+    return sets
+
+
+def final_metrics(trainer: Trainer, progress: bool = False) -> Dict[str, Any]:
+    """What ``metrics.json`` of a run holds: filtered metrics of the
+    trainer's (selected) model on valid and test, the best and the last
+    epoch, the epoch of the weights and the number of processes."""
+    return {'valid': trainer.evaluate('valid'),
+            'test': trainer.evaluate('test', progress),
+            'best_epoch': trainer.best_epoch, 'epochs': trainer.epoch,
+            'weights_epoch': trainer.state_dict(best_only=True)['weights_epoch'],
+            'world_size': trainer.dist.world_size}
+
+
+# --- pipeline ----------------------------------------------------------------------
+@dataclass(repr=False)
+class PipelineResult:
+    """What :func:`pipeline` built and measured.
+
+    Args:
+        run (RunConfig): The config of the run.
+        data (HeteroData): Its graph.
+        model (NativE): The trained model (the best parameters on valid
+            when validation ran).
+        trainer (Trainer): The trainer, e.g. to :meth:`~Trainer.fit` on.
+        history (list[dict]): One record per epoch.
+        metrics (dict, optional): :func:`final_metrics`; :obj:`None` with
+            ``evaluate=False``.
+    """
+    run: RunConfig
+    data: HeteroData
+    model: NativE
+    trainer: Trainer
+    history: List[Dict[str, Any]]
+    metrics: Optional[Dict[str, Any]] = None
+
+    @property
+    def valid(self) -> Optional[Dict[str, Any]]:
+        """Filtered metrics on valid."""
+        return self.metrics['valid'] if self.metrics else None
+
+    @property
+    def test(self) -> Optional[Dict[str, Any]]:
+        """Filtered metrics on test."""
+        return self.metrics['test'] if self.metrics else None
+
+    def save(self, out_dir: str) -> None:
+        """Writes ``model.pt`` (restorable by :func:`load_run` and the
+        ``evaluate`` / ``predict`` commands) and, when evaluated,
+        ``metrics.json`` to ``out_dir``."""
+        os.makedirs(out_dir, exist_ok=True)
+        save_checkpoint(self.trainer.state_dict(best_only=True), osp.join(out_dir, 'model.pt'))
+        if self.metrics is not None:
+            with open(osp.join(out_dir, 'metrics.json'), 'w') as f:
+                json.dump(self.metrics, f, indent=2)
+
+    def __repr__(self) -> str:
+        test = f', test_mrr={self.test["both"]["mrr"]:.4f}' if self.metrics else ''
+        return (f'{self.__class__.__name__}(dataset={self.run.dataset!r}, '
+                f'epochs={self.trainer.epoch}, best_epoch={self.trainer.best_epoch}{test})')
+
+
+def pipeline(dataset: Optional[str] = None, root: Optional[str] = None,
+             config: Union[str, Mapping[str, Any], RunConfig, None] = None,
+             overrides: Sequence[str] = (), out: Optional[str] = None,
+             data: Optional[HeteroData] = None, evaluate: bool = True,
+             **kwargs: Any) -> PipelineResult:
+    r"""Builds, trains and evaluates one run, as ``native-pyg train`` does:
+    config, then data (:func:`load_data`), model (:func:`build_model`),
+    training (:class:`~native_pyg.training.Trainer`) and filtered metrics on
+    valid and test.
+
+    Every further keyword is a key of one config section (``data``,
+    ``model`` or ``training``; no key is in two) and is applied after
+    ``overrides`` as ``section.key=value``: ``epochs=40`` is
+    ``training.epochs=40``, ``hidden_channels=32`` is
+    ``model.hidden_channels=32``, ``modalities=['image']`` is
+    ``model.modalities=["image"]``.
+
+    .. code-block:: python
+
+        result = pipeline('synthetic', epochs=40, lr=1e-2, hidden_channels=32)
+        result.test['both']['mrr']
+
+    Args:
+        dataset (str, optional): ``'synthetic'`` or a WildKGC name.
+            (default: the config's, else ``'synthetic'``)
+        root (str, optional): Dataset root. (default: the config's)
+        config (str or dict or RunConfig, optional): A YAML file, a mapping
+            of sections or a config. (default: :obj:`None`)
+        overrides (list[str], optional): ``--set``-style assignments, e.g.
+            ``['training.lr=1e-3']``. (default: :obj:`()`)
+        out (str, optional): A new run directory for checkpoints, the
+            history, curves and ``metrics.json``; refused when it holds a
+            run already. (default: :obj:`None`)
+        data (HeteroData, optional): Train on this graph instead of loading
+            ``dataset`` (checkpoints still record ``dataset`` and ``root``).
+            (default: :obj:`None`)
+        evaluate (bool, optional): Measure valid and test after training.
+            (default: :obj:`True`)
+        **kwargs: Config keys, see above.
+    """
+    run = _handle_config(dataset, root, config, overrides, kwargs)
+    data = _handle_data(run, data)
+    model = _handle_model(data, run)
+    if out is None:
+        trainer = _handle_training(model, data, run, None)
+        return _handle_evaluation(trainer, evaluate)
+    os.makedirs(out, exist_ok=True)
+    with RunLock(out):  # one process per run directory, as 'native-pyg train'
+        prepare_run_dir(out)
+        trainer = _handle_training(model, data, run, out)
+        result = _handle_evaluation(trainer, evaluate)
+        result.save(out)
+    return result
+
+
+def _handle_config(dataset: Optional[str], root: Optional[str],
+                   config: Union[str, Mapping[str, Any], RunConfig, None],
+                   overrides: Sequence[str], kwargs: Mapping[str, Any]) -> RunConfig:
+    if config is None:
+        run = RunConfig()
+    elif isinstance(config, RunConfig):
+        run = RunConfig.from_dict(config.to_dict())  # a copy: the caller's stays as it is
+    elif isinstance(config, Mapping):
+        run = RunConfig.from_dict(dict(config))
+    else:
+        run = RunConfig.from_yaml(os.fspath(config))
+    run.dataset, run.root = dataset or run.dataset, root or run.root
+    if run.root is not None:  # checkpoints must find the data from any directory
+        run.root = osp.abspath(osp.expanduser(run.root))
+    sets = [*overrides, *keyword_overrides(kwargs)]
+    return run.override(sets) if sets else run
+
+
+def _handle_data(run: RunConfig, data: Optional[HeteroData]) -> HeteroData:
+    return load_data(run) if data is None else data
+
+
+def _handle_model(data: HeteroData, run: RunConfig) -> NativE:
+    return build_model(data, run)
+
+
+def _handle_training(model: NativE, data: HeteroData, run: RunConfig,
+                     out: Optional[str]) -> Trainer:
+    trainer = Trainer(model, data, run, out_dir=out)
+    trainer.fit()
+    return trainer
+
+
+def _handle_evaluation(trainer: Trainer, evaluate: bool) -> PipelineResult:
+    metrics = final_metrics(trainer, trainer.cfg.progress) if evaluate else None
+    # trainer.run records the modalities used, not "all of the dataset's"
+    return PipelineResult(trainer.run, trainer.data, trainer.model, trainer, trainer.history,
+                          metrics)
+
+
+# --- restoring -------------------------------------------------------------------
+@dataclass(repr=False)
+class LoadedRun:
+    """A run restored from its checkpoint by :func:`load_run`.
+
+    Args:
+        run (RunConfig): The config it was trained with (``root`` as found).
+        data (HeteroData): The data it was trained on.
+        model (NativE): The model with the checkpoint's weights.
+        state (dict): The checkpoint itself.
+    """
+    run: RunConfig
+    data: HeteroData
+    model: NativE
+    state: Dict[str, Any]
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}(dataset={self.run.dataset!r}, "
+                f"weights_epoch={self.state.get('weights_epoch')}, model={self.model!r})")
+
+
+def load_run(checkpoint: str, root: Optional[str] = None, device: Optional[str] = None,
+             data: Optional[HeteroData] = None) -> LoadedRun:
+    """Restores a run from a checkpoint (``model.pt``, ``best.pt`` or
+    ``last.pt``): its config, the data it was trained on (checked against
+    the recorded fingerprint) and its model.
+
+    Args:
+        checkpoint (str): The checkpoint file.
+        root (str, optional): Look for the dataset here instead of the
+            recorded root (e.g. after moving it). (default: :obj:`None`)
+        device (str, optional): Move the model to ``'auto'``, ``'cpu'``,
+            ``'cuda'`` or ``'cuda:N'``. (default: :obj:`None`: the CPU)
+        data (HeteroData, optional): The graph, for a run trained on one
+            given to :func:`pipeline` rather than loaded by its config; it
+            must be the graph the model was trained on (its fingerprint is
+            checked). (default: :obj:`None`: :func:`load_data`)
+
+    Raises:
+        ValueError: One line naming the file: not a checkpoint, the data
+            root does not exist, the data differs from what the model was
+            trained on, or the weights do not fit the model.
+    """
+    try:
+        state = load_checkpoint(checkpoint)
+    except (FileNotFoundError, RuntimeError) as e:
+        raise ValueError(str(e)) from None
+    if not isinstance(state, dict) or not isinstance(state.get('config'), dict) \
+            or not isinstance(state.get('model'), dict):
+        raise ValueError(f"{checkpoint}: not a native_pyg checkpoint (no 'config' and 'model'); "
+                         f"expected model.pt, best.pt or last.pt written by 'native-pyg train'")
+    run = RunConfig.from_dict(with_legacy_defaults(state['config']), source=checkpoint)
+    if root is not None:
+        run.root = osp.abspath(osp.expanduser(root))
+    elif data is None and run.root is not None and not osp.isdir(run.root):
+        raise ValueError(f"{checkpoint}: trained on {run.dataset} at {run.root}, which does not "
+                         f"exist here; give --root DIR where the same dataset lies")
+    where = 'the given graph' if data is not None else \
+        f"the {run.dataset} data at {run.root or '(generated)'}"
+    data = load_data(run) if data is None else data
+    differs = fingerprint_differences(state.get('data') or {}, fingerprint(data))
+    if state.get('data') and differs:
+        raise ValueError(f"{checkpoint}: {where} differs from the data this model was trained "
+                         f"on ({differs})")
+    try:
+        model = build_model(data, run)
+        model.load_state_dict(state['model'])
+    except (ValueError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise ValueError(f"{checkpoint}: its weights do not fit the model its config builds on "
+                         f"this data ({first})") from None
+    if device is not None:
+        model = model.to(resolve_device(device))
+    return LoadedRun(run, data, model, state)

@@ -1,0 +1,202 @@
+"""Structural GNN encoders and NativE composed with them."""
+import pytest
+import torch
+
+from native_pyg.data import split_edges, split_triples
+from native_pyg.data.loader import KGNeighborLoader, TrainingGraph
+from native_pyg.nn import NativE
+from native_pyg.nn.gnn import (CompGCNConv, CompGCNEncoder, RGCNEncoder, add_inverse_edges,
+                               circular_correlation)
+from native_pyg.pipeline import build_model
+from native_pyg.training import Trainer, self_adversarial_loss
+from native_pyg.training.batching import TripleBatches
+from tests.conftest import gnn_run_config, gnn_steps
+
+
+def test_circular_correlation_matches_its_definition():
+    a, b = torch.randn(3, 7), torch.randn(3, 7)
+    naive = torch.stack([(a * b.roll(-k, dims=-1)).sum(-1) for k in range(7)], -1)
+    assert torch.allclose(circular_correlation(a, b), naive, atol=1e-5)
+
+
+@pytest.mark.parametrize('composition', ['sub', 'mult', 'corr'])
+def test_compgcn_conv_is_a_mean_per_direction_plus_loop(composition):
+    torch.manual_seed(0)
+    conv = CompGCNConv(5, 6, num_relations=2, composition=composition, bias=False)
+    x, rel = torch.randn(4, 5), torch.randn(4, 5)
+    edge_index = torch.tensor([[0, 1, 2, 3], [3, 3, 3, 0]])
+    edge_type = torch.tensor([0, 1, 2, 3])  # to node 3: two forward edges and one inverse
+    out, rel_out = conv(x, rel, edge_index, edge_type)
+    phi = {'sub': lambda a, b: a - b, 'mult': lambda a, b: a * b,
+           'corr': circular_correlation}[composition]
+    fwd = (phi(x[0], rel[0]) @ conv.weight_in + phi(x[1], rel[1]) @ conv.weight_in) / 2
+    inv = phi(x[2], rel[2]) @ conv.weight_out
+    loop = phi(x[3], conv.loop_rel[0]) @ conv.weight_loop
+    assert torch.allclose(out[3], (fwd + inv + loop) / 3, atol=1e-5)
+    # a node without incoming edges keeps only its self-loop term
+    assert torch.allclose(out[1], (phi(x[1], conv.loop_rel[0]) @ conv.weight_loop) / 3, atol=1e-5)
+    assert torch.allclose(rel_out, rel @ conv.weight_rel)
+
+
+def test_encoders_validate_and_keep_the_shape():
+    ei, et = add_inverse_edges(torch.tensor([[0, 1], [1, 2]]), torch.tensor([0, 1]), 2)
+    assert ei.tolist() == [[0, 1, 1, 2], [1, 2, 0, 1]] and et.tolist() == [0, 1, 2, 3]
+    for enc in (RGCNEncoder(8, 2, num_layers=2, num_bases=2, dropout=0.1),
+                RGCNEncoder(8, 2, num_blocks=4), CompGCNEncoder(8, 2, composition='corr')):
+        assert enc(torch.randn(3, 8), ei, et).shape == (3, 8)
+    with pytest.raises(ValueError, match='num_layers'):
+        RGCNEncoder(8, 2, num_layers=0)
+    with pytest.raises(ValueError, match='num_blocks=3 must divide'):
+        RGCNEncoder(8, 2, num_blocks=3)
+    with pytest.raises(ValueError, match='unknown composition'):
+        CompGCNEncoder(8, 2, composition='add')
+    with pytest.raises(ValueError, match='unknown encoder'):
+        NativE(3, 2, 4, encoder='gat')
+
+
+def test_native_with_an_encoder_differs_from_the_table_and_reaches_every_parameter(gnn_small):
+    torch.manual_seed(0)
+    shallow = NativE.from_data(gnn_small, 8, margin=6.0)
+    net = NativE.from_data(gnn_small, 8, margin=6.0, encoder='rgcn',
+                           encoder_kwargs={'num_layers': 2, 'num_bases': 2},
+                           encoder_input='structure+modalities')
+    assert 'structure=RGCNEncoder' in repr(net)
+    h, r, t = split_triples(gnn_small, 'train')[:32].unbind(1)
+    assert not torch.allclose(net(h, r, t), shallow(h, r, t))
+    net(h, r, t).sum().backward()
+    for name, p in net.named_parameters():
+        if name.startswith(('rel_emb', 'fusion')):
+            continue  # reached through the scorer / ReDAF as before
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    # modality encoders feed the GNN input: their gradient also flows through it
+    assert any(k.startswith('structural_encoder.') for k in net.state_dict())
+
+
+def test_a_user_module_is_an_encoder(gnn_small):
+    from torch_geometric.nn import GraphConv
+
+    class Plain(torch.nn.Module):  # any PyG conv, ignoring the relation types
+        def __init__(self, channels):
+            super().__init__()
+            self.conv = GraphConv(channels, channels)
+
+        def forward(self, x, edge_index, edge_type):
+            return self.conv(x, edge_index)
+
+    net = NativE.from_data(gnn_small, 8, encoder=Plain(16))
+    h, r, t = split_triples(gnn_small, 'test')[:5].unbind(1)
+    assert net(h, r, t).shape == (5,)
+    assert net.score_tails(h, r).shape == (5, gnn_small['entity'].num_nodes)
+
+
+def _args(data):
+    s = gnn_steps(data)
+    return s.triples, s.batch_size, s.sampler, s.generator
+
+
+def test_all_neighbours_sampled_match_full_graph_inference(gnn_small):
+    """With every neighbour sampled, a 1-layer encoder's embeddings of the
+    batch entities equal full-graph inference on the training graph minus the
+    batch positives (float32, atol 1e-5)."""
+    for enc, kwargs in (('rgcn', {'num_layers': 1, 'num_bases': 2}),
+                        ('compgcn', {'num_layers': 1, 'composition': 'mult'})):
+        net = NativE.from_data(gnn_small, 8, encoder=enc, encoder_kwargs=kwargs,
+                               encoder_input='structure+modalities').eval()
+        batch = next(iter(KGNeighborLoader(gnn_small, [-1], gnn_steps(gnn_small))))
+        entities = torch.unique(torch.cat([batch.pos[:, 0], batch.neg.flatten()]))
+        with torch.no_grad(), net.subgraph(**batch.subgraph_kwargs()):
+            sampled = net.structural_embeddings(entities)
+        # the reference: the whole graph without the positives, built independently
+        pos = {tuple(x) for x in batch.pos.tolist()}
+        keep = torch.tensor([tuple(x) not in pos for x in split_triples(gnn_small, 'train').tolist()])
+        ei, et = split_edges(gnn_small, 'train')
+        net.inputs.set_graph(ei[:, keep], et[keep])
+        with torch.no_grad():
+            full = net.structural_embeddings(entities)
+        assert torch.allclose(sampled, full, atol=1e-5), enc
+        # and positives matter: with them, the embeddings differ
+        net.inputs.set_graph(ei, et)
+        with torch.no_grad():
+            assert not torch.allclose(net.structural_embeddings(entities), full, atol=1e-5)
+
+
+def test_a_step_only_scores_entities_of_its_subgraph(gnn_small):
+    net = NativE.from_data(gnn_small, 8, encoder='rgcn', encoder_kwargs={'num_layers': 1})
+    with net.subgraph(torch.tensor([0, 1]), torch.tensor([[0], [1]]), torch.tensor([0])):
+        with pytest.raises(ValueError, match='not a node of the active subgraph'):
+            net(torch.tensor([0]), torch.tensor([0]), torch.tensor([5]))
+
+
+def _fixed_loss(trainer, batches):
+    """The KGC loss (no regularisation) of fixed batches, each on its subgraph."""
+    model = trainer.model
+    model.eval()
+    with torch.no_grad():
+        total = 0.0
+        for b in batches:
+            h, r, t = b.pos.unbind(1)
+            with model.subgraph(**b.subgraph_kwargs()):
+                pos, neg = model.score_negatives(h, r, t, b.neg, b.corrupt_head)
+            total += float(self_adversarial_loss(pos, neg, trainer.cfg.adv_temperature))
+    return total / len(batches)
+
+
+@pytest.mark.parametrize('encoder,num_neighbors', [('rgcn', None), ('compgcn', None),
+                                                   ('rgcn', [10, 5]), ('compgcn', [10, 5])])
+def test_one_epoch_lowers_the_loss(gnn_small, encoder, num_neighbors):
+    run = gnn_run_config(encoder, num_neighbors=num_neighbors)
+    run.model.num_layers = 2
+    trainer = Trainer(build_model(gnn_small, run), gnn_small, run)
+    probe = list(TripleBatches(*_args(gnn_small), graph=TrainingGraph.from_data(gnn_small)))[:3]
+    before = _fixed_loss(trainer, probe)
+    trainer.train_epoch()
+    after = _fixed_loss(trainer, probe)
+    assert after < before - 0.01, (before, after)
+
+
+def test_resume_with_an_encoder_is_exact(gnn_small, tmp_path):
+    torch.set_num_threads(1)
+    for num_neighbors in (None, [4, 2]):
+        run = gnn_run_config('rgcn', num_neighbors=num_neighbors, epochs=2)
+        full = Trainer(build_model(gnn_small, run), gnn_small, run, out_dir=str(tmp_path / 'a'))
+        full.fit()
+        first = Trainer(build_model(gnn_small, run), gnn_small, run, out_dir=str(tmp_path / 'b'))
+        first.fit(epochs=1)
+        second = Trainer(build_model(gnn_small, run), gnn_small, run, out_dir=str(tmp_path / 'b'))
+        second.resume(str(tmp_path / 'b' / 'last.pt'))
+        second.fit()
+        for k, v in full.model.state_dict().items():
+            assert torch.equal(v, second.model.state_dict()[k]), (num_neighbors, k)
+        for d in ('a', 'b'):
+            for f in (tmp_path / d).iterdir():
+                f.unlink()
+
+
+def test_evaluation_uses_the_full_training_graph(gnn_small):
+    run = gnn_run_config('compgcn', epochs=1)
+    trainer = Trainer(build_model(gnn_small, run), gnn_small, run)
+    trainer.fit()
+    metrics = trainer.evaluate('valid')
+    model = trainer.model
+    h, r, t = split_triples(gnn_small, 'valid').unbind(1)
+    # the evaluator's cached path agrees with scoring triples one by one
+    with torch.no_grad():
+        direct = model.score_tails(h[:4], r[:4])
+        assert torch.allclose(direct.gather(1, t[:4, None]).squeeze(1), model(h[:4], r[:4], t[:4]),
+                              atol=1e-4)
+    assert 0.0 < metrics['both']['mrr'] <= 1.0
+
+
+@pytest.mark.parametrize('decomposition', [{}, {'num_bases': 3}, {'num_blocks': 2}])
+def test_edgewise_rgcn_equals_pyg_rgcnconv(decomposition):
+    from torch_geometric.nn import RGCNConv
+    from native_pyg.nn.gnn import EdgewiseRGCNConv
+    torch.manual_seed(0)
+    ours = EdgewiseRGCNConv(6, 4, 5, aggr='mean', **decomposition)
+    ref = RGCNConv(6, 4, 5, aggr='mean', **decomposition)
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(9, 6)
+    edge_index = torch.randint(0, 9, (2, 40))
+    edge_type = torch.randint(0, 5, (40,))
+    assert torch.allclose(ours(x, edge_index, edge_type), ref(x, edge_index, edge_type),
+                          atol=1e-5)
