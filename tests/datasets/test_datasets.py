@@ -7,7 +7,7 @@ from native_pyg.data import REL, modalities, split_triples, validate_mmkg
 from native_pyg.datasets import MMKGDataset, SyntheticMMKG, WildKGC
 from tests.conftest import fill_wildkgc_root, needs_shared
 
-# DESIGN.md §2: entities, relations, train, valid, test
+# the released counts: entities, relations, train, valid, test
 COUNTS = {
     'DB15K': (12842, 279, 79222, 9904, 9902),
     'MKG-W': (15000, 169, 34196, 4276, 4274),
