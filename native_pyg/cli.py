@@ -332,6 +332,27 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_convert_features(args) -> int:
+    from native_pyg.data.feature_store import convert_feature_files
+    files = {}
+    for pair in args.files:
+        modality, sep, path = pair.partition('=')
+        if not sep or not modality or not path:
+            raise CLIError(f"{pair!r}: expected MODALITY=PATH, e.g. image=image.npy")
+        if modality in files:
+            raise CLIError(f"modality {modality!r} given twice")
+        files[modality] = os.path.expanduser(path)
+    if args.chunk_rows < 1:
+        raise CLIError(f"--chunk-rows {args.chunk_rows}: expected a positive number of rows")
+    try:
+        store = convert_feature_files(os.path.expanduser(args.out), files, args.dtype,
+                                      args.chunk_rows, progress=not args.quiet)
+    except (ValueError, OSError) as e:
+        raise CLIError(str(e)) from None
+    print(f"{store!r}: {store.nbytes() / 2**20:,.2f} MiB on disk")
+    return 0
+
+
 def cmd_experiment(args) -> int:
     from native_pyg.experiments import (Budget, check_budget, check_request, run_experiment,
                                         tabulate)
@@ -455,6 +476,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train nothing: tabulate the finished cells in --out (e.g. after "
                         "shards on several machines)")
     p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser('convert-features',
+                       help='write feature files to a disk-backed feature store (memory-mapped, '
+                            'read by entity id)')
+    p.add_argument('files', nargs='+', metavar='MODALITY=PATH',
+                   help='a [N, d] .npy or .pt file, or a directory of row chunks, per modality '
+                        '(row i = entity i)')
+    p.add_argument('--out', required=True, help='the store directory (must not hold a store)')
+    p.add_argument('--dtype', default='float16', choices=['float16', 'float32'],
+                   help='storage precision (default: float16, half the bytes)')
+    p.add_argument('--chunk-rows', type=int, default=65536,
+                   help='rows read and written at a time (default: 65536)')
+    p.add_argument('--quiet', action='store_true', help='no progress bar')
+    p.set_defaults(func=cmd_convert_features)
 
     p = sub.add_parser('evaluate', help='filtered link-prediction metrics of a checkpoint')
     p.add_argument('--checkpoint', required=True)

@@ -8,7 +8,6 @@ import os.path as osp
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence
 
-import torch
 from torch_geometric.data import HeteroData, InMemoryDataset
 
 from native_pyg.data.readers import (FEATURE_FILES, SPLIT_FILES, find_feature_files,

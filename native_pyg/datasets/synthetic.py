@@ -5,7 +5,6 @@ import math
 from typing import Callable, Dict, Optional, Tuple
 
 import torch
-from torch import Tensor
 from torch_geometric.data import HeteroData, InMemoryDataset
 
 from native_pyg.data.schema import build_mmkg

@@ -141,6 +141,16 @@ class EntityInputs(torch.nn.Module):
         """Names of the entities added after training, in id order."""
         return list(self.added.names) if self.added is not None else []
 
+    def check_fits(self, num_entities: int, num_relations: int, missing: str) -> Dict[str, int]:
+        """The feature sizes :attr:`in_channels`, after checking that these
+        inputs fit a model of ``num_entities``, ``num_relations`` and
+        ``missing`` (a one-line :class:`ValueError` otherwise)."""
+        got = (self.num_entities, self.num_relations, self.missing)
+        if got != (int(num_entities), int(num_relations), missing):
+            raise ValueError(f"entity inputs of (entities, relations, missing) = {got} given to "
+                             f"a model of ({num_entities}, {num_relations}, {missing!r})")
+        return dict(self.in_channels)
+
     # ------------------------------------------------------------------ reads
     def rows(self, modality: str, index: Optional[Tensor] = None) -> Tensor:
         r"""``[U, d_m]`` raw feature rows of the entities ``index`` (``None``:

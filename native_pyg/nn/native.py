@@ -5,7 +5,7 @@ over PyG-style index batches; what entities bring in is read from
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -103,10 +103,13 @@ class NativE(torch.nn.Module):
             one with neither structure nor feature keeps its (untrained)
             row. :obj:`False` is the paper's behaviour. (default: :obj:`True`)
         structure_stand_in (bool, optional): With ``structure_mask``, add a
-            :class:`StructureStandIn` (:attr:`stand_in`): once fitted after
-            training (:func:`~native_pyg.training.fit_structure_stand_in`),
-            an entity without training triples that has a feature gets its
-            generated structure instead of none. (default: :obj:`False`)
+            :class:`StructureStandIn` (:attr:`stand_in`), which once fitted
+            gives entities without training triples a generated structure.
+            (default: :obj:`False`)
+        inputs (EntityInputs, optional): What entities bring in, built
+            elsewhere (e.g. :class:`~native_pyg.nn.stored_inputs.StoredEntityInputs`
+            over a feature store), instead of ``features`` and ``masks``.
+            (default: :obj:`None`)
     """
 
     def __init__(
@@ -130,6 +133,7 @@ class NativE(torch.nn.Module):
         edge_type: Optional[Tensor] = None,
         structure_mask: bool = True,
         structure_stand_in: bool = False,
+        inputs: Optional[EntityInputs] = None,
     ):
         super().__init__()
         if encoder_input not in ('structure', 'structure+modalities'):
@@ -151,8 +155,13 @@ class NativE(torch.nn.Module):
         self.margin = float(getattr(scorer, 'margin', margin))
 
         features = dict(features or {})
-        self.feature_modalities: List[str] = check_modality_names(features)
-        in_channels = {m: torch.as_tensor(x).size(-1) for m, x in features.items()}
+        if inputs is not None:  # e.g. rows kept in a feature store
+            if features or masks:
+                raise ValueError("give features (and masks) or inputs, not both")
+            in_channels = inputs.check_fits(num_entities, num_relations, missing)
+        else:
+            in_channels = {m: torch.as_tensor(x).size(-1) for m, x in features.items()}
+        self.feature_modalities: List[str] = check_modality_names(in_channels)
         self.projections: Optional[ModalityProjections] = None
         self.fusion: Optional[ReDAF] = None
         # construction draws default initialisations; keep them off the global RNG
@@ -184,11 +193,14 @@ class NativE(torch.nn.Module):
         self._cache: Optional[CandidateCache] = None
         self._subgraph: Optional[StepSubgraph] = None
         self._hidden: Optional[Tensor] = None  # structure hidden for this step (dropout)
-        self.inputs = EntityInputs(num_entities, self.num_relations, in_channels, missing, seed)
-        self.inputs.set_features(features, masks)
-        empty = torch.empty(2, 0, dtype=torch.long)
-        self.inputs.set_graph(empty if edge_index is None else edge_index,
-                              empty[0] if edge_type is None else edge_type)
+        if inputs is None:
+            inputs = EntityInputs(num_entities, self.num_relations, in_channels, missing, seed)
+            inputs.set_features(features, masks)
+            edge_index = torch.empty(2, 0, dtype=torch.long) if edge_index is None else edge_index
+        self.inputs = inputs
+        if edge_index is not None:  # given inputs keep their graph unless one is given
+            self.inputs.set_graph(edge_index,
+                                  edge_index.new_empty(0) if edge_type is None else edge_type)
         self.reset_parameters()
 
     # ------------------------------------------------------------------ setup
@@ -224,9 +236,8 @@ class NativE(torch.nn.Module):
     @contextmanager
     def hidden_structure(self, hidden: Tensor) -> Iterator['NativE']:
         r"""Context in which the structure of the entities where ``hidden``
-        (``[N]`` bool) is treated as missing, e.g. structure dropout during
-        a training step (:class:`~native_pyg.training.StructureDropout`).
-        Entities without any feature keep their structure."""
+        (``[N]`` bool) is missing, e.g. structure dropout in a training step;
+        entities without any feature keep their structure."""
         previous, self._hidden = self._hidden, torch.as_tensor(hidden, device=self.device).bool()
         try:
             yield self
@@ -363,11 +374,9 @@ class NativE(torch.nn.Module):
         return self.structural_encoder(x, edge_index, edge_type)
 
     def _refuse_all_in_subgraph(self, what: str) -> None:
-        if self._subgraph is not None:
-            raise ValueError(
-                f"{what} over all entities inside model.subgraph(...): the step's subgraph "
-                f"holds only its own entities, and the full training graph would include the "
-                f"batch's positive triples; pass entity ids, or leave the context first")
+        if self._subgraph is not None:  # the full graph would hold the batch's positives
+            raise ValueError(f"{what} over all entities inside model.subgraph(...): pass "
+                             f"entity ids of the subgraph, or leave the context first")
 
     def structural_embeddings(self, entity_index: Optional[Tensor] = None) -> Tensor:
         r"""``[U, De]`` structural embeddings :math:`\mathbf{e}_s` of some
@@ -395,18 +404,11 @@ class NativE(torch.nn.Module):
         subgraph instead of the whole training graph, once, the first time
         an embedding is asked for; every scoring call inside must only
         touch entities of ``n_id`` (calls over all entities, such as
-        :meth:`score_tails`, are refused).
-
-        Args:
-            n_id (torch.Tensor): ``[n]`` global entity ids of the nodes.
-            edge_index (torch.Tensor): ``[2, E]`` local edges (rows of
-                ``n_id``), inverse edges included.
-            edge_type (torch.Tensor): ``[E]`` types in :math:`[0, 2R)`.
-            x_dict (dict, optional): Feature rows ``[n, d_m]`` of ``n_id``
-                per modality (e.g. fetched from a feature store).
-                (default: :obj:`None`, read from :attr:`inputs`)
-            mask_dict (dict, optional): Their masks ``[n]``.
-                (default: :obj:`None`)
+        :meth:`score_tails`, are refused). The arguments are those of
+        :class:`StepSubgraph`: global node ids ``n_id [n]``, local
+        ``edge_index [2, E]`` with inverse edges, ``edge_type [E]`` in
+        :math:`[0, 2R)`, and optional fetched feature rows ``x_dict``
+        ``{m: [n, d_m]}`` and masks ``mask_dict`` ``{m: [n]}``.
         """
         previous, self._subgraph = self._subgraph, StepSubgraph(
             self.inputs, n_id, edge_index, edge_type, x_dict, mask_dict)

@@ -1,7 +1,7 @@
 """Negative sampling by head-or-tail corruption."""
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import torch
 from torch import Tensor

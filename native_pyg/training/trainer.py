@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import math
 import os
 import os.path as osp
 import time
@@ -222,7 +221,6 @@ class Trainer:
     def train_step(self, batch) -> Dict[str, float]:
         """One optimisation step on a :class:`KGBatch` (or on ``[B, 3]``
         positives, whose negatives are drawn here)."""
-        cfg = self.cfg
         if not isinstance(batch, KGBatch):
             batch = KGBatch(batch, *self.sampler.sample(batch))
         batch = batch.to(self.device, non_blocking=True)

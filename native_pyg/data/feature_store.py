@@ -1,0 +1,307 @@
+r"""Per-modality feature stores on disk: one memory-mapped ``.npy`` file per
+modality (``float16`` or ``float32``) with its presence mask beside it,
+served through PyG's :class:`~torch_geometric.data.FeatureStore` API, so a
+graph's features need not fit in memory: a training step reads the rows of
+its own entities only.
+
+Layout of a store directory::
+
+    features.json            {"num_entities": N, "modalities": {m: {"dim": d, "dtype": ...}}}
+    <modality>.npy           [N, d] rows, memory-mapped
+    <modality>.mask.npy      [N] bool presence
+
+:class:`FeatureStoreWriter` writes a store in chunks of rows and never holds
+a modality in memory; :class:`DiskFeatureStore` reads it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import os.path as osp
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch_geometric.data import FeatureStore, TensorAttr
+
+META = 'features.json'
+#: storage dtypes of a store
+DTYPES = {'float16': np.float16, 'float32': np.float32}
+#: the two tensors of each modality (``TensorAttr.attr_name``)
+ROWS, MASK = 'x', 'mask'
+
+Rows = Union[Tensor, np.ndarray]
+
+
+def _as_numpy(rows: Rows) -> np.ndarray:
+    return rows.detach().cpu().numpy() if isinstance(rows, Tensor) else np.asarray(rows)
+
+
+class FeatureStoreWriter:
+    r"""Writes a feature store directory, one modality at a time, from
+    chunks of consecutive rows (the first chunk holds rows ``0, 1, ...``),
+    so that no modality is ever held in memory whole. Each modality's mask
+    is the given one, or else "the row is not all zero".
+
+    .. code-block:: python
+
+        writer = FeatureStoreWriter('store', num_entities=N, dtype='float16')
+        writer.write('image', chunks_of_image_rows, dim=4096)
+        writer.write('text', [text_rows])            # one chunk is fine too
+        writer.close()                               # writes features.json
+
+    Args:
+        root (str): The store directory (created; must not hold a store).
+        num_entities (int): Rows of every modality :math:`N`.
+        dtype (str, optional): ``'float16'`` (half the bytes; about three
+            significant digits) or ``'float32'``. (default: ``'float16'``)
+    """
+
+    def __init__(self, root: str, num_entities: int, dtype: str = 'float16'):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        if num_entities < 1:
+            raise ValueError(f"num_entities must be positive, got {num_entities}")
+        if osp.exists(osp.join(root, META)):
+            raise ValueError(f"{root}: holds a feature store already; write to a new directory")
+        os.makedirs(root, exist_ok=True)
+        self.root, self.num_entities, self.dtype = root, int(num_entities), dtype
+        self.modalities: Dict[str, Dict[str, object]] = {}
+
+    def write(self, modality: str, chunks: Iterable[Rows], dim: Optional[int] = None,
+              masks: Optional[Iterable[Rows]] = None) -> None:
+        r"""Writes one modality from ``chunks`` of ``[k, d]`` rows (and
+        optionally ``masks``, chunks of ``[k]`` bool aligned with them).
+        ``dim`` is the feature size (default: the first chunk's). Rows that
+        are not finite are an error naming the modality and the row."""
+        if not modality or '.' in modality or '/' in modality or modality in self.modalities:
+            raise ValueError(f"invalid or repeated modality name {modality!r}")
+        chunks = iter(chunks)
+        masks = iter(masks) if masks is not None else None
+        first = next(chunks, None)
+        if first is None:
+            raise ValueError(f"modality {modality!r}: no rows given")
+        first = _as_numpy(first)
+        dim = int(first.shape[1] if dim is None else dim)
+        dtype = np.dtype(DTYPES[self.dtype])
+        # plain appends, not a writable map: written pages never count as this process's memory
+        with open(osp.join(self.root, f'{modality}.npy'), 'wb') as fx, \
+                open(osp.join(self.root, f'{modality}.mask.npy'), 'wb') as fm:
+            for f, shape, kind in ((fx, (self.num_entities, dim), dtype),
+                                   (fm, (self.num_entities,), np.dtype(np.bool_))):
+                np.lib.format.write_array_header_1_0(f, {
+                    'descr': np.lib.format.dtype_to_descr(kind), 'fortran_order': False,
+                    'shape': shape})
+            start, chunk = 0, first
+            while chunk is not None:
+                chunk = _as_numpy(chunk)
+                if chunk.ndim != 2 or chunk.shape[1] != dim:
+                    raise ValueError(f"modality {modality!r}: rows {start}...: expected "
+                                     f"[k, {dim}], got {list(chunk.shape)}")
+                stop = start + chunk.shape[0]
+                if stop > self.num_entities:
+                    raise ValueError(f"modality {modality!r}: more than {self.num_entities} rows")
+                finite = np.isfinite(chunk).all(axis=1)
+                if not finite.all():
+                    raise ValueError(f"modality {modality!r}: row {start + int(np.argmin(finite))}"
+                                     f" is not finite")
+                if masks is not None:
+                    present = _as_numpy(next(masks)).astype(bool).reshape(-1)
+                    if present.shape[0] != chunk.shape[0]:
+                        raise ValueError(f"modality {modality!r}: a mask chunk of "
+                                         f"{present.shape[0]} entries for {chunk.shape[0]} rows "
+                                         f"(rows {start}...)")
+                else:
+                    present = (chunk != 0).any(axis=1)
+                rows = chunk.astype(dtype)  # a copy: the caller's rows stay as they are
+                rows[~present] = 0  # a missing row is never read, and stored as zeros
+                fx.write(np.ascontiguousarray(rows).tobytes())
+                fm.write(np.ascontiguousarray(present).tobytes())
+                start, chunk = stop, next(chunks, None)
+        if start != self.num_entities:
+            raise ValueError(f"modality {modality!r}: {start} rows written, "
+                             f"{self.num_entities} expected")
+        self.modalities[modality] = {'dim': dim, 'dtype': self.dtype}
+
+    def close(self) -> str:
+        """Writes ``features.json`` (atomically) and returns its path; a
+        store without it is not a store."""
+        if not self.modalities:
+            raise ValueError(f"{self.root}: no modality was written")
+        path = osp.join(self.root, META)
+        tmp = f'{path}.tmp'
+        with open(tmp, 'w') as f:
+            json.dump({'num_entities': self.num_entities, 'modalities': self.modalities}, f,
+                      indent=1)
+        os.replace(tmp, path)
+        return path
+
+
+def write_feature_store(root: str, features: Mapping[str, Rows],
+                        masks: Optional[Mapping[str, Rows]] = None, dtype: str = 'float16',
+                        chunk_rows: int = 65536) -> 'DiskFeatureStore':
+    r"""Writes in-memory (or memory-mapped) ``features`` ``{m: [N, d_m]}``
+    and ``masks`` ``{m: [N]}`` to a store at ``root``, ``chunk_rows`` rows
+    at a time, and opens it."""
+    features, masks = dict(features), dict(masks or {})
+    sizes = {m: int(x.shape[0]) for m, x in features.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"every modality needs the same number of rows, got {sizes}")
+    num = next(iter(sizes.values()))
+    writer = FeatureStoreWriter(root, num, dtype)
+    for m, x in features.items():
+        starts = range(0, num, chunk_rows)
+        mask = masks.get(m)
+        writer.write(m, (x[s:s + chunk_rows] for s in starts),
+                     masks=None if mask is None else (mask[s:s + chunk_rows] for s in starts))
+    writer.close()
+    return DiskFeatureStore(root)
+
+
+class DiskFeatureStore(FeatureStore):
+    r"""A read-only :class:`~torch_geometric.data.FeatureStore` over a store
+    directory written by :class:`FeatureStoreWriter`. Group names are
+    modalities, attribute names ``'x'`` (rows, returned as ``float32``)
+    and ``'mask'``; an ``index`` reads those rows only:
+
+    .. code-block:: python
+
+        store = DiskFeatureStore('store')
+        rows = store.get_tensor('image', 'x', index=torch.tensor([3, 17]))  # [2, 4096]
+        mask = store['image', 'mask', None]                                  # [N] bool
+
+    Args:
+        root (str): The store directory.
+    """
+
+    def __init__(self, root: str):
+        super().__init__()
+        path = osp.join(root, META)
+        if not osp.exists(path):
+            raise ValueError(f"{root}: not a feature store (no {META}; write one with "
+                             f"'native-pyg convert-features')")
+        with open(path) as f:
+            meta = json.load(f)
+        self.root = root
+        self.num_entities = int(meta['num_entities'])
+        self.dims: Dict[str, int] = {m: int(v['dim']) for m, v in meta['modalities'].items()}
+        self.storage_dtype: Dict[str, str] = {m: v['dtype'] for m, v in meta['modalities'].items()}
+        self._maps: Dict[Tuple[str, str], np.ndarray] = {}
+        for m in self.dims:
+            for attr, suffix in ((ROWS, ''), (MASK, '.mask')):
+                file = osp.join(root, f'{m}{suffix}.npy')
+                try:
+                    self._maps[m, attr] = np.load(file, mmap_mode='r')
+                except (OSError, ValueError) as e:
+                    raise ValueError(f"{file}: unreadable ({e})") from None
+            expected = (self.num_entities, self.dims[m])
+            if self._maps[m, ROWS].shape != expected \
+                    or self._maps[m, MASK].shape != (self.num_entities,):
+                raise ValueError(f"{root}: modality {m!r} files do not match {META} "
+                                 f"(rows {self._maps[m, ROWS].shape}, expected {expected})")
+
+    @property
+    def modalities(self) -> List[str]:
+        """The modality names, in the order they were written."""
+        return list(self.dims)
+
+    def nbytes(self) -> int:
+        """Bytes of the row and mask files on disk."""
+        return sum(int(a.nbytes) for a in self._maps.values())
+
+    def _get_tensor(self, attr: TensorAttr) -> Optional[Tensor]:
+        array = self._maps.get((attr.group_name, attr.attr_name))
+        if array is None:
+            return None
+        index = attr.index
+        if isinstance(index, Tensor):
+            index = index.cpu().numpy()
+        rows = array if index is None else array[index]  # fancy indexing reads those rows only
+        out = torch.from_numpy(np.array(rows, copy=True))
+        return out.float() if attr.attr_name == ROWS else out
+
+    def _put_tensor(self, tensor: Tensor, attr: TensorAttr) -> bool:
+        raise ValueError(f"{self.root}: a DiskFeatureStore is read-only; write a new store "
+                         f"with FeatureStoreWriter")
+
+    def _remove_tensor(self, attr: TensorAttr) -> bool:
+        raise ValueError(f"{self.root}: a DiskFeatureStore is read-only")
+
+    def _get_tensor_size(self, attr: TensorAttr) -> Optional[Tuple[int, ...]]:
+        array = self._maps.get((attr.group_name, attr.attr_name))
+        return None if array is None else tuple(array.shape)
+
+    def get_all_tensor_attrs(self) -> List[TensorAttr]:
+        return [TensorAttr(m, a) for m, a in self._maps]
+
+    def __repr__(self) -> str:
+        dims = ', '.join(f'{m}: {d} ({self.storage_dtype[m]})' for m, d in self.dims.items())
+        return f'{self.__class__.__name__}({self.root!r}, {self.num_entities}, {{{dims}}})'
+
+
+def _row_source(path: str) -> Tuple[int, int, Iterable[Rows]]:
+    """``(rows, dim, chunk_reader)`` of a feature file: a ``.npy`` (read
+    memory-mapped), a ``.pt`` tensor, or a directory of ``.npy`` / ``.pt``
+    chunks taken in name order."""
+    if osp.isdir(path):
+        parts = sorted(f for f in os.listdir(path) if f.endswith(('.npy', '.pt')))
+        if not parts:
+            raise ValueError(f"{path}: a directory of chunks needs .npy or .pt files")
+        shapes = [_open_rows(osp.join(path, f)).shape for f in parts]
+        if len({s[1:] for s in shapes}) != 1 or len(shapes[0]) != 2:
+            raise ValueError(f"{path}: chunks of different shapes {sorted(set(shapes))}")
+        return (sum(s[0] for s in shapes), shapes[0][1],
+                (_open_rows(osp.join(path, f)) for f in parts))
+    rows = _open_rows(path)
+    if rows.ndim != 2:
+        raise ValueError(f"{path}: expected a [rows, dim] matrix, got shape {list(rows.shape)}")
+    return rows.shape[0], rows.shape[1], [rows]
+
+
+def _open_rows(path: str):
+    if path.endswith('.npy'):
+        try:
+            return np.load(path, mmap_mode='r')
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{path}: not a readable .npy file ({e})") from None
+    if path.endswith('.pt'):
+        try:  # never unpickles code; memory-mapped where the file format allows
+            rows = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+        except Exception as e:  # noqa: BLE001 - torch raises many kinds here
+            raise ValueError(f"{path}: not a readable tensor file "
+                             f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        if not isinstance(rows, Tensor) or not rows.is_floating_point():
+            raise ValueError(f"{path}: expected a float tensor [rows, dim]")
+        return rows
+    raise ValueError(f"{path}: expected a .npy or .pt file, or a directory of them")
+
+
+def convert_feature_files(out: str, files: Mapping[str, str], dtype: str = 'float16',
+                          chunk_rows: int = 65536, progress: bool = True) -> DiskFeatureStore:
+    r"""Converts a user's feature files, ``{modality: path}`` (each a
+    ``[N, d_m]`` ``.npy`` or ``.pt`` file, or a directory of row chunks), to
+    a store at ``out``, ``chunk_rows`` rows at a time with a progress bar;
+    masks are "the row is not all zero". Every modality needs the same
+    :math:`N` (row ``i`` = entity ``i``)."""
+    from tqdm.auto import tqdm
+    sources = {m: _row_source(p) for m, p in files.items()}
+    counts = {m: s[0] for m, s in sources.items()}
+    if len(set(counts.values())) != 1:
+        raise ValueError(f"every modality needs one row per entity; rows per file: {counts}")
+    writer = FeatureStoreWriter(out, next(iter(counts.values())), dtype)
+    for m, (num, dim, parts) in sources.items():
+        bar = tqdm(total=num, desc=f'{m} -> {dtype}', unit='row', unit_scale=True,
+                   disable=None if progress else True)
+
+        def chunks(parts=parts, bar=bar):
+            for part in parts:
+                for s in range(0, part.shape[0], chunk_rows):
+                    rows = part[s:s + chunk_rows]
+                    bar.update(rows.shape[0])
+                    yield rows
+
+        writer.write(m, chunks(), dim=dim)
+        bar.close()
+    writer.close()
+    return DiskFeatureStore(out)
