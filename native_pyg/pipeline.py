@@ -139,8 +139,8 @@ class PipelineResult:
             when validation ran).
         trainer (Trainer): The trainer, e.g. to :meth:`~Trainer.fit` on.
         history (list[dict]): One record per epoch.
-        metrics (dict, optional): :func:`final_metrics`; :obj:`None` with
-            ``evaluate=False``.
+        metrics (dict, optional): :func:`final_metrics`.
+            (default: :obj:`None`, as with ``evaluate=False``)
     """
     run: RunConfig
     data: HeteroData
