@@ -159,6 +159,15 @@ def _error_line(proc):
     return err[0]
 
 
+def _main_error_line(capsys, *argv):
+    """The CLI in this process (no interpreter start): exit 2 and one stderr line."""
+    from native_pyg.cli import main
+    assert main([str(a) for a in argv]) == 2
+    err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+    assert len(err) == 1, err
+    return err[0]
+
+
 def test_checkpoints_record_modalities_root_and_data(run_dir):
     from native_pyg.data import fingerprint, modalities
     from native_pyg.datasets import SyntheticMMKG
@@ -198,19 +207,19 @@ def test_evaluate_from_another_directory_and_on_changed_data(tmp_path):
 
 
 @pytest.mark.parametrize('content', [torch.zeros(3), {'model': {}}, {'config': 5, 'model': {}}])
-def test_a_checkpoint_without_config_is_one_line(tmp_path, content):
+def test_a_checkpoint_without_config_is_one_line(tmp_path, content, capsys):
     path = tmp_path / 'x.pt'
     torch.save(content, path)
-    line = _error_line(_cli('evaluate', '--checkpoint', path))
+    line = _main_error_line(capsys, 'evaluate', '--checkpoint', path)
     assert f"{path}: not a native_pyg checkpoint" in line
 
 
-def test_weights_that_do_not_fit_their_config_are_one_line(run_dir, tmp_path):
+def test_weights_that_do_not_fit_their_config_are_one_line(run_dir, tmp_path, capsys):
     from native_pyg.training import load_checkpoint, save_checkpoint
     state = load_checkpoint(str(run_dir / 'model.pt'))
     state['config']['model']['hidden_channels'] = 16
     save_checkpoint(state, str(tmp_path / 'edited.pt'))
-    line = _error_line(_cli('evaluate', '--checkpoint', tmp_path / 'edited.pt'))
+    line = _main_error_line(capsys, 'evaluate', '--checkpoint', tmp_path / 'edited.pt')
     assert 'its weights do not fit the model its config builds' in line
 
 
@@ -240,12 +249,15 @@ def test_the_non_finite_stop_is_one_line(tmp_path):
 
 def test_deterministic_runs_are_bit_identical(tmp_path):
     from native_pyg.training import load_checkpoint
-    runs = []
-    for name in ('a', 'b'):
-        proc = _cli('train', '--out', tmp_path / name, *FAST, '--epochs', '2', '--deterministic',
-                    '--set', 'model.hidden_channels=16')
-        assert proc.returncode == 0, proc.stderr
-        runs.append(load_checkpoint(str(tmp_path / name / 'last.pt')))
+    # both at once: each is one thread, and two cores are there
+    procs = [subprocess.Popen([sys.executable, '-m', 'native_pyg.cli', 'train', '--out',
+                               str(tmp_path / name), *map(str, FAST), '--epochs', '2',
+                               '--deterministic', '--set', 'model.hidden_channels=16'],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for name in ('a', 'b')]
+    for proc in procs:
+        assert proc.wait() == 0, proc.stderr.read()
+    runs = [load_checkpoint(str(tmp_path / name / 'last.pt')) for name in ('a', 'b')]
     a, b = runs
     assert a['config']['training']['deterministic'] is True
     for k in a['model']:
