@@ -266,6 +266,13 @@ class EntityInputs(torch.nn.Module):
             self.register_buffer(f'x_{m}', torch.cat([x_old, x_new.to(x_old)]), persistent=False)
             self.register_buffer(f'mask_{m}', torch.cat([mask_old, masks[m].to(mask_old.device)]),
                                  persistent=False)
+        return self._record_added(features, masks, names)
+
+    def _record_added(self, features: Mapping[str, Tensor], masks: Mapping[str, Tensor],
+                      names: Sequence[str]) -> Tensor:
+        """Counts, masks the structure of, and records the ``len(names)``
+        entities whose rows were just appended; returns their ids."""
+        old, k = self.num_entities, len(names)
         self.num_entities = old + k
         self.structure_mask = torch.cat([self.structure_mask,
                                          torch.zeros(k, dtype=torch.bool, device=self.device)])

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import FeatureStore
 
-from native_pyg.nn.entity_inputs import AddedEntities, EntityInputs
+from native_pyg.nn.entity_inputs import EntityInputs
 
 
 class StoredEntityInputs(EntityInputs):
@@ -105,14 +105,7 @@ class StoredEntityInputs(EntityInputs):
             self.register_buffer(f'x_{m}', torch.cat([x, features[m].to(x)]), persistent=False)
             self.register_buffer(f'mask_{m}', torch.cat([mask, masks[m].to(mask.device)]),
                                  persistent=False)
-        self.num_entities = old + k
-        self.structure_mask = torch.cat([self.structure_mask,
-                                         torch.zeros(k, dtype=torch.bool, device=self.device)])
-        if self.added is None:
-            self.added = AddedEntities(self.in_channels).to(self.device)
-        self.added.append(features, masks, names)
-        self.version += 1
-        return torch.arange(old, old + k)
+        return self._record_added(features, masks, names)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.num_entities}, modalities={self.modalities}, '
