@@ -152,6 +152,11 @@ class EntityInputs(torch.nn.Module):
         return dict(self.in_channels)
 
     # ------------------------------------------------------------------ reads
+    def feature_dtype(self, modality: str) -> torch.dtype:
+        """The dtype :meth:`rows` returns for ``modality`` (that of the
+        model, after :meth:`to`), known without reading a row."""
+        return self.get_buffer(f'x_{modality}').dtype
+
     def rows(self, modality: str, index: Optional[Tensor] = None) -> Tensor:
         r"""``[U, d_m]`` raw feature rows of the entities ``index`` (``None``:
         all :math:`N`, without a copy)."""
@@ -206,7 +211,7 @@ class EntityInputs(torch.nn.Module):
             x, mask = x.cpu().float(), mask.cpu()
             if self.missing == 'random':
                 x = random_rows(x, mask, generator)
-            self.register_buffer(f'x_{m}', x.to(device, self.rows(m).dtype), persistent=False)
+            self.register_buffer(f'x_{m}', x.to(device, self.feature_dtype(m)), persistent=False)
             self.register_buffer(f'mask_{m}', mask.to(device), persistent=False)
         self.version += 1
 

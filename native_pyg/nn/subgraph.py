@@ -63,8 +63,8 @@ class StepSubgraph:
         """``[U, d_m]`` feature rows of the entities ``index``."""
         if index is None or modality not in self.x_dict:
             return self.inputs.rows(modality, index)
-        dtype = self.inputs.rows(modality).dtype
-        return self.x_dict[modality][self.to_local(index)].to(dtype)
+        # the dtype without reading rows: a store's rows(m) would read every row
+        return self.x_dict[modality][self.to_local(index)].to(self.inputs.feature_dtype(modality))
 
     def mask(self, modality: str, index: Optional[Tensor] = None) -> Tensor:
         """``[U]`` presence of ``modality`` for the entities ``index``."""
