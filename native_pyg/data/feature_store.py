@@ -305,3 +305,36 @@ def convert_feature_files(out: str, files: Mapping[str, str], dtype: str = 'floa
         bar.close()
     writer.close()
     return DiskFeatureStore(out)
+
+
+def store_graph_features(data, root: str, modalities: Optional[List[str]] = None,
+                         dtype: str = 'float32') -> DiskFeatureStore:
+    r"""A feature store holding the feature rows and masks of an MMKG
+    :class:`~torch_geometric.data.HeteroData` (its ``modalities``, default
+    all), written once under ``root/<digest>`` where the digest covers the
+    rows, masks and storage dtype, and reused by later calls on the same
+    features. ``float32`` storage keeps every value exactly."""
+    import hashlib
+    import tempfile
+    from native_pyg.data.schema import modalities as data_modalities
+    names = data_modalities(data) if modalities is None else list(modalities)
+    if not names:
+        raise ValueError("data.feature_store=disk: the graph has no feature modality to store")
+    digest = hashlib.sha256(dtype.encode())
+    for m in names:
+        digest.update(m.encode())
+        digest.update(data[m].x.detach().float().contiguous().numpy())
+        digest.update(data[m].mask.numpy())
+    path = osp.join(root, digest.hexdigest()[:16])
+    if osp.exists(osp.join(path, META)):
+        return DiskFeatureStore(path)
+    os.makedirs(root, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=root, prefix='.writing-')  # a complete store or none
+    write_feature_store(tmp, {m: data[m].x for m in names}, {m: data[m].mask for m in names},
+                        dtype=dtype)
+    try:
+        os.replace(tmp, path)
+    except OSError:  # another process stored the same features first
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+    return DiskFeatureStore(path)

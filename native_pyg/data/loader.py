@@ -188,7 +188,10 @@ class KGNeighborLoader(torch.utils.data.DataLoader):
     ``num_neighbors[l]`` edges. Feature rows of the sampled nodes are
     fetched by global id through the graph's feature-store interface
     (``data.get_tensor(group_name=m, attr_name='x', index=n_id)``), so a
-    disk-backed store can stand in for the in-memory one.
+    disk-backed store can stand in for the in-memory one: give it as
+    ``feature_store`` (e.g. a
+    :class:`~native_pyg.data.feature_store.DiskFeatureStore`) and rows are
+    fetched from it instead of ``data``.
 
     Negatives are drawn in the main process; with ``num_workers > 0`` only
     neighbourhood sampling and feature fetching run in the workers.
@@ -198,12 +201,15 @@ class KGNeighborLoader(torch.utils.data.DataLoader):
         num_neighbors (list[int]): Neighbours per hop (``-1`` = all).
         batches (Iterable[KGBatch]): One epoch of steps per iteration, with
             ``len()``.
-        modalities (list[str], optional): Modalities to fetch (default: all).
+        modalities (list[str], optional): Modalities to fetch (default: all
+            of ``feature_store``, else of ``data``).
+        feature_store (FeatureStore, optional): Where feature rows are
+            fetched. (default: :obj:`None`, ``data``)
         **kwargs: :class:`torch.utils.data.DataLoader` options
             (``num_workers``, ``pin_memory``, ``persistent_workers``...).
     """
     def __init__(self, data, num_neighbors: Sequence[int], batches: Iterable[KGBatch],
-                 modalities: Optional[Sequence[str]] = None, **kwargs):
+                 modalities: Optional[Sequence[str]] = None, feature_store=None, **kwargs):
         require_neighbor_sampling()
         from torch_geometric.data import Data
         from torch_geometric.sampler import NeighborSampler
@@ -214,7 +220,12 @@ class KGNeighborLoader(torch.utils.data.DataLoader):
                              f"(or -1 for all), one per hop; got {num_neighbors}")
         self.data, self.num_neighbors = data, num_neighbors
         self.graph = TrainingGraph.from_data(data)
-        self.modalities = data_modalities(data) if modalities is None else list(modalities)
+        self.features = data if feature_store is None else feature_store
+        if modalities is None:
+            modalities = data_modalities(data) if feature_store is None else \
+                [attr.group_name for attr in feature_store.get_all_tensor_attrs()
+                 if attr.attr_name == 'x']
+        self.modalities = list(modalities)
         homo = Data(edge_index=self.graph.edge_index, edge_type=self.graph.edge_type,
                     num_nodes=self.graph.num_entities)
         with warnings.catch_warnings():  # PyG's advice to install pyg-lib, unavailable here
@@ -245,9 +256,9 @@ class KGNeighborLoader(torch.utils.data.DataLoader):
             edge_index=torch.stack([out.row[keep], out.col[keep]]),
             edge_type=self.graph.edge_type[e_id],
             e_id=self.graph.triple_index(e_id),
-            x_dict={m: self.data.get_tensor(group_name=m, attr_name='x', index=n_id)
+            x_dict={m: self.features.get_tensor(group_name=m, attr_name='x', index=n_id)
                     for m in self.modalities},
-            mask_dict={m: self.data.get_tensor(group_name=m, attr_name='mask', index=n_id)
+            mask_dict={m: self.features.get_tensor(group_name=m, attr_name='mask', index=n_id)
                        for m in self.modalities})
 
     def __repr__(self) -> str:

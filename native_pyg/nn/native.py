@@ -110,6 +110,8 @@ class NativE(torch.nn.Module):
             elsewhere (e.g. :class:`~native_pyg.nn.stored_inputs.StoredEntityInputs`
             over a feature store), instead of ``features`` and ``masks``.
             (default: :obj:`None`)
+        sparse (bool, optional): Sparse entity-table gradients (for row-wise
+            optimisers, see ``training.table_optimizer``). (default: :obj:`False`)
     """
 
     def __init__(
@@ -134,6 +136,7 @@ class NativE(torch.nn.Module):
         structure_mask: bool = True,
         structure_stand_in: bool = False,
         inputs: Optional[EntityInputs] = None,
+        sparse: bool = False,
     ):
         super().__init__()
         if encoder_input not in ('structure', 'structure+modalities'):
@@ -166,7 +169,8 @@ class NativE(torch.nn.Module):
         self.fusion: Optional[ReDAF] = None
         # construction draws default initialisations; keep them off the global RNG
         with torch.random.fork_rng(devices=[]):
-            self.entity_emb = torch.nn.Embedding(int(num_entities), scorer.entity_dim)
+            self.entity_emb = torch.nn.Embedding(int(num_entities), scorer.entity_dim,
+                                                 sparse=sparse)
             self.rel_emb = torch.nn.Embedding(self.num_relations, scorer.relation_dim)
             if self.feature_modalities:
                 self.projections = ModalityProjections(in_channels, self.entity_dim)
@@ -338,7 +342,6 @@ class NativE(torch.nn.Module):
 
     def _idx(self, index: Tensor) -> Tensor:
         return torch.as_tensor(index, device=self.device).long()
-
 
     # ------------------------------------------------------------ embeddings
     def relation_embedding(self, rel_type: Tensor) -> Tensor:
@@ -547,10 +550,12 @@ class NativE(torch.nn.Module):
         :math:`(\overline{\mathbf{h}_s^2} + \overline{\mathbf{t}_s^2} +
         \overline{\mathbf{r}^2}) / 3`."""
         h, r, t = unpack_triples(head_index, rel_type, tail_index)
-        # per-entity means of squares, then gathered: no [rows, De] copies
-        sq = self.entity_emb.weight.pow(2).mean(dim=1)
-        return (sq[self._idx(h)].mean() + sq[self._idx(t)].mean()
-                + self.relation_embedding(r).pow(2).mean()) / 3
+        if self.entity_emb.sparse:  # gathered rows first: a sparse gradient
+            hs, ts = (self.entity_emb(self._idx(i)).pow(2).mean(dim=1) for i in (h, t))
+        else:  # per-entity means of squares, then gathered: no [rows, De] copies
+            sq = self.entity_emb.weight.pow(2).mean(dim=1)
+            hs, ts = sq[self._idx(h)], sq[self._idx(t)]
+        return (hs.mean() + ts.mean() + self.relation_embedding(r).pow(2).mean()) / 3
 
     # ------------------------------------------------------------ 1-vs-all
     @contextmanager

