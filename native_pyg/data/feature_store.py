@@ -116,8 +116,8 @@ class FeatureStoreWriter:
                     present = (chunk != 0).any(axis=1)
                 rows = chunk.astype(dtype)  # a copy: the caller's rows stay as they are
                 rows[~present] = 0  # a missing row is never read, and stored as zeros
-                fx.write(np.ascontiguousarray(rows).tobytes())
-                fm.write(np.ascontiguousarray(present).tobytes())
+                fx.write(memoryview(np.ascontiguousarray(rows)).cast('B'))  # no bytes copy
+                fm.write(memoryview(np.ascontiguousarray(present)).cast('B'))
                 start, chunk = stop, next(chunks, None)
         if start != self.num_entities:
             raise ValueError(f"modality {modality!r}: {start} rows written, "
@@ -217,8 +217,12 @@ class DiskFeatureStore(FeatureStore):
         index = attr.index
         if isinstance(index, Tensor):
             index = index.cpu().numpy()
-        rows = array if index is None else array[index]  # fancy indexing reads those rows only
-        out = torch.from_numpy(np.array(rows, copy=True))
+        span = _span(index, array.shape[0])
+        if span is not None:  # a run of rows: read, not mapped (mapped pages count as memory)
+            rows = _read_rows(array, *span)
+        else:  # fancy indexing reads those rows only
+            rows = np.array(array[index], copy=True)
+        out = torch.from_numpy(rows)
         return out.float() if attr.attr_name == ROWS else out
 
     def _put_tensor(self, tensor: Tensor, attr: TensorAttr) -> bool:
@@ -238,6 +242,33 @@ class DiskFeatureStore(FeatureStore):
     def __repr__(self) -> str:
         dims = ', '.join(f'{m}: {d} ({self.storage_dtype[m]})' for m, d in self.dims.items())
         return f'{self.__class__.__name__}({self.root!r}, {self.num_entities}, {{{dims}}})'
+
+
+def _span(index, num_rows: int) -> Optional[Tuple[int, int]]:
+    """``(start, stop)`` when ``index`` (``None``, a slice or ids) is a run
+    of consecutive rows, else ``None``."""
+    if index is None:
+        return 0, num_rows
+    if isinstance(index, slice):
+        start, stop, step = index.indices(num_rows)
+        return (start, max(start, stop)) if step == 1 else None
+    index = np.asarray(index)
+    if index.ndim != 1 or index.size < 2 or index[0] < 0:
+        return None
+    if int(index[-1]) - int(index[0]) + 1 != index.size or not (np.diff(index) == 1).all():
+        return None
+    return int(index[0]), int(index[-1]) + 1
+
+
+def _read_rows(array: np.memmap, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of a memory-mapped ``.npy`` read from its file."""
+    shape = (stop - start, *array.shape[1:])
+    row_bytes = array.dtype.itemsize * int(np.prod(array.shape[1:], dtype=np.int64))
+    out = np.empty(shape, dtype=array.dtype)
+    with open(array.filename, 'rb') as f:
+        f.seek(array.offset + start * row_bytes)
+        f.readinto(memoryview(out).cast('B'))
+    return out
 
 
 def _row_source(path: str) -> Tuple[int, int, Iterable[Rows]]:

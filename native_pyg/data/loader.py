@@ -70,7 +70,8 @@ class KGBatch:
         edge_type: ``[E]`` their types in :math:`[0, 2R)`.
         e_id: ``[E]`` the training-triple row of each message edge.
         x_dict, mask_dict: per feature modality, the rows ``[n, d_m]`` and
-            masks ``[n]`` of ``n_id`` (fetched from the feature store).
+            masks ``[n]`` of ``n_id``, or of its first (seed) nodes only
+            (fetched from the feature store).
     """
     pos: Tensor
     neg: Tensor
@@ -205,11 +206,16 @@ class KGNeighborLoader(torch.utils.data.DataLoader):
             of ``feature_store``, else of ``data``).
         feature_store (FeatureStore, optional): Where feature rows are
             fetched. (default: :obj:`None`, ``data``)
+        fetch (str, optional): Fetch the rows of every sampled node
+            (``'nodes'``, for an encoder whose input includes features) or of
+            the seeds only (``'seeds'``, the first rows of ``n_id``: all a
+            step scores; far fewer rows from disk). (default: ``'nodes'``)
         **kwargs: :class:`torch.utils.data.DataLoader` options
             (``num_workers``, ``pin_memory``, ``persistent_workers``...).
     """
     def __init__(self, data, num_neighbors: Sequence[int], batches: Iterable[KGBatch],
-                 modalities: Optional[Sequence[str]] = None, feature_store=None, **kwargs):
+                 modalities: Optional[Sequence[str]] = None, feature_store=None,
+                 fetch: str = 'nodes', **kwargs):
         require_neighbor_sampling()
         from torch_geometric.data import Data
         from torch_geometric.sampler import NeighborSampler
@@ -220,6 +226,9 @@ class KGNeighborLoader(torch.utils.data.DataLoader):
                              f"(or -1 for all), one per hop; got {num_neighbors}")
         self.data, self.num_neighbors = data, num_neighbors
         self.graph = TrainingGraph.from_data(data)
+        if fetch not in ('nodes', 'seeds'):
+            raise ValueError(f"fetch must be 'nodes' or 'seeds', got {fetch!r}")
+        self.fetch = fetch
         self.features = data if feature_store is None else feature_store
         if modalities is None:
             modalities = data_modalities(data) if feature_store is None else \
@@ -251,14 +260,15 @@ class KGNeighborLoader(torch.utils.data.DataLoader):
         keep = self.graph.message_mask(e_id, pos)
         e_id = e_id[keep]
         n_id = out.node
+        rows = n_id if self.fetch == 'nodes' else n_id[:seeds.numel()]  # seeds come first
         return KGBatch(
             pos, step.neg, step.corrupt_head, n_id=n_id,
             edge_index=torch.stack([out.row[keep], out.col[keep]]),
             edge_type=self.graph.edge_type[e_id],
             e_id=self.graph.triple_index(e_id),
-            x_dict={m: self.features.get_tensor(group_name=m, attr_name='x', index=n_id)
+            x_dict={m: self.features.get_tensor(group_name=m, attr_name='x', index=rows)
                     for m in self.modalities},
-            mask_dict={m: self.features.get_tensor(group_name=m, attr_name='mask', index=n_id)
+            mask_dict={m: self.features.get_tensor(group_name=m, attr_name='mask', index=rows)
                        for m in self.modalities})
 
     def __repr__(self) -> str:

@@ -7,7 +7,8 @@ from native_pyg.nn.entity_inputs import AddedEntities, EntityInputs
 from native_pyg.nn.redaf import ReDAF
 from native_pyg.nn.scorers import SCORERS, ComplEx, DistMult, KGScorer, RotatE, TransE
 from native_pyg.nn.gnn import (STRUCTURAL_ENCODERS, CompGCNConv, CompGCNEncoder,
-                               EdgewiseRGCNConv, RGCNEncoder)
+                               EdgewiseRGCNConv, LayerwiseEncoder, RGCNEncoder)
+from native_pyg.nn.layerwise import layerwise_inference, layerwise_structural_embeddings
 from native_pyg.nn.subgraph import StepSubgraph
 from native_pyg.nn.candidates import CandidateCache, score_one_vs_all
 from native_pyg.nn.native import NativE
@@ -19,7 +20,8 @@ from native_pyg.nn.comat import (CoMATGenerator, adversarial_embeddings, critic_
 __all__ = [
     'STRUCTURE', 'EntityRows', 'ModalityProjections', 'EntityInputs', 'AddedEntities', 'ReDAF',
     'KGScorer', 'RotatE', 'TransE', 'DistMult', 'ComplEx', 'SCORERS', 'STRUCTURAL_ENCODERS',
-    'RGCNEncoder', 'EdgewiseRGCNConv', 'CompGCNConv', 'CompGCNEncoder', 'StepSubgraph',
+    'RGCNEncoder', 'EdgewiseRGCNConv', 'CompGCNConv', 'CompGCNEncoder', 'LayerwiseEncoder',
+    'layerwise_inference', 'layerwise_structural_embeddings', 'StepSubgraph',
     'CandidateCache', 'score_one_vs_all', 'NativE', 'unpack_triples', 'StructureStandIn',
     'CoMATGenerator', 'fake_joint_embeddings', 'adversarial_embeddings', 'critic_loss',
     'critic_terms', 'generator_loss', 'gradient_penalty',

@@ -14,7 +14,7 @@ information flows both ways and :math:`2R` relation types are seen.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
@@ -25,11 +25,17 @@ from torch_geometric.utils import scatter
 
 from native_pyg.data.relations import add_inverse_edges  # noqa: F401 (re-exported)
 
+__all__ = ['circular_correlation', 'group_mean_weights', 'COMPOSITIONS', 'CompGCNConv',
+           'EdgewiseRGCNConv', 'LayerwiseEncoder', 'RGCNEncoder', 'CompGCNEncoder',
+           'STRUCTURAL_ENCODERS', 'add_inverse_edges']
+
 
 def circular_correlation(a: Tensor, b: Tensor) -> Tensor:
     r""":math:`(\mathbf{a} \star \mathbf{b})_k = \sum_i a_i\, b_{(i + k) \bmod d}`
     over the last dimension, via the real FFT."""
     d = a.size(-1)
+    if a.numel() == 0 or b.numel() == 0:  # e.g. no edges (MKL's FFT refuses empty input)
+        return a.new_zeros(torch.broadcast_shapes(a.shape, b.shape))
     return torch.fft.irfft(torch.conj(torch.fft.rfft(a.float(), dim=-1))
                            * torch.fft.rfft(b.float(), dim=-1), n=d, dim=-1).to(a.dtype)
 
@@ -113,18 +119,39 @@ class CompGCNConv(MessagePassing):
             glorot(w)
         zeros(self.bias)
 
-    def forward(self, x: Tensor, rel: Tensor, edge_index: Tensor,
-                edge_type: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, rel: Tensor, edge_index: Tensor, edge_type: Tensor,
+                num_targets: Optional[int] = None) -> Tuple[Tensor, Tensor]:
+        """``(entities, relations)``: :meth:`forward_entities` and
+        :meth:`forward_relations`."""
+        return (self.forward_entities(x, rel, edge_index, edge_type, num_targets),
+                self.forward_relations(rel))
+
+    def forward_entities(self, x: Tensor, rel: Tensor, edge_index: Tensor, edge_type: Tensor,
+                         num_targets: Optional[int] = None) -> Tensor:
+        r"""The entity update :math:`\mathbf{x}^{\prime}`. With ``num_targets``
+        :math:`B` the graph is bipartite: ``x`` holds the source nodes, of
+        which the first :math:`B` are the targets, every edge ends in a
+        target (``edge_index[1] < B``), and only the ``[B, F_out]`` target
+        rows are computed (as in a 1-hop subgraph of
+        :class:`~torch_geometric.loader.NeighborLoader`)."""
+        num_dst = x.size(0) if num_targets is None else int(num_targets)
+        x_dst = x if num_targets is None else x[:num_dst]
+        size = None if num_targets is None else (x.size(0), num_dst)
         inverse = edge_type >= self.num_relations
         # mean per destination and direction: each edge weighs 1 / its group's size
-        norm = group_mean_weights(edge_index[1] * 2 + inverse.long(), 2 * x.size(0), x.dtype)
+        norm = group_mean_weights(edge_index[1] * 2 + inverse.long(), 2 * num_dst, x.dtype)
         out = self.propagate(edge_index, x=x, rel=rel, edge_type=edge_type, inverse=inverse,
-                             norm=norm)
-        loop = COMPOSITIONS[self.composition](x, self.loop_rel) @ self.weight_loop
+                             norm=norm, size=size)
+        loop = COMPOSITIONS[self.composition](x_dst, self.loop_rel) @ self.weight_loop
         out = (out + loop) / 3
         if self.bias is not None:
             out = out + self.bias
-        return out, rel @ self.weight_rel
+        return out
+
+    def forward_relations(self, rel: Tensor) -> Tensor:
+        r"""The relation update :math:`\mathbf{z}^{\prime}_r =
+        \mathbf{W}_{\mathrm{rel}}\,\mathbf{z}_r` (independent of the nodes)."""
+        return rel @ self.weight_rel
 
     def message(self, x_j: Tensor, rel: Tensor, edge_type: Tensor, inverse: Tensor,
                 norm: Tensor) -> Tensor:
@@ -159,10 +186,19 @@ class EdgewiseRGCNConv(RGCNConv):
 
     Args: as :class:`~torch_geometric.nn.conv.RGCNConv` (float node
     features, ``aggr='mean'``).
+
+    ``forward(x, edge_index, edge_type, num_targets=None)``: with
+    ``num_targets`` :math:`B` the graph is bipartite: ``x`` holds the source
+    nodes, of which the first :math:`B` are the targets, every edge ends in
+    a target (``edge_index[1] < B``), and only the ``[B, F_out]`` target rows
+    are computed (as in a 1-hop subgraph of
+    :class:`~torch_geometric.loader.NeighborLoader`).
     """
-    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor) -> Tensor:
+    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor,
+                num_targets: Optional[int] = None) -> Tensor:
         src, dst = edge_index
         num_nodes, out_channels = x.size(0), self.out_channels
+        num_dst = num_nodes if num_targets is None else int(num_targets)
         if self.num_bases is not None:  # x V_b once per node and basis, mixed per edge
             bases = self.weight.permute(1, 0, 2).reshape(self.in_channels_l, -1)
             xb = (x @ bases).view(num_nodes, self.num_bases, out_channels)
@@ -180,16 +216,74 @@ class EdgewiseRGCNConv(RGCNConv):
                 msg[sel] = xj
         # mean over the incoming edges of each (destination, relation) group
         msg = msg * group_mean_weights(dst * self.num_relations + edge_type,
-                                       num_nodes * self.num_relations, x.dtype).unsqueeze(-1)
-        out = scatter(msg, dst, 0, dim_size=num_nodes, reduce='sum')
+                                       num_dst * self.num_relations, x.dtype).unsqueeze(-1)
+        out = scatter(msg, dst, 0, dim_size=num_dst, reduce='sum')
         if self.root is not None:
-            out = out + x @ self.root
+            out = out + (x if num_targets is None else x[:num_dst]) @ self.root
         if self.bias is not None:
             out = out + self.bias
         return out
 
 
-class RGCNEncoder(torch.nn.Module):
+class LayerwiseEncoder(torch.nn.Module):
+    r"""Base of the structural encoders that expose their layers one at a
+    time, so that :func:`~native_pyg.nn.layerwise.layerwise_inference` can
+    compute layer :math:`l` for all nodes, batch by batch, before layer
+    :math:`l + 1`. A subclass sets :attr:`num_layers` and implements
+
+    * :meth:`initial_state` and :meth:`next_state`: the node-independent
+      state each layer reads (CompGCN's relation embeddings; ``None`` for
+      R-GCN), computed once per layer, not once per batch;
+    * :meth:`layer_forward`: layer ``i`` (input dropout, convolution,
+      activation unless last) from its input ``x`` and ``state``.
+
+    :meth:`forward` is the full-graph pass written with them,
+
+    .. math::
+        \mathbf{x}^{(l+1)} = f_l\big(\mathbf{x}^{(l)}, \mathcal{E},
+        s^{(l)}\big), \qquad s^{(l+1)} = g_l\big(s^{(l)}\big).
+    """
+    num_layers: int
+
+    def initial_state(self) -> Any:
+        """The state layer 0 reads. (default: :obj:`None`)"""
+        return None
+
+    def next_state(self, i: int, state: Any) -> Any:
+        """The state layer ``i + 1`` reads, from the one layer ``i`` read.
+        (default: :obj:`None`)"""
+        return None
+
+    def layer_states(self) -> List[Any]:
+        """The states of layers ``0 .. num_layers - 1``."""
+        states = [self.initial_state()]
+        for i in range(self.num_layers - 1):
+            states.append(self.next_state(i, states[-1]))
+        return states
+
+    def layer_forward(self, i: int, x: Tensor, edge_index: Tensor, edge_type: Tensor,
+                      state: Any = None, num_targets: Optional[int] = None) -> Tensor:
+        r"""Layer ``i`` over a graph whose nodes are the rows of ``x``; with
+        ``num_targets`` :math:`B` only the first :math:`B` rows (the
+        targets, which every edge must end in) are computed and returned."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor) -> Tensor:
+        for i, state in enumerate(self.layer_states()):
+            x = self.layer_forward(i, x, edge_index, edge_type, state)
+        return x
+
+    def _check_layer(self, i: int) -> int:
+        if not 0 <= i < self.num_layers:
+            raise IndexError(f"layer {i} out of range for {self.num_layers} layers")
+        return i
+
+    def _activate(self, i: int, x: Tensor) -> Tensor:
+        """:math:`\tanh` between layers, none after the last."""
+        return torch.tanh(x) if i < self.num_layers - 1 else x
+
+
+class RGCNEncoder(LayerwiseEncoder):
     r"""A stack of R-GCN layers (Schlichtkrull et al., 2018; PyG's
     :class:`~torch_geometric.nn.conv.RGCNConv`, computed per edge by
     :class:`EdgewiseRGCNConv`) over the graph with inverse edges,
@@ -230,13 +324,14 @@ class RGCNEncoder(torch.nn.Module):
         for conv in self.convs:
             conv.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor) -> Tensor:
-        for i, conv in enumerate(self.convs):
-            x = F.dropout(x, p=self.dropout, training=self.training)
-            x = conv(x, edge_index, edge_type)
-            if i < self.num_layers - 1:
-                x = torch.tanh(x)
-        return x
+    def layer_forward(self, i: int, x: Tensor, edge_index: Tensor, edge_type: Tensor,
+                      state: Any = None, num_targets: Optional[int] = None) -> Tensor:
+        r"""Layer ``i``: dropout, :class:`EdgewiseRGCNConv`, :math:`\tanh`
+        unless last (``state`` is unused: R-GCN has none); see
+        :meth:`LayerwiseEncoder.layer_forward`."""
+        x = F.dropout(x, p=self.dropout, training=self.training)
+        x = self.convs[self._check_layer(i)](x, edge_index, edge_type, num_targets=num_targets)
+        return self._activate(i, x)
 
     def __repr__(self) -> str:
         conv = self.convs[0]
@@ -245,7 +340,7 @@ class RGCNEncoder(torch.nn.Module):
                 f'num_blocks={conv.num_blocks}, dropout={self.dropout})')
 
 
-class CompGCNEncoder(torch.nn.Module):
+class CompGCNEncoder(LayerwiseEncoder):
     r"""A stack of :class:`CompGCNConv` layers over the graph with inverse
     edges. The initial relation embeddings :math:`\mathbf{z}_r` of the
     :math:`2R` edge types are the encoder's own (the scorer keeps its
@@ -278,14 +373,28 @@ class CompGCNEncoder(torch.nn.Module):
         for conv in self.convs:
             conv.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor) -> Tensor:
-        rel = self.rel
-        for i, conv in enumerate(self.convs):
-            x = F.dropout(x, p=self.dropout, training=self.training)
-            x, rel = conv(x, rel, edge_index, edge_type)
-            if i < self.num_layers - 1:
-                x, rel = torch.tanh(x), torch.tanh(rel)
-        return x
+    def initial_state(self) -> Tensor:
+        """``[2R, De]``: the encoder's own relation embeddings, read by layer 0."""
+        return self.rel
+
+    def next_state(self, i: int, state: Tensor) -> Tensor:
+        r"""The relation embeddings layer ``i + 1`` reads:
+        :math:`\tanh(\mathbf{W}^{(i)}_{\mathrm{rel}}\,\mathbf{z}^{(i)}_r)`."""
+        return torch.tanh(self.convs[self._check_layer(i)].forward_relations(state))
+
+    def layer_forward(self, i: int, x: Tensor, edge_index: Tensor, edge_type: Tensor,
+                      state: Optional[Tensor] = None,
+                      num_targets: Optional[int] = None) -> Tensor:
+        r"""Layer ``i``: dropout, :meth:`CompGCNConv.forward_entities` with
+        the relation embeddings ``state`` (``None``: computed from
+        :meth:`layer_states`), :math:`\tanh` unless last; see
+        :meth:`LayerwiseEncoder.layer_forward`."""
+        conv = self.convs[self._check_layer(i)]
+        if state is None:
+            state = self.layer_states()[i]
+        x = F.dropout(x, p=self.dropout, training=self.training)
+        return self._activate(i, conv.forward_entities(x, state, edge_index, edge_type,
+                                                       num_targets))
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.channels}, num_relations={self.num_relations}, '

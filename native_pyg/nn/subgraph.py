@@ -15,7 +15,8 @@ class StepSubgraph:
     r"""A (sampled) subgraph of the training graph: nodes ``n_id`` (global
     entity ids), local ``edge_index`` / ``edge_type`` (inverse edges
     included) and, per modality, feature rows ``[n, d_m]`` and masks ``[n]``
-    of the nodes (e.g. fetched from a feature store by the loader).
+    of the nodes, or of its first nodes only (the seeds), e.g. fetched from a
+    feature store by the loader.
 
     It answers :meth:`rows` / :meth:`mask` by global entity id like
     :class:`~native_pyg.nn.entity_inputs.EntityInputs`: from the fetched
@@ -59,18 +60,27 @@ class StepSubgraph:
                              "(its sampled neighbourhood must contain every scored entity)")
         return out
 
+    def _fetched(self, modality: str, index: Optional[Tensor]) -> Optional[Tensor]:
+        """Rows of the fetched ones for ``index``, or ``None`` if not all were fetched."""
+        if index is None or modality not in self.x_dict:
+            return None
+        local = self.to_local(index)
+        if local.numel() and int(local.max()) >= self.x_dict[modality].size(0):
+            return None
+        return local
+
     def rows(self, modality: str, index: Optional[Tensor] = None) -> Tensor:
         """``[U, d_m]`` feature rows of the entities ``index``."""
-        if index is None or modality not in self.x_dict:
+        local = self._fetched(modality, index)
+        if local is None:
             return self.inputs.rows(modality, index)
         # the dtype without reading rows: a store's rows(m) would read every row
-        return self.x_dict[modality][self.to_local(index)].to(self.inputs.feature_dtype(modality))
+        return self.x_dict[modality][local].to(self.inputs.feature_dtype(modality))
 
     def mask(self, modality: str, index: Optional[Tensor] = None) -> Tensor:
         """``[U]`` presence of ``modality`` for the entities ``index``."""
-        if index is None or modality not in self.x_dict:
-            return self.inputs.mask(modality, index)
-        return self.mask_dict[modality][self.to_local(index)]
+        local = self._fetched(modality, index)
+        return self.inputs.mask(modality, index) if local is None else self.mask_dict[modality][local]
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(nodes={self.n_id.numel()}, '

@@ -62,12 +62,14 @@ class TripleBatches:
 def training_steps(data, triples: Tensor, sampler: BernoulliNegativeSampler,
                    generator: torch.Generator, cfg: TrainConfig,
                    structural_encoder: bool, modalities=None,
-                   shard: Tuple[int, int] = (0, 1), feature_store=None) -> Iterable[KGBatch]:
+                   shard: Tuple[int, int] = (0, 1), feature_store=None,
+                   fetch: str = 'nodes') -> Iterable[KGBatch]:
     """The steps of an epoch for a model with or without a structural GNN
     encoder: plain triple batches (no encoder), full-graph steps
     (``training.num_neighbors: null``) or a :class:`KGNeighborLoader`;
     ``shard=(rank, world_size)`` under ``torch.distributed``; feature rows
-    come from ``feature_store`` when given (rows kept on disk)."""
+    come from ``feature_store`` when given (rows kept on disk), for the
+    sampled nodes or the seeds only (``fetch``, see :class:`KGNeighborLoader`)."""
     if not structural_encoder:
         if cfg.num_neighbors is not None:
             raise ValueError("training.num_neighbors samples neighbourhoods for a GNN encoder; "
@@ -79,6 +81,7 @@ def training_steps(data, triples: Tensor, sampler: BernoulliNegativeSampler,
     return KGNeighborLoader(
         data, cfg.num_neighbors,
         TripleBatches(triples, cfg.batch_size, sampler, generator, shard=shard),
-        modalities=modalities, feature_store=feature_store, num_workers=cfg.num_workers,
+        modalities=modalities, feature_store=feature_store, fetch=fetch,
+        num_workers=cfg.num_workers,
         pin_memory=cfg.pin_memory,
         persistent_workers=cfg.persistent_workers and cfg.num_workers > 0)

@@ -123,7 +123,10 @@ class Trainer:
                                     model.structural_encoder is not None,
                                     model.feature_modalities,
                                     shard=(rank, self.dist.world_size),
-                                    feature_store=getattr(model.inputs, 'store', None))
+                                    feature_store=getattr(model.inputs, 'store', None),
+                                    # features enter the encoder: every node's rows
+                                    fetch='nodes' if model.encoder_input != 'structure'
+                                    else 'seeds')
         if cfg.table_optimizer != 'adam' and model.structural_encoder is not None \
                 and cfg.num_neighbors is None:
             raise ValueError(f"training.table_optimizer={cfg.table_optimizer} needs sparse table "

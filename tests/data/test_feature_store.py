@@ -108,4 +108,6 @@ def test_the_writer_memory_stays_bounded_on_a_store_larger_than_it(tmp_path):
     small, big = map(int, out.stdout.strip().splitlines()[-1].split())
     size = os.path.getsize(tmp_path / 'big' / 'image.npy')
     assert size > 80e6
-    assert big - small < 0.1 * size, (small, big, size)
+    # holding the modality would add the whole 80 MB; the allocator may keep a
+    # couple of 8 MB chunk buffers (about 17 MB measured on a busy machine)
+    assert big - small < 0.3 * size, (small, big, size)

@@ -1,0 +1,183 @@
+"""Layer-wise mini-batch inference of the structural encoders equals their
+full-graph pass."""
+import numpy as np
+import pytest
+import torch
+
+from native_pyg.nn import NativE
+from native_pyg.nn.gnn import CompGCNEncoder, RGCNEncoder, add_inverse_edges
+from native_pyg.nn.layerwise import (full_neighbour_loader, layerwise_inference,
+                                     layerwise_structural_embeddings)
+
+N, R, C = 36, 3, 8
+ENCODERS = {
+    'rgcn': lambda layers: RGCNEncoder(C, R, num_layers=layers),
+    'rgcn-bases': lambda layers: RGCNEncoder(C, R, num_layers=layers, num_bases=2),
+    'rgcn-blocks': lambda layers: RGCNEncoder(C, R, num_layers=layers, num_blocks=2),
+    'compgcn-sub': lambda layers: CompGCNEncoder(C, R, num_layers=layers, composition='sub'),
+    'compgcn-mult': lambda layers: CompGCNEncoder(C, R, num_layers=layers, composition='mult'),
+    'compgcn-corr': lambda layers: CompGCNEncoder(C, R, num_layers=layers, composition='corr'),
+}
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread():
+    """Tiny tensors: intra-op threads only add waiting (on a loaded machine, a lot)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _graph(seed=0):
+    """Triples among nodes 0..27 with inverse edges, duplicates and a
+    self-loop; nodes 30, 31 only send (no in-edges); 28, 29, 32..35 are
+    isolated."""
+    g = torch.Generator().manual_seed(seed)
+    h, t = torch.randint(0, 28, (70,), generator=g), torch.randint(0, 28, (70,), generator=g)
+    r = torch.randint(0, R, (70,), generator=g)
+    h, r, t = torch.cat([h, h[:5], torch.tensor([3])]), torch.cat([r, r[:5], torch.tensor([1])]), \
+        torch.cat([t, t[:5], torch.tensor([3])])
+    edge_index, edge_type = add_inverse_edges(torch.stack([h, t]), r, R)
+    send = torch.tensor([[30, 30, 31], [0, 5, 0]])  # one-way: 30, 31 have no in-edges
+    return (torch.cat([edge_index, send], 1),
+            torch.cat([edge_type, torch.tensor([0, 2 * R - 1, 1])]))
+
+
+@pytest.mark.parametrize('batch_size', [4, 7, 100])  # divides N, does not, above N
+@pytest.mark.parametrize('num_layers', [1, 2, 3])
+@pytest.mark.parametrize('name', sorted(ENCODERS))
+def test_layerwise_inference_equals_the_full_graph_pass(name, num_layers, batch_size):
+    torch.manual_seed(0)
+    encoder = ENCODERS[name](num_layers).eval()
+    x, (edge_index, edge_type) = torch.randn(N, C), _graph()
+    full = encoder(x, edge_index, edge_type)
+    out = layerwise_inference(encoder, x, edge_index, edge_type, batch_size=batch_size)
+    assert out.shape == (N, C)
+    assert torch.allclose(out, full, atol=1e-5), (out - full).abs().max()
+    # nodes without in-edges keep only their self-connection (not an all-zero row)
+    assert out[[30, 31, 35]].abs().sum(1).gt(0).all()
+
+
+@pytest.mark.parametrize('name', ['rgcn', 'compgcn-corr'])
+def test_the_per_layer_api_is_the_forward_and_a_bipartite_layer_its_target_rows(name):
+    torch.manual_seed(0)
+    encoder = ENCODERS[name](2).eval()
+    x, (edge_index, edge_type) = torch.randn(N, C), _graph()
+    states = encoder.layer_states()
+    assert len(states) == 2
+    h = x
+    for i, state in enumerate(states):
+        h = encoder.layer_forward(i, h, edge_index, edge_type, state)
+    assert torch.equal(h, encoder(x, edge_index, edge_type))
+    # targets first; only their in-edges, re-indexed into the subgraph
+    targets = torch.tensor([5, 0, 3])
+    keep = torch.isin(edge_index[1], targets)
+    n_id = torch.cat([targets, edge_index[0, keep][~torch.isin(edge_index[0, keep], targets)]
+                      .unique()])
+    local = torch.full((N,), -1).index_put_((n_id,), torch.arange(n_id.numel()))
+    sub = encoder.layer_forward(0, x[n_id], local[edge_index[:, keep]], edge_type[keep],
+                                states[0], num_targets=3)
+    assert sub.shape == (3, C)
+    full = encoder.layer_forward(0, x, edge_index, edge_type, states[0])
+    assert torch.allclose(sub, full[targets], atol=1e-5)
+    if name.startswith('compgcn'):  # the state defaults to the layer's own
+        assert torch.equal(encoder.layer_forward(1, x, edge_index, edge_type),
+                           encoder.layer_forward(1, x, edge_index, edge_type, states[1]))
+    with pytest.raises(IndexError, match='layer 2 out of range'):
+        encoder.layer_forward(2, x, edge_index, edge_type)
+
+
+def test_batches_are_partial_1_hop_subgraphs_holding_every_in_edge_once():
+    torch.manual_seed(0)
+    encoder = RGCNEncoder(C, R, num_layers=2).eval()
+    x, (edge_index, edge_type) = torch.randn(N, C), _graph()
+    calls, forward = [], encoder.layer_forward
+
+    def spy(i, x_sub, ei, et, state=None, num_targets=None):
+        calls.append((i, x_sub.size(0), ei.size(1), num_targets))
+        assert ei.size(1) == 0 or int(ei[1].max()) < num_targets  # edges end in targets
+        return forward(i, x_sub, ei, et, state, num_targets=num_targets)
+
+    encoder.layer_forward = spy
+    layerwise_inference(encoder, x, edge_index, edge_type, batch_size=5)
+    assert len(calls) == 2 * 8  # 2 layers x ceil(36 / 5) batches
+    for layer in (0, 1):
+        mine = [c for c in calls if c[0] == layer]
+        assert sum(c[3] for c in mine) == N
+        assert sum(c[2] for c in mine) == edge_index.size(1)  # every edge in exactly one batch
+        assert all(c[1] < N and c[2] < edge_index.size(1) for c in mine)
+    batches = list(full_neighbour_loader(edge_index, edge_type, N, 5))
+    assert [b.n_id[:b.batch_size].tolist() for b in batches][:2] == [[0, 1, 2, 3, 4],
+                                                                      [5, 6, 7, 8, 9]]
+
+
+def test_dropout_is_off_and_the_mode_restored_and_out_is_filled(tmp_path):
+    torch.manual_seed(0)
+    encoder = CompGCNEncoder(C, R, num_layers=2, dropout=0.5)
+    x, (edge_index, edge_type) = torch.randn(N, C), _graph()
+    full = encoder.eval()(x, edge_index, edge_type)
+    encoder.train()
+    out = torch.zeros(N, C)
+    res = layerwise_inference(encoder, x, edge_index, edge_type, batch_size=8, out=out,
+                              device='cpu')
+    assert res is out and encoder.training
+    assert torch.allclose(out, full, atol=1e-5)
+    mm = np.lib.format.open_memmap(tmp_path / 'emb.npy', mode='w+', dtype=np.float32,
+                                   shape=(N, C))
+    layerwise_inference(encoder, x, edge_index, edge_type, batch_size=8,
+                        out=torch.from_numpy(mm))
+    mm.flush()
+    del mm
+    assert torch.allclose(torch.from_numpy(np.load(tmp_path / 'emb.npy')), full, atol=1e-5)
+
+
+def test_progress_bar_counts_layers_times_batches(capsys):
+    encoder = RGCNEncoder(C, R, num_layers=2).eval()
+    layerwise_inference(encoder, torch.randn(N, C), *_graph(), batch_size=10, progress=True)
+    assert '8/8' in capsys.readouterr().err  # 2 layers x 4 batches
+
+
+@pytest.mark.parametrize('encoder,kwargs,encoder_input', [
+    ('rgcn', {'num_layers': 2, 'num_bases': 2}, 'structure'),
+    ('compgcn', {'num_layers': 2}, 'structure+modalities'),
+])
+def test_layerwise_structural_embeddings_equal_the_models(gnn_small, encoder, kwargs,
+                                                          encoder_input):
+    torch.manual_seed(0)
+    net = NativE.from_data(gnn_small, 8, margin=6.0, encoder=encoder, encoder_kwargs=kwargs,
+                           encoder_input=encoder_input).eval()
+    full = net.structural_embeddings(None)
+    out = layerwise_structural_embeddings(net, batch_size=64)
+    assert out.shape == full.shape
+    assert torch.allclose(out, full, atol=1e-5), (out - full).abs().max()
+
+
+def test_one_line_errors(gnn_small):
+    encoder = RGCNEncoder(C, R)
+    x, (edge_index, edge_type) = torch.randn(N, C), _graph()
+    cases = [
+        (ValueError, 'structural encoder',
+         lambda: layerwise_structural_embeddings(NativE.from_data(gnn_small, 8))),
+        (TypeError, 'lacks the per-layer API',
+         lambda: layerwise_inference(torch.nn.Linear(C, C), x, edge_index, edge_type)),
+        (ValueError, r'x must have shape \[num_nodes=40',
+         lambda: layerwise_inference(encoder, x, edge_index, edge_type, num_nodes=40)),
+        (ValueError, 'edge_index must have shape',
+         lambda: layerwise_inference(encoder, x, edge_index[0], edge_type)),
+        (ValueError, 'edge_type must have shape',
+         lambda: layerwise_inference(encoder, x, edge_index, edge_type[1:])),
+        (ValueError, 'outside',
+         lambda: layerwise_inference(encoder, x[:20], edge_index, edge_type)),
+        (ValueError, 'batch_size must be >= 1',
+         lambda: layerwise_inference(encoder, x, edge_index, edge_type, batch_size=0)),
+        (ValueError, 'out must have shape',
+         lambda: layerwise_inference(encoder, x, edge_index, edge_type, out=torch.empty(3, C))),
+        (ValueError, 'share memory',
+         lambda: layerwise_inference(RGCNEncoder(C, R, num_layers=1), x, edge_index, edge_type,
+                                     out=x)),
+    ]
+    for error, match, call in cases:
+        with pytest.raises(error, match=match) as info:
+            call()
+        assert '\n' not in str(info.value)
