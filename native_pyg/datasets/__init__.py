@@ -1,9 +1,12 @@
 """PyG dataset classes for multi-modal knowledge graphs."""
+from native_pyg.datasets.large_synthetic import (generate_large_mmkg, large_mmkg_entities,
+                                                 load_large_mmkg)
 from native_pyg.datasets.mmkg import MMKGDataset
 from native_pyg.datasets.synthetic import SyntheticMMKG, generate_synthetic_mmkg
 from native_pyg.datasets.wildkgc import WildKGC
 
-__all__ = ['MMKGDataset', 'WildKGC', 'SyntheticMMKG', 'generate_synthetic_mmkg']
+__all__ = ['MMKGDataset', 'WildKGC', 'SyntheticMMKG', 'generate_synthetic_mmkg',
+           'generate_large_mmkg', 'load_large_mmkg', 'large_mmkg_entities']
 
 
 def load_dataset(name: str, root=None, **kwargs):
