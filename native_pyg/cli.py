@@ -227,22 +227,48 @@ def _restore(path: str, root: Optional[str] = None, device: Optional[str] = None
 
 
 def cmd_evaluate(args) -> int:
-    from native_pyg.evaluation import LinkPredictionEvaluator, format_metrics
+    from native_pyg.evaluation import format_metrics
+    from native_pyg.evaluation.protocols import evaluator_for
+    from native_pyg.evaluation.streaming import evaluate_sample
     from native_pyg.data import split_triples
     from native_pyg.training.distributed import main_first, sharded_ranks
     info = _distributed(args.device)
     with main_first(info):
         loaded = _restore(args.checkpoint, args.root, args.device or 'auto')
     run, data, model = loaded.run, loaded.data, loaded.model
-    ev = LinkPredictionEvaluator.from_data(data, ties=args.ties, progress=info.is_main,
-                                           compile=args.compile)
+    protocol = args.protocol or ('streamed' if hasattr(model.inputs, 'store') else 'full')
+    kwargs = {'compile': args.compile} if protocol == 'full' else {}
+    try:
+        ev = evaluator_for(data, protocol, args.num_candidates, ties=args.ties,
+                           progress=info.is_main, **kwargs)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
     triples = split_triples(data, args.split)
-    ranks = sharded_ranks(lambda part: ev.ranks(model, part), triples, info)
-    metrics = ev.metrics_from_ranks(triples, *ranks)
+    if args.eval_sample is not None:
+        if args.eval_sample < 1:
+            raise CLIError(f"--eval-sample must be a positive number of triples, "
+                           f"got {args.eval_sample}")
+        if info.enabled:
+            raise CLIError("--eval-sample ranks a subset in one process; run it without torchrun")
+        metrics = evaluate_sample(ev, model, triples, args.eval_sample, args.sample_seed)
+    else:
+        ranks = sharded_ranks(lambda part: ev.ranks(model, part), triples, info)
+        metrics = ev.metrics_from_ranks(triples, *ranks)
     if not info.is_main:
         return 0
-    print(f"{run.dataset} {args.split} (filtered, {args.ties} ties)")
+    metrics['protocol'] = protocol
+    if protocol == 'sampled':
+        metrics['num_candidates'] = args.num_candidates
+    what = f"{protocol}, {args.ties} ties"
+    if protocol == 'sampled':
+        what += f", {args.num_candidates} candidates per query"
+    if 'sampled_queries' in metrics:
+        what += f", {metrics['sampled_queries']} of {metrics['total_queries']} triples"
+    print(f"{run.dataset} {args.split} (filtered, {what})")
     print(format_metrics(metrics))
+    if 'ci95' in metrics:
+        ci = metrics['ci95']
+        print(f"95 % confidence half-widths: MRR +-{ci['mrr']:.4f}, H@10 +-{ci['hits@10']:.4f}")
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(metrics, f, indent=2)
@@ -502,6 +528,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                            'pessimistic'])
     p.add_argument('--device', help="'auto' (default), 'cpu' or 'cuda'")
     p.add_argument('--compile', action='store_true', help=COMPILE_HELP)
+    p.add_argument('--protocol', choices=['full', 'streamed', 'sampled'],
+                   help="'full' 1-vs-all ranking (default), 'streamed' (the same ranks over "
+                        "candidate chunks, bounded memory; default for a disk feature store) or "
+                        "'sampled' (--num-candidates filtered candidates per query)")
+    p.add_argument('--num-candidates', type=int, default=1000,
+                   help='candidates per query of --protocol sampled (default: 1000)')
+    p.add_argument('--eval-sample', type=int, metavar='N',
+                   help='rank N seeded random triples of the split, with 95 %% confidence '
+                        'intervals')
+    p.add_argument('--sample-seed', type=int, default=0, help='seed of --eval-sample')
     p.add_argument('--out', help='write the metrics as JSON here')
     p.add_argument('--root', help='look for the dataset here instead of the recorded root')
     p.set_defaults(func=cmd_evaluate)

@@ -276,3 +276,26 @@ def test_no_network_for_a_download_is_one_line(tmp_path, monkeypatch, capsys):
     assert main(['stats', '--dataset', 'MKG-W', '--root', str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and 'cannot download https://' in err[0]
+
+
+def test_evaluate_protocols_and_a_sample_with_confidence_intervals(trained, tmp_path, capsys):
+    model = str(trained / 'model.pt')
+    full, streamed, sampled, sample = (tmp_path / f'{n}.json' for n in 'fssq')
+    assert main(['evaluate', '--checkpoint', model, '--out', str(full)]) == 0
+    assert main(['evaluate', '--checkpoint', model, '--protocol', 'streamed',
+                 '--out', str(streamed)]) == 0
+    full, streamed = json.loads(full.read_text()), json.loads(streamed.read_text())
+    assert streamed['both'] == full['both']  # the same ranks, streamed over candidate chunks
+    assert main(['evaluate', '--checkpoint', model, '--protocol', 'sampled',
+                 '--num-candidates', '50', '--out', str(sampled)]) == 0
+    sampled = json.loads(sampled.read_text())
+    assert sampled['protocol'] == 'sampled' and sampled['num_candidates'] == 50
+    assert sampled['both']['mrr'] >= full['both']['mrr']  # 50 candidates, not all
+    assert main(['evaluate', '--checkpoint', model, '--eval-sample', '200',
+                 '--out', str(sample)]) == 0
+    sample = json.loads(sample.read_text())
+    assert sample['sampled_queries'] == 200 and sample['num_triples'] == 200
+    ci = sample['ci95']['mrr']
+    assert 0 < ci and abs(sample['both']['mrr'] - full['both']['mrr']) < 3 * ci
+    assert '95 % confidence' in capsys.readouterr().out
+    assert main(['evaluate', '--checkpoint', model, '--eval-sample', '0']) == 2
