@@ -86,6 +86,7 @@ def measure(args) -> dict:
             if batch.n_id is not None:
                 nodes.append(int(batch.n_id.numel()))
     step = statistics.median(steps)
+    train_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     out = {'entities': int(data['entity'].num_nodes),
            'train_triples': int(split_triples(data, 'train').size(0)),
            'feature_bytes_on_disk': store.nbytes(), 'setup_seconds': round(setup, 1),
@@ -98,7 +99,8 @@ def measure(args) -> dict:
         test = sample_queries(split_triples(data, 'test'), args.eval_queries, seed=0)
         known = torch.cat([split_triples(data, s) for s in ('train', 'valid', 'test')])
         n = data['entity'].num_nodes
-        evaluator = (StreamingLinkPredictionEvaluator(n, known)
+        evaluator = (StreamingLinkPredictionEvaluator(n, known,
+                                                      candidate_chunk=args.candidate_chunk)
                      if args.eval_protocol == 'full' else
                      SampledLinkPredictionEvaluator(n, known, num_candidates=1000))
         t0 = time.perf_counter()
@@ -109,6 +111,7 @@ def measure(args) -> dict:
                     'eval_queries_per_second': round(2 * test.size(0) / secs, 1),
                     'eval_mrr': round(metrics['both']['mrr'], 4)})
     out['peak_rss_bytes'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out['train_peak_rss_bytes'] = train_rss
     return out
 
 
@@ -129,6 +132,8 @@ def main(argv=None) -> None:
     p.add_argument('--eval-queries', type=int, default=1000,
                    help='test triples evaluated (0: none)')
     p.add_argument('--eval-protocol', default='full', choices=['full', 'sampled'])
+    p.add_argument('--candidate-chunk', type=int, default=8192,
+                   help='candidates per chunk of the streamed evaluation')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--quiet', action='store_true')
     p.add_argument('--only', type=int, help=argparse.SUPPRESS)  # child: measure one graph

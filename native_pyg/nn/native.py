@@ -131,10 +131,8 @@ class NativE(torch.nn.Module):
         encoder: Optional[Union[str, torch.nn.Module]] = None,
         encoder_kwargs: Optional[Mapping] = None,
         encoder_input: str = 'structure',
-        edge_index: Optional[Tensor] = None,
-        edge_type: Optional[Tensor] = None,
-        structure_mask: bool = True,
-        structure_stand_in: bool = False,
+        edge_index: Optional[Tensor] = None, edge_type: Optional[Tensor] = None,
+        structure_mask: bool = True, structure_stand_in: bool = False,
         inputs: Optional[EntityInputs] = None,
         sparse: bool = False,
     ):
@@ -509,19 +507,16 @@ class NativE(torch.nn.Module):
         return self.scorer(hj, self.relation_embedding(r), tj)
 
     def score_negatives(self, head_index: Tensor, rel_type: Tensor, tail_index: Tensor,
-                        neg_index: Optional[Tensor] = None,
-                        corrupt_head: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+                        neg_index: Optional[Tensor] = None, corrupt_head: Optional[Tensor] = None,
+                        fuse_once: bool = False) -> Tuple[Tensor, Tensor]:
         r"""Scores positives and their corrupted negatives, embedding each
-        unique entity of the whole batch once.
-
-        Call as ``(head_index [B], rel_type [B], tail_index [B], neg_index
-        [B, K], corrupt_head)`` or ``(edge_index [2, B], edge_type [B],
-        neg_index, corrupt_head)``. ``corrupt_head`` (``[B]`` or ``[B, K]``
-        bool) says whether a negative replaces the head (else the tail).
-
-        Returns:
-            ``(pos [B], neg [B, K])``.
-        """
+        unique entity of the whole batch once. Call as ``(head_index [B],
+        rel_type [B], tail_index [B], neg_index [B, K], corrupt_head)`` or
+        ``(edge_index [2, B], edge_type [B], neg_index, corrupt_head)``.
+        ``corrupt_head`` (``[B]`` or ``[B, K]`` bool) says whether a negative
+        replaces the head (else the tail). ``fuse_once``: fuse each distinct
+        (negative, relation) pair once (shared negatives repeat them).
+        Returns ``(pos [B], neg [B, K])``."""
         if torch.as_tensor(head_index).dim() == 2:  # edge-index form: shift the arguments
             (h, r, t), neg_index, corrupt_head = (unpack_triples(head_index, rel_type),
                                                   tail_index, neg_index)
@@ -538,8 +533,12 @@ class NativE(torch.nn.Module):
             nj = nj.view(batch, num_neg, -1)
         else:
             emb, mask, (ih, it, ineg) = self.embed_entities(h, t, neg_index)
-            hj, tj, nj = self.fuse_rows(
-                emb, mask, [(ih, r), (it, r), (ineg, r.view(-1, 1).expand(batch, num_neg))])
+            rn, inv = r.view(-1, 1).expand(batch, num_neg), None
+            if fuse_once:
+                pairs, inv = torch.unique(ineg * self.num_relations + rn, return_inverse=True)
+                ineg, rn = pairs // self.num_relations, pairs % self.num_relations
+            hj, tj, nj = self.fuse_rows(emb, mask, [(ih, r), (it, r), (ineg, rn)])
+            nj = nj if inv is None else nj[inv]
         rel = self.relation_embedding(r)
         flip = torch.as_tensor(corrupt_head, device=self.device).bool()
         return self.scorer(hj, rel, tj), self.scorer.score_corrupted(hj, rel, tj, nj, flip)

@@ -118,6 +118,8 @@ class Trainer:
                                               cfg.bernoulli, cfg.filter_negatives,
                                               cfg.seed + 7919 * rank, cfg.shared_negatives,
                                               cfg.in_batch_negatives)
+        # shared negatives repeat (entity, relation) pairs: each is fused once
+        self.shared_negatives = cfg.shared_negatives > 0 or cfg.in_batch_negatives > 0
         self.shuffle_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.steps = training_steps(data, self.train_triples, self.sampler, self.shuffle_gen, cfg,
                                     model.structural_encoder is not None,
@@ -188,7 +190,8 @@ class Trainer:
         h, r, t = batch.pos.unbind(1)
         neg, corrupt_head = batch.neg, batch.corrupt_head
         flip = _corruption_side(corrupt_head, neg)
-        pos_s, neg_s = self.model.score_negatives(h, r, t, neg, corrupt_head)
+        pos_s, neg_s = self.model.score_negatives(h, r, t, neg, corrupt_head,
+                                                  fuse_once=self.shared_negatives)
         if cfg.loss == 'self_adversarial':
             loss = self.loss_fn(pos_s.float(), neg_s.float(), cfg.adv_temperature)
         else:
