@@ -65,13 +65,18 @@ def measure(args) -> dict:
         f'training.shared_negatives={args.batch_size}',
         f'training.table_optimizer={args.table_optimizer}', 'training.lr=1e-3',
         'training.eval_every=0', 'training.progress=false', 'training.adversarial=true',
+        'training.dedupe_train=false',  # the generator writes distinct training triples
         f'training.num_neighbors={args.num_neighbors or "null"}', 'training.device=cpu'])
     inputs = StoredEntityInputs(store, data.num_relations)
     edge_index, edge_type = split_edges(data, 'train')
     model = NativE(data['entity'].num_nodes, data.num_relations, args.dim, inputs=inputs,
                    edge_index=edge_index, edge_type=edge_type, margin=6.0,
                    sparse=args.table_optimizer != 'adam', **encoder_arguments(run.model))
-    trainer = Trainer(model, data, run)
+    # one filter of known triples, shared by the trainer and the measured evaluation
+    evaluator = (StreamingLinkPredictionEvaluator.from_data(
+        data, candidate_chunk=args.candidate_chunk) if args.eval_protocol == 'full' else
+        SampledLinkPredictionEvaluator.from_data(data, num_candidates=1000))
+    trainer = Trainer(model, data, run, evaluator=evaluator)
     setup = time.perf_counter() - start
     steps, distinct, nodes = [], [], []
     it = iter(trainer.steps)
@@ -97,12 +102,6 @@ def measure(args) -> dict:
         out['entities_per_subgraph'] = int(statistics.median(nodes))
     if args.eval_queries:
         test = sample_queries(split_triples(data, 'test'), args.eval_queries, seed=0)
-        known = torch.cat([split_triples(data, s) for s in ('train', 'valid', 'test')])
-        n = data['entity'].num_nodes
-        evaluator = (StreamingLinkPredictionEvaluator(n, known,
-                                                      candidate_chunk=args.candidate_chunk)
-                     if args.eval_protocol == 'full' else
-                     SampledLinkPredictionEvaluator(n, known, num_candidates=1000))
         t0 = time.perf_counter()
         metrics = evaluator.evaluate(model, test)
         secs = time.perf_counter() - t0

@@ -217,11 +217,10 @@ class DiskFeatureStore(FeatureStore):
         index = attr.index
         if isinstance(index, Tensor):
             index = index.cpu().numpy()
+        # rows are read from the file, never through the map: mapped pages would
+        # count as this process's memory for as long as the map lives
         span = _span(index, array.shape[0])
-        if span is not None:  # a run of rows: read, not mapped (mapped pages count as memory)
-            rows = _read_rows(array, *span)
-        else:  # fancy indexing reads those rows only
-            rows = np.array(array[index], copy=True)
+        rows = _read_rows(array, *span) if span is not None else _read_index(array, index)
         out = torch.from_numpy(rows)
         return out.float() if attr.attr_name == ROWS else out
 
@@ -268,6 +267,32 @@ def _read_rows(array: np.memmap, start: int, stop: int) -> np.ndarray:
     with open(array.filename, 'rb') as f:
         f.seek(array.offset + start * row_bytes)
         f.readinto(memoryview(out).cast('B'))
+    return out
+
+
+def _read_index(array: np.memmap, index) -> np.ndarray:
+    """Rows ``index`` of a memory-mapped ``.npy`` read from its file: the
+    span they lie in when they are dense in it (e.g. the present rows of a
+    candidate chunk), else row by row."""
+    index = np.asarray(index, dtype=np.int64).reshape(-1)
+    if index.size == 0:
+        return np.empty((0, *array.shape[1:]), dtype=array.dtype)
+    if int(index.min()) < 0 or int(index.max()) >= array.shape[0]:
+        raise IndexError(f"row ids outside [0, {array.shape[0]})")
+    first, last = int(index.min()), int(index.max())
+    if last - first + 1 <= 4 * index.size:
+        return _read_rows(array, first, last + 1)[index - first]
+    row_bytes = array.dtype.itemsize * int(np.prod(array.shape[1:], dtype=np.int64))
+    out = np.empty((index.size, *array.shape[1:]), dtype=array.dtype)
+    flat = memoryview(out).cast('B')
+    fd = os.open(array.filename, os.O_RDONLY)
+    try:
+        for i, row in enumerate(index.tolist()):
+            part = flat[i * row_bytes:(i + 1) * row_bytes]
+            if os.preadv(fd, [part], array.offset + row * row_bytes) != row_bytes:
+                raise ValueError(f"{array.filename}: row {row} could not be read")
+    finally:
+        os.close(fd)
     return out
 
 
