@@ -51,3 +51,25 @@ def test_neighbor_loader_fetches_from_the_feature_store(graph, tmp_path):
     for m in from_data.x_dict:
         assert torch.equal(from_data.x_dict[m], from_store.x_dict[m])
         assert torch.equal(from_data.mask_dict[m], from_store.mask_dict[m])
+
+
+@pytest.mark.skipif(neighbor_sampling_backend() is None, reason='needs torch_sparse')
+def test_seed_rows_only_give_the_same_scores(graph, tmp_path):
+    run = run_config(tmp_path, 'disk')
+    run.model.encoder = 'rgcn'
+    model = build_model(graph, run).eval()
+    pos = torch.tensor([[0, 0, 3], [5, 1, 9]])
+    neg, side = torch.tensor([[7, 8], [9, 10]]), torch.tensor([True, False])
+    scores = {}
+    for fetch in ('nodes', 'seeds'):
+        torch.manual_seed(0)
+        batch = next(iter(KGNeighborLoader(graph, [3, 2], [KGBatch(pos, neg, side)],
+                                           feature_store=model.inputs.store, fetch=fetch)))
+        seeds = torch.unique(torch.cat([pos[:, 0], pos[:, 2], neg.flatten()])).numel()
+        rows = next(iter(batch.x_dict.values())).size(0)
+        assert rows == (seeds if fetch == 'seeds' else batch.n_id.numel())
+        with model.subgraph(**batch.subgraph_kwargs()):
+            scores[fetch] = model.score_negatives(pos[:, 0], pos[:, 1], pos[:, 2], neg, side)
+    assert batch.n_id.numel() > seeds  # the subgraph holds more than the seeds
+    for a, b in zip(scores['nodes'], scores['seeds']):
+        assert torch.equal(a, b)
