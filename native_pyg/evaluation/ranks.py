@@ -149,6 +149,18 @@ def ranking_metrics(ranks: Tensor, hits: Sequence[int] = (1, 3, 10)) -> Dict[str
     return out
 
 
+def _distinct_triples(known: Tensor, num_entities: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """``(h, r, t)`` of the distinct rows of ``known``: by one int64 key per
+    row where it fits (an integer sort; ``unique(dim=0)`` on millions of rows
+    needs several times their memory), else row-wise."""
+    num_relations = int(known[:, 1].max()) + 1 if known.numel() else 1
+    if num_entities * num_entities * num_relations >= 2 ** 63:
+        return torch.unique(known, dim=0).unbind(1)
+    key = torch.unique((known[:, 0] * num_relations + known[:, 1]) * num_entities + known[:, 2])
+    ht, t = key.div(num_entities, rounding_mode='floor'), key % num_entities
+    return ht.div(num_relations, rounding_mode='floor'), ht % num_relations, t
+
+
 class KnownTripleFilter:
     r"""Looks up the known answers of batches of link-prediction queries, for
     filtered ranking.
@@ -174,11 +186,9 @@ class KnownTripleFilter:
                 raise ValueError(f"known triples hold entity ids outside [0, {num_entities})")
             if int(known[:, 1].min()) < 0:
                 raise ValueError("known triples hold negative relation ids")
-        known = torch.unique(known.cpu(), dim=0)
-        self.num_entities = int(num_entities)
-        self.num_known = known.size(0)
-        h, r, t = known.unbind(1)
-        n = self.num_entities
+        self.num_entities = n = int(num_entities)
+        h, r, t = _distinct_triples(known.cpu(), n)
+        self.num_known = h.numel()
         self._tables = {
             torch.device('cpu'): (self._sorted(r * n + h, t), self._sorted(r * n + t, h))}
 
