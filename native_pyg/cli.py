@@ -256,7 +256,8 @@ def cmd_evaluate(args) -> int:
         metrics = ev.metrics_from_ranks(triples, *ranks)
     if not info.is_main:
         return 0
-    metrics['protocol'] = protocol
+    if protocol != 'full':  # full ranking keeps the metrics of training's metrics.json
+        metrics['protocol'] = protocol
     if protocol == 'sampled':
         metrics['num_candidates'] = args.num_candidates
     what = f"{protocol}, {args.ties} ties"
