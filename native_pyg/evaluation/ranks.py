@@ -7,6 +7,8 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from native_pyg.data.relations import triple_keys
+
 #: the supported tie rules, the default first
 TIES = ('realistic', 'optimistic', 'pessimistic')
 
@@ -156,7 +158,7 @@ def _distinct_triples(known: Tensor, num_entities: int) -> Tuple[Tensor, Tensor,
     num_relations = int(known[:, 1].max()) + 1 if known.numel() else 1
     if num_entities * num_entities * num_relations >= 2 ** 63:
         return torch.unique(known, dim=0).unbind(1)
-    key = torch.unique((known[:, 0] * num_relations + known[:, 1]) * num_entities + known[:, 2])
+    key = torch.unique(triple_keys(known, num_entities, num_relations))
     ht, t = key.div(num_entities, rounding_mode='floor'), key % num_entities
     return ht.div(num_relations, rounding_mode='floor'), ht % num_relations, t
 

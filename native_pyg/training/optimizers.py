@@ -72,10 +72,7 @@ class RowWiseAdagrad(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Optional[Callable[[], Tensor]] = None) -> Optional[Tensor]:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _closure_loss(closure)
         for group in self.param_groups:
             lr, eps = group['lr'], group['eps']
             for p in group['params']:
@@ -126,10 +123,7 @@ class SplitOptimizer:
 
     @torch.no_grad()
     def step(self, closure: Optional[Callable[[], Tensor]] = None) -> Optional[Tensor]:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _closure_loss(closure)
         for opt in self.optimizers:
             opt.step()
         return loss
@@ -195,3 +189,11 @@ def build_optimizer(model: torch.nn.Module, lr: float, table_optimizer: str = 'a
     table = (torch.optim.SparseAdam(tables, lr=lr) if table_optimizer == 'sparse_adam'
              else RowWiseAdagrad(tables, lr=lr))
     return SplitOptimizer(table, torch.optim.Adam(rest, lr=lr) if rest else None)
+
+
+def _closure_loss(closure: Optional[Callable[[], Tensor]]) -> Optional[Tensor]:
+    """The loss of an optimiser step's ``closure`` (with gradients on), if any."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
