@@ -47,9 +47,8 @@ def measure(args) -> dict:
     import torch
     from native_pyg.data.schema import split_edges, split_triples
     from native_pyg.datasets.large_synthetic import load_large_mmkg
-    from native_pyg.evaluation.streaming import (SampledLinkPredictionEvaluator,
-                                                 StreamingLinkPredictionEvaluator,
-                                                 sample_queries)
+    from native_pyg.evaluation import (SampledLinkPredictionEvaluator,
+                                       StreamingLinkPredictionEvaluator, sample_queries)
     from native_pyg.nn import NativE
     from native_pyg.nn.stored_inputs import StoredEntityInputs
     from native_pyg.pipeline import encoder_arguments

@@ -229,7 +229,7 @@ def _restore(path: str, root: Optional[str] = None, device: Optional[str] = None
 def cmd_evaluate(args) -> int:
     from native_pyg.evaluation import format_metrics
     from native_pyg.evaluation.protocols import evaluator_for
-    from native_pyg.evaluation.streaming import evaluate_sample
+    from native_pyg.evaluation.query_subsets import evaluate_sample
     from native_pyg.data import split_triples
     from native_pyg.training.distributed import main_first, sharded_ranks
     info = _distributed(args.device)

@@ -1,8 +1,9 @@
 """Filtered rank-based link-prediction evaluation."""
 from .link_prediction import LinkPredictionEvaluator, compare_metrics, format_metrics
 from .ranks import TIES, KnownTripleFilter, rank_from_scores, ranking_metrics
-from .streaming import (SampledLinkPredictionEvaluator, StreamingLinkPredictionEvaluator,
-                        confidence_interval, evaluate_sample, sample_queries)
+from .query_subsets import confidence_interval, evaluate_sample, sample_queries
+from .sampled_candidates import SampledLinkPredictionEvaluator
+from .streaming import StreamingLinkPredictionEvaluator
 
 __all__ = [
     'LinkPredictionEvaluator',

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from native_pyg.evaluation.link_prediction import LinkPredictionEvaluator
-from native_pyg.evaluation.streaming import (SampledLinkPredictionEvaluator,
-                                             StreamingLinkPredictionEvaluator)
+from native_pyg.evaluation.sampled_candidates import SampledLinkPredictionEvaluator
+from native_pyg.evaluation.streaming import StreamingLinkPredictionEvaluator
 
 #: protocol name -> evaluator class
 PROTOCOLS = {'full': LinkPredictionEvaluator, 'streamed': StreamingLinkPredictionEvaluator,

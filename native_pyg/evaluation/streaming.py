@@ -1,43 +1,23 @@
-r"""Link-prediction evaluation at scale: streamed filtered 1-vs-all ranking
-with bounded memory (:class:`StreamingLinkPredictionEvaluator`), the
-sampled-candidates protocol as OGB's wikikg2
-(:class:`SampledLinkPredictionEvaluator`), and evaluation of a seeded
-subset of the queries with confidence intervals (:func:`sample_queries`,
-:func:`confidence_interval`, :func:`evaluate_sample`, or
-``evaluate(model, triples, sample=n, seed=0)`` of both evaluators).
-
-Models are duck-typed on the API of :class:`~native_pyg.nn.NativE`:
-``embed_entities``, ``fuse``, ``fuse_rows``, ``relation_embedding``,
-``scorer`` (``score_tails``, ``score_heads``, ``score_corrupted``) and
-optionally ``fusion`` (ReDAF, whose attention logits are computed once per
-embedded batch, as on the in-memory path).
-"""
+r"""Streamed filtered 1-vs-all ranking with bounded memory
+(:class:`StreamingLinkPredictionEvaluator`): the in-memory evaluator's ranks
+over chunks of candidates, for millions of entities (e.g. features read
+from disk)."""
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
-from statistics import NormalDist
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..nn.scorers import compiled_distances
-from .link_prediction import LinkPredictionEvaluator, _model_device
-from .ranks import _combine, filtered_and_raw_ranks
+from ..nn.layerwise import LAYERWISE_API, layerwise_structural_embeddings
+from .link_prediction import _model_device
+from .query_subsets import ProtocolEvaluator, check_model_api, eval_mode
+from .ranks import _combine
 
-__all__ = ['StreamingLinkPredictionEvaluator', 'SampledLinkPredictionEvaluator',
-           'sample_queries', 'confidence_interval', 'evaluate_sample']
-
-
-# ----------------------------------------------------------------- helpers
-def _check_model_api(model: Any, names: Sequence[str]) -> None:
-    if [n for n in names if not hasattr(model, n)]:
-        raise TypeError(f"{type(model).__name__} lacks the NativE API {list(names)} the "
-                        f"streamed and sampled evaluators need (LinkPredictionEvaluator "
-                        f"only needs score_tails and score_heads)")
+__all__ = ['StreamingLinkPredictionEvaluator']
 
 
 def _logits(model: Any, emb: Tensor) -> Optional[Tensor]:
@@ -54,108 +34,6 @@ def _effective(score: Tensor) -> Tensor:
     return torch.where(torch.isnan(score), torch.full_like(score, float('-inf')), score)
 
 
-@contextlib.contextmanager
-def _eval_mode(model: Any, compile: bool) -> Iterator[None]:
-    """Eval mode and no gradient for the duration; training mode restored."""
-    was_training = getattr(model, 'training', None)
-    if hasattr(model, 'eval'):
-        model.eval()
-    try:
-        with torch.no_grad(), compiled_distances(compile):
-            yield
-    finally:
-        if was_training is not None and hasattr(model, 'train'):
-            model.train(was_training)
-
-
-# ------------------------------------------------------ query subsampling
-def sample_queries(triples: Tensor, n: int, seed: int = 0,
-                   return_index: bool = False):
-    """A seeded subset of ``n`` rows of ``triples`` (``[E, ...]``), drawn
-    uniformly without replacement and kept in their original order (all rows,
-    copied, when ``n >= E``); with ``return_index`` also their ``[n]``
-    positions. The same ``(E, n, seed)`` always picks the same rows (a CPU
-    :class:`torch.Generator`, independent of the global RNG)."""
-    triples = torch.as_tensor(triples)
-    n, total = int(n), triples.size(0)
-    if n <= 0:
-        raise ValueError(f"n must be positive, got {n}")
-    gen = torch.Generator().manual_seed(int(seed))
-    index = torch.randperm(total, generator=gen)[:n].sort().values
-    subset = triples[index.to(triples.device)].clone()
-    return (subset, index) if return_index else subset
-
-
-def confidence_interval(values: Tensor, level: float = 0.95, hits: Sequence[int] = (1, 3, 10),
-                        population: Optional[int] = None,
-                        reciprocal: bool = False) -> Dict[str, float]:
-    r"""``{'mrr', 'mr', 'hits@k'...}``: half-widths of the ``level``
-    confidence intervals of the metrics estimated from ``values``, the
-    ``[n]`` or ``[n, k]`` ranks (or with ``reciprocal`` their reciprocals)
-    of a uniform sample of ``n`` units drawn without replacement from
-    ``population`` units (``None``: infinitely many).
-
-    Normal approximation (no bootstrap): a unit (row) contributes its mean
-    reciprocal rank, rank and hit indicator over its columns (e.g. the head
-    and tail rank of one triple, which are not independent), and the
-    half-width of metric :math:`m` is :math:`z_{(1+\text{level})/2}
-    \sqrt{s_m^2 / n \cdot (P - n) / (P - 1)}` with :math:`s_m^2` the units'
-    sample variance (finite-population corrected: 0 when the sample is the
-    population; infinite for one unit of a larger one).
-    """
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    values = torch.as_tensor(values).detach().to('cpu', torch.float64)
-    values = values.unsqueeze(1) if values.dim() == 1 else values
-    if values.dim() != 2 or values.numel() == 0:
-        raise ValueError(f"values must be a non-empty [n] or [n, k] tensor, "
-                         f"got shape {tuple(values.shape)}")
-    ranks, n = (1.0 / values if reciprocal else values), values.size(0)
-    size = n if population is None else int(population)
-    if size < n:
-        raise ValueError(f"population ({population}) is smaller than the sample ({n})")
-    per_unit = {'mrr': (1.0 / ranks).mean(1), 'mr': ranks.mean(1)}
-    for k in hits:
-        per_unit[f'hits@{int(k)}'] = (ranks <= k).to(torch.float64).mean(1)
-    if population is not None and size == n:
-        return {key: 0.0 for key in per_unit}
-    if n < 2:
-        return {key: math.inf for key in per_unit}
-    z = NormalDist().inv_cdf(0.5 + level / 2.0)
-    fpc = 1.0 if population is None else (size - n) / (size - 1)
-    return {key: float(z * math.sqrt(float(v.var(unbiased=True)) / n * fpc))
-            for key, v in per_unit.items()}
-
-
-def evaluate_sample(evaluator: LinkPredictionEvaluator, model: Any, triples: Tensor,
-                    sample: Optional[int] = None, seed: int = 0,
-                    level: float = 0.95) -> Dict[str, Any]:
-    r"""The metrics of ``evaluator`` (its ``ranks`` and
-    ``metrics_from_ranks``) for ``model`` on ``triples``, on a seeded subset of
-    ``sample`` triples (:func:`sample_queries`) when ``sample`` is given and
-    smaller than the number of triples :math:`E`. The result then also
-    holds ``'sampled_queries'`` (:math:`n`), ``'total_queries'``
-    (:math:`E`) and ``'ci95'`` (for ``level=0.95``): the half-widths of the
-    filtered MRR, MR and Hits@k over both directions
-    (:func:`confidence_interval` with the triple as sampling unit, its head
-    and tail rank averaged, finite-population corrected). Works with any
-    evaluator that has ``ranks`` and ``metrics_from_ranks``, e.g.
-    :class:`~native_pyg.evaluation.LinkPredictionEvaluator`."""
-    triples = torch.as_tensor(triples)
-    total = triples.size(0)
-    if sample is None or int(sample) >= total:
-        return evaluator.metrics_from_ranks(triples, *evaluator.ranks(model, triples))
-    subset = sample_queries(triples, int(sample), seed)
-    ranks = evaluator.ranks(model, subset)
-    out = evaluator.metrics_from_ranks(subset, *ranks)
-    out[f'ci{level * 100:g}'] = confidence_interval(torch.stack(ranks[:2], 1), level,
-                                                    evaluator.hits, population=total)
-    out.update(sampled_queries=int(subset.size(0)), total_queries=int(total),
-               sample_seed=int(seed))
-    return out
-
-
-# ----------------------------------------------------- streamed 1-vs-all
 class _Block:
     """The queries of one relation and direction, at most ``batch_size``,
     with what streaming keeps for them across candidate chunks."""
@@ -185,22 +63,7 @@ class _Block:
         self.window: List[Tuple[Tensor, Tensor, Tensor]] = []  # (row, value, removed)
         self.window_size, self.window_limit, self.overflow = 0, window_limit, False
 
-
-class _ProtocolEvaluator(LinkPredictionEvaluator):
-    """``evaluate`` with query subsampling, and the protocol in the result."""
-    protocol = 'streamed'
-
-    def evaluate(self, model: Any, triples: Tensor, sample: Optional[int] = None,
-                 seed: int = 0, level: float = 0.95) -> Dict[str, Any]:
-        """:meth:`LinkPredictionEvaluator.evaluate`'s metrics plus
-        ``'protocol'``; with ``sample`` on a seeded subset of ``sample``
-        triples, with confidence intervals (see :func:`evaluate_sample`)."""
-        out = evaluate_sample(self, model, triples, sample, seed, level)
-        out['protocol'] = self.protocol
-        return out
-
-
-class StreamingLinkPredictionEvaluator(_ProtocolEvaluator):
+class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
     r"""Filtered (and raw) 1-vs-all ranks, those of
     :class:`~native_pyg.evaluation.LinkPredictionEvaluator`, with memory
     bounded for millions of entities (e.g. features memory-mapped from disk).
@@ -231,8 +94,9 @@ class StreamingLinkPredictionEvaluator(_ProtocolEvaluator):
     treat them alike (structure rows; RotatE or TransE scores on a CPU).
 
     Entities beyond ``num_entities`` (added after training) are not
-    candidates. A structural GNN encoder runs over the whole graph on every
-    ``embed_entities`` call (once per chunk).
+    candidates. A structural GNN encoder runs once per evaluation, by
+    layer-wise inference (:func:`~native_pyg.nn.layerwise_structural_embeddings`,
+    ``candidate_chunk`` targets per batch) where it has the per-layer API.
 
     Args:
         num_entities (int): Number of entities :math:`N` (candidates).
@@ -380,17 +244,27 @@ class StreamingLinkPredictionEvaluator(_ProtocolEvaluator):
             block.counts[3].index_add_(0, row, tied * removed)
         return True
 
+    def _cached(self, model: Any):
+        """The model's ``cached_entities`` context (structural embeddings
+        computed once, layer-wise where the encoder can), if it has one."""
+        if not hasattr(model, 'cached_entities'):
+            return contextlib.nullcontext()
+        encoder = getattr(model, 'structural_encoder', None)
+        layerwise = encoder is not None and all(hasattr(encoder, a) for a in LAYERWISE_API)
+        return model.cached_entities(structure=layerwise_structural_embeddings(
+            model, self.candidate_chunk, self.progress) if layerwise else None)
+
     def ranks(self, model: Any, triples: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(head_ranks, tail_ranks, raw_head_ranks, raw_tail_ranks)``, each a
         ``[E]`` float CPU tensor aligned with the rows of ``triples``."""
-        _check_model_api(model, ('embed_entities', 'fuse', 'relation_embedding', 'scorer'))
+        check_model_api(model, ('embed_entities', 'fuse', 'relation_embedding', 'scorer'))
         triples = self._check_triples(triples)
         if getattr(model, 'num_entities', self.num_entities) < self.num_entities:
             raise ValueError(f"the model has fewer entities than {self.num_entities}")
         triples = triples.to(device := _model_device(model))
         out = torch.empty(4, triples.size(0), dtype=torch.float, device=device)
         self.passes = 0
-        with _eval_mode(model, self.compile):
+        with eval_mode(model, self.compile), self._cached(model):
             blocks = self._blocks(triples)
             for block in blocks:
                 self._prepare(model, block)
@@ -425,174 +299,3 @@ class StreamingLinkPredictionEvaluator(_ProtocolEvaluator):
         return (f'{self.__class__.__name__}(num_entities={self.num_entities}, '
                 f'num_known={self.filter.num_known}, ties={self.ties!r}, '
                 f'batch_size={self.batch_size}, candidate_chunk={self.candidate_chunk})')
-
-
-# -------------------------------------------------- sampled candidates
-_M32 = 0xFFFFFFFF
-_ROUNDS = 4
-
-
-def _mix32(x: Tensor) -> Tensor:
-    """A 32-bit integer hash (xor-shift-multiply) of ``int64`` values into a
-    new tensor, in place after the copy; products stay below ``2**63``."""
-    x = x & _M32
-    y = x >> 16
-    for _ in range(2):
-        x.bitwise_xor_(y).mul_(0x45D9F3B).bitwise_and_(_M32)
-        torch.bitwise_right_shift(x, 16, out=y)
-    return x.bitwise_xor_(y)
-
-
-def _query_keys(seed: int, tails: bool, head: Tensor, rel: Tensor, tail: Tensor) -> Tensor:
-    """``[rounds, Q]`` Feistel round keys per query, hashes of the seed, the
-    direction and the triple: a query's candidates depend on nothing else."""
-    key = _mix32(torch.full_like(head, int(seed) & _M32) ^ (0x5BD1E995 if tails else 0x1B873593))
-    for i, value in enumerate((head, rel, tail)):
-        key = _mix32(key ^ _mix32(value + 0x9E3779B9 * (i + 1)))
-    return torch.stack([_mix32(key + (i + 1) * 0x27D4EB2F) for i in range(_ROUNDS)])
-
-
-def _feistel(x: Tensor, keys: Tensor, half: Tensor) -> Tensor:
-    """A keyed permutation of ``[0, 4**half)`` per element of ``x`` (a
-    balanced Feistel network on ``2 * half`` bits); ``keys`` (``[rounds,
-    ...]``) and ``half`` broadcast to ``x``."""
-    mask = (torch.ones_like(half) << half) - 1
-    left, right = x >> half, x & mask
-    for key in keys:
-        f = _mix32(right ^ key).bitwise_and_(mask)
-        left, right = right, f.bitwise_xor_(left)
-    return left.bitwise_left_shift_(half).bitwise_or_(right)
-
-
-def _draw_positions(keys: Tensor, count: Tensor, k: int) -> Tuple[Tensor, Tensor]:
-    """``[Q, K']`` distinct positions in ``[0, count_q)`` per query (the first
-    ``min(k, count_q)`` outputs of the query's keyed pseudo-random
-    permutation, by cycle walking) and their validity;
-    ``K' = min(k, max count)``."""
-    q = count.numel()
-    width = int(min(k, int(count.max()) if q else 0))
-    if width == 0:
-        empty = count.new_zeros(q, 0)
-        return empty, empty.bool()
-    pos = torch.arange(width, device=count.device).expand(q, width)
-    valid = pos < count.view(-1, 1)
-    # half the bits of count, rounded up (log2 of a power of 2 is exact in float64)
-    half = (torch.log2(count.clamp(min=2).double()).ceil().long() + 1) // 2
-    y = _feistel(torch.where(valid, pos, torch.zeros_like(pos)), keys.unsqueeze(-1),
-                 half.view(-1, 1))
-    # cycle walking, on the outputs still out of range: a permutation of [0, count)
-    row, col = (valid & (y >= count.view(-1, 1))).nonzero().unbind(1)
-    while row.numel():
-        walked = _feistel(y[row, col], keys[:, row], half[row])
-        y[row, col] = walked
-        out = walked >= count[row]
-        row, col = row[out], col[out]
-    return y.masked_fill_(~valid, 0), valid
-
-
-class SampledLinkPredictionEvaluator(_ProtocolEvaluator):
-    r"""The sampled-candidates protocol (as OGB's ``ogbl-wikikg2``): each
-    query ranks its target among ``num_candidates`` (:math:`K`) negative
-    candidates drawn uniformly without replacement from its filtered
-    candidates (all entities but its known answers and target); ranks lie
-    in :math:`[1, K + 1]`. Time :math:`O(\text{queries} \times K)`, memory
-    :math:`O(\text{batch\_size} \times K)`.
-
-    A query's candidates are a function of ``seed``, its direction and its
-    triple alone (a hash-keyed pseudo-random permutation of its filtered
-    candidates): not of batches, order, device, the other triples or the
-    global RNG. A query with at most :math:`K` filtered candidates gets all
-    of them, so its rank is the full filtered rank. The target and its
-    candidates are scored in one ``scorer.score_corrupted`` call. The
-    metrics have :meth:`LinkPredictionEvaluator.evaluate`'s shape plus
-    ``'protocol': 'sampled'``, ``'num_candidates'`` and ``'candidate_seed'``;
-    ``'raw'`` repeats the sampled ranks (there is no unfiltered variant).
-
-    Args:
-        num_entities (int): Number of entities :math:`N`.
-        known_triples (torch.Tensor): ``[E, 3]`` known true triples.
-        num_candidates (int): :math:`K`. (default: :obj:`1000`)
-        seed (int): Seed of the candidates. (default: :obj:`0`)
-        batch_size (int): Queries per model call. (default: :obj:`64`)
-        **kwargs: The other :class:`LinkPredictionEvaluator` arguments.
-    """
-    protocol = 'sampled'
-
-    def __init__(self, num_entities: int, known_triples: Tensor, num_candidates: int = 1000,
-                 seed: int = 0, batch_size: int = 64, **kwargs):
-        super().__init__(num_entities, known_triples, batch_size=batch_size, **kwargs)
-        if num_candidates <= 0:
-            raise ValueError(f"num_candidates must be positive, got {num_candidates}")
-        self.num_candidates = int(num_candidates)
-        self.seed = int(seed)
-
-    def candidates(self, triples: Tensor, tails: bool) -> Tuple[Tensor, Tensor]:
-        """``(candidates [E, K'], valid [E, K'])``: the negative candidates of
-        the tail (``tails``) or head queries of ``triples`` (``K' <= K``;
-        ``valid`` is ``False`` on padding, where a query has fewer than ``K``
-        filtered candidates)."""
-        triples = self._check_triples(triples)
-        head, rel, tail = triples.unbind(1)
-        query, target = (head, tail) if tails else (tail, head)
-        row, col = (self.filter.tail_pairs(query, rel) if tails
-                    else self.filter.head_pairs(rel, query))
-        q, n = triples.size(0), self.num_entities
-        # excluded entities per query: known answers and the target, sorted and unique
-        arange = torch.arange(q, device=triples.device)
-        key = torch.unique(torch.cat([row * n + col, arange * n + target]))
-        row, col = key // n, key % n
-        excluded = torch.bincount(row, minlength=q)
-        start = excluded.cumsum(0) - excluded
-        # the j-th filtered entity is j + #{excluded e_i : e_i - i <= j}
-        adjusted = col - (torch.arange(row.numel(), device=row.device) - start[row])
-        sorted_key = row * (n + 1) + adjusted
-        positions, valid = _draw_positions(_query_keys(self.seed, tails, head, rel, tail),
-                                           n - excluded, self.num_candidates)
-        lookup = arange.view(-1, 1) * (n + 1) + positions
-        cand = positions - start.view(-1, 1) + torch.searchsorted(sorted_key, lookup, right=True)
-        return cand.masked_fill_(~valid, 0), valid
-
-    def ranks(self, model: Any, triples: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        """``(head_ranks, tail_ranks, head_ranks, tail_ranks)``: the sampled
-        ranks, twice (the protocol has no raw variant), ``[E]`` float CPU."""
-        _check_model_api(model, ('embed_entities', 'fuse_rows', 'relation_embedding', 'scorer'))
-        triples = self._check_triples(triples)
-        triples = triples.to(device := _model_device(model))
-        head, rel, tail = triples.unbind(1)
-        out = torch.empty(2, triples.size(0), dtype=torch.float, device=device)
-        with _eval_mode(model, self.compile):
-            for tails in (False, True):
-                query, target = (head, tail) if tails else (tail, head)
-                for idx in tqdm(self._chunks(rel), desc='sampled ranking', unit='batch',
-                                disable=None if self.progress else True):  # tty only
-                    # per batch (a query's candidates do not depend on its batch)
-                    cand, valid = self.candidates(triples[idx], tails)
-                    out[int(tails), idx] = self._rank(model, query[idx], rel[idx], target[idx],
-                                                      cand, valid, tails)
-        head_ranks, tail_ranks = out.cpu().unbind(0)
-        return head_ranks, tail_ranks, head_ranks.clone(), tail_ranks.clone()
-
-    def _rank(self, model: Any, query: Tensor, rel: Tensor, target: Tensor, cand: Tensor,
-              valid: Tensor, tails: bool) -> Tensor:
-        b = query.numel()
-        # the target in column 0, scored in the same call as its candidates
-        cand = torch.cat([target.view(-1, 1), cand], dim=1)
-        valid = torch.cat([valid.new_ones(b, 1), valid], dim=1)
-        emb, mask, (iq, ic) = model.embed_entities(query, cand)
-        q, c = model.fuse_rows(emb, mask, [(iq, rel), (ic, rel.view(-1, 1).expand_as(ic))])
-        flip = torch.full((b,), not tails, dtype=torch.bool, device=query.device)
-        scores = model.scorer.score_corrupted(q, model.relation_embedding(rel), q, c, flip)
-        removed = (~valid).nonzero().unbind(1)
-        return filtered_and_raw_ranks(scores, torch.zeros_like(target), removed, self.ties)[0]
-
-    def evaluate(self, model: Any, triples: Tensor, sample: Optional[int] = None,
-                 seed: int = 0, level: float = 0.95) -> Dict[str, Any]:
-        out = super().evaluate(model, triples, sample, seed, level)
-        out.update(num_candidates=self.num_candidates, candidate_seed=self.seed)
-        return out
-
-    def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(num_entities={self.num_entities}, '
-                f'num_known={self.filter.num_known}, ties={self.ties!r}, '
-                f'num_candidates={self.num_candidates}, seed={self.seed}, '
-                f'batch_size={self.batch_size})')

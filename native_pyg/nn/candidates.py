@@ -12,16 +12,28 @@ from torch.nn import Module
 
 class CandidateCache:
     r"""What 1-vs-all scoring reuses while :meth:`NativE.cached_entities
-    <native_pyg.nn.NativE.cached_entities>` is active: the modality
+    <native_pyg.nn.NativE.cached_entities>` is active: the structural
+    embeddings of all entities (a GNN encoder runs once), the modality
     embeddings of all entities, ReDAF's (relation-independent) attention
     logits, and all entities fused under the last relation. Everything is
     computed without gradient, and dropped when the model's entity inputs
     change (their ``version``) or :meth:`clear` is called (parameters
-    changed)."""
+    changed).
 
-    def __init__(self):
+    Args:
+        version (int, optional): The entity inputs' version that
+            ``structure`` belongs to. (default: :obj:`None`)
+        structure (torch.Tensor, optional): Precomputed ``[N, De]``
+            structural embeddings of all entities (e.g. by layer-wise
+            inference), kept under ``'structure'`` for ``version``.
+            (default: :obj:`None`, computed when first asked for)
+    """
+
+    def __init__(self, version: Optional[int] = None, structure: Optional[Tensor] = None):
         self._store: Dict[str, object] = {}
-        self._version: Optional[int] = None
+        self._version: Optional[int] = version
+        if structure is not None:
+            self._store['structure'] = structure
 
     def clear(self) -> None:
         self._store.clear()
@@ -53,10 +65,15 @@ class CandidateCache:
         return f'{self.__class__.__name__}({sorted(k for k in self._store if ":" not in k)})'
 
 
+def cached_value(cache: Optional[CandidateCache], key: str, version: int,
+                 compute: Callable[[], object]) -> object:
+    """``cache.get(key, version, compute)``, or ``compute()`` without a cache."""
+    return compute() if cache is None else cache.get(key, version, compute)
+
+
 def _all_entities(model: Module, cache: Optional[CandidateCache]) -> Tuple[Tensor, Tensor]:
-    if cache is None:
-        return model.modality_embeddings(None)
-    return cache.get('all', model.inputs.version, lambda: model.modality_embeddings(None))
+    return cached_value(cache, 'all', model.inputs.version,
+                        lambda: model.modality_embeddings(None))
 
 
 def _all_logits(model: Module, emb: Tensor, cache: Optional[CandidateCache]) -> Optional[Tensor]:

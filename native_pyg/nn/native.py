@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from native_pyg.data.relations import unpack_triples
-from native_pyg.nn.candidates import CandidateCache, score_one_vs_all
+from native_pyg.nn.candidates import CandidateCache, cached_value, score_one_vs_all
 from native_pyg.nn.entity_inputs import EntityInputs
 from native_pyg.nn.gnn import STRUCTURAL_ENCODERS
 from native_pyg.nn.legacy import upgrade_state_dict
@@ -390,8 +390,9 @@ class NativE(torch.nn.Module):
         if self.structural_encoder is None:
             return self.entity_emb.weight if entity_index is None else self.entity_emb(entity_index)
         sub = self._subgraph
-        if sub is None:
-            out = self._encode(None, *self.inputs.graph())
+        if sub is None:  # the whole graph, once per cached_entities context
+            out = cached_value(self._cache, 'structure', self.inputs.version,
+                               lambda: self._encode(None, *self.inputs.graph()))
             return out if entity_index is None else out[entity_index]
         if sub.structure is None:
             sub.structure = self._encode(sub.n_id, sub.edge_index, sub.edge_type)
@@ -558,13 +559,13 @@ class NativE(torch.nn.Module):
 
     # ------------------------------------------------------------ 1-vs-all
     @contextmanager
-    def cached_entities(self) -> Iterator['NativE']:
-        r"""Context for evaluation: the modality embeddings of all entities
-        are computed once (without gradient) and reused by every
-        :meth:`score_tails` / :meth:`score_heads` call inside, as are the
-        fused candidates of the last relation. Leave the context (or do not
-        use it) whenever parameters change."""
-        previous, self._cache = self._cache, CandidateCache()
+    def cached_entities(self, structure: Optional[Tensor] = None) -> Iterator['NativE']:
+        r"""Context for evaluation: the structural (or given ``structure``,
+        e.g. by :func:`~native_pyg.nn.layerwise_structural_embeddings`) and
+        modality embeddings of all entities are computed once (no gradient)
+        and reused inside, as are the fused candidates of the last relation.
+        Leave the context (or do not use it) whenever parameters change."""
+        previous, self._cache = self._cache, CandidateCache(self.inputs.version, structure)
         try:
             yield self
         finally:

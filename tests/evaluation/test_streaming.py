@@ -4,11 +4,9 @@ import warnings
 import pytest
 import torch
 
-from native_pyg.evaluation import LinkPredictionEvaluator, TIES, format_metrics
-from native_pyg.evaluation.streaming import (SampledLinkPredictionEvaluator,
-                                             StreamingLinkPredictionEvaluator,
-                                             confidence_interval, evaluate_sample,
-                                             sample_queries)
+from native_pyg.evaluation import (TIES, LinkPredictionEvaluator, SampledLinkPredictionEvaluator,
+                                   StreamingLinkPredictionEvaluator, confidence_interval,
+                                   evaluate_sample, format_metrics, sample_queries)
 from native_pyg.nn import NativE
 from tests.conftest import fill_wildkgc_root, needs_shared
 
@@ -202,6 +200,35 @@ def test_memory_is_bounded_and_entities_embedded_once(monkeypatch):
     # the other calls embed one block's queries and targets
     assert all(sum(i.numel() for i in c) <= 2 * batch for c in embedded if len(c) != 1)
     assert max(candidates) <= max(chunk, batch)
+
+
+@pytest.mark.parametrize('encoder', ['rgcn', 'compgcn'])
+def test_gnn_encoder_runs_once_layer_wise_with_the_in_memory_ranks(encoder, monkeypatch):
+    train, known, test = problem()
+    g = torch.Generator().manual_seed(4)
+    feats = {'m0': torch.randn(N, 6, generator=g)}
+    net = NativE(N, R, 4, feats, edge_index=train[:, [0, 2]].t(), edge_type=train[:, 1],
+                 encoder=encoder, seed=3)
+    expected = LinkPredictionEvaluator(N, known).ranks(net, test)
+    calls = {'forward': 0, 'layer': 0}
+    layer_forward = net.structural_encoder.layer_forward
+
+    def count_layer(*args, **kwargs):
+        calls['layer'] += 1
+        return layer_forward(*args, **kwargs)
+
+    net.structural_encoder.register_forward_pre_hook(
+        lambda *_: calls.__setitem__('forward', calls['forward'] + 1))
+    monkeypatch.setattr(net.structural_encoder, 'layer_forward', count_layer)
+    ev = StreamingLinkPredictionEvaluator(N, known, candidate_chunk=16, batch_size=8)
+    got = ev.ranks(net, test)
+    # never the full-graph pass; each layer once over ceil(N / 16) target batches
+    assert calls == {'forward': 0, 'layer': net.structural_encoder.num_layers * 3}
+    assert_same(expected, got)
+    # the model is usable as before afterwards (no cached structure left behind)
+    with torch.no_grad():
+        net.entity_emb.weight.mul_(2.0)
+    assert not torch.equal(LinkPredictionEvaluator(N, known).ranks(net, test)[0], expected[0])
 
 
 def test_added_entities_are_not_candidates():
