@@ -73,8 +73,9 @@ def measure(args) -> dict:
                    sparse=args.table_optimizer != 'adam', **encoder_arguments(run.model))
     # one filter of known triples, shared by the trainer and the measured evaluation
     evaluator = (StreamingLinkPredictionEvaluator.from_data(
-        data, candidate_chunk=args.candidate_chunk) if args.eval_protocol == 'full' else
-        SampledLinkPredictionEvaluator.from_data(data, num_candidates=1000))
+        data, candidate_chunk=args.candidate_chunk, compile=args.compile)
+        if args.eval_protocol == 'full' else
+        SampledLinkPredictionEvaluator.from_data(data, num_candidates=1000, compile=args.compile))
     trainer = Trainer(model, data, run, evaluator=evaluator)
     setup = time.perf_counter() - start
     steps, distinct, nodes = [], [], []
@@ -132,6 +133,8 @@ def main(argv=None) -> None:
     p.add_argument('--eval-protocol', default='full', choices=['full', 'sampled'])
     p.add_argument('--candidate-chunk', type=int, default=8192,
                    help='candidates per chunk of the streamed evaluation')
+    p.add_argument('--compile', action='store_true',
+                   help='1-vs-all distances by torch.compile (needs a C++ compiler)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--quiet', action='store_true')
     p.add_argument('--only', type=int, help=argparse.SUPPRESS)  # child: measure one graph
@@ -163,6 +166,7 @@ def main(argv=None) -> None:
                         'table_optimizer': args.table_optimizer, 'encoder': args.encoder,
                         'num_neighbors': args.num_neighbors, 'image_dim': args.image_dim,
                         'text_dim': args.text_dim, 'comat': True, 'steps': args.steps,
+                        'compile': args.compile, 'candidate_chunk': args.candidate_chunk,
                         'threads': __import__('torch').get_num_threads()}}
     print(json.dumps(out))
 

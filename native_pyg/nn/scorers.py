@@ -243,7 +243,7 @@ def _compiled_kernel() -> Optional[Callable]:
 
 
 def _modulus_distance_compiled(re_q: Tensor, im_q: Tensor, re_c: Tensor, im_c: Tensor,
-                               query_block: int = 64) -> Optional[Tensor]:
+                               query_block: int = 8) -> Optional[Tensor]:
     """:func:`_modulus_distance_blocked` by the compiled kernel, queries in
     fixed-size (zero-padded) blocks so it compiles once per candidate count;
     ``None`` if compiling failed."""
@@ -275,16 +275,20 @@ def _modulus_distance_blocked(re_q: Tensor, im_q: Tensor, re_c: Tensor, im_c: Te
 
     Small query x candidate blocks keep the temporaries in cache and are
     updated in place: 5-8x faster on a CPU than one large broadcast, which
-    is bound by memory traffic."""
-    re_c, im_c = re_c.contiguous(), im_c.contiguous()
+    is bound by memory traffic. A block of fewer queries takes more
+    candidates (the same temporaries), so that a few queries against many
+    candidates are not bound by per-block overhead."""
+    if re_q.size(0) >= 2 * query_block:  # copies that pay off over several query blocks
+        re_c, im_c = re_c.contiguous(), im_c.contiguous()
     out = re_q.new_empty(re_q.size(0), re_c.size(0))
     for i in range(0, re_q.size(0), query_block):
         a, b = re_q[i:i + query_block, None], im_q[i:i + query_block, None]
-        for j in range(0, re_c.size(0), candidate_block):
-            x = a - re_c[None, j:j + candidate_block]
-            y = b - im_c[None, j:j + candidate_block]
+        width = candidate_block * query_block // a.size(0)
+        for j in range(0, re_c.size(0), width):
+            x = a - re_c[None, j:j + width]
+            y = b - im_c[None, j:j + width]
             x.mul_(x).addcmul_(y, y).sqrt_()
-            torch.sum(x, dim=-1, out=out[i:i + query_block, j:j + candidate_block])
+            torch.sum(x, dim=-1, out=out[i:i + query_block, j:j + width])
     return out
 
 
@@ -340,7 +344,9 @@ class RotatE(KGScorer):
         grad = torch.is_grad_enabled() and (query[0].requires_grad or candidates.requires_grad)
         if not grad and candidates.device.type == 'cpu':  # GPUs prefer one large broadcast
             parts = (*query, *candidates.chunk(2, dim=-1))
-            out = _modulus_distance_compiled(*parts) if _COMPILE['on'] else None
+            # a few queries: the eager kernel is as fast, and compiles nothing
+            out = _modulus_distance_compiled(*parts) \
+                if _COMPILE['on'] and parts[0].size(0) >= 4 else None
             return self.margin - (out if out is not None else _modulus_distance_blocked(*parts))
         re_q, im_q = query[0][:, None], query[1][:, None]
 
