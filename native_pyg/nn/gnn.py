@@ -42,7 +42,13 @@ def circular_correlation(a: Tensor, b: Tensor) -> Tensor:
 
 def group_mean_weights(group: Tensor, num_groups: int, dtype: torch.dtype) -> Tensor:
     """``[E]`` weights ``1 / |group|`` of each edge's group, so that summing
-    weighted messages gives the mean over each group's edges."""
+    weighted messages gives the mean over each group's edges. Counted over
+    the groups present when there are more groups than edges (R-GCN on a
+    sampled subgraph: nodes x 2R groups, a few GB of counts at 1,000 edge
+    types, nearly all empty)."""
+    if num_groups > group.numel():
+        _, inverse, count = torch.unique(group, return_inverse=True, return_counts=True)
+        return count.to(dtype).reciprocal()[inverse]
     count = scatter(torch.ones_like(group, dtype=dtype), group, 0, dim_size=num_groups,
                     reduce='sum')
     return count.clamp(min=1).reciprocal()[group]

@@ -200,3 +200,13 @@ def test_edgewise_rgcn_equals_pyg_rgcnconv(decomposition):
     edge_type = torch.randint(0, 5, (40,))
     assert torch.allclose(ours(x, edge_index, edge_type), ref(x, edge_index, edge_type),
                           atol=1e-5)
+
+
+def test_group_mean_weights_count_only_present_groups_when_groups_outnumber_edges():
+    from native_pyg.nn.gnn import group_mean_weights
+    group = torch.tensor([3, 0, 3, 7, 3, 0, 9])
+    expected = torch.tensor([1 / 3, 1 / 2, 1 / 3, 1.0, 1 / 3, 1 / 2, 1.0])
+    sparse = group_mean_weights(group, 10 ** 9, torch.float)  # a dense count would be 4 GB
+    assert torch.equal(sparse, expected)
+    small = group_mean_weights(group % 5, 5, torch.float)  # 5 groups, 7 edges: the scatter path
+    assert torch.equal(small, expected)  # 3, 0, 3, 2, 3, 0, 4: the same group sizes
