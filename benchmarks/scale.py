@@ -60,6 +60,7 @@ def measure(args) -> dict:
     run = RunConfig().override([
         f'model.hidden_channels={args.dim}', 'model.margin=6.0',
         f'model.encoder={args.encoder}', f'training.batch_size={args.batch_size}',
+        f'model.num_blocks={args.num_blocks or "null"}',
         f'training.num_negatives={args.negatives}',
         f'training.shared_negatives={args.batch_size}',
         f'training.table_optimizer={args.table_optimizer}', 'training.lr=1e-3',
@@ -128,6 +129,8 @@ def main(argv=None) -> None:
     p.add_argument('--table-optimizer', default='rowwise_adagrad')
     p.add_argument('--encoder', default='none', choices=['none', 'rgcn', 'compgcn'])
     p.add_argument('--num-neighbors', default=None, help='e.g. 10,5 (with --encoder)')
+    p.add_argument('--num-blocks', type=int, default=None,
+                   help="R-GCN's block-diagonal weights (default: full weights)")
     p.add_argument('--eval-queries', type=int, default=1000,
                    help='test triples evaluated (0: none)')
     p.add_argument('--eval-protocol', default='full', choices=['full', 'sampled'])
@@ -164,6 +167,7 @@ def main(argv=None) -> None:
            'settings': {'dim': args.dim, 'batch_size': args.batch_size,
                         'negatives': args.negatives, 'shared_negatives': args.batch_size,
                         'table_optimizer': args.table_optimizer, 'encoder': args.encoder,
+                        'num_blocks': args.num_blocks,
                         'num_neighbors': args.num_neighbors, 'image_dim': args.image_dim,
                         'text_dim': args.text_dim, 'comat': True, 'steps': args.steps,
                         'compile': args.compile, 'candidate_chunk': args.candidate_chunk,
