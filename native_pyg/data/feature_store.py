@@ -277,9 +277,9 @@ def _read_index(array: np.memmap, index) -> np.ndarray:
     index = np.asarray(index, dtype=np.int64).reshape(-1)
     if index.size == 0:
         return np.empty((0, *array.shape[1:]), dtype=array.dtype)
-    if int(index.min()) < 0 or int(index.max()) >= array.shape[0]:
-        raise IndexError(f"row ids outside [0, {array.shape[0]})")
     first, last = int(index.min()), int(index.max())
+    if first < 0 or last >= array.shape[0]:
+        raise IndexError(f"row ids outside [0, {array.shape[0]})")
     if last - first + 1 <= 4 * index.size:
         return _read_rows(array, first, last + 1)[index - first]
     row_bytes = array.dtype.itemsize * int(np.prod(array.shape[1:], dtype=np.int64))

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..nn.layerwise import LAYERWISE_API, layerwise_structural_embeddings
+from ..nn.layerwise import layerwise_structural_embeddings, missing_layerwise_api
 from .link_prediction import _model_device
 from .query_subsets import ProtocolEvaluator, check_model_api, eval_mode
 from .ranks import _combine
@@ -249,8 +249,7 @@ class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
         computed once, layer-wise where the encoder can), if it has one."""
         if not hasattr(model, 'cached_entities'):
             return contextlib.nullcontext()
-        encoder = getattr(model, 'structural_encoder', None)
-        layerwise = encoder is not None and all(hasattr(encoder, a) for a in LAYERWISE_API)
+        layerwise = not missing_layerwise_api(getattr(model, 'structural_encoder', None))
         return model.cached_entities(structure=layerwise_structural_embeddings(
             model, self.candidate_chunk, self.progress) if layerwise else None)
 

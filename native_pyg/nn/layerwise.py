@@ -14,6 +14,12 @@ from torch import Tensor
 LAYERWISE_API = ('num_layers', 'layer_states', 'layer_forward')
 
 
+def missing_layerwise_api(encoder: Any) -> list:
+    """The names of :data:`LAYERWISE_API` that ``encoder`` lacks (all of them
+    for ``None``)."""
+    return [a for a in LAYERWISE_API if not hasattr(encoder, a)]
+
+
 @torch.no_grad()
 def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Tensor,
                         edge_type: Tensor, num_nodes: Optional[int] = None,
@@ -80,7 +86,7 @@ def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Tensor,
     Returns:
         torch.Tensor: ``[N, D]``, the last layer's output.
     """
-    missing = [a for a in LAYERWISE_API if not hasattr(encoder, a)]
+    missing = missing_layerwise_api(encoder)
     if missing:
         raise TypeError(f"{type(encoder).__name__} lacks the per-layer API ({', '.join(missing)}) "
                         f"that layer-wise inference needs; see native_pyg.nn.gnn.LayerwiseEncoder")
