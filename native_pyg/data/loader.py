@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -72,6 +72,10 @@ class KGBatch:
         x_dict, mask_dict: per feature modality, the rows ``[n, d_m]`` and
             masks ``[n]`` of ``n_id``, or of its first (seed) nodes only
             (fetched from the feature store).
+        num_sampled_nodes, num_sampled_edges: nodes per hop (seeds first)
+            and message edges per hop of a sampled subgraph whose nodes and
+            edges are ordered by hop (``None``: not known), so that an
+            encoder can trim each layer to the nodes it still needs.
     """
     pos: Tensor
     neg: Tensor
@@ -82,13 +86,15 @@ class KGBatch:
     e_id: Optional[Tensor] = None
     x_dict: Dict[str, Tensor] = field(default_factory=dict)
     mask_dict: Dict[str, Tensor] = field(default_factory=dict)
+    num_sampled_nodes: Optional[List[int]] = None
+    num_sampled_edges: Optional[List[int]] = None
 
     def _apply(self, fn) -> 'KGBatch':
         out = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             out[f.name] = ({k: fn(x) for k, x in v.items()} if isinstance(v, dict)
-                           else None if v is None else fn(v))
+                           else fn(v) if isinstance(v, Tensor) else v)
         return KGBatch(**out)
 
     def to(self, device, non_blocking: bool = False) -> 'KGBatch':
@@ -107,13 +113,45 @@ class KGBatch:
     def subgraph_kwargs(self) -> Dict:
         """The arguments of :meth:`native_pyg.nn.NativE.subgraph`."""
         return dict(n_id=self.n_id, edge_index=self.edge_index, edge_type=self.edge_type,
-                    x_dict=self.x_dict, mask_dict=self.mask_dict)
+                    x_dict=self.x_dict, mask_dict=self.mask_dict,
+                    num_sampled_nodes=self.num_sampled_nodes,
+                    num_sampled_edges=self.num_sampled_edges)
+
+
+def hop_sizes(num_seeds: int, row: Tensor, col: Tensor, num_nodes: int, num_hops: int
+              ) -> Optional[Tuple[List[int], List[int]]]:
+    r"""``(nodes per hop, edges per hop)`` of a sampled subgraph with edges
+    ``row -> col`` whose nodes and edges come ordered by hop, as PyG's
+    :class:`~torch_geometric.sampler.NeighborSampler` returns them with
+    either backend: the ``num_seeds`` seeds first, then the nodes first
+    reached at hop 1, 2, ...; the edges of hop :math:`k` end in the nodes
+    first reached at hop :math:`k - 1` and come before those of hop
+    :math:`k + 1`. ``None`` if the subgraph is not so ordered."""
+    nodes, edges = [int(num_seeds)], []
+    end, start = int(num_seeds), 0
+    for _ in range(num_hops):
+        rest = col[start:] < end
+        stop = start + int(rest.sum())
+        if not bool(rest[:stop - start].all()):
+            return None  # an edge of a later hop before one of this hop
+        reached = max(end, int(row[start:stop].max()) + 1) if stop > start else end
+        nodes.append(reached - end)
+        edges.append(stop - start)
+        end, start = reached, stop
+    if start != col.numel() or end != num_nodes:
+        return None
+    return nodes, edges
 
 
 class TrainingGraph:
     r"""The training triples as a message-passing graph with inverse edges:
     triple :math:`i = (h, r, t)` is edge :math:`i` (:math:`h \to t`, type
     :math:`r`) and edge :math:`E + i` (:math:`t \to h`, type :math:`r + R`).
+
+    Only the :math:`E` triples are kept (as given, without a copy); what an
+    edge id stands for is computed from them, and the :math:`2E` edge arrays
+    are built only for whole-graph steps (:meth:`full_batch`), where the
+    graph is small enough to be encoded at every step.
 
     Args:
         edge_index (torch.Tensor): ``[2, E]`` training (head, tail) pairs.
@@ -125,21 +163,37 @@ class TrainingGraph:
                  num_relations: int):
         self.num_entities, self.num_relations = int(num_entities), int(num_relations)
         self.num_triples = int(edge_type.numel())
-        self.edge_index, self.edge_type = add_inverse_edges(edge_index.long(), edge_type.long(),
-                                                            self.num_relations)
-        triples = torch.stack([edge_index[0], edge_type, edge_index[1]], 1)
-        self.edge_key = triple_keys(triples, num_entities, num_relations).repeat(2)
+        self.triple_edge_index, self.relation = edge_index.long(), edge_type.long()
+        self._edges: Optional[Tuple[Tensor, Tensor]] = None  # built by the first full_batch
 
     @classmethod
     def from_data(cls, data) -> 'TrainingGraph':
         edge_index, edge_type = split_edges(data, 'train')
         return cls(edge_index, edge_type, data[ENTITY].num_nodes, data.num_relations)
 
+    def edges(self) -> Tuple[Tensor, Tensor]:
+        """``(edge_index [2, 2E], edge_type [2E])``: every edge, inverses last."""
+        return add_inverse_edges(self.triple_edge_index, self.relation, self.num_relations)
+
+    def edge_type_of(self, e_id: Tensor) -> Tensor:
+        """The type of each edge id: the triple's relation, plus :math:`R` for an inverse."""
+        return self.relation[self.triple_index(e_id)] + \
+            self.num_relations * (e_id >= self.num_triples).long()
+
+    def _keys(self, rows: Optional[Tensor]) -> Tensor:
+        """:func:`triple_keys` of the training triples ``rows`` (``None``: all)."""
+        (h, t), r = self.triple_edge_index, self.relation
+        if rows is not None:
+            h, r, t = h[rows], r[rows], t[rows]
+        return (h * self.num_relations + r) * self.num_entities + t
+
     def message_mask(self, e_id: Optional[Tensor], pos: Tensor) -> Tensor:
         """``[len(e_id)]`` bool: which edges ``e_id`` (``None`` = all) are not
         one of the triples ``pos`` ``[B, 3]`` (in either direction)."""
         keys = torch.unique(triple_keys(pos, self.num_entities, self.num_relations))
-        return ~isin_sorted(self.edge_key if e_id is None else self.edge_key[e_id], keys)
+        if e_id is None:  # an edge and its inverse share their triple's answer
+            return (~isin_sorted(self._keys(None), keys)).repeat(2)
+        return ~isin_sorted(self._keys(self.triple_index(e_id)), keys)
 
     def triple_index(self, e_id: Tensor) -> Tensor:
         """The training-triple row of each edge id (an edge and its inverse share it)."""
@@ -147,10 +201,32 @@ class TrainingGraph:
 
     def full_batch(self, pos: Tensor, neg: Tensor, corrupt_head: Tensor) -> KGBatch:
         """A step over the whole training graph minus its positives."""
+        if self._edges is None:
+            self._edges = self.edges()
+        edge_index, edge_type = self._edges
         keep = self.message_mask(None, pos).nonzero().view(-1)
         return KGBatch(pos, neg, corrupt_head, n_id=torch.arange(self.num_entities),
-                       edge_index=self.edge_index[:, keep], edge_type=self.edge_type[keep],
+                       edge_index=edge_index[:, keep], edge_type=edge_type[keep],
                        e_id=self.triple_index(keep))
+
+    def sampling_csc(self) -> Tuple[Tensor, Tensor, Tensor]:
+        r"""``(colptr [N + 1], row [2E], perm [2E])``: the edges sorted by
+        destination as PyG's :func:`~torch_geometric.utils.index_sort` sorts
+        them for its samplers (the same neighbour order, so the same samples),
+        with ``perm`` mapping a sorted position to its edge id (int32 where
+        it fits). Built from the triples without keeping the :math:`2E` edge
+        arrays."""
+        from torch_geometric.utils import index_sort
+        (h, t), n = self.triple_edge_index, self.num_entities
+        dst = torch.cat([t, h])
+        colptr = torch.zeros(n + 1, dtype=torch.long)
+        colptr[1:] = torch.bincount(dst, minlength=n).cumsum(0)
+        perm = index_sort(dst)[1]
+        del dst
+        row = torch.cat([h, t])[perm]
+        if perm.numel() < 2 ** 31:
+            perm = perm.int()
+        return colptr, row, perm
 
 
 class _OnePerStep:
@@ -192,7 +268,10 @@ class KGNeighborLoader(torch.utils.data.DataLoader):
     disk-backed store can stand in for the in-memory one: give it as
     ``feature_store`` (e.g. a
     :class:`~native_pyg.data.feature_store.DiskFeatureStore`) and rows are
-    fetched from it instead of ``data``.
+    fetched from it instead of ``data``. Each batch carries its nodes and
+    edges per hop (:func:`hop_sizes`), with which a
+    :class:`~native_pyg.nn.gnn.LayerwiseEncoder` trims every layer to the
+    nodes the next one needs (the last layer computes the seeds only).
 
     Negatives are drawn in the main process; with ``num_workers > 0`` only
     neighbourhood sampling and feature fetching run in the workers.
@@ -217,8 +296,6 @@ class KGNeighborLoader(torch.utils.data.DataLoader):
                  modalities: Optional[Sequence[str]] = None, feature_store=None,
                  fetch: str = 'nodes', **kwargs):
         require_neighbor_sampling()
-        from torch_geometric.data import Data
-        from torch_geometric.sampler import NeighborSampler
         num_neighbors = list(num_neighbors)
         if not num_neighbors or not all(isinstance(k, int) and (k > 0 or k == -1)
                                         for k in num_neighbors):
@@ -235,11 +312,9 @@ class KGNeighborLoader(torch.utils.data.DataLoader):
                 [attr.group_name for attr in feature_store.get_all_tensor_attrs()
                  if attr.attr_name == 'x']
         self.modalities = list(modalities)
-        homo = Data(edge_index=self.graph.edge_index, edge_type=self.graph.edge_type,
-                    num_nodes=self.graph.num_entities)
         with warnings.catch_warnings():  # PyG's advice to install pyg-lib, unavailable here
             warnings.filterwarnings('ignore', message=".*without a 'pyg-lib' installation")
-            self.node_sampler = NeighborSampler(homo, num_neighbors)
+            self.node_sampler, self.edge_perm = _neighbor_sampler(self.graph, num_neighbors)
         for key in ('batch_size', 'shuffle', 'sampler', 'batch_sampler', 'collate_fn'):
             if key in kwargs:
                 raise ValueError(f"KGNeighborLoader takes its steps from `batches`; "
@@ -254,23 +329,48 @@ class KGNeighborLoader(torch.utils.data.DataLoader):
         pos = step.pos
         seeds = torch.unique(torch.cat([pos[:, 0], pos[:, 2], step.neg.reshape(-1)]))
         out = self.node_sampler.sample_from_nodes(NodeSamplerInput(input_id=None, node=seeds))
-        e_id = out.edge
-        if self.node_sampler.edge_permutation is not None:
-            e_id = self.node_sampler.edge_permutation[e_id]
+        e_id = self.edge_perm[out.edge].long()  # sorted positions -> edge ids
         keep = self.graph.message_mask(e_id, pos)
+        hops = hop_sizes(seeds.numel(), out.row, out.col, out.node.numel(),
+                         len(self.num_neighbors))
+        if hops is not None:  # edges per hop once the batch's positives are removed
+            kept = [int(k.sum()) for k in keep.split(hops[1])]
         e_id = e_id[keep]
         n_id = out.node
         rows = n_id if self.fetch == 'nodes' else n_id[:seeds.numel()]  # seeds come first
         return KGBatch(
             pos, step.neg, step.corrupt_head, n_id=n_id,
             edge_index=torch.stack([out.row[keep], out.col[keep]]),
-            edge_type=self.graph.edge_type[e_id],
+            edge_type=self.graph.edge_type_of(e_id),
             e_id=self.graph.triple_index(e_id),
             x_dict={m: self.features.get_tensor(group_name=m, attr_name='x', index=rows)
                     for m in self.modalities},
             mask_dict={m: self.features.get_tensor(group_name=m, attr_name='mask', index=rows)
-                       for m in self.modalities})
+                       for m in self.modalities},
+            num_sampled_nodes=None if hops is None else hops[0],
+            num_sampled_edges=None if hops is None else kept)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(num_neighbors={self.num_neighbors}, '
                 f'steps={len(self.batch_sampler)})')
+
+
+def _neighbor_sampler(graph: TrainingGraph, num_neighbors: List[int]):
+    """PyG's :class:`~torch_geometric.sampler.NeighborSampler` over the
+    graph's edges sorted by destination, and the edge id of each sorted
+    position. With torch_sparse the sorted arrays are handed over as a
+    ``SparseTensor`` (no copy: 2 x 2E int64 less than an ``edge_index``,
+    1 GB at wikikg2's size); otherwise as a sorted ``edge_index``."""
+    import torch_geometric.typing as pyg_typing
+    from torch_geometric.data import Data
+    from torch_geometric.sampler import NeighborSampler
+    colptr, row, perm = graph.sampling_csc()
+    n = graph.num_entities
+    if pyg_typing.WITH_TORCH_SPARSE:
+        adj_t = pyg_typing.SparseTensor(rowptr=colptr, col=row, sparse_sizes=(n, n),
+                                        is_sorted=True, trust_data=True)
+        data = Data(adj_t=adj_t, num_nodes=n)
+    else:
+        col = torch.repeat_interleave(torch.arange(n), colptr.diff())
+        data = Data(edge_index=torch.stack([row, col]), num_nodes=n)
+    return NeighborSampler(data, num_neighbors, is_sorted=True), perm

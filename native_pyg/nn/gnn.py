@@ -279,9 +279,29 @@ class LayerwiseEncoder(torch.nn.Module):
         targets, which every edge must end in) are computed and returned."""
         raise NotImplementedError
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor) -> Tensor:
+    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor,
+                num_sampled_nodes_per_hop: Optional[List[int]] = None,
+                num_sampled_edges_per_hop: Optional[List[int]] = None) -> Tensor:
+        r"""The full pass over the graph. With the per-hop sizes of a sampled
+        subgraph (nodes ordered by hop, seeds first, and edges ordered by
+        hop, as PyG's samplers give them), each layer is trimmed as PyG's
+        :func:`~torch_geometric.utils.trim_to_layer` does, further: layer
+        :math:`l` of :math:`L` computes only the nodes within
+        :math:`L - 1 - l` hops of the seeds, from the edges into them, so the
+        output is ``[seeds, De]`` and equals the untrimmed pass on the seeds
+        (the nodes of the outer hops only feed inner ones)."""
+        if num_sampled_nodes_per_hop is None:
+            for i, state in enumerate(self.layer_states()):
+                x = self.layer_forward(i, x, edge_index, edge_type, state)
+            return x
+        nodes = torch.tensor(num_sampled_nodes_per_hop).cumsum(0).tolist()
+        edges = [0, *torch.tensor(num_sampled_edges_per_hop).cumsum(0).tolist()]
+        hops = len(edges) - 1
         for i, state in enumerate(self.layer_states()):
-            x = self.layer_forward(i, x, edge_index, edge_type, state)
+            inner = min(hops, self.num_layers - i)  # input: nodes within `inner` hops
+            x = x[:nodes[inner]]
+            x = self.layer_forward(i, x, edge_index[:, :edges[inner]], edge_type[:edges[inner]],
+                                   state, num_targets=nodes[min(hops, self.num_layers - 1 - i)])
         return x
 
     def _check_layer(self, i: int) -> int:

@@ -364,15 +364,16 @@ class NativE(torch.nn.Module):
         has = has if entity_index is None else has[entity_index]
         return has | ~torch.stack(present, 1).any(1)
 
-    def _encode(self, n_id: Optional[Tensor], edge_index: Tensor, edge_type: Tensor) -> Tensor:
-        """The structural encoder over a graph of the nodes ``n_id`` (``None``
-        = all entities), from the entity table (plus the mean projected
-        modality embedding under ``encoder_input='structure+modalities'``)."""
+    def _encode(self, sub: Optional[StepSubgraph] = None) -> Tensor:
+        """The structural encoder over ``sub`` (``None``: the training graph) from
+        the table (+ mean projected modalities under ``'structure+modalities'``)."""
+        n_id = None if sub is None else sub.n_id
         x = self.entity_emb.weight if n_id is None else self.entity_emb(n_id)
         if self.encoder_input == 'structure+modalities' and self.feature_modalities:
             x = x + self.projections.mean_embedding(self._source(), n_id, x,
                                                     masked=self.missing == 'mask')
-        return self.structural_encoder(x, edge_index, edge_type)
+        return (self.structural_encoder(x, *self.inputs.graph()) if sub is None
+                else sub.encode(self.structural_encoder, x))
 
     def _refuse_all_in_subgraph(self, what: str) -> None:
         if self._subgraph is not None:  # the full graph would hold the batch's positives
@@ -391,17 +392,15 @@ class NativE(torch.nn.Module):
             return self.entity_emb.weight if entity_index is None else self.entity_emb(entity_index)
         sub = self._subgraph
         if sub is None:  # the whole graph, once per cached_entities context
-            out = cached_value(self._cache, 'structure', self.inputs.version,
-                               lambda: self._encode(None, *self.inputs.graph()))
+            out = cached_value(self._cache, 'structure', self.inputs.version, self._encode)
             return out if entity_index is None else out[entity_index]
         if sub.structure is None:
-            sub.structure = self._encode(sub.n_id, sub.edge_index, sub.edge_type)
-        return sub.structure[sub.to_local(entity_index)]
+            self._encode(sub)
+        return sub.structure_of(entity_index)
 
     @contextmanager
     def subgraph(self, n_id: Tensor, edge_index: Tensor, edge_type: Tensor,
-                 x_dict: Optional[Mapping[str, Tensor]] = None,
-                 mask_dict: Optional[Mapping[str, Tensor]] = None) -> Iterator['NativE']:
+                 **kwargs) -> Iterator['NativE']:
         r"""Context in which the structural encoder runs over a (sampled)
         subgraph instead of the whole training graph, once, the first time
         an embedding is asked for; every scoring call inside must only
@@ -410,10 +409,11 @@ class NativE(torch.nn.Module):
         :class:`StepSubgraph`: global node ids ``n_id [n]``, local
         ``edge_index [2, E]`` with inverse edges, ``edge_type [E]`` in
         :math:`[0, 2R)`, and optional fetched feature rows ``x_dict``
-        ``{m: [n, d_m]}`` and masks ``mask_dict`` ``{m: [n]}``.
+        ``{m: [n, d_m]}``, masks ``mask_dict`` ``{m: [n]}`` and per-hop
+        sizes ``num_sampled_nodes`` / ``num_sampled_edges``.
         """
         previous, self._subgraph = self._subgraph, StepSubgraph(
-            self.inputs, n_id, edge_index, edge_type, x_dict, mask_dict)
+            self.inputs, n_id, edge_index, edge_type, **kwargs)
         try:
             yield self
         finally:

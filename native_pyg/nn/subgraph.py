@@ -3,7 +3,8 @@ r"""The subgraph one training step encodes (see :meth:`NativE.subgraph
 edges and the feature rows fetched for its nodes."""
 from __future__ import annotations
 
-from typing import Mapping, Optional
+import inspect
+from typing import List, Mapping, Optional
 
 import torch
 from torch import Tensor
@@ -22,7 +23,16 @@ class StepSubgraph:
     :class:`~native_pyg.nn.entity_inputs.EntityInputs`: from the fetched
     rows where it has them, else from ``inputs``. Under ``missing='random'``
     the fixed random rows of ``inputs`` are always used. :attr:`structure`
-    holds the encoder's output over the subgraph once computed.
+    holds the encoder's output over the subgraph once computed
+    (:meth:`encode`).
+
+    With the per-hop sizes of a sampled subgraph (nodes and edges ordered by
+    hop, seeds first, see :func:`~native_pyg.data.loader.hop_sizes`), an
+    encoder whose ``forward`` takes PyG's ``num_sampled_nodes_per_hop`` and
+    ``num_sampled_edges_per_hop`` (e.g.
+    :class:`~native_pyg.nn.gnn.LayerwiseEncoder`) computes each layer only
+    for the nodes later layers still need, and its output holds the seeds'
+    rows only: every entity a step scores is a seed.
 
     Args:
         inputs (EntityInputs): The model's entity inputs.
@@ -33,11 +43,17 @@ class StepSubgraph:
             (default: :obj:`None`)
         mask_dict (dict, optional): Modality to fetched masks ``[n]``.
             (default: :obj:`None`)
+        num_sampled_nodes (list[int], optional): Nodes per hop, seeds first.
+            (default: :obj:`None`)
+        num_sampled_edges (list[int], optional): Edges per hop.
+            (default: :obj:`None`)
     """
 
     def __init__(self, inputs: EntityInputs, n_id: Tensor, edge_index: Tensor,
                  edge_type: Tensor, x_dict: Optional[Mapping[str, Tensor]] = None,
-                 mask_dict: Optional[Mapping[str, Tensor]] = None):
+                 mask_dict: Optional[Mapping[str, Tensor]] = None,
+                 num_sampled_nodes: Optional[List[int]] = None,
+                 num_sampled_edges: Optional[List[int]] = None):
         device = inputs.device
         self.inputs = inputs
         self.n_id = torch.as_tensor(n_id, device=device).long().view(-1)
@@ -50,6 +66,16 @@ class StepSubgraph:
                        for m, x in (x_dict or {}).items()} if fetched else {}
         self.mask_dict = {m: torch.as_tensor(k).to(device).bool()
                           for m, k in (mask_dict or {}).items()} if fetched else {}
+        if (num_sampled_nodes is None) != (num_sampled_edges is None):
+            raise ValueError("give both num_sampled_nodes and num_sampled_edges, or neither")
+        if num_sampled_nodes is not None and (
+                sum(num_sampled_nodes) != self.n_id.numel()
+                or sum(num_sampled_edges) != self.edge_type.numel()
+                or len(num_sampled_nodes) != len(num_sampled_edges) + 1):
+            raise ValueError(f"per-hop sizes {list(num_sampled_nodes)} nodes and "
+                             f"{list(num_sampled_edges)} edges do not add up to the subgraph's "
+                             f"{self.n_id.numel()} nodes and {self.edge_type.numel()} edges")
+        self.num_sampled_nodes, self.num_sampled_edges = num_sampled_nodes, num_sampled_edges
         self.structure: Optional[Tensor] = None
 
     def to_local(self, entity_index: Tensor) -> Tensor:
@@ -59,6 +85,26 @@ class StepSubgraph:
             raise ValueError("an entity of the batch is not a node of the active subgraph "
                              "(its sampled neighbourhood must contain every scored entity)")
         return out
+
+    def encode(self, encoder: torch.nn.Module, x: Tensor) -> Tensor:
+        """The encoder's output over the subgraph from node inputs ``x``
+        ``[n, De]``, trimmed per layer where the encoder and the per-hop sizes
+        allow (then ``[seeds, De]``); kept in :attr:`structure`."""
+        if self.num_sampled_nodes is not None and _takes_hop_sizes(encoder):
+            self.structure = encoder(x, self.edge_index, self.edge_type,
+                                     num_sampled_nodes_per_hop=self.num_sampled_nodes,
+                                     num_sampled_edges_per_hop=self.num_sampled_edges)
+        else:
+            self.structure = encoder(x, self.edge_index, self.edge_type)
+        return self.structure
+
+    def structure_of(self, entity_index: Tensor) -> Tensor:
+        """``[U, De]`` rows of :attr:`structure` of the given global entity ids."""
+        local = self.to_local(entity_index)
+        if local.numel() and int(local.max()) >= self.structure.size(0):
+            raise ValueError("an entity of the batch is not a seed of the active subgraph, and "
+                             "the encoder computed the seeds' rows only (trimmed per hop)")
+        return self.structure[local]
 
     def _fetched(self, modality: str, index: Optional[Tensor]) -> Optional[Tensor]:
         """Rows of the fetched ones for ``index``, or ``None`` if not all were fetched."""
@@ -85,3 +131,12 @@ class StepSubgraph:
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(nodes={self.n_id.numel()}, '
                 f'edges={self.edge_index.size(1)}, fetched={sorted(self.x_dict)})')
+
+
+def _takes_hop_sizes(encoder: torch.nn.Module) -> bool:
+    """Whether ``encoder.forward`` takes PyG's per-hop size arguments."""
+    try:
+        params = inspect.signature(encoder.forward).parameters
+    except (TypeError, ValueError):  # e.g. a builtin or scripted forward
+        return False
+    return 'num_sampled_nodes_per_hop' in params and 'num_sampled_edges_per_hop' in params

@@ -120,6 +120,53 @@ def test_all_neighbours_sampled_match_full_graph_inference(gnn_small):
             assert not torch.allclose(net.structural_embeddings(entities), full, atol=1e-5)
 
 
+@pytest.mark.parametrize('encoder,kwargs', [('rgcn', {'num_blocks': 2}),
+                                            ('compgcn', {'composition': 'sub'})])
+@pytest.mark.parametrize('hops', [[4, 3], [5], [3, 2, 2]])
+def test_layers_trimmed_per_hop_equal_the_untrimmed_pass_on_the_seeds(gnn_small, encoder,
+                                                                      kwargs, hops):
+    """A 2-layer encoder over a sampled subgraph with its per-hop sizes
+    computes fewer rows and edges per layer, and the seeds' embeddings and
+    the table's gradient equal the untrimmed pass (sampling fewer, as many or
+    more hops than layers)."""
+    batch = next(iter(KGNeighborLoader(gnn_small, hops, gnn_steps(gnn_small))))
+    nodes, edges = batch.num_sampled_nodes, batch.num_sampled_edges
+    assert len(nodes) == len(hops) + 1 and sum(nodes) == batch.n_id.numel()
+    assert sum(edges) == batch.edge_type.numel()
+    # hop h's edges end in the nodes first reached at hop h - 1
+    ends = torch.tensor([0, *nodes]).cumsum(0)
+    col, start = batch.edge_index[1], 0
+    for h, e in enumerate(edges):
+        assert bool(((col[start:start + e] >= ends[h]) & (col[start:start + e] < ends[h + 1])).all())
+        start += e
+    seeds = batch.n_id[:nodes[0]]
+    out = {}
+    for trimmed in (False, True):
+        net = NativE.from_data(gnn_small, 8, encoder=encoder,
+                               encoder_kwargs=dict(kwargs, num_layers=2)).eval()
+        calls = []
+        layer_forward = net.structural_encoder.layer_forward
+        net.structural_encoder.layer_forward = lambda i, x, ei, et, *a, **k: (
+            calls.append((k.get('num_targets') or x.size(0), ei.size(1)))
+            or layer_forward(i, x, ei, et, *a, **k))
+        sub = batch.subgraph_kwargs()
+        if not trimmed:
+            sub.update(num_sampled_nodes=None, num_sampled_edges=None)
+        with net.subgraph(**sub):
+            emb = net.structural_embeddings(seeds)
+        emb.pow(2).sum().backward()
+        out[trimmed] = emb.detach(), net.entity_emb.weight.grad, calls
+    assert torch.allclose(out[True][0], out[False][0], atol=1e-5)
+    assert torch.allclose(out[True][1], out[False][1], atol=1e-5)
+    full, trim = out[False][2], out[True][2]
+    assert trim[-1] == (nodes[0], edges[0])  # the last layer: seeds from hop-1 edges
+    assert sum(n for n, _ in trim) < sum(n for n, _ in full)
+    assert sum(e for _, e in trim) < sum(e for _, e in full) or len(hops) == 1
+    with net.subgraph(**batch.subgraph_kwargs()):
+        with pytest.raises(ValueError, match='not a seed of the active subgraph'):
+            net.structural_embeddings(batch.n_id[-1:])
+
+
 def test_a_step_only_scores_entities_of_its_subgraph(gnn_small):
     net = NativE.from_data(gnn_small, 8, encoder='rgcn', encoder_kwargs={'num_layers': 1})
     with net.subgraph(torch.tensor([0, 1]), torch.tensor([[0], [1]]), torch.tensor([0])):

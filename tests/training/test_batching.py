@@ -103,3 +103,33 @@ def test_worker_processes_get_the_same_steps(gnn_small):
             assert torch.equal(a.pos, b.pos) and torch.equal(a.neg, b.neg)
             assert torch.equal(a.corrupt_head, b.corrupt_head)
             assert set(b.n_id.tolist()) >= set(b.pos[:, 0].tolist())
+
+
+def test_edge_ids_are_answered_from_the_triples_without_2e_edge_arrays(gnn_small):
+    """What an edge id stands for (type, triple, whether a positive) equals the
+    explicit graph with inverse edges, and the sampler keeps one sorted copy
+    of the sources plus the edge-id map: no further [2E] arrays."""
+    if neighbor_sampling_backend() is None:
+        pytest.skip('neighbour sampling needs torch_sparse or pyg-lib (make install-accel)')
+    graph = TrainingGraph.from_data(gnn_small)
+    edge_index, edge_type = graph.edges()
+    e = graph.num_triples
+    e_id = torch.randperm(2 * e)[:500]
+    assert torch.equal(graph.edge_type_of(e_id), edge_type[e_id])
+    pos = split_triples(gnn_small, 'train')[e_id[:20] % e]
+    keys = triple_keys(torch.stack([edge_index[0], edge_type % graph.num_relations,
+                                    edge_index[1]], 1), graph.num_entities, graph.num_relations)
+    fwd = edge_type < graph.num_relations  # an inverse edge carries its triple's key
+    keys = torch.where(fwd, keys, triple_keys(torch.stack(
+        [edge_index[1], edge_type % graph.num_relations, edge_index[0]], 1),
+        graph.num_entities, graph.num_relations))
+    expected = ~torch.isin(keys, triple_keys(pos, graph.num_entities, graph.num_relations))
+    assert torch.equal(graph.message_mask(None, pos), expected)
+    assert torch.equal(graph.message_mask(e_id, pos), expected[e_id])
+    # the data's triples are kept as given
+    assert graph.triple_edge_index.data_ptr() == gnn_small['entity', 'relation', 'entity'].edge_index.data_ptr()
+    loader = KGNeighborLoader(gnn_small, [3, 2], gnn_steps(gnn_small))
+    sampler = loader.node_sampler
+    held = sum(t.numel() * t.element_size() for t in (sampler.colptr, sampler.row, loader.edge_perm))
+    assert held <= (graph.num_entities + 1) * 8 + 2 * e * (8 + 4)
+    assert sampler.perm is None  # PyG was handed sorted edges: no permutation of its own
