@@ -63,6 +63,21 @@ def load_data(run: RunConfig) -> HeteroData:
         raise ValueError(str(e)) from None
 
 
+def locate_data(run: RunConfig, dataset: Optional[str] = None,
+                root: Optional[str] = None) -> RunConfig:
+    """Sets ``run.dataset`` and ``run.root`` (where given), absolute with
+    ``~`` expanded where they are paths (the root, a folder given as the
+    dataset), so that a checkpoint finds its data from any directory.
+    Returns ``run``."""
+    from native_pyg.datasets import is_dataset_path
+    run.dataset, run.root = dataset or run.dataset, root or run.root
+    if run.root is not None:
+        run.root = osp.abspath(osp.expanduser(run.root))
+    if is_dataset_path(run.dataset):
+        run.dataset = osp.abspath(osp.expanduser(run.dataset))
+    return run
+
+
 def build_model(data: HeteroData, run: RunConfig) -> NativE:
     """A :class:`~native_pyg.nn.NativE` for ``data`` from ``run.model``,
     initialised with ``run.training.seed``.
@@ -213,7 +228,9 @@ def pipeline(dataset: Optional[str] = None, root: Optional[str] = None,
         result.test['both']['mrr']
 
     Args:
-        dataset (str, optional): ``'synthetic'`` or a WildKGC name.
+        dataset (str, optional): ``'synthetic'``, a WildKGC name or the
+            path of a folder holding an MMKG (see
+            :class:`~native_pyg.datasets.folder.FolderMMKG`).
             (default: the config's, else ``'synthetic'``)
         root (str, optional): Dataset root. (default: the config's)
         config (str or dict or RunConfig, optional): A YAML file, a mapping
@@ -256,9 +273,7 @@ def _handle_config(dataset: Optional[str], root: Optional[str],
         run = RunConfig.from_dict(dict(config))
     else:
         run = RunConfig.from_yaml(os.fspath(config))
-    run.dataset, run.root = dataset or run.dataset, root or run.root
-    if run.root is not None:  # checkpoints must find the data from any directory
-        run.root = osp.abspath(osp.expanduser(run.root))
+    locate_data(run, dataset, root)
     sets = [*overrides, *keyword_overrides(kwargs)]
     return run.override(sets) if sets else run
 
@@ -338,7 +353,7 @@ def load_run(checkpoint: str, root: Optional[str] = None, device: Optional[str] 
                          f"expected model.pt, best.pt or last.pt written by 'native-pyg train'")
     run = RunConfig.from_dict(with_legacy_defaults(state['config']), source=checkpoint)
     if root is not None:
-        run.root = osp.abspath(osp.expanduser(root))
+        locate_data(run, root=root)
     elif data is None and run.root is not None and not osp.isdir(run.root):
         raise ValueError(f"{checkpoint}: trained on {run.dataset} at {run.root}, which does not "
                          f"exist here; give --root DIR where the same dataset lies")

@@ -25,6 +25,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import FeatureStore, TensorAttr
 
+from native_pyg.data.safe_load import load_pt
+
 META = 'features.json'
 #: storage dtypes of a store
 DTYPES = {'float16': np.float16, 'float32': np.float32}
@@ -322,11 +324,7 @@ def _open_rows(path: str):
         except (OSError, ValueError) as e:
             raise ValueError(f"{path}: not a readable .npy file ({e})") from None
     if path.endswith('.pt'):
-        try:  # never unpickles code; memory-mapped where the file format allows
-            rows = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
-        except Exception as e:  # noqa: BLE001 - torch raises many kinds here
-            raise ValueError(f"{path}: not a readable tensor file "
-                             f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        rows = load_pt(path, 'a feature file', mmap=True)  # memory-mapped where it can be
         if not isinstance(rows, Tensor) or not rows.is_floating_point():
             raise ValueError(f"{path}: expected a float tensor [rows, dim]")
         return rows

@@ -1,4 +1,5 @@
-"""Readers for OpenKE-format triples and modality feature files.
+"""Readers for OpenKE-format triples, TSV triples of names, name lists and
+modality feature files and masks (``.npy`` / ``.pt``).
 
 Every malformed input raises :class:`MMKGFormatError`, whose message starts
 with ``file:line:`` so that the offending row can be found at once.
@@ -6,10 +7,12 @@ with ``file:line:`` so that the offending row can be found at once.
 from __future__ import annotations
 
 import os.path as osp
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
+
+from native_pyg.data.safe_load import first_line, load_pt
 
 #: feature file suffix (as released) -> modality name used in the HeteroData
 FEATURE_FILES = {
@@ -26,11 +29,42 @@ class MMKGFormatError(ValueError):
     """A malformed dataset file; the message names the file and line."""
 
 
+def read_text(path: str) -> str:
+    """The text of a UTF-8 file (a leading byte-order mark dropped). A byte
+    that is not UTF-8 is a :class:`MMKGFormatError` naming the file, line,
+    column and byte (``path:3: not UTF-8 text (byte 0xe9 at column 5)``)."""
+    try:
+        with open(path, 'rb') as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise MMKGFormatError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise MMKGFormatError(f"{path}: is a directory, expected a file") from None
+    try:
+        return raw.decode('utf-8-sig')
+    except UnicodeDecodeError as e:
+        bom = 3 if raw.startswith(b'\xef\xbb\xbf') else 0
+        at = e.start + bom
+        line = raw.count(b'\n', 0, at) + 1
+        start = raw.rfind(b'\n', 0, at) + 1
+        column = len(raw[max(start, bom):at].decode('utf-8', errors='replace')) + 1
+        raise MMKGFormatError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[at]:02x} at column {column}); save "
+            f"the file as UTF-8 (a byte like this one often comes from Latin-1 or "
+            f"Windows-1252)") from None
+
+
+def _text_lines(path: str) -> List[Tuple[int, str]]:
+    """``(line number, line)`` of every line of a UTF-8 file, line ends
+    (``\\n`` or ``\\r\\n``) cut."""
+    lines = read_text(path).split('\n')
+    if lines and lines[-1] == '':
+        lines.pop()
+    return [(i + 1, line[:-1] if line.endswith('\r') else line) for i, line in enumerate(lines)]
+
+
 def _lines(path: str) -> List[Tuple[int, List[str]]]:
-    if not osp.exists(path):
-        raise MMKGFormatError(f"{path}: file not found")
-    with open(path, encoding='utf-8-sig') as f:  # a BOM is not part of a name
-        rows = [(i + 1, line.split()) for i, line in enumerate(f)]
+    rows = [(n, line.split()) for n, line in _text_lines(path)]
     rows = [(n, fields) for n, fields in rows if fields]  # blank lines carry nothing
     if not rows:
         raise MMKGFormatError(f"{path}: file is empty (expected a count on line 1)")
@@ -53,11 +87,13 @@ def read_id_map(path: str) -> List[str]:
     """Reads ``entity2id.txt`` / ``relation2id.txt`` (``name<TAB or space>id``
     per line) and returns the names ordered by id. Names may contain spaces
     when the file is tab separated; the id is always the last field."""
-    rows = _lines(path)
+    raw = [line for _, line in _text_lines(path)]
+    rows = [(n, line.split()) for n, line in enumerate(raw, 1)]
+    rows = [(n, fields) for n, fields in rows if fields]
+    if not rows:
+        raise MMKGFormatError(f"{path}: file is empty (expected a count on line 1)")
     count = _count(path, rows)
     names: List[Optional[str]] = [None] * count
-    with open(path, encoding='utf-8-sig') as f:  # a BOM is not part of a name
-        raw = [line.rstrip('\r\n') for line in f]
     for n, fields in rows[1:]:
         line = raw[n - 1]
         if len(fields) < 2:
@@ -121,33 +157,131 @@ def read_openke(raw_dir: str) -> Dict[str, object]:
     return out
 
 
-def read_feature_file(path: str, num_entities: int, nan_rows: str = 'error',
-                      zero_rows_missing: bool = True) -> Tuple[Tensor, Tensor]:
-    r"""Reads a modality feature file (a float tensor ``[num_entities, d]``
-    saved with :func:`torch.save`) safely (``weights_only=True``: a file from
-    the internet cannot run code).
+def load_array(path: str) -> Tensor:
+    """A tensor from a ``.npy`` file (read with ``allow_pickle=False``) or a
+    ``.pt`` / ``.pth`` file (read with ``weights_only=True``): a file from
+    the internet cannot run code either way."""
+    if path.endswith('.npy'):
+        import numpy as np
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise MMKGFormatError(f"{path}: file not found") from None
+        except Exception as e:  # object arrays, truncated files, not a .npy file
+            why = ("not a .npy array, or it holds Python objects, which are never loaded"
+                   if 'allow_pickle' in str(e) else f"{type(e).__name__}: {first_line(e)}")
+            raise MMKGFormatError(f"{path}: cannot be read as a .npy array with "
+                                  f"allow_pickle=False ({why})") from None
+        if arr.dtype.kind not in 'biuf':
+            raise MMKGFormatError(f"{path}: expected a numeric array, got dtype {arr.dtype}")
+        return torch.from_numpy(np.ascontiguousarray(arr))
+    try:
+        x = load_pt(path, 'a tensor file')
+    except ValueError as e:
+        raise MMKGFormatError(str(e)) from None
+    if not isinstance(x, Tensor):
+        raise MMKGFormatError(f"{path}: expected a tensor [num_entities, d], "
+                              f"got {type(x).__name__}")
+    return x
+
+
+def read_name_list(path: str) -> List[str]:
+    """Reads a list of names, one per line (``entities.txt`` /
+    ``relations.txt`` of a TSV dataset); line ``k`` names id ``k - 1`` once
+    blank lines are left out. Surrounding spaces are not part of a name."""
+    names: List[str] = []
+    first: Dict[str, int] = {}
+    for n, line in _text_lines(path):
+        name = line.strip()
+        if not name:
+            continue
+        if '\t' in name:
+            raise MMKGFormatError(f"{path}:{n}: expected one name per line, got a tab in "
+                                  f"{line!r} (an OpenKE 'name<TAB>id' file is entity2id.txt / "
+                                  f"relation2id.txt, with its count on line 1)")
+        if name in first:
+            raise MMKGFormatError(f"{path}:{n}: {name!r} is listed twice (first on line "
+                                  f"{first[name]})")
+        first[name] = n
+        names.append(name)
+    if not names:
+        raise MMKGFormatError(f"{path}: file is empty (expected one name per line)")
+    return names
+
+
+def read_tsv_triples(path: str, entities: Dict[str, int], relations: Dict[str, int],
+                     entities_from: Optional[str] = None,
+                     relations_from: Optional[str] = None) -> Tensor:
+    r"""Reads a split of triples of names, ``head<TAB>relation<TAB>tail`` per
+    line (blank lines left out), and returns ``[E, 3]`` ``(head, relation,
+    tail)`` id rows.
 
     Args:
-        path (str): The ``.pth`` file.
+        path (str): The split file (``train.tsv``, ...).
+        entities (dict[str, int]): Name to id; a name not in it gets the
+            next id (first-seen order), unless ``entities_from`` is given.
+        relations (dict[str, int]): The same for relations.
+        entities_from (str, optional): The file that listed every entity: a
+            name not in ``entities`` is then an error naming it.
+        relations_from (str, optional): The same for relations.
+    """
+    rows = []
+    for n, line in _text_lines(path):
+        if not line.strip():
+            continue
+        fields = [f.strip() for f in line.split('\t')]
+        if len(fields) != 3:
+            hint = ''
+            if len(fields) == 1 and len(line.split()) == 3:
+                hint = '; the fields must be separated by tabs, this line has none'
+            raise MMKGFormatError(f"{path}:{n}: expected 3 tab-separated fields "
+                                  f"'head<TAB>relation<TAB>tail', got {len(fields)}{hint}")
+        for what, name in zip(('head', 'relation', 'tail'), fields):
+            if not name:
+                raise MMKGFormatError(f"{path}:{n}: the {what} field is empty")
+        ids = []
+        for k, (name, table, source) in enumerate(
+                ((fields[0], entities, entities_from), (fields[1], relations, relations_from),
+                 (fields[2], entities, entities_from))):
+            i = table.get(name)
+            if i is None:
+                if source is not None:
+                    what = 'relation' if k == 1 else 'entity'
+                    raise MMKGFormatError(f"{path}:{n}: unknown {what} {name!r} (not in "
+                                          f"{source})")
+                i = table[name] = len(table)
+            ids.append(i)
+        rows.append(ids)
+    if not rows:
+        raise MMKGFormatError(f"{path}: split is empty (no triples)")
+    return torch.tensor(rows, dtype=torch.long)
+
+
+def read_feature_file(path: str, num_entities: int, nan_rows: str = 'error',
+                      zero_rows_missing: bool = True, mask: Optional[Tensor] = None,
+                      dtype: Optional[torch.dtype] = None) -> Tuple[Tensor, Tensor]:
+    r"""Reads a modality feature file, a float array ``[num_entities, d]``
+    (row ``i`` = entity ``i``) saved with :func:`torch.save` (``.pt``,
+    ``.pth``) or :func:`numpy.save` (``.npy``), safely (see :func:`load_array`).
+
+    Args:
+        path (str): The feature file.
         num_entities (int): Expected row count.
         nan_rows (str): ``'error'`` (default) rejects NaN/Inf values;
             ``'missing'`` treats rows holding any NaN/Inf as missing.
         zero_rows_missing (bool): Treat all-zero rows as missing (the
-            released MKG-W/MKG-Y files fill missing entities with zeros).
+            released MKG-W/MKG-Y files fill missing entities with zeros);
+            not used when ``mask`` is given.
+        mask (torch.Tensor, optional): ``[num_entities]`` bool, the entities
+            that have the modality (:func:`read_mask_file`); rows outside it
+            are zeroed whatever they hold. (default: :obj:`None`)
+        dtype (torch.dtype, optional): Keep the features in this floating
+            dtype. (default: :obj:`None`, ``torch.float32``)
 
     Returns:
         ``(x, mask)``: features with missing rows zeroed, and the presence mask.
     """
-    try:
-        x = torch.load(path, map_location='cpu', weights_only=True)
-    except FileNotFoundError:
-        raise MMKGFormatError(f"{path}: file not found") from None
-    except Exception as e:  # pickle errors, unsafe globals, truncated files
-        raise MMKGFormatError(f"{path}: cannot be read as a tensor file with "
-                              f"weights_only=True ({type(e).__name__}: {e})") from None
-    if not isinstance(x, Tensor):
-        raise MMKGFormatError(f"{path}: expected a tensor [num_entities, d], "
-                              f"got {type(x).__name__}")
+    x = load_array(path)
     if x.dim() != 2:
         raise MMKGFormatError(f"{path}: expected a 2-D tensor [num_entities, d], "
                               f"got shape {tuple(x.shape)}")
@@ -157,19 +291,76 @@ def read_feature_file(path: str, num_entities: int, nan_rows: str = 'error',
         raise MMKGFormatError(f"{path}: has {x.size(0)} rows but the dataset has "
                               f"{num_entities} entities")
     x = x.float()
+    given = torch.ones(num_entities, dtype=torch.bool) if mask is None else mask.bool()
     finite = torch.isfinite(x).all(dim=1)
-    if not bool(finite.all()):
-        bad = (~finite).nonzero().flatten()
-        if nan_rows != 'missing':
-            raise MMKGFormatError(f"{path}: {bad.numel()} rows hold NaN/Inf values (first: row "
-                                  f"{int(bad[0])}); pass nan_rows='missing' (CLI: --nan-rows "
-                                  f"missing) to treat them as missing")
-    mask = finite.clone()
-    if zero_rows_missing:
-        mask &= (x != 0).any(dim=1)
-    x = torch.where(mask.unsqueeze(1), x, torch.zeros((), dtype=x.dtype))
-    _warn_implausible(path, x, mask)
-    return x, mask
+    bad = (given & ~finite).nonzero().flatten()
+    if bad.numel() and nan_rows != 'missing':
+        raise MMKGFormatError(f"{path}: {bad.numel()} rows hold NaN/Inf values (first: row "
+                              f"{int(bad[0])}); pass nan_rows='missing' (CLI: --nan-rows "
+                              f"missing) to treat them as missing")
+    present = given & finite
+    if zero_rows_missing and mask is None:  # a mask file decides on its own
+        present &= (x != 0).any(dim=1)
+    x = torch.where(present.unsqueeze(1), x, torch.zeros((), dtype=x.dtype))
+    _warn_implausible(path, x, present)
+    return _cast(path, x, present, dtype), present
+
+
+#: the ``dtype`` names a feature file may be kept in
+FEATURE_DTYPES = {'float16': torch.float16, 'bfloat16': torch.bfloat16,
+                  'float32': torch.float32, 'float64': torch.float64}
+
+
+def _cast(path: str, x: Tensor, mask: Tensor, dtype: Optional[torch.dtype]) -> Tensor:
+    if dtype is None or dtype == x.dtype:
+        return x
+    y = x.to(dtype)
+    if not bool(torch.isfinite(y[mask]).all()):
+        raise MMKGFormatError(f"{path}: values beyond the range of {dtype} (largest |x| = "
+                              f"{float(x.abs().max()):.3g}); keep it in float32")
+    return y
+
+
+def read_mask_file(path: str, entity_names: Sequence[str]) -> Tensor:
+    """Reads which entities have a modality: a bool (or 0/1) array
+    ``[num_entities]`` in a ``.npy`` / ``.pt`` / ``.pth`` file, or a ``.txt``
+    file of entity names, one per line.
+
+    Args:
+        path (str): The mask file.
+        entity_names (list[str]): The entity names in id order.
+
+    Returns:
+        ``[num_entities]`` bool tensor.
+    """
+    n = len(entity_names)
+    if path.endswith('.txt'):
+        index = {name: i for i, name in enumerate(entity_names)}
+        mask = torch.zeros(n, dtype=torch.bool)
+        for line_no, line in _text_lines(path):
+            name = line.strip()
+            if not name:
+                continue
+            if name not in index:
+                raise MMKGFormatError(f"{path}:{line_no}: unknown entity {name!r} (not among "
+                                      f"the {n} entities of the dataset)")
+            mask[index[name]] = True
+        return mask
+    m = load_array(path)
+    if m.dim() == 2 and m.size(1) == 1:
+        m = m.flatten()
+    if m.dim() != 1:
+        raise MMKGFormatError(f"{path}: expected a 1-D mask [num_entities], "
+                              f"got shape {tuple(m.shape)}")
+    if m.numel() != n:
+        raise MMKGFormatError(f"{path}: has {m.numel()} rows but the dataset has {n} entities")
+    if m.dtype != torch.bool:
+        bad = ((m != 0) & (m != 1)).nonzero().flatten()
+        if bad.numel():
+            k = int(bad[0])
+            raise MMKGFormatError(f"{path}: row {k}: mask value {m[k].item()!r} is not "
+                                  f"True/False or 1/0")
+    return m.bool()
 
 
 #: feature values beyond this magnitude are almost surely a unit or export error

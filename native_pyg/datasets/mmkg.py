@@ -6,8 +6,9 @@ import hashlib
 import os
 import os.path as osp
 import warnings
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from torch import Tensor
 from torch_geometric.data import HeteroData, InMemoryDataset
 
 from native_pyg.data.readers import (FEATURE_FILES, SPLIT_FILES, find_feature_files,
@@ -95,11 +96,16 @@ class MMKGDataset(InMemoryDataset):
         """A short hash of the name, size and modification time of every raw
         file read: replacing any of them names a new cache."""
         h = hashlib.sha256()
-        paths = [osp.join(self.raw_dir, f) for f in self.raw_file_names]
-        for path in paths + sorted(self.feature_files().values()):
+        for path in self.input_files():
             st = os.stat(path) if osp.exists(path) else None
-            h.update(f'{osp.basename(path)}:{st and st.st_size}:{st and st.st_mtime_ns};'.encode())
+            name = osp.relpath(path, self.raw_dir)  # the file name for files in raw_dir
+            h.update(f'{name}:{st and st.st_size}:{st and st.st_mtime_ns};'.encode())
         return h.hexdigest()[:12]
+
+    def input_files(self) -> List[str]:
+        """Every file :meth:`process` reads (their state names the cache)."""
+        paths = [osp.join(self.raw_dir, f) for f in self.raw_file_names]
+        return paths + sorted(self.feature_files().values())
 
     @property
     def processed_file_names(self) -> str:
@@ -117,14 +123,22 @@ class MMKGDataset(InMemoryDataset):
     def verify_raw(self) -> None:
         """Hook to check raw files before reading (the WildKGC checksums)."""
 
-    def process(self) -> None:
-        self.verify_raw()
+    def read_inputs(self) -> Tuple[Dict[str, Any], Dict[str, Tensor], Dict[str, Tensor]]:
+        """Reads the raw files: ``(kg, features, masks)`` with ``kg`` as
+        :func:`~native_pyg.data.readers.read_openke` returns it and
+        ``{modality: [N, d]}`` / ``{modality: [N]}`` features and masks."""
         kg = read_openke(self.raw_dir)
         n = len(kg['entity_names'])
         features, masks = {}, {}
         for m, path in self.feature_files().items():
             features[m], masks[m] = read_feature_file(path, n, self.nan_rows,
                                                       self.zero_rows_missing)
+        return kg, features, masks
+
+    def process(self) -> None:
+        self.verify_raw()
+        kg, features, masks = self.read_inputs()
+        n = len(kg['entity_names'])
         if self.text_features == 'names':
             if 'text' in features:
                 raise ValueError(f"{self.feature_files()['text']} already provides the text "
@@ -159,6 +173,20 @@ class MMKGDataset(InMemoryDataset):
         return quirk_counts(self._data)
 
     def _warn_once(self) -> None:
+        """Warns about absent modalities and the splits' quirks once per
+        processed cache (a marker beside it), not at every load: a user
+        evaluating a checkpoint ten times reads them once."""
+        path = self.processed_paths[0]
+        marker = osp.join(osp.dirname(path), f'.{osp.basename(path)}.warned')
+        if osp.exists(marker):
+            return
+        self._warn()
+        try:
+            open(marker, 'w').close()
+        except OSError:  # a read-only cache: warn again next time
+            pass
+
+    def _warn(self) -> None:
         absent = [m for m in self.expected_modalities if m not in self.modalities]
         if absent:
             files = ', '.join(f'{self.prefix}-{s}.pth' for s, m in FEATURE_FILES.items()
@@ -166,7 +194,7 @@ class MMKGDataset(InMemoryDataset):
             warnings.warn(f"{self.prefix}: modalities {absent} are absent ({files} not in "
                           f"{self.raw_dir}); training uses the remaining modalities. See "
                           f"datasets/{self.prefix}.md for where to get the released files.",
-                          stacklevel=3)
+                          stacklevel=4)
         q = self.quirks
         parts = [f"{split}: {v} {what}" for what, per in
                  (('duplicate rows', q['duplicates']), ('rows also in train', q['leakage']),
@@ -177,7 +205,7 @@ class MMKGDataset(InMemoryDataset):
             hint = '' if (self.dedupe and self.remove_leakage) else \
                 (' (kept as released for comparability; dedupe=True / remove_leakage=True, '
                  'CLI --dedupe / --remove-leakage, clean them)')
-            warnings.warn(f"{self.prefix}: " + '; '.join(parts) + hint, stacklevel=3)
+            warnings.warn(f"{self.prefix}: " + '; '.join(parts) + hint, stacklevel=4)
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}({self.prefix}, modalities={self.modalities})'

@@ -19,6 +19,7 @@ import hashlib
 import os
 import os.path as osp
 import re
+import sys
 import urllib.parse
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -91,8 +92,9 @@ def encode_texts(texts: Sequence[str], model: str = DEFAULT_TEXT_MODEL, batch_si
     """``[len(texts), d]`` float embeddings of ``texts`` by a sentence-transformers
     model (a name on the Hugging Face hub, a local path, or the default)."""
     encoder = _load_encoder(model, device)
+    # its bar redraws with '\r': only where a terminal shows it, never into a log file
     x = encoder.encode(list(texts), batch_size=batch_size, convert_to_tensor=True,
-                       show_progress_bar=progress)
+                       show_progress_bar=progress and sys.stderr.isatty())
     return x.float().cpu()
 
 

@@ -112,10 +112,19 @@ def stand_in_terms(model, emb: Tensor, mask: Tensor, head_index: Tensor, rel_typ
     side) have generated structure, and :math:`\|\hat{\mathbf{e}}_s -
     \mathbf{e}_s\|^2` of the stood-in side.
 
+    The indices are rows of ``(emb, mask)``: entity ids where those hold
+    every entity, or the rows :meth:`NativE.embed_entities` gives a step's
+    entities.
+
     Args:
         model (NativE): The (frozen) model with its :attr:`stand_in`.
-        emb, mask: ``(emb [N, |M|, De], mask [N, |M|])`` modality embeddings
-            of all entities (:meth:`NativE.modality_embeddings`).
+        emb, mask: ``(emb [U, |M|, De], mask [U, |M|])`` modality embeddings
+            of the entities the indices point into, their structure
+            :math:`\mathbf{e}_s` the one a training step sees: all entities'
+            (:meth:`NativE.modality_embeddings`) with the lookup table; with
+            a structural encoder, the step's entities' from the encoder over
+            the training graph without the step's triples (inside
+            :meth:`NativE.subgraph`).
     """
     side = stand_in_head.view(-1, 1)
     query = torch.where(stand_in_head, head_index, tail_index)

@@ -1,4 +1,6 @@
-"""Run configuration: ``model`` and ``training`` sections (YAML-friendly)."""
+"""Run configuration: ``data``, ``model`` and ``training`` sections
+(YAML-friendly); the allowed values of every key are in
+:mod:`native_pyg.training.config_checks`."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,7 +9,7 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from native_pyg.training.optimizers import TABLE_OPTIMIZERS
+from native_pyg.training.config_checks import check_section, coerce, load_yaml
 
 
 @dataclass
@@ -128,6 +130,9 @@ def with_legacy_defaults(saved: Dict[str, Any]) -> Dict[str, Any]:
 
 @dataclass
 class RunConfig:
+    """A run: the dataset (a name, read under ``root``) and the ``data``,
+    ``model`` and ``training`` sections; built by :meth:`from_dict`,
+    :meth:`from_yaml` and :meth:`override`, which check every key."""
     dataset: str = 'synthetic'
     root: Optional[str] = None
     data: DataConfig = field(default_factory=DataConfig)
@@ -135,10 +140,19 @@ class RunConfig:
     training: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> Dict[str, Any]:
+        """The config as nested plain dicts (what checkpoints keep)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any], source: str = 'config') -> 'RunConfig':
+        """A config from a mapping of sections (``source`` names it in errors).
+
+        Raises:
+            ValueError: one line naming ``source``, the key and what is
+                allowed: an unknown section or key, a value of the wrong
+                type, outside its range or not one of its choices
+                (:mod:`~native_pyg.training.config_checks`).
+        """
         if d is not None and not isinstance(d, dict):
             raise ValueError(f"{source}: expected a mapping with sections 'dataset', 'data', "
                              f"'model', 'training', got a {type(d).__name__}")
@@ -152,18 +166,15 @@ class RunConfig:
             raise ValueError(f"{source}: unknown section(s) {sorted(unknown)}; expected "
                              f"'dataset', 'root', 'data', 'model', 'training'")
         return cls(dataset=d.get('dataset', 'synthetic'), root=d.get('root'),
-                   data=_build(DataConfig, d.get('data'), f'{source}: data'),
-                   model=_build(ModelConfig, d.get('model'), f'{source}: model'),
-                   training=_build(TrainConfig, d.get('training'), f'{source}: training'))
+                   data=_build(DataConfig, 'data', d.get('data'), source),
+                   model=_build(ModelConfig, 'model', d.get('model'), source),
+                   training=_build(TrainConfig, 'training', d.get('training'), source))
 
     @classmethod
     def from_yaml(cls, path: str) -> 'RunConfig':
-        with open(path) as f:
-            try:
-                d = yaml.safe_load(f)
-            except yaml.YAMLError as e:
-                raise ValueError(f"{path}: invalid YAML ({e})") from None
-        return cls.from_dict(d, source=path)
+        """A config from a YAML file; invalid YAML and a key given twice are
+        one-line :class:`ValueError` naming the file and the line."""
+        return cls.from_dict(load_yaml(path), source=path)
 
     def override(self, assignments: List[str]) -> 'RunConfig':
         """Applies ``section.key=value`` overrides (values parsed as YAML)."""
@@ -180,69 +191,23 @@ class RunConfig:
                 node = node[p]
             if parts[-1] not in node:
                 raise ValueError(f"--set {item!r}: unknown key {key!r}")
-            node[parts[-1]] = yaml.safe_load(value)
+            try:
+                node[parts[-1]] = yaml.safe_load(value)
+            except yaml.YAMLError:
+                raise ValueError(f"--set {item!r}: the value is not valid YAML") from None
         return RunConfig.from_dict(d, source='--set')
 
 
-def _build(cls, values: Optional[Dict[str, Any]], where: str):
+def _build(cls, section: str, values: Optional[Dict[str, Any]], source: str):
+    """The ``section`` dataclass ``cls`` from ``values``, every key checked."""
+    where = f'{source}: {section}'
     values = dict(values or {})
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(values) - set(names)
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(names)}")
-    for k, v in values.items():  # YAML reads 1e-4 as a string; numbers must be numbers
-        kind, default = str(names[k].type), getattr(cls(), k)
-        if 'List' in kind and isinstance(v, (str, int)) and not isinstance(v, bool):
-            v = values[k] = [x.strip() for x in str(v).split(',') if x.strip()]
-            if 'int' in kind:
-                try:
-                    values[k] = [int(x) for x in v]
-                except ValueError:
-                    raise ValueError(f"{where}.{k}: expected integers, got {v!r}") from None
-        elif 'float' in kind and isinstance(v, (str, int)) and not isinstance(v, bool):
-            try:
-                values[k] = float(v)
-            except ValueError:
-                raise ValueError(f"{where}.{k}: expected a number, got {v!r}") from None
-        elif isinstance(default, bool) and not isinstance(v, bool):
-            raise ValueError(f"{where}.{k}: expected true/false, got {v!r}")
-        elif 'int' in kind and 'List' not in kind and v is not None and (
-                not isinstance(v, int) or isinstance(v, bool)):
-            raise ValueError(f"{where}.{k}: expected an integer, got {v!r}")
-    _check_ranges(values, where)
+    default = cls()
+    for k, v in values.items():
+        values[k] = coerce(str(names[k].type), getattr(default, k), v, f'{where}.{k}')
+    check_section(section, values, where)
     return cls(**values)
-
-
-#: (key, lowest allowed value, exclusive) of numeric options
-_RANGES = (('epochs', 1, False), ('batch_size', 1, False), ('num_negatives', 1, False),
-           ('lr', 0.0, True), ('lrg', 0.0, True), ('hidden_channels', 1, False),
-           ('eval_batch_size', 1, False), ('eval_every', 0, False), ('patience', 0, False),
-           ('num_layers', 1, False), ('num_workers', 0, False), ('regul_rate', 0.0, False),
-           ('mu', 0.0, False), ('beta', 0.0, False),
-           ('shared_negatives', 0, False), ('in_batch_negatives', 0, False))
-
-
-#: (key, highest allowed value): Adam steps beyond this only overflow
-_MAXIMA = (('lr', 10.0), ('lrg', 10.0))
-
-
-#: string options with a fixed set of values
-_CHOICES = {'feature_store': ('memory', 'disk'),
-            'table_optimizer': TABLE_OPTIMIZERS}
-
-
-def _check_ranges(values: Dict[str, Any], where: str) -> None:
-    for key, allowed in _CHOICES.items():
-        if key in values and values[key] not in allowed:
-            raise ValueError(f"{where}.{key}: must be one of {', '.join(allowed)}, "
-                             f"got {values[key]!r}")
-    for key, low, exclusive in _RANGES:
-        v = values.get(key)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and (
-                v < low or (exclusive and v == low)):
-            bound = f"> {low}" if exclusive else f">= {low}"
-            raise ValueError(f"{where}.{key}: must be {bound}, got {v!r}")
-    for key, high in _MAXIMA:
-        v = values.get(key)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and not v <= high:
-            raise ValueError(f"{where}.{key}: must be <= {high:g}, got {v!r}")

@@ -119,14 +119,28 @@ def wrap(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 @contextlib.contextmanager
 def main_first(info: DistributedInfo) -> Iterator[None]:
     """Rank 0 runs the block first (e.g. processing a dataset into its
-    cache, preparing a run directory), the other ranks after it."""
+    cache, preparing a run directory), the other ranks after it. If the
+    block fails on rank 0, the other ranks raise :class:`PeerFailed` instead
+    of running theirs (rank 0 reports the cause; they stop quietly)."""
     if info.enabled and not info.is_main:
-        dist.barrier()
+        verdict = [None]
+        dist.broadcast_object_list(verdict, src=0)
+        if verdict[0] is not None:
+            raise PeerFailed(f"rank 0 failed: {verdict[0]}")
+        yield
+        return
     try:
         yield
-    finally:
-        if info.enabled and info.is_main:
-            dist.barrier()
+    except BaseException as e:
+        if info.enabled:
+            dist.broadcast_object_list([type(e).__name__], src=0)
+        raise
+    if info.enabled:
+        dist.broadcast_object_list([None], src=0)
+
+
+class PeerFailed(RuntimeError):
+    """Rank 0 failed in a :func:`main_first` block this rank waited on."""
 
 
 def sharded_ranks(ranks_fn: Callable[[Tensor], Tuple[Tensor, ...]], triples: Tensor,

@@ -5,12 +5,17 @@ from __future__ import annotations
 import glob
 import os
 import os.path as osp
-from typing import Any, Dict, List, Tuple
+import shutil
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Tuple
 
 from native_pyg.training.config import with_legacy_defaults
 
 #: the files ``train`` writes into ``--out``
 RUN_FILES = ('last.pt', 'best.pt', 'model.pt', 'metrics.json', 'history.jsonl', 'curves.png')
+
+#: where ``--overwrite`` keeps the previous run until the new one has a checkpoint
+REPLACED = '.replaced-run'
 
 #: config keys a resumed run cannot change: they define the model, its data
 #: and the random streams the checkpoint continues
@@ -31,7 +36,10 @@ class RunDirectoryError(ValueError):
 
 
 def prepare_run_dir(out: str, resume: bool = False, overwrite: bool = False) -> None:
-    """Checks (and with ``overwrite`` clears) a run directory before training.
+    """Checks a run directory before training; removes nothing. (With
+    ``overwrite`` the previous run is set aside by :func:`replacing_run`.)
+    A previous run a killed ``--overwrite`` left aside is first put back, or
+    dropped if the new run had reached its first checkpoint.
 
     Raises:
         RunDirectoryError: ``out`` already holds a run and neither
@@ -40,17 +48,60 @@ def prepare_run_dir(out: str, resume: bool = False, overwrite: bool = False) -> 
     if resume and overwrite:
         raise RunDirectoryError("--resume continues the run in --out and --overwrite deletes "
                                 "it: give one of them")
+    _settle_replaced(out)
     existing = [f for f in RUN_FILES if osp.exists(osp.join(out, f))]
     if existing and not (resume or overwrite):
         raise RunDirectoryError(f"{out} already holds a run ({', '.join(existing)}): continue it "
                                 f"with --resume, or replace it with --overwrite")
-    if overwrite:
-        for f in existing:
-            os.remove(osp.join(out, f))
     os.makedirs(out, exist_ok=True)
     # temporary files of a checkpoint write that was killed (the lock is held)
     for f in glob.glob(osp.join(out, '.ckpt-*.tmp')):
         os.remove(f)
+
+
+def _has_checkpoint(out: str) -> bool:
+    return any(osp.exists(osp.join(out, f)) for f in ('last.pt', 'model.pt'))
+
+
+def _settle_replaced(out: str) -> None:
+    """Ends a replacement: the previous run (in ``out/.replaced-run``) is
+    dropped if the new run has a checkpoint, else put back in place of
+    whatever the new run had written."""
+    aside = osp.join(out, REPLACED)
+    if not osp.isdir(aside):
+        return
+    if _has_checkpoint(out):
+        shutil.rmtree(aside)
+        return
+    for f in RUN_FILES:
+        if osp.exists(osp.join(out, f)):
+            os.remove(osp.join(out, f))
+    for f in os.listdir(aside):
+        os.replace(osp.join(aside, f), osp.join(out, f))
+    os.rmdir(aside)
+
+
+@contextmanager
+def replacing_run(out: str, overwrite: bool) -> Iterator[None]:
+    """With ``overwrite``, the run already in ``out`` is moved aside (to
+    ``out/.replaced-run``, a rename) while the context runs, and at its end
+    removed if the new run wrote a checkpoint, or else put back: a new run
+    that fails or is interrupted before its first checkpoint (a bad config,
+    a missing device, Ctrl-C) leaves the previous run as it was. A process
+    killed inside the context leaves it aside; the next
+    :func:`prepare_run_dir` on ``out`` settles it the same way. Call with
+    the run's :class:`RunLock` held, after :func:`prepare_run_dir`."""
+    existing = [f for f in RUN_FILES if osp.exists(osp.join(out, f))] if overwrite else []
+    if existing:
+        aside = osp.join(out, REPLACED)
+        os.makedirs(aside)
+        for f in existing:
+            os.replace(osp.join(out, f), osp.join(aside, f))
+    try:
+        yield
+    finally:
+        if existing:
+            _settle_replaced(out)
 
 
 class RunLock:

@@ -1,12 +1,13 @@
 r"""Fitting NativE's :class:`~native_pyg.nn.StructureStandIn` after training."""
 from __future__ import annotations
 
-from typing import List
+from typing import List, Tuple
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from native_pyg.data.loader import TrainingGraph
 from native_pyg.nn import NativE
 from native_pyg.nn.comat import frozen
 from native_pyg.nn.structure_stand_in import stand_in_terms
@@ -38,6 +39,17 @@ def fit_structure_stand_in(model: NativE, triples: Tensor, epochs: int = 10, bat
     entities without training triples use the stand-in afterwards (see
     :class:`~native_pyg.nn.NativE`).
 
+    The structure :math:`\mathbf{e}_s` it regresses to, and the partners
+    and negatives it is scored with, are those a training step sees: with
+    the lookup table, the table's rows (modality embeddings computed once,
+    no graph involved); with a structural encoder, the encoder's output
+    (in evaluation mode) over the model's training graph minus the step's
+    own triples in both directions, as a whole-graph training step encodes
+    it (:meth:`~native_pyg.data.TrainingGraph.full_batch` entered with
+    :meth:`NativE.subgraph <native_pyg.nn.NativE.subgraph>`), so what it
+    fits to matches what an entity without triples meets at test time: no
+    edge of the triple being scored.
+
     Args:
         model (NativE): A trained model built with ``structure_stand_in=True``.
         triples (torch.Tensor): ``[T, 3]`` training triples.
@@ -64,8 +76,11 @@ def fit_structure_stand_in(model: NativE, triples: Tensor, epochs: int = 10, bat
     was_training = model.training
     model.eval()
     device = model.device
-    with torch.no_grad():
-        emb, mask = model.modality_embeddings(None)
+    graph = None if model.structural_encoder is None else TrainingGraph(
+        model.inputs.edge_index, model.inputs.edge_type, model.num_entities, model.num_relations)
+    if graph is None:  # the table: no edges, the same embeddings at every step
+        with torch.no_grad():
+            emb, mask = model.modality_embeddings(None)
     triples = torch.as_tensor(triples).long().to(device)
     gen = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(stand_in.parameters(), lr=lr)
@@ -76,12 +91,19 @@ def fit_structure_stand_in(model: NativE, triples: Tensor, epochs: int = 10, bat
                       disable=None if progress else True):
             total, steps = 0.0, 0
             for batch in torch.randperm(triples.size(0), generator=gen).split(batch_size):
-                h, r, t = triples[batch.to(device)].unbind(1)
+                step = triples[batch.to(device)]
+                h, r, t = step.unbind(1)
                 size = h.numel()
                 side = (torch.rand(size, generator=gen) < 0.5).to(device)  # True: h stood in
                 neg_index = torch.randint(0, model.num_entities, (size, num_negatives),
                                     generator=gen).to(device)
-                pos, neg, gap = stand_in_terms(model, emb, mask, h, r, t, neg_index, side)
+                if graph is None:
+                    pos, neg, gap = stand_in_terms(model, emb, mask, h, r, t, neg_index, side)
+                else:  # rows of the step's entities, encoded without its triples
+                    step_emb, step_mask, (h_row, t_row, neg_row) = _step_embeddings(
+                        model, graph, step, neg_index, ~side)
+                    pos, neg, gap = stand_in_terms(model, step_emb, step_mask, h_row, r, t_row,
+                                                   neg_row, side)
                 loss = (self_adversarial_loss(pos.float(), neg.float(), adv_temperature)
                         + regression * gap.float().mean())
                 optimizer.zero_grad(set_to_none=True)
@@ -92,3 +114,15 @@ def fit_structure_stand_in(model: NativE, triples: Tensor, epochs: int = 10, bat
     stand_in.fitted.fill_(True)
     model.train(was_training)
     return losses
+
+
+def _step_embeddings(model: NativE, graph: TrainingGraph, pos: Tensor, neg_index: Tensor,
+                     corrupt_head: Tensor) -> Tuple[Tensor, Tensor, List[Tensor]]:
+    """``(emb, mask, [head rows, tail rows, negative rows])``
+    (:meth:`NativE.embed_entities`) of a fitting step's entities, with the
+    structural encoder run over ``graph`` minus the step's triples ``pos``
+    ``[B, 3]`` (both directions), as a whole-graph training step runs it."""
+    h, _, t = pos.unbind(1)
+    step = graph.full_batch(pos, neg_index, corrupt_head)
+    with torch.no_grad(), model.subgraph(**step.subgraph_kwargs()):
+        return model.embed_entities(h, t, neg_index)

@@ -441,9 +441,14 @@ class Trainer:
     def _write_history(self) -> None:
         path = self._path('history.jsonl')
         tmp = f'{path}.tmp'
-        with open(tmp, 'w') as f:
-            f.writelines(json.dumps(rec) + '\n' for rec in self.history)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, 'w') as f:
+                f.writelines(json.dumps(rec) + '\n' for rec in self.history)
+            os.replace(tmp, path)
+        except BaseException:  # e.g. a full disk: no half-written file left behind
+            if osp.exists(tmp):
+                os.remove(tmp)
+            raise
 
     # --- plots --------------------------------------------------------------------
     def plot(self, path: str) -> None:

@@ -1,12 +1,15 @@
+import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from native_pyg.cli import main
 from tests.conftest import fill_wildkgc_root, needs_shared
 
+REPO = Path(__file__).resolve().parents[2]
 FAST = ['--set', 'model.hidden_channels=8', '--set', 'training.batch_size=4096',
         '--set', 'training.num_negatives=4', '--set', 'training.eval_every=1',
         '--set', 'training.progress=false', '--epochs', '2']
@@ -102,7 +105,8 @@ BAD_ARGUMENTS = [
     (['predict', '--checkpoint', '{ck}', '--relation', 'relation_1'], 'exactly one of --head'),
     (['predict', '--checkpoint', '{ck}', '--head', '99999', '--relation', '0'], 'outside'),
     (['evaluate', '--checkpoint', '/nonexistent.pt'], 'checkpoint not found'),
-    (['train', '--out', '{tmp}', '--scorer', 'foo'], "--scorer 'foo'"),
+    (['train', '--out', '{tmp}', '--scorer', 'foo'],
+     "model.scorer: must be one of rotate, transe, distmult, complex, got 'foo'"),
     (['train', '--out', '{tmp}', '--set', 'training.nope=1'], "unknown key 'training.nope'"),
     (['train', '--out', '{tmp}', '--modalities', 'image,smell'], "['smell'] not in the dataset"),
     (['train', '--out', '{tmp}', '--config', '/nonexistent.yaml'], 'nonexistent.yaml'),
@@ -113,10 +117,10 @@ BAD_ARGUMENTS = [
     (['train', '--out', '{tmp}', '--set', 'training.num_negatives=0'],
      'training.num_negatives: must be >= 1'),
     (['train', '--out', '{tmp}', '--set', 'training.lr=-1'], 'training.lr: must be > 0'),
-    (['train', '--out', '{tmp}', '--set', 'training.loss=nope'], 'training.loss must be one of'),
+    (['train', '--out', '{tmp}', '--set', 'training.loss=nope'], 'training.loss: must be one of'),
     (['train', '--out', '{tmp}', '--epochs', '0'], 'training.epochs: must be >= 1, got 0'),
     (['train', '--out', '{tmp}', '--epochs', '-3'], 'training.epochs: must be >= 1, got -3'),
-    (['train', '--out', '{tmp}', '--device', 'nope'], "unknown device 'nope'"),
+    (['train', '--out', '{tmp}', '--device', 'nope'], "training.device: must be one of auto"),
     (['train', '--out', '{tmp}', '--dataset', 'NOPE'], "unknown dataset 'NOPE'"),
     (['train', '--out', '{tmp}', '--config', '{tmp}/list.yaml'], 'list.yaml: expected a mapping'),
     (['train', '--out', '{tmp}', '--config', '{tmp}/model5.yaml'],
@@ -125,7 +129,7 @@ BAD_ARGUMENTS = [
       '--k', '-2'], '--k -2: expected a positive number'),
     (['train', '--out', '{tmp}', '--set', 'training.lr=1e39'], 'training.lr: must be <= 10'),
     (['train', '--out', '{tmp}', '--set', 'model.modalities=image', '--set', 'model.scorer=x'],
-     "--scorer 'x'"),
+     "model.scorer: must be one of"),
     (['train', '--out', '{tmp}', '--dedupe'], 'dedupe: options for datasets read from files'),
     (['train', '--out', '{tmp}', '--dataset', 'MKG-Y'], "dataset 'MKG-Y' needs a root"),
     (['train', '--out', '{ck_dir}'], 'already holds a run'),
@@ -136,42 +140,124 @@ BAD_ARGUMENTS = [
 ]
 
 
+# issue 24: nothing a user does loses a run or shows a traceback
+BAD_ARGUMENTS += [
+    # --overwrite with a run that then fails: the finished run stays (checked below)
+    (['train', '--out', '{ck_dir}', '--overwrite', '--set', 'training.loss=bogus'],
+     'training.loss: must be one of'),
+    (['train', '--out', '{ck_dir}', '--overwrite', '--set', 'training.gp_on=bogus'],
+     'training.gp_on: must be one of both, head'),
+    (['train', '--out', '{ck_dir}', '--overwrite', '--set', 'model.margin=1e30', *FAST],
+     'non-finite'),  # fails in its first step, after the old run was set aside
+    # paths written: one line naming the path and the cause
+    (['train', '--out', '/proc/native-pyg-test/run', *FAST], '/proc/native-pyg-test/run'),
+    (['train', '--out', '{tmp}/file', *FAST], 'exists and is a file'),
+    (['train', '--out', '', *FAST], 'argument --out: empty path'),
+    (['stats', '--plot', '{tmp}/missing/coverage.png'], 'missing does not exist'),
+    (['evaluate', '--checkpoint', '{ck}', '--out', '{tmp}/missing/m.json'],
+     'missing does not exist'),
+    (['predict', '--checkpoint', '{ck}', '--head', '0', '--relation', '0',
+      '--add-entity', '{tmp}/pickled.pt'],
+     'pickled.pt: not an entity file written by native_pyg'),
+    (['evaluate', '--checkpoint', '{tmp}/pickled.pt'],
+     'pickled.pt: not a checkpoint written by native_pyg'),
+    (['stats', '--dataset', '{tmp}/latin1'], 'train.tsv:2: not UTF-8 text'),
+    # config ranges and enums, YAML duplicates
+    (['train', '--out', '{tmp}', '--set', 'model.margin=-5'], 'model.margin: must be > 0'),
+    (['train', '--out', '{tmp}', '--set', 'model.num_bases=-2'], 'model.num_bases: must be'),
+    (['train', '--out', '{tmp}', '--set', 'model.hidden_channels=1e11'],
+     'model.hidden_channels: must be <= 65536'),
+    (['train', '--out', '{tmp}', '--set', 'training.mu=.nan'], 'training.mu: must be a finite'),
+    (['train', '--out', '{tmp}', '--set', 'training.adv_temperature=-1'],
+     'training.adv_temperature: must be >= 0'),
+    (['train', '--out', '{tmp}', '--set', 'model.epsilon=-1'], 'model.epsilon: must be > 0'),
+    (['train', '--out', '{tmp}', '--config', '{tmp}/dup.yaml'],
+     "line 4: duplicate key 'training.lr' (first given on line 2)"),
+    # '~' is the home directory in every path option (HOME is the case's directory)
+    (['train', '--out', '~/file', *FAST], '{tmp}/file: exists and is a file'),
+]
+
+#: cases that succeed, run by the same process: (argv, a line of stdout, a file made)
+GOOD_ARGUMENTS = [
+    ([], None, None),  # no command: the usage on stderr (exit 2, checked below)
+    (['--version'], 'native-pyg ', None),
+    (['predict', '--checkpoint', '{ck}', '--head', '0', '--relation', '0',
+      '--k', '100000000000000000000'], 'top ', None),
+    (['evaluate', '--checkpoint', '~/../run-link/model.pt', '--out', '~/m.json'], 'MRR',
+     '{tmp}/m.json'),
+]
+
+
 @pytest.fixture(scope='module')
 def bad_argument_runs(trained, tmp_path_factory):
-    """Every case of BAD_ARGUMENTS as its own ``native-pyg`` process, as
-    many at a time as there are cores (each in its own directory), and the
-    files of the trained run before and after all of them."""
-    from concurrent.futures import ThreadPoolExecutor
-    import os
+    """Every case of BAD_ARGUMENTS, each in its own directory, run one after
+    another by one ``native-pyg`` process (``tests/helpers/cli_cases.py``:
+    a case's exit code and output are a process's), and the files of the
+    trained run before and after all of them."""
+    import torch
 
     def snapshot():
         return {p.name: p.read_bytes() for p in trained.iterdir() if p.is_file()}
 
-    def run(i):
+    cases, homes = [], []
+    for i, (argv, *_) in enumerate(BAD_ARGUMENTS + GOOD_ARGUMENTS):
         tmp = tmp_path_factory.mktemp(f'case{i}')
+        (tmp.parent / 'run-link').exists() or (tmp.parent / 'run-link').symlink_to(trained)
         (tmp / 'list.yaml').write_text('- 1\n- 2\n')
         (tmp / 'model5.yaml').write_text('model: 5\n')
-        argv = [a.format(ck=trained / 'model.pt', ck_dir=trained, tmp=tmp)
-                for a in BAD_ARGUMENTS[i][0]]
-        return subprocess.run([sys.executable, '-m', 'native_pyg.cli', *argv],
-                              capture_output=True, text=True)
-
+        (tmp / 'dup.yaml').write_text('training:\n  lr: 0.01\n  epochs: 2\n  lr: 0.1\n')
+        (tmp / 'file').write_text('not a directory\n')
+        torch.save(argparse.Namespace(payload='a pickled object'), tmp / 'pickled.pt')
+        (tmp / 'latin1').mkdir()
+        (tmp / 'latin1' / 'train.tsv').write_bytes(b'a\tr\tb\nJ\xfcrmala\tr\ta\n')
+        for split in ('valid', 'test'):
+            (tmp / 'latin1' / f'{split}.tsv').write_bytes(b'a\tr\tb\n')
+        cases.append({'argv': [a.format(ck=trained / 'model.pt', ck_dir=trained, tmp=tmp)
+                               for a in argv], 'home': str(tmp)})
+        homes.append(tmp)
+    work = tmp_path_factory.mktemp('cases')
+    (work / 'cases.json').write_text(json.dumps(cases))
     before = snapshot()
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        procs = list(pool.map(run, range(len(BAD_ARGUMENTS))))
-    return procs, before, snapshot()
+    proc = subprocess.run([sys.executable, '-m', 'tests.helpers.cli_cases',
+                           str(work / 'cases.json'), str(work / 'out.json')],
+                          capture_output=True, text=True, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr
+    return json.loads((work / 'out.json').read_text()), before, snapshot(), homes
 
 
 @pytest.mark.parametrize('case', range(len(BAD_ARGUMENTS)),
                          ids=[' '.join(a[:3]) for a, _ in BAD_ARGUMENTS])
 def test_bad_arguments_one_line_exit_2(bad_argument_runs, case):
-    procs, before, after = bad_argument_runs
-    proc, message = procs[case], BAD_ARGUMENTS[case][1]
-    assert proc.returncode == 2, proc.stderr
-    err = [l for l in proc.stderr.splitlines() if l.strip() and 'Warning' not in l
-           and not l.startswith('  ')]
-    assert len(err) == 1 and message in err[0], proc.stderr
-    assert after == before  # the existing run is untouched
+    runs, before, after, homes = bad_argument_runs
+    run, message = runs[case], BAD_ARGUMENTS[case][1].format(tmp=homes[case])
+    assert run['code'] == 2, run['stderr']
+    err = [l for l in run['stderr'].splitlines() if l.strip() and 'warning' not in l.lower()]
+    assert len(err) == 1 and message in err[0], run['stderr']
+    assert 'weights_only' not in run['stderr']  # never the advice to load unsafely
+    assert after == before  # the existing run is untouched, byte for byte
+
+
+@pytest.mark.parametrize('case', range(len(GOOD_ARGUMENTS)),
+                         ids=[' '.join(a[:2]) or 'none' for a, *_ in GOOD_ARGUMENTS])
+def test_commands_that_succeed_in_the_same_process(bad_argument_runs, case):
+    runs, _, _, homes = bad_argument_runs
+    i = len(BAD_ARGUMENTS) + case
+    run, (argv, line, made) = runs[i], GOOD_ARGUMENTS[case]
+    if not argv:  # the usage with the command list, exit 2
+        assert run['code'] == 2
+        assert all(c in run['stderr'] for c in ('stats', 'train', 'evaluate', 'predict'))
+        return
+    assert run['code'] == 0, run['stderr']
+    assert run['stdout'].startswith(line) or line in run['stdout'], run['stdout']
+    if argv[0] == '--version':
+        from native_pyg import __version__
+        assert run['stdout'].strip() == f'native-pyg {__version__}'
+    if '--k' in argv:  # at most every entity, said as such
+        lines = run['stdout'].splitlines()
+        assert int(lines[0].split()[1]) == len(lines) - 1 < 10 ** 6
+    if made:
+        assert json.loads(Path(made.format(tmp=homes[i])).read_text())['both']['mrr'] > 0
+        assert not (REPO / '~').exists()
 
 
 def test_cuda_without_cuda_is_one_line(monkeypatch, tmp_path, capsys):
@@ -187,17 +273,6 @@ def test_list_keys_take_comma_separated_values():
     assert run.model.modalities == ['image'] and run.training.num_neighbors == [10, 5]
     with pytest.raises(ValueError, match='expected integers'):
         RunConfig().override(['training.num_neighbors=a,b'])
-
-
-def test_no_arguments_print_the_commands_and_version_prints_the_version():
-    proc = subprocess.run([sys.executable, '-m', 'native_pyg.cli'], capture_output=True, text=True)
-    assert proc.returncode == 2
-    for command in ('stats', 'train', 'evaluate', 'predict'):
-        assert command in proc.stderr
-    proc = subprocess.run([sys.executable, '-m', 'native_pyg.cli', '--version'],
-                          capture_output=True, text=True)
-    from native_pyg import __version__
-    assert proc.returncode == 0 and proc.stdout.strip() == f'native-pyg {__version__}'
 
 
 def test_without_a_terminal_progress_is_one_plain_line_per_epoch(tmp_path):

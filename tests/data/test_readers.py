@@ -2,6 +2,8 @@ import pytest
 import torch
 
 from native_pyg.data import MMKGFormatError, read_feature_file, read_id_map, read_openke, read_triples
+from native_pyg.data.readers import (load_array, read_mask_file, read_name_list, read_text,
+                                     read_tsv_triples)
 from tests.conftest import write_openke
 
 
@@ -104,5 +106,137 @@ def test_feature_file_never_runs_code(tmp_path):
     import pickle
     path = tmp_path / 'evil.pth'
     path.write_bytes(pickle.dumps(Evil()))
-    with pytest.raises(MMKGFormatError, match='weights_only=True'):
+    with pytest.raises(MMKGFormatError, match='evil.pth: not a tensor file'):
         read_feature_file(str(path), 4)
+
+
+# --- UTF-8, TSV of names, name lists, masks and .npy features --------------------------
+
+
+@pytest.mark.parametrize('content, line, column', [
+    (b'2\na\t0\nZo\xe9\t1\n', 3, 3),
+    (b'\xef\xbb\xbf1\n\xe9t\xe9\t0\n', 2, 1),  # a BOM does not shift the column
+    (b'\xe9\n', 1, 1),
+    (b'1\nna\xc3\xafve \xff\t0\n', 2, 7),  # columns count characters, not bytes
+])
+def test_non_utf8_names_file_line_and_column(tmp_path, content, line, column):
+    path = tmp_path / 'entity2id.txt'
+    path.write_bytes(content)
+    for read in (read_id_map, read_text):
+        with pytest.raises(MMKGFormatError) as e:
+            read(str(path))
+        msg = str(e.value)
+        assert msg.startswith(f'{path}:{line}: not UTF-8 text (byte 0x')
+        assert f'at column {column})' in msg and '\n' not in msg
+    assert isinstance(e.value, ValueError)
+
+
+def test_non_utf8_split_file(tmp_path):
+    path = tmp_path / 'train2id.txt'
+    path.write_bytes(b'1\n0 1 0\xe9\n')
+    with pytest.raises(MMKGFormatError, match=r'train2id.txt:2: not UTF-8 text \(byte 0xe9 '
+                                              r'at column 6\)'):
+        read_triples(str(path), 3, 2)
+
+
+def test_crlf_and_bom_are_not_part_of_names(tmp_path):
+    path = tmp_path / 'entities.txt'
+    path.write_bytes(b'\xef\xbb\xbfalice\r\n\r\n bob smith \r\n')
+    assert read_name_list(str(path)) == ['alice', 'bob smith']
+
+
+def test_read_tsv_triples_first_seen_ids(tmp_path):
+    path = tmp_path / 'train.tsv'
+    path.write_text('a b\tr 1\tc\r\n\nc\tr2\ta b\n')
+    ents, rels = {}, {}
+    t = read_tsv_triples(str(path), ents, rels)
+    assert t.tolist() == [[0, 0, 1], [1, 1, 0]]
+    assert list(ents) == ['a b', 'c'] and list(rels) == ['r 1', 'r2']
+    with pytest.raises(MMKGFormatError, match=r"train.tsv:1: unknown relation 'r 1' "
+                                              r"\(not in relations.txt\)"):
+        read_tsv_triples(str(path), dict(ents), {'r2': 0}, relations_from='relations.txt')
+
+
+@pytest.mark.parametrize('content, line, message', [
+    ('a\tr\tb\na\tr\n', 2, 'expected 3 tab-separated fields'),
+    ('a\tr\tb\tc\n', 1, 'got 4'),
+    ('a\t\tb\n', 1, 'the relation field is empty'),
+    ('a r b\n', 1, 'this line has none'),
+    ('\n\n', None, 'split is empty'),
+])
+def test_read_tsv_triples_errors(tmp_path, content, line, message):
+    path = tmp_path / 'valid.tsv'
+    path.write_text(content)
+    with pytest.raises(MMKGFormatError, match=message) as e:
+        read_tsv_triples(str(path), {}, {})
+    assert str(e.value).startswith(f'{path}:{line}:' if line else f'{path}:')
+
+
+@pytest.mark.parametrize('content, line, message', [
+    ('a\nb\na\n', 3, r"'a' is listed twice \(first on line 1\)"),
+    ('a\t0\n', 1, 'got a tab'),
+    ('\n', None, 'file is empty'),
+])
+def test_read_name_list_errors(tmp_path, content, line, message):
+    path = tmp_path / 'entities.txt'
+    path.write_text(content)
+    with pytest.raises(MMKGFormatError, match=message) as e:
+        read_name_list(str(path))
+    assert str(e.value).startswith(f'{path}:{line}:' if line else f'{path}:')
+
+
+def test_npy_features_masks_and_dtype(tmp_path):
+    np = pytest.importorskip('numpy')
+    x = np.arange(12, dtype=np.float64).reshape(4, 3)
+    np.save(tmp_path / 'f.npy', x)
+    got, mask = read_feature_file(str(tmp_path / 'f.npy'), 4)
+    assert got.dtype == torch.float32 and mask.tolist() == [True] * 4
+    given = torch.tensor([True, False, True, False])
+    got, mask = read_feature_file(str(tmp_path / 'f.npy'), 4, mask=given, dtype=torch.float16)
+    assert got.dtype == torch.float16 and mask.tolist() == given.tolist()
+    assert got[1].abs().sum() == 0 and float(got[2, 0]) == 6.0
+    np.save(tmp_path / 'big.npy', np.full((4, 3), 1e5, dtype=np.float32))
+    with pytest.raises(MMKGFormatError, match='beyond the range of torch.float16'):
+        read_feature_file(str(tmp_path / 'big.npy'), 4, dtype=torch.float16)
+    x[1, 1] = np.nan  # NaN outside the mask is just missing
+    np.save(tmp_path / 'nan.npy', x)
+    got, mask = read_feature_file(str(tmp_path / 'nan.npy'), 4, mask=given)
+    assert mask.tolist() == given.tolist() and torch.isfinite(got).all()
+    with pytest.raises(MMKGFormatError, match='1 rows hold NaN/Inf values'):
+        read_feature_file(str(tmp_path / 'nan.npy'), 4)
+
+
+def test_read_mask_file_formats(tmp_path):
+    np = pytest.importorskip('numpy')
+    names = ['a', 'b c', 'd']
+    (tmp_path / 'm.txt').write_text('b c\n\nd\nd\n')
+    assert read_mask_file(str(tmp_path / 'm.txt'), names).tolist() == [False, True, True]
+    np.save(tmp_path / 'm.npy', np.array([[1], [0], [1]], dtype=np.uint8))
+    assert read_mask_file(str(tmp_path / 'm.npy'), names).tolist() == [True, False, True]
+    torch.save(torch.tensor([True, False]), tmp_path / 'm.pt')
+    with pytest.raises(MMKGFormatError, match='m.pt: has 2 rows but the dataset has 3'):
+        read_mask_file(str(tmp_path / 'm.pt'), names)
+    (tmp_path / 'bad.txt').write_text('a\nx\n')
+    with pytest.raises(MMKGFormatError, match=r"bad.txt:2: unknown entity 'x'"):
+        read_mask_file(str(tmp_path / 'bad.txt'), names)
+
+
+def test_load_array_rejects_pickled_npy(tmp_path):
+    np = pytest.importorskip('numpy')
+    np.save(tmp_path / 'o.npy', np.array([{'a': 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(MMKGFormatError, match='allow_pickle=False'):
+        load_array(str(tmp_path / 'o.npy'))
+    with pytest.raises(MMKGFormatError, match='file not found'):
+        load_array(str(tmp_path / 'missing.npy'))
+
+
+@pytest.mark.parametrize('name, content', [('x.npy', b'garbage'), ('x.pt', b'garbage'),
+                                           ('x.pth', b'')])
+def test_unreadable_array_files_are_one_line_without_unsafe_advice(tmp_path, name, content):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(MMKGFormatError) as e:
+        load_array(str(tmp_path / name))
+    msg = str(e.value)
+    assert msg.startswith(f'{tmp_path / name}: ') and ' read' in msg and '\n' not in msg
+    assert 'weights_only=False' not in msg and 'allow_pickle=True' not in msg
+    assert 'unsafe' not in msg

@@ -179,6 +179,59 @@ def test_a_fitted_stand_in_places_unseen_entities_and_leaves_the_model_alone(dat
     assert torch.all(m.modality_weights(new, torch.zeros(2, dtype=torch.long))[:, 0] > 0)
 
 
+def test_the_stand_in_fits_to_the_structure_a_training_step_encodes(data, monkeypatch):
+    """With a GNN encoder each fitting step encodes the training graph minus
+    the step's triples (both directions), as a whole-graph training step does;
+    e_s and the partners come from that encoding, not the whole graph's."""
+    import native_pyg.training.stand_in_fitting as fitting
+    m = model(data, structure_stand_in=True, encoder='rgcn',
+              encoder_kwargs={'num_layers': 1, 'num_bases': 2})
+    triples = split_triples(data, 'train')
+    edges, steps = [], []
+    m.structural_encoder.register_forward_hook(lambda mod, args, out: edges.append(args[1:3]))
+    terms = fitting.stand_in_terms
+
+    def spy(model_, emb, mask, h, r, t, neg_index, side):
+        steps.append((emb.detach().clone(), h, t))
+        return terms(model_, emb, mask, h, r, t, neg_index, side)
+
+    monkeypatch.setattr(fitting, 'stand_in_terms', spy)
+    batch_size, seed = 700, 5
+    fit_structure_stand_in(m, triples, epochs=1, batch_size=batch_size, num_negatives=3,
+                           seed=seed)
+    # the first draw of the fit is the epoch's order
+    batches = torch.randperm(triples.size(0), generator=torch.Generator().manual_seed(seed))
+    batches = batches.split(batch_size)
+    assert len(batches) > 1 and len(edges) == len(steps) == len(batches)
+    (src, dst), rel, num_relations = triples[:, [0, 2]].t(), triples[:, 1], data.num_relations
+    whole = (torch.cat([src, dst]), torch.cat([rel, rel + num_relations]), torch.cat([dst, src]))
+    key = lambda h, r, t: (h * 2 * num_relations + r) * m.num_entities + t  # noqa: E731
+    m.eval()
+    with torch.no_grad():
+        full = m.structural_encoder(m.entity_emb.weight, torch.stack([whole[0], whole[2]]),
+                                    whole[1])
+    for batch, (edge_index, edge_type), (emb, h_row, t_row) in zip(batches, edges, steps):
+        h, r, t = triples[batch].unbind(1)
+        fitted = torch.cat([key(h, r, t), key(t, r + num_relations, h)])
+        keep = ~torch.isin(key(*whole), fitted)  # both directions of the step's triples gone
+        assert torch.equal(torch.sort(key(edge_index[0], edge_type, edge_index[1]))[0],
+                           torch.sort(key(*whole)[keep])[0])
+        with torch.no_grad():
+            expected = m.structural_encoder(m.entity_emb.weight,
+                                            torch.stack([whole[0][keep], whole[2][keep]]),
+                                            whole[1][keep])
+        assert torch.allclose(emb[h_row, 0], expected[h], atol=1e-6)
+        assert torch.allclose(emb[t_row, 0], expected[t], atol=1e-6)
+        assert not torch.allclose(emb[h_row, 0], full[h], atol=1e-4)  # not the whole graph's
+    # the table encodes nothing: its embeddings are computed once, not per step
+    table = model(data, structure_stand_in=True)
+    calls = []
+    embed = table.modality_embeddings
+    monkeypatch.setattr(table, 'modality_embeddings', lambda *a: (calls.append(a), embed(*a))[1])
+    fit_structure_stand_in(table, triples, epochs=2, batch_size=batch_size, num_negatives=3)
+    assert calls == [(None,)]
+
+
 def test_the_stand_in_survives_a_checkpoint_and_needs_a_maskable_structure(data, tmp_path):
     m = model(data, structure_stand_in=True)
     fit_structure_stand_in(m, split_triples(data, 'train'), epochs=1, num_negatives=2)

@@ -129,3 +129,14 @@ def test_a_gnn_with_sampled_neighbourhoods_trains_on_two_processes(tmp_path):
     assert main(['evaluate', '--checkpoint', str(out / 'model.pt'),
                  '--out', str(tmp_path / 'one.json')]) == 0
     assert metrics['test'] == json.loads((tmp_path / 'one.json').read_text())
+
+
+def test_under_torchrun_only_rank_0_reports_a_user_error(runs):
+    # --out holds a run: rank 0 says so in one line; rank 1, which waited on
+    # rank 0's check, stops without a traceback of its own
+    proc = torchrun('-m', 'native_pyg', 'train', '--dataset', 'synthetic',
+                    '--out', str(runs / 'straight'), *BUDGET, '--epochs', '1', timeout=180)
+    assert proc.returncode != 0
+    errors = [l for l in proc.stderr.splitlines() if l.startswith('native-pyg: error')]
+    assert len(errors) == 1 and 'already holds a run' in errors[0]
+    assert '[rank1]' not in proc.stderr and 'Connection closed' not in proc.stderr

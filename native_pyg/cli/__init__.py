@@ -1,0 +1,65 @@
+"""The ``native-pyg`` command.
+
+Every failure a user can cause or fix ends in one line on stderr and exit
+code 2 (:class:`~native_pyg.cli.errors.CLIError`, an :class:`OSError` on a
+path the command reads or writes); Ctrl-C ends in one line saying how to
+continue, exit code 130; under ``torchrun`` only rank 0 speaks.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from typing import List, Optional
+
+from native_pyg.cli.errors import CLIError, distributed_rank, os_error_message
+from native_pyg.cli.parser import build_parser
+from native_pyg.cli.train import interrupted_message
+
+__all__ = ['main', 'build_parser', 'CLIError']
+
+#: exit code of a process ended by SIGINT (128 + 2), as shells report it
+INTERRUPTED = 130
+
+
+def _say(message: str) -> None:
+    """One line on stderr, from rank 0 only under ``torchrun``."""
+    if not distributed_rank():  # None (no torchrun) or rank 0
+        print(f"native-pyg: {message}", file=sys.stderr)
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings as ``native-pyg: warning: ...``, without the source line."""
+    return f"native-pyg: warning: {message}\n"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    warnings.formatwarning = _one_line_warning
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # no command: the usage with the command list
+        parser.print_help(sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    args.argv = argv  # what --resume hints repeat
+    code = 2
+    try:
+        code = args.func(args)
+    except CLIError as e:
+        _say(f"error: {e}")
+    except OSError as e:  # a path written or read: read-only, full, vanished
+        _say(f"error: {os_error_message(e)}")
+    except KeyboardInterrupt:
+        code = INTERRUPTED
+        _say(interrupted_message(args) if args.command == 'train' and os.path.isdir(args.out)
+             else "interrupted")
+    except RuntimeError as e:
+        from native_pyg.training.distributed import PeerFailed
+        if not isinstance(e, PeerFailed):
+            raise
+        code = 2  # rank 0 failed a check this rank waited on, and said why
+    finally:
+        if 'torch' in sys.modules:  # leave a torchrun process group cleanly
+            from native_pyg.training.distributed import finish
+            finish(ok=code == 0)
+    return code

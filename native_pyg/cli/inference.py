@@ -1,0 +1,172 @@
+"""``native-pyg evaluate`` and ``native-pyg predict``: a trained checkpoint
+ranked on a split, or asked for the top completions of one query, by
+entity and relation names."""
+from __future__ import annotations
+
+import os
+import unicodedata
+from typing import List, Optional
+
+from native_pyg.cli.errors import CLIError
+from native_pyg.data.safe_load import first_line
+from native_pyg.cli.options import distributed
+from native_pyg.cli.paths import check_output_file, write_json_atomic
+
+
+def _restore(path: str, root: Optional[str] = None, device: Optional[str] = None):
+    """The :class:`~native_pyg.pipeline.LoadedRun` of a checkpoint; one line on failure."""
+    from native_pyg.pipeline import load_run
+    try:
+        return load_run(path, root, device)
+    except ValueError as e:
+        raise CLIError(first_line(e)) from None
+
+
+def cmd_evaluate(args) -> int:
+    from native_pyg.evaluation import format_metrics
+    from native_pyg.evaluation.protocols import evaluator_for
+    from native_pyg.evaluation.query_subsets import evaluate_sample
+    from native_pyg.data import split_triples
+    from native_pyg.training.distributed import main_first, sharded_ranks
+    if args.out:  # before minutes of ranking, not after
+        check_output_file(args.out, '--out')
+    info = distributed(args.device)
+    with main_first(info):
+        loaded = _restore(args.checkpoint, args.root, args.device or 'auto')
+    run, data, model = loaded.run, loaded.data, loaded.model
+    protocol = args.protocol or ('streamed' if hasattr(model.inputs, 'store') else 'full')
+    kwargs = {'compile': args.compile} if protocol == 'full' else {}
+    try:
+        ev = evaluator_for(data, protocol, args.num_candidates, ties=args.ties,
+                           progress=info.is_main, **kwargs)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    triples = split_triples(data, args.split)
+    if args.eval_sample is not None:
+        if args.eval_sample < 1:
+            raise CLIError(f"--eval-sample must be a positive number of triples, "
+                           f"got {args.eval_sample}")
+        if info.enabled:
+            raise CLIError("--eval-sample ranks a subset in one process; run it without torchrun")
+        metrics = evaluate_sample(ev, model, triples, args.eval_sample, args.sample_seed)
+    else:
+        ranks = sharded_ranks(lambda part: ev.ranks(model, part), triples, info)
+        metrics = ev.metrics_from_ranks(triples, *ranks)
+    if not info.is_main:
+        return 0
+    if protocol != 'full':  # full ranking keeps the metrics of training's metrics.json
+        metrics['protocol'] = protocol
+    if protocol == 'sampled':
+        metrics['num_candidates'] = args.num_candidates
+    what = f"{protocol}, {args.ties} ties"
+    if protocol == 'sampled':
+        what += f", {args.num_candidates} candidates per query"
+    if 'sampled_queries' in metrics:
+        what += f", {metrics['sampled_queries']} of {metrics['total_queries']} triples"
+    print(f"{run.dataset} {args.split} (filtered, {what})")
+    print(format_metrics(metrics))
+    if 'ci95' in metrics:
+        ci = metrics['ci95']
+        print(f"95 % confidence half-widths: MRR +-{ci['mrr']:.4f}, H@10 +-{ci['hits@10']:.4f}")
+    if args.out:
+        write_json_atomic(args.out, metrics, '--out')
+        print(f"metrics written to {args.out}")
+    return 0
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize('NFC', text)
+
+
+def resolve(kind: str, value: str, names: List[str]) -> int:
+    """An entity/relation given by name or id. Names are compared in
+    Unicode normal form NFC (a name typed as NFD matches); suggestions for
+    an unknown name are found case-insensitively."""
+    import difflib
+    if value.lstrip('-').isdigit() and value not in names:
+        i = int(value)
+        if not 0 <= i < len(names):
+            raise CLIError(f"{kind} id {i} is outside [0, {len(names)})")
+        return i
+    wanted = _nfc(value)
+    for i, name in enumerate(names):
+        if name == value or _nfc(name) == wanted:
+            return i
+    folded = {}
+    for name in names:
+        folded.setdefault(_nfc(name).casefold(), name)
+    close = difflib.get_close_matches(wanted.casefold(), list(folded), n=5, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(folded[c]) for c in close)}?" if close else ''
+    raise CLIError(f"unknown {kind} {value!r}{hint}")
+
+
+def _add_entities(args, loaded) -> None:
+    """Appends the entities of ``--add-entity FILE`` and ``--add-name TEXT``
+    to a restored model (and with ``--save`` writes it)."""
+    from native_pyg.data.safe_load import load_pt
+    from native_pyg.training import save_checkpoint
+    run, model = loaded.run, loaded.model
+    for path in args.add_entity or []:
+        try:
+            entry = load_pt(path, 'an entity file')
+        except ValueError as e:
+            raise CLIError(f"--add-entity {e}") from None
+        if not isinstance(entry, dict):
+            raise CLIError(f"--add-entity {path}: expected a dict {{modality: features [d]}} "
+                           f"(and optionally 'name'), got a {type(entry).__name__}")
+        entry = dict(entry)
+        name = str(entry.pop('name', os.path.splitext(os.path.basename(path))[0]))
+        try:
+            model.add_entities(entry, names=[name])
+        except ValueError as e:
+            raise CLIError(f"--add-entity {path}: {e}") from None
+    if args.add_name:
+        if run.data.text_features != 'names' or 'text' not in model.feature_modalities:
+            raise CLIError("--add-name needs a model trained with --text-features names (its "
+                           "text modality encodes names); give --add-entity FILE instead")
+        from native_pyg.features.text import encode_texts
+        x = encode_texts([' '.join(n.split()) for n in args.add_name], run.data.text_model,
+                         progress=False)
+        model.add_entities({'text': x}, names=list(args.add_name))
+    if args.save:
+        save_checkpoint({**loaded.state, 'model': model.state_dict()}, args.save)
+        print(f"checkpoint with {len(model.added_entity_names)} added entities: {args.save}")
+
+
+def cmd_predict(args) -> int:
+    import torch
+    from native_pyg.data import split_triples
+    if args.k < 1:
+        raise CLIError(f"--k {args.k}: expected a positive number of predictions")
+    if (args.head is None) == (args.tail is None):
+        raise CLIError("give exactly one of --head (predict tails) or --tail (predict heads)")
+    if args.save:
+        if os.path.exists(args.save):
+            raise CLIError(f"--save {args.save}: exists; choose a new path (nothing is "
+                           f"overwritten)")
+        check_output_file(args.save, '--save')
+    loaded = _restore(args.checkpoint, args.root)
+    _add_entities(args, loaded)
+    data, model = loaded.data, loaded.model
+    names = list(data['entity'].name) + list(model.added_entity_names)
+    rels = data.relation_names
+    r = resolve('relation', args.relation, rels)
+    known = {tuple(x) for x in split_triples(data, 'train').tolist()}
+    k = min(args.k, len(names))  # at most every entity
+    model.eval()
+    with torch.no_grad():
+        if args.head is not None:
+            e = resolve('entity', args.head, names)
+            scores = model.score_tails(torch.tensor([e]), torch.tensor([r]))[0]
+            fmt = lambda c: (e, r, c)  # noqa: E731
+            print(f"top {k} tails for ({names[e]}, {rels[r]}, ?)")
+        else:
+            e = resolve('entity', args.tail, names)
+            scores = model.score_heads(torch.tensor([r]), torch.tensor([e]))[0]
+            fmt = lambda c: (c, r, e)  # noqa: E731
+            print(f"top {k} heads for (?, {rels[r]}, {names[e]})")
+    top = scores.topk(min(k, scores.numel()))
+    for rank, (s, c) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
+        mark = '  (in train)' if fmt(c) in known else ''
+        print(f"{rank:>4}  {s:>10.4f}  {names[c]}{mark}")
+    return 0

@@ -1,0 +1,151 @@
+"""The ``native-pyg`` argument parser: every command, its options and
+their help."""
+from __future__ import annotations
+
+import argparse
+
+from native_pyg.cli.inference import cmd_evaluate, cmd_predict
+from native_pyg.cli.options import COMPILE_HELP, add_dataset_args
+from native_pyg.cli.paths import path_arg
+from native_pyg.cli.tools import cmd_convert_features, cmd_experiment, cmd_stats
+from native_pyg.cli.train import cmd_train
+
+
+class Parser(argparse.ArgumentParser):
+    """Bad arguments give one clear line on stderr and exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from native_pyg import __version__
+    parser = Parser(prog='native-pyg', description='Multi-modal KG completion in the wild.')
+    parser.add_argument('--version', action='version', version=f'native-pyg {__version__}')
+    sub = parser.add_subparsers(dest='command', required=True, parser_class=Parser)
+    p = sub.add_parser('stats', help='print the data report of a dataset')
+    add_dataset_args(p)
+    p.add_argument('--plot', metavar='PNG', type=path_arg, help='save a modality-coverage bar chart')
+    p.add_argument('--json', metavar='PATH', type=path_arg, help='save the report as JSON')
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser('train', help='train NativE (or a structure-only baseline)')
+    add_dataset_args(p)
+    p.set_defaults(dataset=None)
+    p.add_argument('--config', type=path_arg,
+                   help='YAML config (examples/configs/<dataset>.yaml)')
+    p.add_argument('--set', action='append', metavar='KEY=VALUE',
+                   help='override a config key, e.g. --set training.lr=1e-3 (repeatable)')
+    p.add_argument('--modalities', help="comma-separated modalities, or 'none' for structure only")
+    p.add_argument('--scorer', help='rotate (default), transe, distmult or complex')
+    p.add_argument('--no-adversarial', action='store_true', help='train without CoMAT')
+    p.add_argument('--epochs', type=int, help='override training.epochs')
+    p.add_argument('--device', help="'auto' (default), 'cpu' or 'cuda'")
+    p.add_argument('--encoder', choices=['none', 'rgcn', 'compgcn'],
+                   help='structural encoder: none (embedding table, default), rgcn or compgcn')
+    p.add_argument('--num-neighbors', metavar='K1,K2',
+                   help="neighbours sampled per hop for a GNN encoder, e.g. 10,5 (-1 = all); "
+                        "'full' = the whole training graph every step (default)")
+    p.add_argument('--out', required=True, type=path_arg,
+                   help='output directory (checkpoints, metrics)')
+    p.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
+    p.add_argument('--overwrite', action='store_true',
+                   help='replace the run already in OUT (it is kept until the new run '
+                        'writes its first checkpoint)')
+    p.add_argument('--allow-config-changes', action='store_true',
+                   help='with --resume: apply config changes beyond epochs, eval_every, '
+                        'patience and progress (e.g. training.lr)')
+    p.add_argument('--quiet', action='store_true',
+                   help='no progress bars or per-epoch lines, only the final metrics')
+    p.add_argument('--deterministic', action='store_true',
+                   help='one thread and deterministic algorithms: bit-identical reruns')
+    p.add_argument('--compile', action='store_true', help=COMPILE_HELP)
+    p.set_defaults(func=cmd_train)
+
+    from native_pyg.experiments import EXPERIMENTS
+    p = sub.add_parser('experiment', help="run one of the paper's experiments "
+                                          "(table, JSON and plot under --out)")
+    p.add_argument('name', choices=EXPERIMENTS)
+    add_dataset_args(p)
+    p.set_defaults(dataset=None)
+    p.add_argument('--config', type=path_arg, help='YAML config the variants start from')
+    p.add_argument('--set', action='append', metavar='KEY=VALUE', help='override a config key')
+    p.add_argument('--out', required=True, type=path_arg,
+                   help='results directory (finished cells are kept)')
+    p.add_argument('--seeds', default='0,1,2', help='comma-separated seeds (default: 0,1,2)')
+    p.add_argument('--epochs', type=int, default=100)
+    p.add_argument('--dim', type=int, default=100)
+    p.add_argument('--negatives', type=int, default=32)
+    p.add_argument('--lr', type=float, default=1e-3)
+    p.add_argument('--batch-size', type=int, default=1024)
+    p.add_argument('--eval-every', type=int, default=25)
+    p.add_argument('--margin', type=float, default=4.0)
+    p.add_argument('--variants', metavar='V1,V2', help='only these variants, e.g. native,mean')
+    p.add_argument('--settings', metavar='S1,S2',
+                   help="only these settings, e.g. 'entity' (every entity-level rate) or "
+                        "'modality-0.4'")
+    p.add_argument('--shard', default='0/1', metavar='I/N',
+                   help='train only every N-th cell starting at I, so N processes sharing '
+                        '--out split the experiment (default 0/1: all)')
+    p.add_argument('--no-train', action='store_true',
+                   help="train nothing: tabulate the finished cells in --out (e.g. after "
+                        "shards on several machines)")
+    p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser('convert-features',
+                       help='write feature files to a disk-backed feature store (memory-mapped, '
+                            'read by entity id)')
+    p.add_argument('files', nargs='+', metavar='MODALITY=PATH',
+                   help='a [N, d] .npy or .pt file, or a directory of row chunks, per modality '
+                        '(row i = entity i)')
+    p.add_argument('--out', required=True, type=path_arg,
+                   help='the store directory (must not hold a store)')
+    p.add_argument('--dtype', default='float16', choices=['float16', 'float32'],
+                   help='storage precision (default: float16, half the bytes)')
+    p.add_argument('--chunk-rows', type=int, default=65536,
+                   help='rows read and written at a time (default: 65536)')
+    p.add_argument('--quiet', action='store_true', help='no progress bar')
+    p.set_defaults(func=cmd_convert_features)
+
+    p = sub.add_parser('evaluate', help='filtered link-prediction metrics of a checkpoint')
+    p.add_argument('--checkpoint', required=True, type=path_arg)
+    p.add_argument('--split', default='test', choices=['valid', 'test'])
+    p.add_argument('--ties', default='realistic', choices=['realistic', 'optimistic',
+                                                           'pessimistic'])
+    p.add_argument('--device', help="'auto' (default), 'cpu' or 'cuda'")
+    p.add_argument('--compile', action='store_true', help=COMPILE_HELP)
+    p.add_argument('--protocol', choices=['full', 'streamed', 'sampled'],
+                   help="'full' 1-vs-all ranking (default), 'streamed' (the same ranks over "
+                        "candidate chunks, bounded memory; default for a disk feature store) or "
+                        "'sampled' (--num-candidates filtered candidates per query)")
+    p.add_argument('--num-candidates', type=int, default=1000,
+                   help='candidates per query of --protocol sampled (default: 1000)')
+    p.add_argument('--eval-sample', type=int, metavar='N',
+                   help='rank N seeded random triples of the split, with 95 %% confidence '
+                        'intervals')
+    p.add_argument('--sample-seed', type=int, default=0, help='seed of --eval-sample')
+    p.add_argument('--out', type=path_arg, help='write the metrics as JSON here')
+    p.add_argument('--root', type=path_arg,
+                   help='look for the dataset here instead of the recorded root')
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser('predict', help='top-k completions of (head, relation, ?) or (?, relation, tail)')
+    p.add_argument('--checkpoint', required=True, type=path_arg)
+    p.add_argument('--head', help='entity name or id: predict tails')
+    p.add_argument('--tail', help='entity name or id: predict heads')
+    p.add_argument('--relation', required=True, help='relation name or id')
+    p.add_argument('--k', type=int, default=10)
+    p.add_argument('--root', type=path_arg,
+                   help='look for the dataset here instead of the recorded root')
+    # --new-entity / --new-name: the spellings of earlier versions
+    p.add_argument('--add-entity', '--new-entity', dest='add_entity', action='append',
+                   metavar='FILE.pt', type=path_arg,
+                   help="add an entity the model never saw: a .pt dict {modality: features "
+                        "[d]} (optional 'name'); then usable in --head/--tail (repeatable)")
+    p.add_argument('--add-name', '--new-name', dest='add_name', action='append', metavar='TEXT',
+                   help='add an entity given only by its name, encoded as the text modality '
+                        '(models trained with --text-features names; repeatable)')
+    p.add_argument('--save', metavar='PATH', type=path_arg,
+                   help='write the checkpoint with the added entities to PATH')
+    p.set_defaults(func=cmd_predict)
+    return parser

@@ -1,0 +1,86 @@
+"""Paths the ``native-pyg`` command reads and writes: ``~`` expanded in every
+path option, and where a command will write, checked before any long
+computation (a missing parent, a file where a directory is wanted, a
+read-only directory), so that a failure costs one line, not a finished
+evaluation."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import os.path as osp
+import tempfile
+from typing import Any
+
+from native_pyg.cli.errors import CLIError, os_error_message
+
+
+def path_arg(text: str) -> str:
+    """``type=`` of every path option: ``~`` expanded, empty paths refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty path")
+    return osp.expanduser(text)
+
+
+def _writable_dir(directory: str, option: str) -> None:
+    """Creates nothing; fails with one line unless a file can be created in
+    ``directory``."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix='.write-check-', dir=directory)
+    except OSError as e:
+        raise CLIError(f"{option} {os_error_message(e, directory)}") from None
+    os.close(fd)
+    os.remove(probe)
+
+
+def check_output_dir(path: str, option: str) -> bool:
+    """Makes sure ``path`` is (or can be made) a directory this process can
+    write into; creates it and its parents if missing. Returns whether it
+    was created."""
+    if osp.exists(path) and not osp.isdir(path):
+        raise CLIError(f"{option} {path}: exists and is a file, not a directory")
+    created = not osp.exists(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise CLIError(f"{option} {os_error_message(e, path)}") from None
+    _writable_dir(path, option)
+    return created
+
+
+def check_output_file(path: str, option: str) -> None:
+    """Makes sure ``path`` can be written: its directory exists and is
+    writable, and ``path`` is not a directory."""
+    parent = osp.dirname(osp.abspath(path))
+    if osp.isdir(path):
+        raise CLIError(f"{option} {path}: is a directory; give a file name")
+    if not osp.isdir(parent):
+        what = 'is a file' if osp.exists(parent) else 'does not exist'
+        raise CLIError(f"{option} {path}: the directory {parent} {what}")
+    _writable_dir(parent, option)
+
+
+def write_text_atomic(path: str, text: str, option: str = '') -> None:
+    """Writes ``text`` to ``path`` through a temporary file renamed over it:
+    an interrupted or failed write leaves the old file or none, never half
+    of one. An :class:`OSError` becomes one line naming ``path``."""
+    parent = osp.dirname(osp.abspath(path))
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix='.write-', suffix='.tmp', dir=parent)
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        if tmp is not None and osp.exists(tmp):
+            os.remove(tmp)
+        raise CLIError(f"{option + ' ' if option else ''}{os_error_message(e, path)}") from None
+    except BaseException:
+        if tmp is not None and osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_json_atomic(path: str, value: Any, option: str = '') -> None:
+    """:func:`write_text_atomic` of ``value`` as indented JSON."""
+    write_text_atomic(path, json.dumps(value, indent=2), option)

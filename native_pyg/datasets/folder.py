@@ -1,0 +1,480 @@
+r"""A user's own multi-modal KG in a folder, as a PyG dataset.
+
+A folder is read in one of three ways, tried in this order:
+
+1. ``mmkg.yaml`` (a manifest) names the files; keys it leaves out fall back
+   to the file-name convention below::
+
+       name: my_mmkg                  # default: the folder's name
+       description: free text         # not read
+       format: tsv                    # tsv | openke (default: openke if the
+                                      # split files end in 2id.txt, else tsv)
+       entities: entities.txt         # optional for tsv: row order of features
+       relations: relations.txt       # optional for tsv
+       splits: {train: train.tsv, valid: valid.tsv, test: test.tsv}
+       features:
+         image: features/image.npy    # shorthand: just the file
+         text:
+           file: features/text.pt
+           mask: features/text.mask.txt   # optional
+           dtype: float16                 # optional: float16|bfloat16|float32|float64
+
+2. OpenKE files: ``entity2id.txt``, ``relation2id.txt``, ``train2id.txt``,
+   ``valid2id.txt``, ``test2id.txt`` (see :mod:`native_pyg.data.readers`).
+
+3. TSV files of names: ``train.tsv``, ``valid.tsv``, ``test.tsv`` (or
+   ``.txt``), one ``head<TAB>relation<TAB>tail`` per line, and optionally
+   ``entities.txt`` / ``relations.txt``, one name per line. Without
+   ``entities.txt`` entity ids follow the first appearance of each name in
+   train, then valid, then test (head before tail); relations likewise.
+   Valid/test may name entities that never occur in train: they are kept
+   (and reported), as for :class:`~native_pyg.datasets.MMKGDataset`.
+
+Features, in both cases: ``features/<modality>.npy`` (or ``.pt`` / ``.pth``),
+a float array ``[num_entities, d]`` whose row ``i`` is entity ``i`` (the
+order of ``entity2id.txt`` / ``entities.txt`` / first appearance), and
+optionally ``features/<modality>.mask.npy`` (``.pt``, ``.pth``: bool or 0/1
+``[num_entities]``; ``.txt``: names of the entities that have the
+modality). Modality names are free (``image``, ``text``, ``audio``, ...).
+Without a mask, all-zero rows count as missing (``zero_rows_missing``).
+"""
+from __future__ import annotations
+
+import os
+import os.path as osp
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from torch import Tensor
+
+from native_pyg.data.readers import (FEATURE_DTYPES, SPLIT_FILES, MMKGFormatError,
+                                     read_feature_file, read_id_map, read_mask_file,
+                                     read_name_list, read_text, read_triples, read_tsv_triples)
+from native_pyg.datasets.mmkg import MMKGDataset
+
+MANIFEST = 'mmkg.yaml'
+OPENKE_FILES = ('entity2id.txt', 'relation2id.txt', *SPLIT_FILES.values())
+SPLITS = ('train', 'valid', 'test')
+FEATURE_EXTS = ('.npy', '.pt', '.pth')
+MASK_EXTS = ('.npy', '.pt', '.pth', '.txt')
+MANIFEST_KEYS = ('name', 'description', 'format', 'entities', 'relations', 'splits',
+                 'features')
+FEATURE_KEYS = ('file', 'mask', 'dtype')
+_MODALITY = re.compile(r'^[A-Za-z][A-Za-z0-9_-]*$')
+
+
+@dataclass
+class FeatureSpec:
+    """One modality's files (paths relative to the folder, or absolute)."""
+    file: str
+    mask: Optional[str] = None
+    dtype: Optional[str] = None
+
+
+@dataclass
+class FolderLayout:
+    """What :func:`find_layout` found in a folder: the triple format, the
+    files of the splits and name lists, and the feature files per modality
+    (paths relative to ``folder``, or absolute)."""
+    folder: str
+    name: str
+    format: str  # 'openke' or 'tsv'
+    splits: Dict[str, str]
+    entities: Optional[str] = None
+    relations: Optional[str] = None
+    features: Dict[str, FeatureSpec] = field(default_factory=dict)
+    manifest: Optional[str] = None
+
+    def path(self, rel: str) -> str:
+        """``rel`` joined to the folder (an absolute path stays as it is)."""
+        return osp.join(self.folder, rel)
+
+    def files(self) -> List[str]:
+        """Every file read, relative to the folder: the manifest, the name
+        lists, the splits, then the feature and mask files."""
+        out = [f for f in (self.manifest, self.entities, self.relations) if f]
+        out += [self.splits[s] for s in SPLITS]
+        for spec in self.features.values():
+            out += [f for f in (spec.file, spec.mask) if f]
+        return out
+
+    def describe(self) -> str:
+        """What was found, in words (``native-pyg stats`` prints it)."""
+        how = f'described by {self.manifest}' if self.manifest else 'found by file names'
+        kind = 'OpenKE ids' if self.format == 'openke' else 'TSV of names'
+        lines = [f"{self.name} ({self.folder}, {how})",
+                 f"  triples: {kind}: {', '.join(self.splits[s] for s in SPLITS)}"]
+        order = 'first appearance in train, valid, test'
+        lines.append(f"  entities: {self.entities or order}; "
+                     f"relations: {self.relations or order}")
+        feats = []
+        for m, spec in self.features.items():
+            extra = [f'mask {spec.mask}'] if spec.mask else []
+            extra += [spec.dtype] if spec.dtype else []
+            feats.append(f"{m} {spec.file}" + (f" ({', '.join(extra)})" if extra else ''))
+        lines.append(f"  features: {'; '.join(feats) if feats else 'none (structure only)'}")
+        return '\n'.join(lines)
+
+
+def _found(folder: str, *names: str) -> List[str]:
+    return [n for n in names if osp.isfile(osp.join(folder, n))]
+
+
+def _convention_splits(folder: str) -> Tuple[str, Dict[str, str]]:
+    """``(format, {split: file})`` found by file names, or an error saying
+    what is missing."""
+    if _found(folder, 'train2id.txt', 'entity2id.txt'):
+        missing = [f for f in OPENKE_FILES if not _found(folder, f)]
+        if missing:
+            raise MMKGFormatError(f"{folder}: OpenKE files incomplete: missing "
+                                  f"{', '.join(missing)}")
+        return 'openke', dict(SPLIT_FILES)
+    splits, missing = {}, []
+    for s in SPLITS:
+        have = _found(folder, f'{s}.tsv', f'{s}.txt')
+        if len(have) == 2:
+            raise MMKGFormatError(f"{folder}: both {s}.tsv and {s}.txt are there; keep one")
+        if have:
+            splits[s] = have[0]
+        else:
+            missing.append(f'{s}.tsv')
+    if splits and missing:
+        raise MMKGFormatError(f"{folder}: TSV splits incomplete: missing {', '.join(missing)}")
+    if not splits:
+        raise MMKGFormatError(
+            f"{folder}: no MMKG found: expected {MANIFEST}, OpenKE files "
+            f"({', '.join(OPENKE_FILES)}) or TSV splits (train.tsv, valid.tsv, test.tsv)")
+    return 'tsv', splits
+
+
+def _check_modality(name: str, where: str) -> None:
+    if name == 'entity' or not _MODALITY.match(name):
+        raise MMKGFormatError(f"{where}: {name!r} cannot name a modality (letters, digits, "
+                              f"'_' and '-', starting with a letter; 'entity' is reserved)")
+
+
+def _convention_features(folder: str) -> Dict[str, FeatureSpec]:
+    """``features/<modality>.{npy,pt,pth}`` with ``<modality>.mask.*``."""
+    fdir = osp.join(folder, 'features')
+    if not osp.isdir(fdir):
+        return {}
+    files = sorted(f for f in os.listdir(fdir) if osp.isfile(osp.join(fdir, f)))
+    feats: Dict[str, FeatureSpec] = {}
+    masks: Dict[str, str] = {}
+    for f in files:
+        stem, ext = osp.splitext(f)
+        if stem.endswith('.mask') and ext in MASK_EXTS:
+            m = stem[:-len('.mask')]
+            if m in masks:
+                raise MMKGFormatError(f"{fdir}: two masks for {m!r} ({masks[m]}, {f}); keep one")
+            masks[m] = f
+        elif ext in FEATURE_EXTS:
+            _check_modality(stem, osp.join(fdir, f))
+            if stem in feats:
+                raise MMKGFormatError(f"{fdir}: two feature files for {stem!r} "
+                                      f"({osp.basename(feats[stem].file)}, {f}); keep one")
+            feats[stem] = FeatureSpec(osp.join('features', f))
+    for m, f in masks.items():
+        if m not in feats:
+            raise MMKGFormatError(f"{osp.join(fdir, f)}: a mask for {m!r}, but there is no "
+                                  f"features/{m}.npy (.pt, .pth)")
+        feats[m].mask = osp.join('features', f)
+    return feats
+
+
+def _yaml_key_lines(path: str, text: str) -> Dict[Tuple[str, ...], int]:
+    """Line number of every mapping key of a YAML text (``('splits',
+    'train')`` -> 7); a key given twice is an error."""
+    import yaml
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    lines: Dict[Tuple[str, ...], int] = {}
+
+    def walk(node: Any, at: Tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = at + (str(k.value), )
+                if key in lines:
+                    raise MMKGFormatError(f"{path}:{k.start_mark.line + 1}: "
+                                          f"{'.'.join(key)} is given twice (first on line "
+                                          f"{lines[key]})")
+                lines[key] = k.start_mark.line + 1
+                walk(v, key)
+    walk(node, ())
+    return lines
+
+
+class _Manifest:
+    """Reads ``mmkg.yaml``; every error names the file, line and key."""
+
+    def __init__(self, folder: str, fname: str) -> None:
+        import yaml
+        self.folder, self.fname = folder, fname
+        self.path = osp.join(folder, fname)
+        text = read_text(self.path)
+        try:
+            self.doc = yaml.safe_load(text)
+            self.lines = _yaml_key_lines(self.path, text)
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            line = f":{mark.line + 1}" if mark is not None else ''
+            raise MMKGFormatError(f"{self.path}{line}: not valid YAML "
+                                  f"({e.problem or e.context})") from None
+        except yaml.YAMLError as e:
+            raise MMKGFormatError(f"{self.path}: not valid YAML ({e})") from None
+
+    def error(self, key: Tuple[str, ...], message: str) -> MMKGFormatError:
+        """An error at the line of ``key`` (the nearest given parent key)."""
+        k = key
+        while k and k not in self.lines:
+            k = k[:-1]
+        line = f":{self.lines[k]}" if k else ''
+        where = f" {'.'.join(key)}:" if key else ''
+        return MMKGFormatError(f"{self.path}{line}:{where} {message}")
+
+    def mapping(self, value: Any, key: Tuple[str, ...], allowed: Tuple[str, ...]) -> Dict:
+        if not isinstance(value, dict):
+            raise self.error(key, f"expected a mapping of keys ({', '.join(allowed)}), "
+                                  f"got {type(value).__name__}")
+        for k in value:
+            if str(k) not in allowed:
+                raise self.error(key + (str(k), ), f"unknown key {str(k)!r} (expected one "
+                                                   f"of: {', '.join(allowed)})")
+        return value
+
+    def file(self, value: Any, key: Tuple[str, ...], exts: Tuple[str, ...] = ()) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(key, f"expected a file name, got {value!r}")
+        value = osp.expanduser(value.strip())
+        if exts and not value.endswith(exts):
+            raise self.error(key, f"{value!r}: expected a {' / '.join(exts)} file")
+        if not osp.isfile(osp.join(self.folder, value)):
+            raise self.error(key, f"file {value!r} not found in {self.folder}")
+        return value
+
+    def layout(self) -> FolderLayout:
+        doc = {} if self.doc is None else self.doc
+        doc = self.mapping(doc, (), MANIFEST_KEYS)
+        name = doc.get('name', osp.basename(osp.normpath(osp.abspath(self.folder))))
+        if not isinstance(name, str) or not name.strip():
+            raise self.error(('name', ), f"expected a name, got {name!r}")
+        if 'splits' in doc:
+            raw = self.mapping(doc['splits'], ('splits', ), SPLITS)
+            missing = [s for s in SPLITS if s not in raw]
+            if missing:
+                raise self.error(('splits', ), f"missing {', '.join(missing)}")
+            splits = {s: self.file(raw[s], ('splits', s)) for s in SPLITS}
+            guess = 'openke' if all(f.endswith('2id.txt') for f in splits.values()) else 'tsv'
+        else:
+            try:
+                guess, splits = _convention_splits(self.folder)
+            except MMKGFormatError as e:
+                raise self.error((), f"no 'splits' key, and by file names: {e}") from None
+        fmt = doc.get('format', guess)
+        if fmt not in ('openke', 'tsv'):
+            raise self.error(('format', ), f"expected 'openke' or 'tsv', got {fmt!r}")
+        lists = {}
+        for key, openke_name, tsv_name in (('entities', 'entity2id.txt', 'entities.txt'),
+                                           ('relations', 'relation2id.txt', 'relations.txt')):
+            if key in doc:
+                lists[key] = self.file(doc[key], (key, ))
+            elif fmt == 'openke':
+                if not _found(self.folder, openke_name):
+                    raise self.error((), f"format openke needs '{key}' ({openke_name} is "
+                                         f"not in {self.folder})")
+                lists[key] = openke_name
+            else:
+                lists[key] = (_found(self.folder, tsv_name) or [None])[0]
+        if 'features' in doc:
+            features = {}
+            raw = doc['features'] or {}
+            if not isinstance(raw, dict):
+                raise self.error(('features', ), f"expected a mapping of modality to file, "
+                                                 f"got {type(raw).__name__}")
+            for m, spec in raw.items():
+                key = ('features', str(m))
+                try:
+                    _check_modality(str(m), 'x')
+                except MMKGFormatError as e:
+                    raise self.error(key, str(e)[len('x: '):]) from None
+                features[str(m)] = self.feature(spec, key)
+        else:
+            features = _convention_features(self.folder)
+        return FolderLayout(self.folder, name.strip(), fmt, splits, lists['entities'],
+                            lists['relations'], features, self.fname)
+
+    def feature(self, spec: Any, key: Tuple[str, ...]) -> FeatureSpec:
+        if isinstance(spec, str):
+            return FeatureSpec(self.file(spec, key, FEATURE_EXTS))
+        spec = self.mapping(spec, key, FEATURE_KEYS)
+        if 'file' not in spec:
+            raise self.error(key, "missing 'file'")
+        out = FeatureSpec(self.file(spec['file'], key + ('file', ), FEATURE_EXTS))
+        if spec.get('mask') is not None:
+            out.mask = self.file(spec['mask'], key + ('mask', ), MASK_EXTS)
+        if spec.get('dtype') is not None:
+            if spec['dtype'] not in FEATURE_DTYPES:
+                raise self.error(key + ('dtype', ), f"expected one of "
+                                                    f"{', '.join(FEATURE_DTYPES)}, got "
+                                                    f"{spec['dtype']!r}")
+            out.dtype = spec['dtype']
+        return out
+
+
+def find_layout(folder: str, manifest: Optional[str] = None) -> FolderLayout:
+    """What a folder holds: read from its manifest (``mmkg.yaml``, or the
+    file ``manifest`` names) if there is one, else found by file names (see
+    the module's documentation).
+
+    Raises:
+        MMKGFormatError: One line naming the file (and line, key) at fault.
+    """
+    if not osp.isdir(folder):
+        raise MMKGFormatError(f"{folder}: not a directory")
+    if manifest is None and osp.isfile(osp.join(folder, MANIFEST)):
+        manifest = MANIFEST
+    if manifest is not None:
+        return _Manifest(folder, manifest).layout()
+    fmt, splits = _convention_splits(folder)
+    if fmt == 'openke':
+        ents, rels = 'entity2id.txt', 'relation2id.txt'
+    else:
+        ents = (_found(folder, 'entities.txt') or [None])[0]
+        rels = (_found(folder, 'relations.txt') or [None])[0]
+    return FolderLayout(folder, osp.basename(osp.normpath(osp.abspath(folder))), fmt, splits,
+                        ents, rels, _convention_features(folder))
+
+
+class FolderMMKG(MMKGDataset):
+    r"""A multi-modal KG read from a folder of the user's own files: OpenKE
+    ``*2id.txt`` files or TSV files of names, feature files per modality
+    (``.npy`` / ``.pt``) with optional masks, named by file-name convention
+    or by a manifest ``mmkg.yaml`` (the format: :mod:`native_pyg.datasets.folder`).
+    The graph follows the MMKG schema (:mod:`native_pyg.data.schema`) and is
+    cached in ``folder/processed/``; changing, adding or removing an input
+    file (or the manifest) re-processes it.
+
+    Example::
+
+        ds = FolderMMKG('examples/my_mmkg')
+        print(ds.layout.describe())
+        data = ds[0]
+
+    Args:
+        root (str): The folder.
+        manifest (str, optional): The manifest's file name in ``root``
+            (default: ``mmkg.yaml`` if present, else file names decide).
+        name (str, optional): The dataset's name (default: the manifest's
+            ``name``, else the folder's name).
+        **kwargs: See :class:`MMKGDataset` (``dedupe``, ``remove_leakage``,
+            ``nan_rows``, ``zero_rows_missing``, ``text_features``,
+            ``text_model``, ``name_style``, ``transform``, ``pre_transform``,
+            ``force_reload``, ``log``). With ``log`` (the default), what
+            was found is printed to stderr on every load.
+
+    Raises:
+        MMKGFormatError: A :class:`ValueError` of one line naming the file,
+            and the line or manifest key, at fault.
+    """
+
+    def __init__(self, root: str, manifest: Optional[str] = None, name: Optional[str] = None,
+                 transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
+                 force_reload: bool = False, log: bool = True, **kwargs) -> None:
+        if 'prefix' in kwargs:
+            raise TypeError("FolderMMKG takes name=, not prefix=")
+        folder = osp.expanduser(osp.normpath(root))
+        self.layout = find_layout(folder, manifest)
+        if name is not None:
+            self.layout.name = name
+        super().__init__(folder, prefix=self.layout.name, transform=transform,
+                         pre_transform=pre_transform, force_reload=force_reload, log=log,
+                         **kwargs)
+        if log:
+            print(self.layout.describe(), file=sys.stderr)
+
+    @property
+    def raw_dir(self) -> str:
+        return self.root  # the files lie in the folder itself
+
+    @property
+    def raw_file_names(self) -> List[str]:
+        return [f for f in (self.layout.entities, self.layout.relations) if f] + \
+            [self.layout.splits[s] for s in SPLITS]
+
+    def feature_files(self) -> Dict[str, str]:
+        return {m: self.layout.path(s.file) for m, s in self.layout.features.items()}
+
+    def input_files(self) -> List[str]:
+        return [self.layout.path(f) for f in self.layout.files()]
+
+    def download(self) -> None:
+        missing = [f for f in self.raw_file_names if not osp.isfile(self.layout.path(f))]
+        raise FileNotFoundError(f"{self.root}: missing {', '.join(missing)}")
+
+    def read_inputs(self) -> Tuple[Dict[str, Any], Dict[str, Tensor], Dict[str, Tensor]]:
+        lay = self.layout
+        if lay.format == 'openke':
+            ents = read_id_map(lay.path(lay.entities))
+            rels = read_id_map(lay.path(lay.relations))
+            kg: Dict[str, Any] = {s: read_triples(lay.path(lay.splits[s]), len(ents), len(rels))
+                                  for s in SPLITS}
+        else:
+            e_index: Dict[str, int] = {}
+            r_index: Dict[str, int] = {}
+            if lay.entities:
+                e_index = {n: i for i, n in enumerate(read_name_list(lay.path(lay.entities)))}
+            if lay.relations:
+                r_index = {n: i for i, n in enumerate(read_name_list(lay.path(lay.relations)))}
+            kg = {s: read_tsv_triples(lay.path(lay.splits[s]), e_index, r_index,
+                                      lay.entities, lay.relations) for s in SPLITS}
+            ents, rels = list(e_index), list(r_index)  # dicts keep id order
+        kg.update(entity_names=ents, relation_names=rels)
+        features, masks = {}, {}
+        for m, spec in lay.features.items():
+            mask = None if spec.mask is None else read_mask_file(lay.path(spec.mask), ents)
+            dtype = None if spec.dtype is None else FEATURE_DTYPES[spec.dtype]
+            features[m], masks[m] = read_feature_file(lay.path(spec.file), len(ents),
+                                                      self.nan_rows, self.zero_rows_missing,
+                                                      mask=mask, dtype=dtype)
+        return kg, features, masks
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}({self.root}, modalities={self.modalities})'
+
+
+def is_mmkg_folder(path: str) -> bool:
+    """Whether ``path`` is a folder :func:`load_folder` can read by its
+    file names or manifest (not whether its files are well formed)."""
+    if not osp.isdir(path):
+        return False
+    return bool(_found(path, MANIFEST, 'train2id.txt', 'entity2id.txt', 'train.tsv',
+                       'train.txt') or _found(osp.join(path, 'raw'), 'entity2id.txt'))
+
+
+def load_folder(path: str, **kwargs) -> MMKGDataset:
+    """The dataset of a folder: a :class:`FolderMMKG`, or an
+    :class:`MMKGDataset` for a folder laid out as one (OpenKE files in
+    ``path/raw/``, released ``{name}-{visual,...}.pth`` feature files there
+    too; e.g. a WildKGC dataset directory). ``path`` may also be the
+    manifest file itself (``my_kg/mmkg.yaml``).
+
+    Args:
+        path (str): The folder (``~`` is expanded).
+        **kwargs: Options of :class:`FolderMMKG`.
+    """
+    path = osp.expanduser(path)
+    if osp.isfile(path) and path.endswith(('.yaml', '.yml')):
+        return FolderMMKG(osp.dirname(path) or '.', manifest=osp.basename(path), **kwargs)
+    if not osp.exists(path):
+        raise MMKGFormatError(f"{path}: no such dataset folder")
+    if not osp.isdir(path):
+        raise MMKGFormatError(f"{path}: not a folder (give the folder holding the triple "
+                              f"files, or its {MANIFEST})")
+    top = _found(path, MANIFEST, 'train2id.txt', 'entity2id.txt', 'train.tsv', 'train.txt',
+                 'valid.tsv', 'test.tsv')
+    if not top and _found(osp.join(path, 'raw'), 'entity2id.txt'):
+        for key in ('manifest', 'name'):  # a FolderMMKG's options
+            kwargs.pop(key, None)
+        return MMKGDataset(path, **kwargs)
+    return FolderMMKG(path, **kwargs)

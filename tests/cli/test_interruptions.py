@@ -1,0 +1,111 @@
+"""Issue 24: Ctrl-C, a full disk, a killed --overwrite, names in another
+Unicode form: never a lost run, never a traceback (the one-line errors of
+bad arguments and paths, '~' included, are in test_cli.py)."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from native_pyg.cli.errors import CLIError
+from native_pyg.cli.inference import resolve
+from native_pyg.training.runs import REPLACED, prepare_run_dir, replacing_run
+
+REPO = Path(__file__).resolve().parents[2]
+FAST = ['--set', 'model.hidden_channels=8', '--set', 'training.batch_size=4096',
+        '--set', 'training.num_negatives=4', '--set', 'training.eval_every=1',
+        '--set', 'training.progress=false']
+
+
+def _cli(*argv, **kwargs):
+    return subprocess.Popen([sys.executable, '-m', 'native_pyg.cli', *map(str, argv)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=str(REPO), **kwargs)
+
+
+def test_ctrl_c_is_one_line_naming_last_pt_and_the_resume_command(tmp_path):
+    out = tmp_path / 'run'
+    proc = _cli('train', '--out', out, *FAST, '--epochs', '500')
+    deadline = time.time() + 120
+    while not (out / 'last.pt').exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert (out / 'last.pt').exists(), proc.communicate()[1]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1, err
+    assert str(out / 'last.pt') in lines[0] and '--resume' in lines[0]
+    assert not list(out.glob('.ckpt-*')) and not list(out.glob('.write-*'))  # nothing half-written
+    torch.load(out / 'last.pt', weights_only=True)  # a complete checkpoint
+
+
+def _run_files(out):
+    return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != '.lock'}
+
+
+def test_a_killed_overwrite_leaves_the_previous_run_to_be_restored(tmp_path):
+    out = tmp_path / 'run'
+    out.mkdir()
+    for name in ('last.pt', 'model.pt', 'metrics.json'):
+        (out / name).write_text(f'old {name}')
+    old = _run_files(out)
+    # the new run fails before its first checkpoint: the old one is put back
+    with pytest.raises(RuntimeError):
+        with replacing_run(str(out), overwrite=True):
+            assert not (out / 'model.pt').exists() and (out / REPLACED).is_dir()
+            (out / 'history.jsonl').write_text('new, unfinished')
+            raise RuntimeError('failed before a checkpoint')
+    assert _run_files(out) == old and not (out / REPLACED).exists()
+    # a process killed while the old run is aside: the next start restores it
+    (out / REPLACED).mkdir()
+    for name in old:
+        os.replace(out / name, out / REPLACED / name)
+    (out / 'history.jsonl').write_text('new, unfinished')
+    prepare_run_dir(str(out), overwrite=True)
+    assert _run_files(out) == old
+    # once the new run has a checkpoint, the old one is dropped
+    with replacing_run(str(out), overwrite=True):
+        (out / 'last.pt').write_text('new last.pt')
+    assert _run_files(out) == {'last.pt': b'new last.pt'} and not (out / REPLACED).exists()
+
+
+def _mount_tmpfs(path, size):
+    path.mkdir()
+    proc = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(path)],
+                          capture_output=True, text=True)
+    if proc.returncode:
+        pytest.skip(f"a full disk needs a small tmpfs, and mount failed here: "
+                    f"{proc.stderr.strip() or proc.returncode}")
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(tmp_path):
+    disk = tmp_path / 'disk'
+    _mount_tmpfs(disk, '4m')
+    try:
+        out = disk / 'run'
+        first = _cli('train', '--out', out, *FAST, '--epochs', '1')
+        assert first.wait(timeout=300) == 0, first.communicate()[1]
+        last = (out / 'last.pt').read_bytes()
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        (disk / 'filler').write_bytes(b'\0' * max(free - 4096, 0))  # the disk is now full
+        again = _cli('train', '--out', out, '--resume', *FAST, '--epochs', '3')
+        _, err = again.communicate(timeout=300)
+        assert again.returncode == 2
+        lines = [l for l in err.splitlines() if l.strip()]
+        assert len(lines) == 1 and 'no space left on device' in lines[0], err
+        assert (out / 'last.pt').read_bytes() == last  # the previous checkpoint survives
+    finally:
+        subprocess.run(['umount', str(disk)], capture_output=True)
+
+
+def test_names_match_in_any_unicode_normal_form_and_suggest_case_insensitively():
+    names = ['FC_J\u016brmala', 'Riga', 'Tartu']  # NFC: u with macron as one code point
+    nfd = 'FC_Ju\u0304rmala'
+    assert nfd != names[0] and resolve('entity', nfd, names) == 0
+    with pytest.raises(CLIError, match="did you mean 'Riga'"):
+        resolve('entity', 'RIGAA', names)
