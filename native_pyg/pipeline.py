@@ -59,7 +59,10 @@ def load_data(run: RunConfig) -> HeteroData:
     from native_pyg.datasets import load_dataset
     try:
         return load_dataset(run.dataset, run.root, **run.data.dataset_kwargs())[0]
-    except (ValueError, OSError, ImportError) as e:
+    except OSError as e:  # e.g. a processed cache in a read-only folder
+        where = f"{e.filename}: " if e.filename else ''
+        raise ValueError(f"{run.dataset}: {where}{(e.strerror or str(e)).lower()}") from None
+    except (ValueError, ImportError) as e:
         raise ValueError(str(e)) from None
 
 

@@ -109,3 +109,24 @@ def test_names_match_in_any_unicode_normal_form_and_suggest_case_insensitively()
     assert nfd != names[0] and resolve('entity', nfd, names) == 0
     with pytest.raises(CLIError, match="did you mean 'Riga'"):
         resolve('entity', 'RIGAA', names)
+
+
+def test_a_read_only_file_system_is_one_line_for_the_run_and_the_dataset_cache(tmp_path):
+    ro = tmp_path / 'ro'
+    _mount_tmpfs(ro, '1m')
+    try:
+        import shutil
+        shutil.copytree(REPO / 'examples' / 'my_mmkg', ro / 'kg',
+                        ignore=shutil.ignore_patterns('processed'))
+        remount = subprocess.run(['mount', '-o', 'remount,ro', str(ro)], capture_output=True)
+        if remount.returncode:
+            pytest.skip('remounting the tmpfs read-only failed here')
+        for argv, where in ((['train', '--out', ro / 'run', *FAST, '--epochs', '1'], ro / 'run'),
+                            (['stats', '--dataset', ro / 'kg'], ro / 'kg')):
+            proc = _cli(*argv)
+            _, err = proc.communicate(timeout=120)
+            lines = [l for l in err.splitlines() if l.strip()]
+            assert proc.returncode == 2 and len(lines) == 1, err
+            assert str(where) in lines[0] and 'read-only file system' in lines[0], err
+    finally:
+        subprocess.run(['umount', str(ro)], capture_output=True)
