@@ -260,3 +260,14 @@ def test_wildkgc_without_network_is_one_clear_error(tmp_path, monkeypatch):
                                               r'\(.*name resolution\); without network access, '
                                               r'copy the OpenKE files'):
         WildKGC(str(tmp_path), 'MKG-Y', log=False)
+
+
+def test_dataset_warnings_are_shown_once_per_processed_cache(tiny_raw):
+    import warnings
+    with pytest.warns(UserWarning, match='duplicate rows'):
+        MMKGDataset(str(tiny_raw.parent), log=False)
+    with warnings.catch_warnings(record=True) as caught:  # the same cache, read again
+        warnings.simplefilter('always')
+        ds = MMKGDataset(str(tiny_raw.parent), log=False)
+    assert not [w for w in caught if 'duplicate rows' in str(w.message)]
+    assert ds.quirks['duplicates']['train'] == 1  # still reported where asked for

@@ -1,4 +1,5 @@
 """A text modality from entity names."""
+import sys
 import warnings
 
 import pytest
@@ -89,3 +90,24 @@ def test_the_default_model_encodes_offline():
     assert x.shape == (3, 384)
     cos = torch.nn.functional.cosine_similarity
     assert float(cos(x[0], x[1], dim=0)) > float(cos(x[0], x[2], dim=0))
+
+
+def test_the_encoder_bar_is_shown_on_a_terminal_only(monkeypatch):
+    import io
+    from native_pyg.features import text
+    seen = []
+
+    class Encoder:
+        def encode(self, texts, show_progress_bar, **kwargs):
+            seen.append(show_progress_bar)
+            return torch.zeros(len(texts), 3)
+
+    monkeypatch.setattr(text, '_load_encoder', lambda model, device: Encoder())
+    monkeypatch.setattr(sys, 'stderr', io.StringIO())  # a log file, not a terminal
+    text.encode_texts(['a'], progress=True)
+    terminal = io.StringIO()
+    terminal.isatty = lambda: True
+    monkeypatch.setattr(sys, 'stderr', terminal)
+    text.encode_texts(['a'], progress=True)
+    text.encode_texts(['a'], progress=False)
+    assert seen == [False, True, False]  # no '\r' redraws written into logs
