@@ -181,28 +181,34 @@ def test_checkpoints_record_modalities_root_and_data(run_dir):
     assert len(state['data']['sha256']) == 64
 
 
-def test_evaluate_from_another_directory_and_on_changed_data(tmp_path):
+def test_evaluate_from_another_directory_and_on_changed_data(tmp_path, monkeypatch, capsys):
+    # in this process (the working directory changed as a shell would): what
+    # a relative path means is the point, not the interpreter start
+    from native_pyg.cli import main
     from native_pyg.datasets import SyntheticMMKG
     work, elsewhere = tmp_path / 'work', tmp_path / 'elsewhere'
     work.mkdir(), elsewhere.mkdir()
-    proc = _cli('train', '--root', 'data', '--out', 'run', *FAST, '--epochs', '1', cwd=work)
-    assert proc.returncode == 0, proc.stderr
+    monkeypatch.chdir(work)
+    assert main(['train', '--root', 'data', '--out', 'run', *FAST, '--epochs', '1']) == 0
     ck = work / 'run' / 'model.pt'
     # a relative --root was recorded as an absolute path: works from anywhere
-    assert _cli('evaluate', '--checkpoint', ck, cwd=elsewhere).returncode == 0
+    monkeypatch.chdir(elsewhere)
+    assert main(['evaluate', '--checkpoint', str(ck)]) == 0
     assert not (elsewhere / 'data').exists()
     # the data moved: one line, and --root points to the new place
     (work / 'data').rename(tmp_path / 'moved')
-    assert 'does not exist here; give --root' in _error_line(
-        _cli('evaluate', '--checkpoint', ck, cwd=elsewhere))
-    assert _cli('evaluate', '--checkpoint', ck, '--root', tmp_path / 'moved').returncode == 0
+    capsys.readouterr()
+    assert 'does not exist here; give --root' in _main_error_line(
+        capsys, 'evaluate', '--checkpoint', ck)
+    assert main(['evaluate', '--checkpoint', str(ck), '--root', str(tmp_path / 'moved')]) == 0
     # the data at the root changed (another dataset cached under the same name)
     other = SyntheticMMKG(str(tmp_path / 'other'), seed=7)
     cache = tmp_path / 'moved' / 'processed' / 'synthetic_seed0.pt'
     cache.write_bytes((tmp_path / 'other' / 'processed' / 'synthetic_seed7.pt').read_bytes())
     del other
-    line = _error_line(_cli('predict', '--checkpoint', ck, '--root', tmp_path / 'moved',
-                            '--head', '0', '--relation', '0'))
+    capsys.readouterr()
+    line = _main_error_line(capsys, 'predict', '--checkpoint', ck, '--root', tmp_path / 'moved',
+                            '--head', '0', '--relation', '0')
     assert 'differs from the data this model was trained on' in line
 
 
