@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from native_pyg.cli.errors import CLIError
+from native_pyg.cli.errors import CLIError, os_error_message
 from native_pyg.cli.options import base_config, data_sets, load, seeds
 from native_pyg.cli.paths import check_output_dir, check_output_file, write_json_atomic
 
@@ -43,8 +43,10 @@ def cmd_convert_features(args) -> int:
     try:
         store = convert_feature_files(args.out, files, args.dtype, args.chunk_rows,
                                       progress=not args.quiet)
-    except (ValueError, OSError) as e:
+    except ValueError as e:
         raise CLIError(str(e)) from None
+    except OSError as e:
+        raise CLIError(os_error_message(e)) from None
     print(f"{store!r}: {store.nbytes() / 2**20:,.2f} MiB on disk")
     return 0
 
