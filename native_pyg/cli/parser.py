@@ -9,6 +9,7 @@ from native_pyg.cli.options import COMPILE_HELP, add_dataset_args
 from native_pyg.cli.paths import path_arg
 from native_pyg.cli.tools import cmd_convert_features, cmd_experiment, cmd_stats
 from native_pyg.cli.train import cmd_train
+from native_pyg.cli.tune import cmd_tune
 
 
 class Parser(argparse.ArgumentParser):
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--compile', action='store_true', help=COMPILE_HELP)
     p.set_defaults(func=cmd_train)
 
-    from native_pyg.experiments import EXPERIMENTS
+    from native_pyg.experiments import EXPERIMENTS, VARIANTS
     p = sub.add_parser('experiment', help="run one of the paper's experiments "
                                           "(table, JSON and plot under --out)")
     p.add_argument('name', choices=EXPERIMENTS)
@@ -91,6 +92,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train nothing: tabulate the finished cells in --out (e.g. after "
                         "shards on several machines)")
     p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser('tune', help="search a variant's config with Optuna (TPE, pruning on "
+                                    "valid MRR; study in OUT/study.db, OUT/best.yaml)")
+    add_dataset_args(p)
+    p.set_defaults(dataset=None)
+    p.add_argument('--config', type=path_arg, help='YAML config the trials start from')
+    p.add_argument('--set', action='append', metavar='KEY=VALUE', help='override a config key')
+    p.add_argument('--out', required=True, type=path_arg,
+                   help='study directory: study.db (resumable, shareable), best.yaml, plots')
+    p.add_argument('--trials', type=int, default=20,
+                   help="finished trials the study should hold; rerun with more to add only "
+                        "the missing ones (default: 20)")
+    p.add_argument('--variant', default='native', choices=sorted(VARIANTS),
+                   metavar='VARIANT', help='native (default), native-no-comat, adamf, mean, '
+                                           'rotate, ... (as in experiment)')
+    p.add_argument('--space', type=path_arg,
+                   help="search space YAML (config key -> {type: float|int|categorical, "
+                        "low, high, log, choices}); default: the variant's")
+    p.add_argument('--epochs', type=int, help='per-trial budget (training.epochs)')
+    p.add_argument('--eval-every', type=int, help='validation (and pruning) every N epochs')
+    p.add_argument('--pruner', default='median', choices=['median', 'halving', 'none'])
+    p.add_argument('--seed', type=int, default=0, help="the sampler's seed")
+    p.add_argument('--quiet', action='store_true', help="no progress bars inside trials")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser('convert-features',
                        help='write feature files to a disk-backed feature store (memory-mapped, '

@@ -61,8 +61,9 @@ class KGBatch:
 
     Attributes:
         pos: ``[B, 3]`` positive ``(head, relation, tail)`` rows (global ids).
-        neg: ``[B, K]`` negative entities; ``corrupt_head`` ``[B]`` says
-            whether they replace the head (else the tail).
+        neg: ``[B, K]`` negative entities; ``corrupt_head`` ``[B]`` (or
+            ``[B, K]``, one side per negative) says whether they replace
+            the head (else the tail).
         n_id: ``[n]`` global entity ids of the subgraph's nodes (``None``:
             no subgraph, the model's own structure is used).
         edge_index: ``[2, E]`` message edges between rows of ``n_id``

@@ -55,6 +55,8 @@ class TrainConfig:
     in_batch_negatives: int = 0
     bernoulli: bool = True
     filter_negatives: bool = True
+    # the corrupted side (head or tail) drawn once per positive (row) or per negative (negative)
+    corrupt_side: str = 'row'
     dedupe_train: bool = True
     loss: str = 'self_adversarial'
     adv_temperature: float = 2.0
@@ -114,7 +116,8 @@ class DataConfig:
 #: keys added after checkpoints were first written, with the behaviour those
 #: checkpoints were trained with (a config without the key means this value)
 LEGACY_DEFAULTS = {'model': {'structure_mask': False, 'structure_stand_in': False},
-                   'training': {'structure_dropout': 0.0, 'stand_in_epochs': 10}}
+                   'training': {'structure_dropout': 0.0, 'stand_in_epochs': 10,
+                                'corrupt_side': 'row'}}
 
 
 def with_legacy_defaults(saved: Dict[str, Any]) -> Dict[str, Any]:

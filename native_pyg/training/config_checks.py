@@ -23,6 +23,7 @@ from native_pyg.nn.gnn import COMPOSITIONS, STRUCTURAL_ENCODERS
 from native_pyg.nn.redaf import FUSIONS, MISSING
 from native_pyg.nn.scorers import SCORERS
 from native_pyg.training.losses import LOSSES
+from native_pyg.training.negative_sampling import CORRUPT_SIDES
 from native_pyg.training.optimizers import TABLE_OPTIMIZERS
 
 
@@ -162,6 +163,7 @@ RULES: Dict[str, Dict[str, Rule]] = {
         'num_negatives': Range(1, MAX_NEGATIVES),
         'shared_negatives': Range(0),
         'in_batch_negatives': Range(0, MAX_NEGATIVES),
+        'corrupt_side': Choices(CORRUPT_SIDES),
         'loss': Choices(tuple(LOSSES)),
         # 0: uniform weights over the negatives
         'adv_temperature': Range(0.0),

@@ -7,7 +7,7 @@ import json
 import os
 import os.path as osp
 import time
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 from torch_geometric.data import HeteroData
@@ -117,7 +117,7 @@ class Trainer:
         self.sampler = build_negative_sampler(self.train_triples, n, r, cfg.num_negatives,
                                               cfg.bernoulli, cfg.filter_negatives,
                                               cfg.seed + 7919 * rank, cfg.shared_negatives,
-                                              cfg.in_batch_negatives)
+                                              cfg.in_batch_negatives, cfg.corrupt_side)
         # shared negatives repeat (entity, relation) pairs: each is fused once
         self.shared_negatives = cfg.shared_negatives > 0 or cfg.in_batch_negatives > 0
         self.shuffle_gen = torch.Generator().manual_seed(cfg.seed + 1)
@@ -165,6 +165,8 @@ class Trainer:
         self.epoch, self.history = 0, []
         self.config_log: List[Dict[str, Any]] = []  # config changes applied on resume
         self.stopper = stopper if stopper is not None else EarlyStopper(cfg.patience)
+        #: called as ``fn(trainer, record)`` after every epoch (trackers, tuning's pruner)
+        self.epoch_callbacks: List[Callable[['Trainer', Dict[str, Any]], None]] = []
         self.best_state: Optional[Dict[str, torch.Tensor]] = None
         # the last epoch's parameters while fit() has the best ones loaded
         self._last_state: Optional[Dict[str, torch.Tensor]] = None
@@ -317,6 +319,8 @@ class Trainer:
                         save_checkpoint(self.state_dict(best_only=True), self._path('best.pt'))
                 stopped = self.stopper.should_stop
             self.history.append(rec)
+            for callback in self.epoch_callbacks:
+                callback(self, rec)
             outer.update(1)
             outer.set_postfix(loss=f"{rec['loss']:.4f}",
                               valid_mrr=f"{rec.get('valid_mrr', float('nan')):.4f}")

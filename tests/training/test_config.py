@@ -13,6 +13,7 @@ from native_pyg.nn.redaf import FUSIONS, MISSING
 from native_pyg.training.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from native_pyg.training.config_checks import FREE, RULES, Choices, HopList, Range, load_yaml
 from native_pyg.training.losses import LOSSES
+from native_pyg.training.negative_sampling import CORRUPT_SIDES
 from native_pyg.training.optimizers import TABLE_OPTIMIZERS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -150,6 +151,7 @@ def test_the_choices_are_those_the_code_accepts():
     assert values['table_optimizer'] == TABLE_OPTIMIZERS
     assert values['nan_rows'] == ('error', 'missing')
     assert values['feature_store'] == ('memory', 'disk')
+    assert values['corrupt_side'] == CORRUPT_SIDES == ('row', 'negative')
     assert values['text_features'] == ('names',) and RULES['data']['text_features'].nullable
 
 

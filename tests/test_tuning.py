@@ -1,0 +1,92 @@
+"""native-pyg tune / native_pyg.tune: an Optuna study over the config,
+selected and pruned on validation only, resumable, written as best.yaml."""
+import json
+import sqlite3
+
+import pytest
+
+optuna = pytest.importorskip('optuna', reason='native-pyg tune needs Optuna (the test extra)')
+
+import native_pyg  # noqa: E402
+from native_pyg.cli import main  # noqa: E402
+from native_pyg.training import RunConfig, Trainer  # noqa: E402
+from native_pyg.tuning import DEFAULT_SPACES, check_space  # noqa: E402
+
+SPACE = {'training.lr': {'type': 'float', 'low': 1e-3, 'high': 3e-2, 'log': True},
+         'model.hidden_channels': {'type': 'categorical', 'choices': [8, 16]}}
+BUDGET = ['training.epochs=1', 'training.eval_every=1', 'training.batch_size=4096',
+          'training.num_negatives=4']
+
+
+def _finished(study):
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return study.get_trials(states=states)
+
+
+def test_a_study_selects_on_valid_resumes_and_writes_a_runnable_best_yaml(tmp_path, monkeypatch):
+    splits = []
+    evaluate = Trainer.evaluate
+    monkeypatch.setattr(Trainer, 'evaluate',
+                        lambda self, split='valid', **kw: splits.append(split) or
+                        evaluate(self, split, **kw))
+    out = tmp_path / 'study'
+    result = native_pyg.tune('synthetic', out=str(out), trials=3, space=SPACE,
+                             overrides=BUDGET, pruner='none')
+    assert set(splits) == {'valid'}  # the test split is never looked at
+    assert len(_finished(result.study)) == 3
+    best = result.study.best_trial
+    assert result.best_valid_mrr == pytest.approx(best.value)
+    loaded = RunConfig.from_yaml(str(out / 'best.yaml'))  # what train --config reads
+    assert loaded.training.lr == pytest.approx(best.params['training.lr'])
+    assert loaded.model.hidden_channels == best.params['model.hidden_channels']
+    assert loaded.training.epochs == 1 and (out / 'history.png').exists()
+    # --trials is the study's total: asking for 4 adds one trial, with new values
+    again = native_pyg.tune('synthetic', out=str(out), trials=4, space=SPACE, overrides=BUDGET,
+                            pruner='none')
+    trials = _finished(again.study)
+    assert len(trials) == 4 and len(splits) == 4  # one validation per 1-epoch trial
+    assert trials[3].params != trials[0].params
+    with sqlite3.connect(out / 'study.db') as db:  # the study lives in SQLite under --out
+        assert db.execute('select count(*) from trials').fetchone()[0] == 4
+
+
+def test_pruned_trials_stop_early_on_valid_mrr(tmp_path):
+    # every trial is pruned at its first report after the warm-up (its MRR is below 1)
+    pruner = optuna.pruners.ThresholdPruner(lower=1.0, n_warmup_steps=1)
+    with pytest.raises(ValueError, match='no trial completed'):
+        native_pyg.tune('synthetic', out=str(tmp_path / 's'), trials=2, space=SPACE,
+                        overrides=['training.epochs=4', *BUDGET[1:]], pruner=pruner)
+    study = optuna.load_study(study_name='native-pyg',
+                              storage=f"sqlite:///{tmp_path / 's' / 'study.db'}")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 2
+    assert all(t.user_attrs['epochs'] < 4 for t in study.trials)  # of a 4-epoch budget
+    assert all(len(t.intermediate_values) == t.user_attrs['epochs'] for t in study.trials)
+
+
+def test_search_spaces_are_checked_in_one_line(tmp_path, capsys):
+    for variant in ('native', 'native-no-comat', 'mean', 'adamf', 'rotate'):
+        check_space(DEFAULT_SPACES[variant])
+    assert 'training.mu' in DEFAULT_SPACES['native']
+    assert 'training.mu' not in DEFAULT_SPACES['native-no-comat']  # CoMAT off: no weight
+    bad = {'training.nope': {'type': 'float', 'low': 0, 'high': 1}}
+    with pytest.raises(ValueError, match='training.nope: not a config key'):
+        check_space(bad)
+    with pytest.raises(ValueError, match='a log scale needs low > 0'):
+        check_space({'training.lr': {'type': 'float', 'low': 0, 'high': 1, 'log': True}})
+    path = tmp_path / 'space.yaml'
+    path.write_text('training.lr: {type: float, low: 1, high: 0}\n')
+    assert main(['tune', '--out', str(tmp_path / 'o'), '--space', str(path)]) == 2
+    err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+    assert len(err) == 1 and 'training.lr: float needs finite numbers low < high' in err[0]
+
+
+def test_the_cli_runs_a_study_and_its_best_config_trains(tmp_path, capsys):
+    space = tmp_path / 'space.yaml'
+    space.write_text(json.dumps(SPACE))  # JSON is YAML
+    out = tmp_path / 'study'
+    sets = [a for b in BUDGET[2:] for a in ('--set', b)]
+    assert main(['tune', '--out', str(out), '--trials', '2', '--space', str(space),
+                 '--epochs', '1', '--eval-every', '1', '--quiet', *sets]) == 0
+    assert 'best valid MRR' in capsys.readouterr().out
+    assert main(['train', '--config', str(out / 'best.yaml'), '--out', str(tmp_path / 'run'),
+                 '--quiet']) == 0
