@@ -33,6 +33,7 @@ import yaml
 from native_pyg.experiments import VARIANTS
 from native_pyg.pipeline import build_model, load_data, locate_data
 from native_pyg.training.config import RunConfig
+from native_pyg.training.trackers import check_tracker, make_tracker
 from native_pyg.training.trainer import Trainer
 
 #: distribution keys of a search space entry, by type
@@ -152,7 +153,8 @@ def tune(dataset: Optional[str] = None, root: Optional[str] = None,
          config: Union[str, RunConfig, None] = None, overrides: Sequence[str] = (),
          out: str = 'tune', trials: int = 20, variant: str = 'native',
          space: Union[str, Mapping[str, Any], None] = None, pruner: Any = 'median',
-         seed: int = 0, data=None, progress: bool = False) -> TuneResult:
+         seed: int = 0, data=None, progress: bool = False,
+         tracker: Optional[str] = None) -> TuneResult:
     r"""Searches the config of ``variant`` on ``dataset`` with Optuna's TPE
     sampler until the study under ``out`` holds ``trials`` finished
     (completed or pruned) trials; see the module docstring.
@@ -177,6 +179,9 @@ def tune(dataset: Optional[str] = None, root: Optional[str] = None,
         seed (int): Seed of the sampler. (default: :obj:`0`)
         data (HeteroData, optional): The graph, instead of loading ``dataset``.
         progress (bool): Progress bars of each trial's training.
+        tracker (str, optional): A result tracker per trial
+            (:mod:`native_pyg.training.trackers`), under
+            ``out/trials/<number>/<tracker>``. (default: :obj:`None`)
     """
     import optuna
     if variant not in VARIANTS:
@@ -190,6 +195,8 @@ def tune(dataset: Optional[str] = None, root: Optional[str] = None,
     base = locate_data(RunConfig.from_dict(base.to_dict()), dataset, root)
     base = base.override([*VARIANTS[variant][1], *overrides,
                           f'training.progress={str(progress).lower()}'])
+    if tracker is not None:
+        check_tracker(tracker)  # a missing package: now, not after the first trial
     if not base.training.eval_every:
         raise ValueError("training.eval_every must be > 0: trials are selected and pruned on "
                          "validation MRR")
@@ -220,7 +227,17 @@ def tune(dataset: Optional[str] = None, root: Optional[str] = None,
                     raise optuna.TrialPruned()
 
         trainer.epoch_callbacks.append(report)
-        trainer.fit()
+        tracked = None
+        if tracker is not None:  # one tracked run per trial
+            tracked = make_tracker(tracker, osp.join(out, 'trials', str(trial.number), tracker),
+                                   run_name=f'trial-{trial.number}')
+            tracked.log_config(run.to_dict())
+            trainer.epoch_callbacks.insert(0, tracked)  # before the pruner may stop it
+        try:
+            trainer.fit()
+        finally:
+            if tracked is not None:
+                tracked.close()
         value = max(r['valid_mrr'] for r in trainer.history if 'valid_mrr' in r)
         print(f"trial {trial.number}: valid MRR {value:.4f} "
               f"({', '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in trial.params.items())})",

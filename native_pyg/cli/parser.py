@@ -10,6 +10,7 @@ from native_pyg.cli.paths import path_arg
 from native_pyg.cli.tools import cmd_convert_features, cmd_experiment, cmd_stats
 from native_pyg.cli.train import cmd_train
 from native_pyg.cli.tune import cmd_tune
+from native_pyg.training.trackers import TRACKERS
 
 
 class Parser(argparse.ArgumentParser):
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--deterministic', action='store_true',
                    help='one thread and deterministic algorithms: bit-identical reruns')
     p.add_argument('--compile', action='store_true', help=COMPILE_HELP)
+    p.add_argument('--tracker', action='append', choices=TRACKERS,
+                   help='log config, losses, validation metrics, seconds per epoch and modality '
+                        'weights per relation under OUT/tracking/<name> (repeatable)')
     p.set_defaults(func=cmd_train)
 
     from native_pyg.experiments import EXPERIMENTS, VARIANTS
@@ -115,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--pruner', default='median', choices=['median', 'halving', 'none'])
     p.add_argument('--seed', type=int, default=0, help="the sampler's seed")
     p.add_argument('--quiet', action='store_true', help="no progress bars inside trials")
+    p.add_argument('--tracker', choices=TRACKERS,
+                   help='a result tracker per trial, under OUT/trials/<number>/<name>')
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser('convert-features',

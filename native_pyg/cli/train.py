@@ -72,6 +72,8 @@ def _train(args, run, data, model, info) -> None:
     if not args.quiet and info.is_main:
         print(model if not info.enabled else f"{model}\non {info.world_size} processes "
               f"(torch.distributed), batch {run.training.batch_size} per process")
+    trackers = _trackers(args, run) if info.is_main else []
+    trainer.epoch_callbacks.extend(trackers)
     try:
         trainer.fit()
     except NonFiniteLossError as e:
@@ -80,6 +82,9 @@ def _train(args, run, data, model, info) -> None:
         last = os.path.join(args.out, 'last.pt')
         kept = f"; {last} still holds the last complete epoch" if os.path.exists(last) else ''
         raise CLIError(f"{os_error_message(e)}{kept}") from None
+    finally:
+        for tracker in trackers:
+            tracker.close()
     metrics = final_metrics(trainer, run.training.progress)
     if not info.is_main:
         return
@@ -88,6 +93,22 @@ def _train(args, run, data, model, info) -> None:
     print(format_metrics(metrics['test']))
     print(f"checkpoint: {os.path.join(args.out, 'model.pt')}; metrics: "
           f"{os.path.join(args.out, 'metrics.json')}; curves: {os.path.join(args.out, 'curves.png')}")
+
+
+def _trackers(args, run) -> list:
+    """The ``--tracker`` trackers, writing under ``OUT/tracking/<name>``, the
+    run's config logged."""
+    from native_pyg.training.trackers import make_tracker
+    out = []
+    for name in dict.fromkeys(args.tracker or []):
+        try:
+            tracker = make_tracker(name, os.path.join(args.out, 'tracking', name),
+                                   run_name=os.path.basename(os.path.abspath(args.out)))
+        except ValueError as e:
+            raise CLIError(f"--tracker {e}") from None
+        tracker.log_config(run.to_dict())
+        out.append(tracker)
+    return out
 
 
 def interrupted_message(args) -> str:

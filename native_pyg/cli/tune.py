@@ -30,7 +30,7 @@ def cmd_tune(args) -> int:
     try:
         result = tune(config=base, out=args.out, trials=args.trials, variant=args.variant,
                       space=args.space, pruner=args.pruner, seed=args.seed,
-                      progress=not args.quiet)
+                      progress=not args.quiet, tracker=args.tracker)
     except ValueError as e:
         raise CLIError(str(e)) from None
     except OSError as e:

@@ -1,0 +1,215 @@
+r"""Result trackers: a run's config, per-epoch losses, validation metrics,
+seconds per epoch and ReDAF's modality weights per relation, written to CSV,
+TensorBoard, MLflow or Weights & Biases, like PyKEEN's result trackers.
+
+A tracker is a :class:`~native_pyg.training.Trainer` epoch callback::
+
+    tracker = make_tracker('csv', 'runs/x/tracking')
+    tracker.log_config(run.to_dict())
+    trainer.epoch_callbacks.append(tracker)
+    trainer.fit()
+    tracker.close()
+
+At every validation epoch it also logs the mean modality weights
+:math:`w_m` of the validation heads of each relation
+(``weights/<relation>/<modality>``), so that one sees what ReDAF learns per
+relation while it trains.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import os.path as osp
+from typing import Any, Dict, List, Mapping, Optional
+
+import torch
+
+#: tracker names (``--tracker``)
+TRACKERS = ('csv', 'tensorboard', 'mlflow', 'wandb')
+
+#: what each tracker needs installed
+_PACKAGES = {'tensorboard': 'tensorboard', 'mlflow': 'mlflow-skinny', 'wandb': 'wandb'}
+
+
+def _flat(d: Mapping[str, Any], prefix: str = '') -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(_flat(v, f'{prefix}{k}.'))
+        else:
+            out[f'{prefix}{k}'] = v
+    return out
+
+
+@torch.no_grad()
+def modality_weights_by_relation(model, triples: torch.Tensor,
+                                 relation_names: Optional[List[str]] = None) -> Dict[str, float]:
+    r"""``{'weights/<relation>/<modality>': mean w_m}`` over the heads of
+    ``triples`` ``[T, 3]`` of each relation (empty for a model without
+    fusion)."""
+    if getattr(model, 'fusion', None) is None or triples.numel() == 0:
+        return {}
+    was_training = model.training
+    model.eval()
+    out = {}
+    for r in torch.unique(triples[:, 1]).tolist():
+        heads = triples[triples[:, 1] == r, 0].to(model.device)
+        weights = model.modality_weights(heads, r).float().mean(0).tolist()
+        name = relation_names[r] if relation_names else str(r)
+        for modality, w in zip(model.modality_names, weights):
+            out[f'weights/{name}/{modality}'] = w
+    model.train(was_training)
+    return out
+
+
+class Tracker:
+    r"""Base of the trackers: :meth:`log_config` once, :meth:`log_metrics`
+    per epoch (called as a trainer epoch callback), :meth:`close` at the end."""
+
+    def log_config(self, config: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __call__(self, trainer, record: Mapping[str, Any]) -> None:
+        metrics = {k: float(v) for k, v in record.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k != 'epoch'}
+        if 'valid_mrr' in record:  # what ReDAF weighs per relation, at validation epochs
+            from native_pyg.data.schema import split_triples
+            metrics.update(modality_weights_by_relation(
+                trainer.model, split_triples(trainer.data, 'valid'),
+                getattr(trainer.data, 'relation_names', None)))
+        self.log_metrics(metrics, int(record['epoch']))
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}()'
+
+
+class CSVTracker(Tracker):
+    """``DIR/config.json`` and ``DIR/metrics.csv`` (one row per epoch, a
+    column per metric; rewritten as new metrics appear)."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        os.makedirs(directory, exist_ok=True)
+        self.rows: List[Dict[str, float]] = []
+        path = osp.join(directory, 'metrics.csv')
+        if osp.exists(path):  # a resumed run continues its table
+            with open(path, newline='') as f:
+                self.rows = [{k: float(v) for k, v in row.items() if v != ''}
+                             for row in csv.DictReader(f)]
+
+    def log_config(self, config: Mapping[str, Any]) -> None:
+        with open(osp.join(self.directory, 'config.json'), 'w') as f:
+            json.dump(dict(config), f, indent=2)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        self.rows = [row for row in self.rows if row['epoch'] < step]  # after a resume
+        self.rows.append({'epoch': step, **metrics})
+        columns = list(dict.fromkeys(k for row in self.rows for k in row))
+        tmp = osp.join(self.directory, '.metrics.csv.tmp')
+        with open(tmp, 'w', newline='') as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        os.replace(tmp, osp.join(self.directory, 'metrics.csv'))
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}({self.directory!r})'
+
+
+class TensorBoardTracker(Tracker):
+    """Scalars and the config (as text) for TensorBoard under ``DIR``."""
+
+    def __init__(self, directory: str):
+        from torch.utils.tensorboard import SummaryWriter
+        self.directory, self.writer = directory, SummaryWriter(log_dir=directory)
+
+    def log_config(self, config: Mapping[str, Any]) -> None:
+        import yaml
+        self.writer.add_text('config', '```\n' + yaml.safe_dump(dict(config)) + '```')
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        for k, v in metrics.items():
+            self.writer.add_scalar(k, v, step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class MLflowTracker(Tracker):
+    """An MLflow run (``MLFLOW_TRACKING_URI``, else a file store in ``DIR``)."""
+
+    def __init__(self, directory: str, run_name: Optional[str] = None):
+        import mlflow
+        if not os.environ.get('MLFLOW_TRACKING_URI'):
+            mlflow.set_tracking_uri('file://' + osp.abspath(directory))
+        self.mlflow = mlflow
+        self.run = mlflow.start_run(run_name=run_name)
+
+    def log_config(self, config: Mapping[str, Any]) -> None:
+        self.mlflow.log_params({k: str(v)[:500] for k, v in _flat(config).items()})
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        self.mlflow.log_metrics({k.replace('@', '_at_'): v for k, v in metrics.items()},
+                                step=step)
+
+    def close(self) -> None:
+        self.mlflow.end_run()
+
+
+class WandbTracker(Tracker):
+    """A Weights & Biases run, offline when no API key is configured (the
+    run is kept under ``DIR`` for ``wandb sync``)."""
+
+    def __init__(self, directory: str, run_name: Optional[str] = None):
+        import wandb
+        mode = os.environ.get('WANDB_MODE') or ('online' if os.environ.get('WANDB_API_KEY')
+                                                else 'offline')
+        os.makedirs(directory, exist_ok=True)
+        self.run = wandb.init(project='native-pyg', name=run_name, dir=directory, mode=mode)
+
+    def log_config(self, config: Mapping[str, Any]) -> None:
+        self.run.config.update(dict(config), allow_val_change=True)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        self.run.log(dict(metrics), step=step)
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+def check_tracker(name: str) -> None:
+    """One-line :class:`ValueError` unless ``name`` is a tracker whose
+    package is installed (checked before a long run starts)."""
+    import importlib.util
+    if name not in TRACKERS:
+        raise ValueError(f"unknown tracker {name!r}; expected one of {', '.join(TRACKERS)}")
+    if name in _PACKAGES and importlib.util.find_spec(name) is None:
+        raise ValueError(f"the {name} tracker needs {_PACKAGES[name]}: "
+                         f"pip install {_PACKAGES[name]}")
+
+
+def make_tracker(name: str, directory: str, run_name: Optional[str] = None) -> Tracker:
+    """The tracker ``name`` (see :data:`TRACKERS`) writing under ``directory``.
+
+    Raises:
+        ValueError: An unknown name, or its package is not installed (one
+            line with the ``pip install`` command).
+    """
+    check_tracker(name)
+    classes = {'csv': CSVTracker, 'tensorboard': TensorBoardTracker,
+               'mlflow': MLflowTracker, 'wandb': WandbTracker}
+    try:
+        if name in ('mlflow', 'wandb'):
+            return classes[name](directory, run_name)
+        return classes[name](directory)
+    except ImportError:
+        raise ValueError(f"the {name} tracker needs {_PACKAGES[name]}: "
+                         f"pip install {_PACKAGES[name]}") from None
