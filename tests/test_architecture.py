@@ -7,7 +7,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / 'native_pyg'
 #: layer of each top-level part of the package; an import may only go to the same or a lower one
 LAYERS = {'data': 0, 'features': 0, 'nn': 1, 'datasets': 1, 'evaluation': 2, 'training': 3,
-          'pipeline': 4, 'experiments': 5, 'cli': 6, '__main__': 6, '__init__': 0}
+          'pipeline': 4, 'experiments': 5, 'tuning': 5, 'cli': 6, '__main__': 6, '__init__': 0}
 MAX_LINES = 600
 
 
@@ -46,8 +46,9 @@ def layer(module):
 
 def test_imports_form_no_circle_and_never_run_upwards():
     graph = {name: imported(name, tree) for name, _, tree in modules()}
+    # the top-level face ('native_pyg', e.g. native_pyg.tune) hands on names of any layer
     upwards = [(a, b) for a, targets in graph.items() for b in targets
-               if b != 'native_pyg' and layer(b) > layer(a)]
+               if b != 'native_pyg' and a != 'native_pyg' and layer(b) > layer(a)]
     assert not upwards, upwards
     # package faces (__init__) only hand names on: follow modules, not faces
     faces = {n for n, p, _ in modules() if p.name == '__init__.py'}
