@@ -40,6 +40,16 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
                         "(a memory-mapped store written once under the dataset root)")
 
 
+def add_config_args(p: argparse.ArgumentParser, config_help: str,
+                    set_help: str = 'override a config key') -> None:
+    """The options :func:`base_config` reads: the dataset's (no default:
+    the config's), ``--config`` and ``--set``."""
+    add_dataset_args(p)
+    p.set_defaults(dataset=None)
+    p.add_argument('--config', type=path_arg, help=config_help)
+    p.add_argument('--set', action='append', metavar='KEY=VALUE', help=set_help)
+
+
 def data_sets(args) -> List[str]:
     """``--set data.*`` assignments of the dataset flags that were given."""
     flags = {'dedupe': args.dedupe, 'remove_leakage': args.remove_leakage,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from native_pyg.cli.inference import cmd_evaluate, cmd_predict
-from native_pyg.cli.options import COMPILE_HELP, add_dataset_args
+from native_pyg.cli.options import COMPILE_HELP, add_config_args, add_dataset_args
 from native_pyg.cli.paths import path_arg
 from native_pyg.cli.tools import cmd_convert_features, cmd_experiment, cmd_stats
 from native_pyg.cli.train import cmd_train
@@ -32,12 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_stats)
 
     p = sub.add_parser('train', help='train NativE (or a structure-only baseline)')
-    add_dataset_args(p)
-    p.set_defaults(dataset=None)
-    p.add_argument('--config', type=path_arg,
-                   help='YAML config (examples/configs/<dataset>.yaml)')
-    p.add_argument('--set', action='append', metavar='KEY=VALUE',
-                   help='override a config key, e.g. --set training.lr=1e-3 (repeatable)')
+    add_config_args(p, 'YAML config (examples/configs/<dataset>.yaml)',
+                    'override a config key, e.g. --set training.lr=1e-3 (repeatable)')
     p.add_argument('--modalities', help="comma-separated modalities, or 'none' for structure only")
     p.add_argument('--scorer', help='rotate (default), transe, distmult or complex')
     p.add_argument('--no-adversarial', action='store_true', help='train without CoMAT')
@@ -71,10 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser('experiment', help="run one of the paper's experiments "
                                           "(table, JSON and plot under --out)")
     p.add_argument('name', choices=EXPERIMENTS)
-    add_dataset_args(p)
-    p.set_defaults(dataset=None)
-    p.add_argument('--config', type=path_arg, help='YAML config the variants start from')
-    p.add_argument('--set', action='append', metavar='KEY=VALUE', help='override a config key')
+    add_config_args(p, 'YAML config the variants start from')
     p.add_argument('--out', required=True, type=path_arg,
                    help='results directory (finished cells are kept)')
     p.add_argument('--seeds', default='0,1,2', help='comma-separated seeds (default: 0,1,2)')
@@ -99,10 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser('tune', help="search a variant's config with Optuna (TPE, pruning on "
                                     "valid MRR; study in OUT/study.db, OUT/best.yaml)")
-    add_dataset_args(p)
-    p.set_defaults(dataset=None)
-    p.add_argument('--config', type=path_arg, help='YAML config the trials start from')
-    p.add_argument('--set', action='append', metavar='KEY=VALUE', help='override a config key')
+    add_config_args(p, 'YAML config the trials start from')
     p.add_argument('--out', required=True, type=path_arg,
                    help='study directory: study.db (resumable, shareable), best.yaml, plots')
     p.add_argument('--trials', type=int, default=20,

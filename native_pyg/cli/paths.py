@@ -61,24 +61,14 @@ def check_output_file(path: str, option: str) -> None:
 
 
 def write_text_atomic(path: str, text: str, option: str = '') -> None:
-    """Writes ``text`` to ``path`` through a temporary file renamed over it:
-    an interrupted or failed write leaves the old file or none, never half
-    of one. An :class:`OSError` becomes one line naming ``path``."""
-    parent = osp.dirname(osp.abspath(path))
-    tmp = None
+    """:func:`~native_pyg.training.checkpoint.write_text_atomically` (the old
+    file or the new one, never half of one); an :class:`OSError` becomes one
+    line naming ``path``."""
+    from native_pyg.training.checkpoint import write_text_atomically
     try:
-        fd, tmp = tempfile.mkstemp(prefix='.write-', suffix='.tmp', dir=parent)
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        os.replace(tmp, path)
+        write_text_atomically(path, text)
     except OSError as e:
-        if tmp is not None and osp.exists(tmp):
-            os.remove(tmp)
         raise CLIError(f"{option + ' ' if option else ''}{os_error_message(e, path)}") from None
-    except BaseException:
-        if tmp is not None and osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def write_json_atomic(path: str, value: Any, option: str = '') -> None:

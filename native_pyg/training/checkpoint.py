@@ -60,6 +60,22 @@ def save_checkpoint(state: Dict[str, Any], path: str) -> None:
         raise
 
 
+def write_text_atomically(path: str, text: str) -> None:
+    """Writes ``text`` to ``path`` through a temporary file in the same
+    directory renamed over it: a failed or interrupted write (e.g. a full
+    disk) leaves the old file or none, never half of one, and no temporary."""
+    fd, tmp = tempfile.mkstemp(prefix='.write-', suffix='.tmp',
+                               dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def load_checkpoint(path: str, map_location: Any = 'cpu') -> Dict[str, Any]:
     """Loads a checkpoint with ``weights_only=True``: a file from the internet
     cannot run code. Errors are one line naming the file

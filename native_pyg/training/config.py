@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import yaml
 
@@ -118,6 +118,17 @@ class DataConfig:
 LEGACY_DEFAULTS = {'model': {'structure_mask': False, 'structure_stand_in': False},
                    'training': {'structure_dropout': 0.0, 'stand_in_epochs': 10,
                                 'corrupt_side': 'row'}}
+
+
+def flatten(d: Mapping[str, Any], prefix: str = '') -> Dict[str, Any]:
+    """``{'section.key': value}`` of a nested config dict."""
+    out: Dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(flatten(v, f'{prefix}{k}.'))
+        else:
+            out[f'{prefix}{k}'] = v
+    return out
 
 
 def with_legacy_defaults(saved: Dict[str, Any]) -> Dict[str, Any]:

@@ -9,7 +9,7 @@ import shutil
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Tuple
 
-from native_pyg.training.config import with_legacy_defaults
+from native_pyg.training.config import flatten, with_legacy_defaults
 
 #: the files ``train`` writes into ``--out``
 RUN_FILES = ('last.pt', 'best.pt', 'model.pt', 'metrics.json', 'history.jsonl', 'curves.png')
@@ -35,6 +35,11 @@ class RunDirectoryError(ValueError):
     """A run directory cannot be used as asked (one line, for the CLI)."""
 
 
+def _run_files_in(out: str) -> List[str]:
+    """The files of :data:`RUN_FILES` present in ``out``."""
+    return [f for f in RUN_FILES if osp.exists(osp.join(out, f))]
+
+
 def prepare_run_dir(out: str, resume: bool = False, overwrite: bool = False) -> None:
     """Checks a run directory before training; removes nothing. (With
     ``overwrite`` the previous run is set aside by :func:`replacing_run`.)
@@ -49,7 +54,7 @@ def prepare_run_dir(out: str, resume: bool = False, overwrite: bool = False) -> 
         raise RunDirectoryError("--resume continues the run in --out and --overwrite deletes "
                                 "it: give one of them")
     _settle_replaced(out)
-    existing = [f for f in RUN_FILES if osp.exists(osp.join(out, f))]
+    existing = _run_files_in(out)
     if existing and not (resume or overwrite):
         raise RunDirectoryError(f"{out} already holds a run ({', '.join(existing)}): continue it "
                                 f"with --resume, or replace it with --overwrite")
@@ -73,9 +78,8 @@ def _settle_replaced(out: str) -> None:
     if _has_checkpoint(out):
         shutil.rmtree(aside)
         return
-    for f in RUN_FILES:
-        if osp.exists(osp.join(out, f)):
-            os.remove(osp.join(out, f))
+    for f in _run_files_in(out):
+        os.remove(osp.join(out, f))
     for f in os.listdir(aside):
         os.replace(osp.join(aside, f), osp.join(out, f))
     os.rmdir(aside)
@@ -91,7 +95,7 @@ def replacing_run(out: str, overwrite: bool) -> Iterator[None]:
     killed inside the context leaves it aside; the next
     :func:`prepare_run_dir` on ``out`` settles it the same way. Call with
     the run's :class:`RunLock` held, after :func:`prepare_run_dir`."""
-    existing = [f for f in RUN_FILES if osp.exists(osp.join(out, f))] if overwrite else []
+    existing = _run_files_in(out) if overwrite else []
     if existing:
         aside = osp.join(out, REPLACED)
         os.makedirs(aside)
@@ -135,16 +139,6 @@ class RunLock:
             self._file = None
 
 
-def _flat(d: Dict[str, Any], prefix: str = '') -> Dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f'{prefix}{k}.'))
-        else:
-            out[f'{prefix}{k}'] = v
-    return out
-
-
 def config_changes(saved: Dict[str, Any], new: Dict[str, Any], path: str,
                    allow_changes: bool = False) -> List[Tuple[str, Any, Any]]:
     """``(key, saved, new)`` for every key of ``new`` that differs from the
@@ -155,7 +149,7 @@ def config_changes(saved: Dict[str, Any], new: Dict[str, Any], path: str,
             CoMAT on/off), or another key outside :data:`MUTABLE` changed
             without ``allow_changes``; one line listing the differences.
     """
-    old, cur = _flat(with_legacy_defaults(saved)), _flat(new)
+    old, cur = flatten(with_legacy_defaults(saved)), flatten(new)
     changes = [(k, old.get(k), cur[k]) for k in sorted(cur) if old.get(k) != cur[k]]
     frozen = [c for c in changes if c[0].startswith(FROZEN)]
     if frozen:

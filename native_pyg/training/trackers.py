@@ -25,21 +25,13 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 
+from native_pyg.training.config import flatten
+
 #: tracker names (``--tracker``)
 TRACKERS = ('csv', 'tensorboard', 'mlflow', 'wandb')
 
 #: what each tracker needs installed
 _PACKAGES = {'tensorboard': 'tensorboard', 'mlflow': 'mlflow-skinny', 'wandb': 'wandb'}
-
-
-def _flat(d: Mapping[str, Any], prefix: str = '') -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping):
-            out.update(_flat(v, f'{prefix}{k}.'))
-        else:
-            out[f'{prefix}{k}'] = v
-    return out
 
 
 @torch.no_grad()
@@ -154,7 +146,7 @@ class MLflowTracker(Tracker):
         self.run = mlflow.start_run(run_name=run_name)
 
     def log_config(self, config: Mapping[str, Any]) -> None:
-        self.mlflow.log_params({k: str(v)[:500] for k, v in _flat(config).items()})
+        self.mlflow.log_params({k: str(v)[:500] for k, v in flatten(config).items()})
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         self.mlflow.log_metrics({k.replace('@', '_at_'): v for k, v in metrics.items()},

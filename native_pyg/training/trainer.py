@@ -20,7 +20,8 @@ from native_pyg.nn import CoMATGenerator, NativE
 from native_pyg.nn.comat import critic_terms, generator_loss
 from native_pyg.training import distributed
 from native_pyg.training.batching import training_steps
-from native_pyg.training.checkpoint import load_checkpoint, save_checkpoint
+from native_pyg.training.checkpoint import (load_checkpoint, save_checkpoint,
+                                            write_text_atomically)
 from native_pyg.training.config import RunConfig, TrainConfig
 from native_pyg.training.early_stopping import EarlyStopper
 from native_pyg.training.losses import LOSSES
@@ -443,16 +444,8 @@ class Trainer:
             self._write_history()
 
     def _write_history(self) -> None:
-        path = self._path('history.jsonl')
-        tmp = f'{path}.tmp'
-        try:
-            with open(tmp, 'w') as f:
-                f.writelines(json.dumps(rec) + '\n' for rec in self.history)
-            os.replace(tmp, path)
-        except BaseException:  # e.g. a full disk: no half-written file left behind
-            if osp.exists(tmp):
-                os.remove(tmp)
-            raise
+        write_text_atomically(self._path('history.jsonl'),
+                              ''.join(json.dumps(rec) + '\n' for rec in self.history))
 
     # --- plots --------------------------------------------------------------------
     def plot(self, path: str) -> None:
