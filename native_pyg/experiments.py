@@ -169,6 +169,12 @@ def run_cell(data: HeteroData, base, variant: str, setting: str, seed: int, eval
         for group, g in test.get('per_group', {}).items():  # seen / unseen entities
             record[ties][f'{group}_mrr'] = g['both']['mrr']
             record[f'{group}_count'] = g['count']
+    from native_pyg.training.trackers import modality_weights_by_presence
+    record['valid_curve'] = [[rec['epoch'], rec['valid_mrr']] for rec in trainer.history
+                             if 'valid_mrr' in rec]
+    weights = modality_weights_by_presence(trainer.model, _test(cell_data))
+    if weights:  # what the fusion weighs where features are present / missing
+        record['modality_weights'] = weights
     params = sum(p.numel() for p in trainer.model.parameters())
     if trainer.generator is not None:
         params += sum(p.numel() for p in trainer.generator.parameters())

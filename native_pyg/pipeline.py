@@ -60,8 +60,8 @@ def load_data(run: RunConfig) -> HeteroData:
     try:
         return load_dataset(run.dataset, run.root, **run.data.dataset_kwargs())[0]
     except OSError as e:  # e.g. a processed cache in a read-only folder
-        where = f"{e.filename}: " if e.filename else ''
-        raise ValueError(f"{run.dataset}: {where}{(e.strerror or str(e)).lower()}") from None
+        from native_pyg.data.os_errors import os_error_message
+        raise ValueError(f"{run.dataset}: {os_error_message(e)}") from None
     except (ValueError, ImportError) as e:
         raise ValueError(str(e)) from None
 

@@ -12,7 +12,8 @@ import sys
 import warnings
 from typing import List, Optional
 
-from native_pyg.cli.errors import CLIError, distributed_rank, os_error_message
+from native_pyg.cli.errors import CLIError, distributed_rank
+from native_pyg.data.os_errors import os_error_message
 from native_pyg.cli.parser import build_parser
 from native_pyg.cli.train import interrupted_message
 

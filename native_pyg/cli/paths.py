@@ -12,7 +12,8 @@ import os.path as osp
 import tempfile
 from typing import Any
 
-from native_pyg.cli.errors import CLIError, os_error_message
+from native_pyg.cli.errors import CLIError
+from native_pyg.data.os_errors import os_error_message
 
 
 def path_arg(text: str) -> str:

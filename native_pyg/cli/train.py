@@ -6,7 +6,8 @@ import os
 import shlex
 import shutil
 
-from native_pyg.cli.errors import CLIError, os_error_message
+from native_pyg.cli.errors import CLIError
+from native_pyg.data.os_errors import os_error_message
 from native_pyg.cli.options import distributed, load, run_config
 from native_pyg.cli.paths import check_output_dir, write_json_atomic
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from native_pyg.cli.errors import CLIError, os_error_message
+from native_pyg.cli.errors import CLIError
+from native_pyg.data.os_errors import os_error_message
 from native_pyg.cli.options import base_config
 from native_pyg.cli.paths import check_output_dir
 

@@ -55,6 +55,35 @@ def modality_weights_by_relation(model, triples: torch.Tensor,
     return out
 
 
+@torch.no_grad()
+def modality_weights_by_presence(model, triples: torch.Tensor) -> Dict[str, Dict[str, Any]]:
+    r"""Mean ReDAF weights :math:`w_m` of the entities of ``triples`` ``[T, 3]``
+    (heads and tails, each in the context of its triple's relation), split by
+    whether the entity has each feature modality: ``{'<modality> present' |
+    '<modality> missing': {'count': n, '<column>': mean w, ...}}`` with the
+    columns of :attr:`~native_pyg.nn.NativE.modality_names` (empty for a
+    model without fusion). This is what tells whether ReDAF leans on
+    structure where features are missing."""
+    if getattr(model, 'fusion', None) is None or triples.numel() == 0:
+        return {}
+    was_training = model.training
+    model.eval()
+    ent = torch.cat([triples[:, 0], triples[:, 2]]).to(model.device)
+    rel = torch.cat([triples[:, 1], triples[:, 1]]).to(model.device)
+    weights = torch.cat([model.modality_weights(e, r).float()
+                         for e, r in zip(ent.split(4096), rel.split(4096))])
+    out: Dict[str, Dict[str, Any]] = {}
+    for modality in model.modality_names[1:]:
+        has = model.feature(modality)[1].to(model.device)[ent]
+        for label, rows in ((f'{modality} present', has), (f'{modality} missing', ~has)):
+            if rows.any():
+                mean = weights[rows].mean(0).tolist()
+                out[label] = {'count': int(rows.sum()),
+                              **{m: round(w, 4) for m, w in zip(model.modality_names, mean)}}
+    model.train(was_training)
+    return out
+
+
 class Tracker:
     r"""Base of the trackers: :meth:`log_config` once, :meth:`log_metrics`
     per epoch (called as a trainer epoch callback), :meth:`close` at the end."""

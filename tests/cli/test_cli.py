@@ -351,6 +351,8 @@ def test_no_network_for_a_download_is_one_line(tmp_path, monkeypatch, capsys):
     assert main(['stats', '--dataset', 'MKG-W', '--root', str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and 'cannot download https://' in err[0]
+    # the URL and the folder to copy the files into keep their case
+    assert '/MKG-W/' in err[0] and str(tmp_path / 'MKG-W' / 'raw') in err[0]
 
 
 def test_evaluate_protocols_and_a_sample_with_confidence_intervals(trained, tmp_path, capsys):

@@ -145,3 +145,27 @@ def test_a_changed_budget_never_mixes_with_kept_cells(small, tmp_path, capsys):
     assert main(['experiment', 'main', '--out', str(tmp_path), '--epochs', '3']) == 2
     assert 'another budget' in capsys.readouterr().err
     assert json.loads((tmp_path / 'main.json').read_text())['budget']['epochs'] == 1
+
+
+def test_cells_record_the_valid_curve_and_fusion_weights_by_presence(small, tmp_path):
+    """What says *why* a fusion loses under missing features: each cell keeps
+    its validation curve and the mean fusion weights of test entities with
+    and without each modality."""
+    from native_pyg.experiments import run_cell
+    from native_pyg.evaluation import LinkPredictionEvaluator
+    from native_pyg.training.config import RunConfig
+    base = RunConfig().override(TINY.overrides() + ['training.epochs=2', 'training.progress=false'])
+    evaluators = {'realistic': LinkPredictionEvaluator.from_data(small, ties='realistic')}
+    record = run_cell(small, base, 'native-no-comat', 'entity-0.6', 0, evaluators)
+    assert [e for e, _ in record['valid_curve']] == [1, 2]
+    assert all(0 < mrr <= 1 for _, mrr in record['valid_curve'])
+    weights = record['modality_weights']
+    test = experiments._test(small)
+    for modality in ('image', 'text'):
+        present, missing = weights[f'{modality} present'], weights[f'{modality} missing']
+        assert present['count'] + missing['count'] == 2 * test.size(0)
+        assert missing[modality] == 0 and present[modality] > 0  # masked rows get no weight
+        for group in (present, missing):  # a convex combination over the modalities
+            assert sum(v for k, v in group.items() if k != 'count') == pytest.approx(1, abs=1e-3)
+    rotate = run_cell(small, base, 'rotate', 'full', 0, evaluators)
+    assert 'modality_weights' not in rotate  # structure only: nothing fused
