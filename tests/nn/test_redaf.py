@@ -146,3 +146,29 @@ def test_errors():
         ReDAF(D, R)(emb, mask)  # the temperature needs the relation
     with pytest.raises(ValueError):
         ReDAF(D, R)(emb, mask, rel[:3])
+
+
+@pytest.mark.parametrize('fusion_kind', ['redaf', 'mean'])
+def test_fusing_rows_by_index_equals_gathering_them_values_and_gradients(fusion_kind):
+    """Rows fused through ``index`` (a weighted bag of each row's modality
+    rows, never gathered) equal fusing the gathered rows: values and the
+    gradients of the embeddings, the attention and the temperature, in
+    float64; repeated rows accumulate their gradients."""
+    torch.manual_seed(3)
+    emb, mask, _ = batch()
+    emb = emb.double().requires_grad_()
+    fusion = ReDAF(D, R, fusion=fusion_kind).double()
+    index = torch.tensor([5, 0, 5, 3, 1, 1, 2, 5, 4])
+    rel_rows = torch.randint(0, R, (index.numel(),))
+    grad_out = torch.randn(index.numel(), D, dtype=torch.float64)
+    grads = []
+    for gathered in (False, True):
+        emb.grad = None
+        fusion.zero_grad()
+        out = (fusion(emb[index], mask[index], rel_rows) if gathered
+               else fusion(emb, mask, rel_rows, index=index))
+        (out[0] * grad_out).sum().backward()
+        grads.append([out[0].detach(), emb.grad.clone(),
+                      *[p.grad.clone() for p in fusion.parameters()]])
+    for got, want in zip(*grads):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)

@@ -1,7 +1,8 @@
 """Golden runs: fixed-seed ``--deterministic`` trainings on the synthetic
-default, recorded before the entity-inputs redesign
-(``tests/fixtures/make_golden.py``), must come out bit for bit the same,
-and the checkpoints they wrote must still load and evaluate alike."""
+default (``tests/fixtures/make_golden.py``; when and why they were recorded
+again is written there) must come out bit for bit the same, and a
+checkpoint of the first recording, in its old format, must still load and
+evaluate alike."""
 import json
 import os
 import subprocess
@@ -41,6 +42,13 @@ def retrained(tmp_path_factory):
     return {n: (p.wait(), p.stderr.read(), root / n) for n, p in procs.items()}
 
 
+def _flat(d, prefix=''):
+    """``{'a/b': leaf}`` of nested dicts."""
+    if not isinstance(d, dict):
+        return {prefix: d}
+    return {k2: v2 for k, v in d.items() for k2, v2 in _flat(v, f'{prefix}{k}/').items()}
+
+
 def _load(path):
     return torch.load(path, map_location='cpu', weights_only=False)
 
@@ -65,20 +73,30 @@ def test_a_deterministic_run_reproduces_the_golden_weights_and_metrics(name, ret
         assert metrics[key] == golden[key], key
 
 
+#: the ``native`` run as first recorded, in the checkpoint format of its day (module
+#: names before the entity-inputs redesign), with two entities added by ``predict --save``
+LEGACY = GOLDEN / 'legacy'
+
+
 def test_an_old_checkpoint_evaluates_to_its_recorded_metrics(tmp_path):
     out = tmp_path / 'test.json'
-    proc = _cli('evaluate', '--checkpoint', GOLDEN / 'native' / 'model.pt', '--split', 'test',
+    proc = _cli('evaluate', '--checkpoint', LEGACY / 'model.pt', '--split', 'test',
                 '--out', out)
     assert proc.returncode == 0, proc.stderr
-    golden = json.loads((GOLDEN / 'native' / 'metrics.json').read_text())['test']
-    assert json.loads(out.read_text()) == golden
+    golden = json.loads((LEGACY / 'metrics.json').read_text())['test']
+    # recorded before ReDAF fused indexed rows as a weighted bag: the same sums in
+    # another order move a score's last bit, so a rank of a near tie may move
+    got, want = _flat(json.loads(out.read_text())), _flat(golden)
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        assert got[key] == (value if isinstance(value, str) else pytest.approx(value, rel=1e-3)), key
 
 
 def test_an_old_checkpoint_with_added_entities_restores_them():
     from native_pyg.datasets import SyntheticMMKG
     from native_pyg.pipeline import build_model
     from native_pyg.training import RunConfig
-    state = _load(GOLDEN / 'native' / 'added.pt')
+    state = _load(LEGACY / 'added.pt')
     data = SyntheticMMKG()[0]
     model = build_model(data, RunConfig.from_dict(state['config']))
     model.load_state_dict(state['model'])
@@ -86,7 +104,7 @@ def test_an_old_checkpoint_with_added_entities_restores_them():
     assert model.num_entities == n + 2 and model.added_entity_names == ['Tartu', 'Vaasa']
     # the same two entities added today give the same inputs and scores
     again = build_model(data, RunConfig.from_dict(state['config']))
-    again.load_state_dict(_load(GOLDEN / 'native' / 'model.pt')['model'])
+    again.load_state_dict(_load(LEGACY / 'model.pt')['model'])
     added = state['model']
     for i, name in enumerate(('Tartu', 'Vaasa')):
         again.add_entities({m: added[f'added_entities.x_{m}'][i] for m in again.feature_modalities},
