@@ -33,6 +33,7 @@ import yaml
 from native_pyg.experiments import VARIANTS
 from native_pyg.pipeline import build_model, load_data, locate_data
 from native_pyg.training.config import RunConfig
+from native_pyg.training.checkpoint import write_text_atomically
 from native_pyg.training.trackers import check_tracker, make_tracker
 from native_pyg.training.trainer import Trainer
 
@@ -254,10 +255,10 @@ def tune(dataset: Optional[str] = None, root: Optional[str] = None,
                          f"use --pruner none")
     best = study.best_trial
     best_config = RunConfig.from_dict(best.user_attrs['config'])
-    with open(osp.join(out, 'best.yaml'), 'w') as f:
-        f.write(f"# best of {len(completed)} completed trials of {out}/study.db: trial "
-                f"{best.number}, valid MRR {best.value:.4f} (test never looked at)\n")
-        yaml.safe_dump(best_config.to_dict(), f, sort_keys=False)
+    write_text_atomically(osp.join(out, 'best.yaml'), (
+        f"# best of {len(completed)} completed trials of {out}/study.db: trial "
+        f"{best.number}, valid MRR {best.value:.4f} (test never looked at)\n"
+        + yaml.safe_dump(best_config.to_dict(), sort_keys=False)))
     _plot(study, out)
     return TuneResult(study, best_config, float(best.value), out)
 

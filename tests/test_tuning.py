@@ -2,6 +2,7 @@
 selected and pruned on validation only, resumable, written as best.yaml."""
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,8 @@ import native_pyg  # noqa: E402
 from native_pyg.cli import main  # noqa: E402
 from native_pyg.training import RunConfig, Trainer  # noqa: E402
 from native_pyg.tuning import DEFAULT_SPACES, check_space  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
 
 SPACE = {'training.lr': {'type': 'float', 'low': 1e-3, 'high': 3e-2, 'log': True},
          'model.hidden_channels': {'type': 'categorical', 'choices': [8, 16]}}
@@ -83,12 +86,21 @@ def test_search_spaces_are_checked_in_one_line(tmp_path, capsys):
 def test_the_cli_runs_a_study_and_its_best_config_trains(tmp_path, capsys):
     space = tmp_path / 'space.yaml'
     space.write_text(json.dumps(SPACE))  # JSON is YAML
-    out = tmp_path / 'study'
+    out = tmp_path / 'study' / 'synthetic' / 'native'  # the layout of examples/study
     sets = [a for b in BUDGET[2:] for a in ('--set', b)]
     assert main(['tune', '--out', str(out), '--trials', '2', '--space', str(space),
                  '--epochs', '1', '--eval-every', '1', '--quiet', '--tracker', 'csv', *sets]) == 0
     assert 'best valid MRR' in capsys.readouterr().out
     for n in (0, 1):  # one tracked run per trial
         assert (out / 'trials' / str(n) / 'csv' / 'metrics.csv').exists()
-    assert main(['train', '--config', str(out / 'best.yaml'), '--out', str(tmp_path / 'run'),
+    assert main(['train', '--config', str(out / 'best.yaml'), '--out', str(out / 'retrain-seed0'),
                  '--quiet']) == 0
+    # examples/study/table.py tabulates the study and its retrained run
+    import runpy
+    capsys.readouterr()
+    table = runpy.run_path(str(REPO / 'examples' / 'study' / 'table.py'))
+    table['main'](str(tmp_path / 'study'))
+    row = capsys.readouterr().out.strip().splitlines()[-1].split(' | ')
+    test = json.loads((out / 'retrain-seed0' / 'metrics.json').read_text())['test']['both']
+    assert row[:3] == ['| synthetic', 'native', '2']
+    assert row[5] == f"{100 * test['mrr']:.2f} ± 0.00" and row[4] == '1'
