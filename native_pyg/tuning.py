@@ -30,6 +30,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import yaml
 
+from native_pyg.data.os_errors import os_error_message
 from native_pyg.experiments import VARIANTS
 from native_pyg.pipeline import build_model, load_data, locate_data
 from native_pyg.training.config import RunConfig
@@ -106,7 +107,7 @@ def load_space(path: str) -> Dict[str, dict]:
     try:
         return check_space(load_yaml(path), source=path)
     except OSError as e:
-        raise ValueError(f"{path}: {(e.strerror or str(e)).lower()}") from None
+        raise ValueError(os_error_message(e, path)) from None
 
 
 def suggest(trial, space: Mapping[str, dict]) -> List[str]:

@@ -72,6 +72,18 @@ def gnn_steps(data, batch_size=64, num_negatives=4, seed=0):
     return TripleBatches(triples, batch_size, sampler, torch.Generator().manual_seed(seed))
 
 
+def small_run(**training):
+    """A fast run config on the embedding table; ``training`` overrides keys."""
+    from native_pyg.training import RunConfig
+    run = RunConfig().override(['model.hidden_channels=8', 'model.margin=6.0',
+                                'training.batch_size=256', 'training.num_negatives=8',
+                                'training.progress=false', 'training.eval_every=0',
+                                'training.lr=0.01'])
+    for k, v in training.items():
+        setattr(run.training, k, v)
+    return run
+
+
 def gnn_run_config(encoder, **training):
     """A fast run config with a 1-layer ``encoder``; ``training`` overrides keys."""
     from native_pyg.training import RunConfig

@@ -13,9 +13,9 @@ import warnings
 from typing import List, Optional
 
 from native_pyg.cli.errors import CLIError, distributed_rank
-from native_pyg.data.os_errors import os_error_message
 from native_pyg.cli.parser import build_parser
 from native_pyg.cli.train import interrupted_message
+from native_pyg.data.os_errors import os_error_message
 
 __all__ = ['main', 'build_parser', 'CLIError']
 

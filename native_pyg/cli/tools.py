@@ -4,9 +4,9 @@ from __future__ import annotations
 import os
 
 from native_pyg.cli.errors import CLIError
-from native_pyg.data.os_errors import os_error_message
 from native_pyg.cli.options import base_config, data_sets, load, seeds
 from native_pyg.cli.paths import check_output_dir, check_output_file, write_json_atomic
+from native_pyg.data.os_errors import os_error_message
 
 
 def cmd_stats(args) -> int:

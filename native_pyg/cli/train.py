@@ -7,9 +7,9 @@ import shlex
 import shutil
 
 from native_pyg.cli.errors import CLIError
-from native_pyg.data.os_errors import os_error_message
 from native_pyg.cli.options import distributed, load, run_config
 from native_pyg.cli.paths import check_output_dir, write_json_atomic
+from native_pyg.data.os_errors import os_error_message
 
 
 def cmd_train(args) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 from native_pyg.cli.errors import CLIError
-from native_pyg.data.os_errors import os_error_message
 from native_pyg.cli.options import base_config
 from native_pyg.cli.paths import check_output_dir
+from native_pyg.data.os_errors import os_error_message
 
 
 def cmd_tune(args) -> int:

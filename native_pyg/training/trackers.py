@@ -18,13 +18,16 @@ relation while it trains.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import os.path as osp
-from typing import Any, Dict, List, Mapping, Optional
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 import torch
 
+from native_pyg.training.checkpoint import write_text_atomically
 from native_pyg.training.config import flatten
 
 #: tracker names (``--tracker``)
@@ -32,6 +35,17 @@ TRACKERS = ('csv', 'tensorboard', 'mlflow', 'wandb')
 
 #: what each tracker needs installed
 _PACKAGES = {'tensorboard': 'tensorboard', 'mlflow': 'mlflow-skinny', 'wandb': 'wandb'}
+
+
+@contextmanager
+def _evaluating(model) -> Iterator[None]:
+    """``model`` in eval mode inside, its own mode restored after (errors too)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 @torch.no_grad()
@@ -42,16 +56,14 @@ def modality_weights_by_relation(model, triples: torch.Tensor,
     fusion)."""
     if getattr(model, 'fusion', None) is None or triples.numel() == 0:
         return {}
-    was_training = model.training
-    model.eval()
     out = {}
-    for r in torch.unique(triples[:, 1]).tolist():
-        heads = triples[triples[:, 1] == r, 0].to(model.device)
-        weights = model.modality_weights(heads, r).float().mean(0).tolist()
-        name = relation_names[r] if relation_names else str(r)
-        for modality, w in zip(model.modality_names, weights):
-            out[f'weights/{name}/{modality}'] = w
-    model.train(was_training)
+    with _evaluating(model):
+        for r in torch.unique(triples[:, 1]).tolist():
+            heads = triples[triples[:, 1] == r, 0].to(model.device)
+            weights = model.modality_weights(heads, r).float().mean(0).tolist()
+            name = relation_names[r] if relation_names else str(r)
+            for modality, w in zip(model.modality_names, weights):
+                out[f'weights/{name}/{modality}'] = w
     return out
 
 
@@ -66,21 +78,20 @@ def modality_weights_by_presence(model, triples: torch.Tensor) -> Dict[str, Dict
     structure where features are missing."""
     if getattr(model, 'fusion', None) is None or triples.numel() == 0:
         return {}
-    was_training = model.training
-    model.eval()
     ent = torch.cat([triples[:, 0], triples[:, 2]]).to(model.device)
     rel = torch.cat([triples[:, 1], triples[:, 1]]).to(model.device)
-    weights = torch.cat([model.modality_weights(e, r).float()
-                         for e, r in zip(ent.split(4096), rel.split(4096))])
+    with _evaluating(model):
+        weights = torch.cat([model.modality_weights(e, r).float()
+                             for e, r in zip(ent.split(4096), rel.split(4096))])
     out: Dict[str, Dict[str, Any]] = {}
     for modality in model.modality_names[1:]:
-        has = model.feature(modality)[1].to(model.device)[ent]
+        # the masks of these entities only (a disk store is not read for its rows)
+        has = model.inputs.mask(modality, ent).to(model.device)
         for label, rows in ((f'{modality} present', has), (f'{modality} missing', ~has)):
             if rows.any():
                 mean = weights[rows].mean(0).tolist()
                 out[label] = {'count': int(rows.sum()),
                               **{m: round(w, 4) for m, w in zip(model.modality_names, mean)}}
-    model.train(was_training)
     return out
 
 
@@ -133,12 +144,11 @@ class CSVTracker(Tracker):
         self.rows = [row for row in self.rows if row['epoch'] < step]  # after a resume
         self.rows.append({'epoch': step, **metrics})
         columns = list(dict.fromkeys(k for row in self.rows for k in row))
-        tmp = osp.join(self.directory, '.metrics.csv.tmp')
-        with open(tmp, 'w', newline='') as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(self.rows)
-        os.replace(tmp, osp.join(self.directory, 'metrics.csv'))
+        text = io.StringIO(newline='')
+        writer = csv.DictWriter(text, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text_atomically(osp.join(self.directory, 'metrics.csv'), text.getvalue())
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}({self.directory!r})'

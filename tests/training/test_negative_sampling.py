@@ -13,7 +13,7 @@ from native_pyg.training import RunConfig, Trainer
 from native_pyg.training.config import with_legacy_defaults
 from native_pyg.training.negative_sampling import (CORRUPT_SIDES, BernoulliNegativeSampler,
                                                    SharedNegativeSampler, build_negative_sampler)
-from tests.conftest import gnn_run_config
+from tests.conftest import gnn_run_config, small_run
 
 
 @pytest.fixture(scope='module')
@@ -196,23 +196,12 @@ def test_the_option_is_checked():
 
 
 # --- training with per-negative sides -----------------------------------------------
-def small_run(**training):
-    run = RunConfig().override(['model.hidden_channels=8', 'model.margin=6.0',
-                                'training.batch_size=256', 'training.num_negatives=8',
-                                'training.progress=false', 'training.eval_every=0',
-                                'training.lr=0.01', 'training.epochs=1',
-                                'training.corrupt_side=negative'])
-    for k, v in training.items():
-        setattr(run.training, k, v)
-    return run
-
-
 @pytest.mark.parametrize('training', [
     {}, {'adversarial': False, 'regul_rate': 0.1, 'loss': 'margin'},
     {'shared_negatives': 64, 'in_batch_negatives': 4},
 ], ids=['comat', 'margin_l2', 'shared_in_batch'])
 def test_a_fit_with_per_negative_sides_has_a_finite_loss(small, training):
-    run = small_run(**training)
+    run = small_run(epochs=1, corrupt_side='negative', **training)
     trainer = Trainer(build_model(small, run), small, run)
     assert trainer.sampler.corrupt_side == 'negative'
     batch = next(iter(trainer.steps))

@@ -11,21 +11,12 @@ from native_pyg.training import (BernoulliNegativeSampler, NonFiniteLossError, R
                                  load_checkpoint, margin_ranking_loss, save_checkpoint,
                                  self_adversarial_loss)
 from native_pyg.data.relations import triple_keys
+from tests.conftest import small_run
 
 
 @pytest.fixture(scope='module')
 def small():
     return SyntheticMMKG(seed=1, num_entities=300, num_relations=4)[0]
-
-
-def small_run(**training):
-    run = RunConfig().override(['model.hidden_channels=8', 'model.margin=6.0',
-                                'training.batch_size=256', 'training.num_negatives=8',
-                                'training.progress=false', 'training.eval_every=0',
-                                'training.lr=0.01'])
-    for k, v in training.items():
-        setattr(run.training, k, v)
-    return run
 
 
 def test_sampler_never_returns_known_triples():
