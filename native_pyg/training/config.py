@@ -77,6 +77,9 @@ class TrainConfig:
     patience: int = 0
     seed: int = 0
     device: str = 'auto'
+    # bf16: the step under bf16 autocast (projections and products in bf16, fp32 elsewhere)
+    precision: str = 'fp32'
+    # legacy switch: bf16 autocast on CUDA only (precision: bf16 covers CPUs too)
     amp: bool = False
     progress: bool = True
     # one thread and deterministic algorithms: bit-identical reruns

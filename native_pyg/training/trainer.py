@@ -27,6 +27,7 @@ from native_pyg.training.early_stopping import EarlyStopper
 from native_pyg.training.losses import LOSSES
 from native_pyg.training.negative_sampling import build_negative_sampler
 from native_pyg.training.optimizers import build_optimizer
+from native_pyg.training.precision import step_autocast
 from native_pyg.training.runs import config_changes
 from native_pyg.training.structure_dropout import StructureDropout
 from native_pyg.training.stand_in_fitting import fit_structure_stand_in
@@ -218,8 +219,7 @@ class Trainer:
         return stack
 
     def _amp(self):
-        return torch.autocast('cuda', dtype=torch.bfloat16,
-                              enabled=self.cfg.amp and self.device.type == 'cuda')
+        return step_autocast(self.device, self.cfg.precision, self.cfg.amp)
 
     def _model_loss(self, batch: KGBatch, hidden: Optional[torch.Tensor]):
         """``(loss, info)`` of a step for the model: the KGC loss plus, with

@@ -224,3 +224,28 @@ def test_l2_term_follows_a_per_negative_corruption_side(small):
     for wrong in (side[:, :2], side[:8].reshape(-1)[:15], side.unsqueeze(-1)):
         with pytest.raises(ValueError, match=r'corrupt_head: expected shape \[16\] or \[16, 4\]'):
             trainer.train_step(KGBatch(pos, neg, wrong))
+
+
+def test_bf16_precision_runs_the_projections_in_bf16_and_keeps_fp32_state(small):
+    run = small_run(precision='bf16', epochs=6)
+    trainer = Trainer(build_model(small, run), small, run)
+    seen = []
+    mlp = next(iter(trainer.model.projections.mlps.values()))
+    handle = mlp.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    hist = trainer.fit()
+    handle.remove()
+    assert seen and set(seen) == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    assert hist[-1]['kgc_loss'] < 0.8 * hist[0]['kgc_loss']
+    # the fp32 default leaves the products in fp32
+    fp32 = Trainer(build_model(small, small_run()), small, small_run())
+    seen.clear()
+    mlp = next(iter(fp32.model.projections.mlps.values()))
+    mlp.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    fp32.train_step(next(iter(fp32.steps)))
+    assert set(seen) == {torch.float32}
+
+
+def test_unknown_precision_is_a_one_line_error():
+    with pytest.raises(ValueError, match=r"training\.precision: must be one of fp32, bf16, got 'fp16'"):
+        RunConfig().override(['training.precision=fp16'])
