@@ -14,15 +14,15 @@ import warnings
 from typing import Callable, Dict, List, Optional, Sequence
 
 
-def load_mkgy(root: str, features: Optional[Dict[str, int]] = None):
-    """The real MKG-Y triples under ``root/MKG-Y/raw``; with ``features``
-    (``{modality: dim}``), random stand-in features present for every entity
-    (they measure speed, not accuracy)."""
+def load_mkgy(root: str, features: Optional[Dict[str, int]] = None, name: str = 'MKG-Y'):
+    """The real MKG-Y (or ``name``'s) triples under ``root/<name>/raw``; with
+    ``features`` (``{modality: dim}``), random stand-in features present for
+    every entity (they measure speed, not accuracy)."""
     import torch
     from native_pyg.datasets import WildKGC
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        data = WildKGC(root, 'MKG-Y', log=False)[0]
+        data = WildKGC(root, name, log=False)[0]
     g = torch.Generator().manual_seed(0)
     n = data['entity'].num_nodes
     for m, d in (features or {}).items():

@@ -11,7 +11,7 @@ on disk) can replace the resident buffers behind the same methods.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -35,6 +35,21 @@ def random_rows(x: Tensor, mask: Tensor, generator: torch.Generator) -> Tensor:
     x = x.clone()
     x[missing] = (noise * std.clamp(min=1e-6) + mean).to(x.dtype)
     return x
+
+
+def extended_table(table: torch.nn.Embedding, rows: int, init_: Callable[[Tensor], Tensor],
+                   seed: int) -> torch.nn.Embedding:
+    """A copy of ``table`` with ``rows`` more rows, initialised by ``init_``
+    from ``seed`` (the same model, the same new rows)."""
+    new_rows = torch.empty(rows, table.embedding_dim)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        init_(new_rows)
+    out = torch.nn.Embedding(table.num_embeddings + rows, table.embedding_dim,
+                             sparse=table.sparse).to(table.weight)
+    with torch.no_grad():
+        out.weight.copy_(torch.cat([table.weight.detach(), new_rows.to(table.weight)]))
+    return out
 
 
 class AddedEntities(torch.nn.Module):

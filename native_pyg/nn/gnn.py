@@ -182,7 +182,10 @@ class EdgewiseRGCNConv(RGCNConv):
     :math:`O(R \cdot N \cdot C^2)` per layer (about 67 GFLOP for MKG-Y's
     :math:`2R = 56` edge types at :math:`C = 200`); this costs
     :math:`O(B \cdot N \cdot C^2 + E \cdot B \cdot C)` with ``num_bases``
-    :math:`B` and :math:`O(E \cdot C^2)` otherwise.
+    :math:`B` (each destination sums its edges' weighted basis products
+    :math:`a_{rb} \mathbf{V}_b \mathbf{x}_u / |\mathcal{N}_r(v)|` as one
+    weighted :func:`~torch.nn.functional.embedding_bag`, so no ``[E, B, C]``
+    message tensor is formed) and :math:`O(E \cdot C^2)` otherwise.
 
     .. math::
         \mathbf{x}^{\prime}_v = \mathbf{W}_0 \mathbf{x}_v + \sum_{r}
@@ -203,37 +206,55 @@ class EdgewiseRGCNConv(RGCNConv):
     def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor,
                 num_targets: Optional[int] = None) -> Tensor:
         src, dst = edge_index
-        num_nodes, out_channels = x.size(0), self.out_channels
-        num_dst = num_nodes if num_targets is None else int(num_targets)
-        if self.num_bases is not None:  # x V_b once per node and basis, mixed per edge
-            bases = self.weight.permute(1, 0, 2).reshape(self.in_channels_l, -1)
-            xb = (x @ bases).view(num_nodes, self.num_bases, out_channels)
-            msg = torch.einsum('eb,ebc->ec', self.comp[edge_type], xb[src])
-        else:  # edges grouped by relation, one product per group, concatenated: the
-            # backward is O(E * C) (assigning each group into one message tensor
-            # cost a full copy of it per relation, O(R * E * C))
-            order = torch.argsort(edge_type, stable=True)
-            src, dst, edge_type = src[order], dst[order], edge_type[order]
-            types, counts = torch.unique_consecutive(edge_type, return_counts=True)
-            weight = self.weight.unbind(0)  # one backward for all (weight[r]: one each)
-            parts = []
-            for r, xj in zip(types.tolist(), x[src].split(counts.tolist())):
-                if self.num_blocks is not None:
-                    xj = xj.view(-1, self.num_blocks, xj.size(1) // self.num_blocks)
-                    xj = torch.einsum('abc,bcd->abd', xj, weight[r]).reshape(-1, out_channels)
-                else:
-                    xj = xj @ weight[r]
-                parts.append(xj)
-            msg = torch.cat(parts) if parts else x.new_zeros(0, out_channels)
+        num_dst = x.size(0) if num_targets is None else int(num_targets)
         # mean over the incoming edges of each (destination, relation) group
-        msg = msg * group_mean_weights(dst * self.num_relations + edge_type,
-                                       num_dst * self.num_relations, x.dtype).unsqueeze(-1)
-        out = scatter(msg, dst, 0, dim_size=num_dst, reduce='sum')
+        norm = group_mean_weights(dst * self.num_relations + edge_type,
+                                  num_dst * self.num_relations, x.dtype)
+        if self.num_bases is not None:
+            out = self._basis_messages(x, src, dst, edge_type, norm, num_dst)
+        else:
+            out = self._relation_messages(x, src, dst, edge_type, norm, num_dst)
         if self.root is not None:
             out = out + (x if num_targets is None else x[:num_dst]) @ self.root
         if self.bias is not None:
             out = out + self.bias
         return out
+
+    def _basis_messages(self, x: Tensor, src: Tensor, dst: Tensor, edge_type: Tensor,
+                        norm: Tensor, num_dst: int) -> Tensor:
+        # x V_b once per node and basis; then every destination sums its edges'
+        # a_{rb} / |N_r(v)| weighted rows of them as one bag: no [E, B, C] messages
+        num_bases = self.num_bases
+        bases = self.weight.permute(1, 0, 2).reshape(self.in_channels_l, -1)
+        xb = (x @ bases).view(x.size(0) * num_bases, self.out_channels)
+        order = torch.argsort(dst, stable=True)
+        rows = (src[order].unsqueeze(1) * num_bases
+                + torch.arange(num_bases, device=x.device)).view(-1)
+        weights = (self.comp[edge_type[order]] * norm[order].unsqueeze(1)).view(-1)
+        offsets = torch.zeros(num_dst, dtype=torch.long, device=x.device)
+        offsets[1:] = torch.bincount(dst, minlength=num_dst).cumsum(0)[:-1] * num_bases
+        return F.embedding_bag(rows, xb, offsets, mode='sum',
+                               per_sample_weights=weights.to(xb.dtype))
+
+    def _relation_messages(self, x: Tensor, src: Tensor, dst: Tensor, edge_type: Tensor,
+                           norm: Tensor, num_dst: int) -> Tensor:
+        # edges grouped by relation, one product per group, concatenated: the backward
+        # is O(E * C) (assigning each group into one message tensor cost a full copy
+        # of it per relation, O(R * E * C))
+        order = torch.argsort(edge_type, stable=True)
+        src, dst, edge_type, norm = src[order], dst[order], edge_type[order], norm[order]
+        types, counts = torch.unique_consecutive(edge_type, return_counts=True)
+        weight = self.weight.unbind(0)  # one backward for all (weight[r]: one each)
+        parts = []
+        for r, xj in zip(types.tolist(), x.index_select(0, src).split(counts.tolist())):
+            if self.num_blocks is not None:
+                xj = xj.view(-1, self.num_blocks, xj.size(1) // self.num_blocks)
+                xj = torch.einsum('abc,bcd->abd', xj, weight[r]).reshape(-1, self.out_channels)
+            else:
+                xj = xj @ weight[r]
+            parts.append(xj)
+        msg = torch.cat(parts) if parts else x.new_zeros(0, self.out_channels)
+        return scatter(msg * norm.unsqueeze(-1), dst, 0, dim_size=num_dst, reduce='sum')
 
 
 class LayerwiseEncoder(torch.nn.Module):

@@ -12,13 +12,14 @@ from torch import Tensor
 
 from native_pyg.data.relations import unpack_triples
 from native_pyg.nn.candidates import CandidateCache, cached_value, score_one_vs_all
-from native_pyg.nn.entity_inputs import EntityInputs
+from native_pyg.nn.entity_inputs import EntityInputs, extended_table
 from native_pyg.nn.gnn import STRUCTURAL_ENCODERS
 from native_pyg.nn.legacy import upgrade_state_dict
 from native_pyg.nn.projections import (STRUCTURE, EntityRows, ModalityProjections,
                                        check_modality_names)
 from native_pyg.nn.redaf import ReDAF, check_fusion_options
 from native_pyg.nn.scorers import SCORERS, KGScorer
+from native_pyg.nn.step_embeddings import StepEmbeddings, entity_rows
 from native_pyg.nn.structure_stand_in import StructureStandIn
 from native_pyg.nn.subgraph import StepSubgraph
 
@@ -192,7 +193,7 @@ class NativE(torch.nn.Module):
                                  "structure_mask=True and missing='mask'")
             with torch.random.fork_rng(devices=[]):
                 self.stand_in = StructureStandIn(self.feature_modalities, self.entity_dim)
-        self._cache: Optional[CandidateCache] = None
+        self._cache: Optional[Union[CandidateCache, StepEmbeddings]] = None
         self._subgraph: Optional[StepSubgraph] = None
         self._hidden: Optional[Tensor] = None  # structure hidden for this step (dropout)
         if inputs is None:
@@ -286,18 +287,12 @@ class NativE(torch.nn.Module):
         Returns:
             ``[k]`` ids of the added entities (``N, ..., N + k - 1``).
         """
-        old, weight = self.num_entities, self.entity_emb.weight
+        old = self.num_entities
         ids = self.inputs.append(features, masks, names)
         # the added rows' structure is masked; their table rows are drawn only so that
         # the table stays the scorer's shape (seeded: the same model, the same rows)
-        new_rows = torch.empty(ids.numel(), weight.size(1))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed + old)
-            self.scorer.init_entity_(new_rows)
-        table = torch.nn.Embedding(old + ids.numel(), weight.size(1)).to(weight)
-        with torch.no_grad():
-            table.weight.copy_(torch.cat([weight.detach(), new_rows.to(weight)]))
-        self.entity_emb = table
+        self.entity_emb = extended_table(self.entity_emb, ids.numel(), self.scorer.init_entity_,
+                                         self.seed + old)
         return ids
 
     @property
@@ -454,7 +449,7 @@ class NativE(torch.nn.Module):
         indices = [self._idx(i) for i in indices]
         flat = torch.cat([i.reshape(-1) for i in indices])
         unique, inverse = torch.unique(flat, return_inverse=True)
-        emb, mask = self.modality_embeddings(unique)
+        emb, mask = entity_rows(self._cache, unique, self.modality_embeddings)
         parts = inverse.split([i.numel() for i in indices])
         return emb, mask, [p.view(i.shape) for p, i in zip(parts, indices)]
 
@@ -470,12 +465,12 @@ class NativE(torch.nn.Module):
 
     def fuse_rows(self, emb: Tensor, mask: Tensor,
                   pairs: Sequence[Tuple[Tensor, Tensor]]) -> List[Tensor]:
-        """Fuses several ``(row_index, rel_type)`` groups of rows of ``emb``
-        in one ReDAF call; one ``[*row_index.shape, De]`` tensor per group."""
-        index = torch.cat([i.reshape(-1) for i, _ in pairs])
-        rel = torch.cat([self._idx(r).reshape(-1).expand(i.numel()) for i, r in pairs])
-        out = self.fuse(emb, mask, rel, index).split([i.numel() for i, _ in pairs])
-        return [o.view(*i.shape, -1) for o, (i, _) in zip(out, pairs)]
+        """Fuses several ``(row_index, rel_type)`` groups of rows of ``emb``,
+        one ReDAF call each (the split output of a single call would be
+        concatenated again in backward, a copy of every fused row); one
+        ``[*row_index.shape, De]`` tensor per group."""
+        return [self.fuse(emb, mask, self._idx(r).reshape(-1).expand(i.numel()),
+                          i.reshape(-1)).view(*i.shape, -1) for i, r in pairs]
 
     def joint_embeddings(self, entity_index: Tensor, rel_type: Union[Tensor, int]) -> Tensor:
         r"""``[B, De]`` joint embeddings
@@ -544,19 +539,6 @@ class NativE(torch.nn.Module):
         flip = torch.as_tensor(corrupt_head, device=self.device).bool()
         return self.scorer(hj, rel, tj), self.scorer.score_corrupted(hj, rel, tj, nj, flip)
 
-    def structural_l2(self, head_index: Tensor, rel_type: Tensor,
-                      tail_index: Optional[Tensor] = None) -> Tensor:
-        r"""L2 regulariser over structural embeddings only,
-        :math:`(\overline{\mathbf{h}_s^2} + \overline{\mathbf{t}_s^2} +
-        \overline{\mathbf{r}^2}) / 3`."""
-        h, r, t = unpack_triples(head_index, rel_type, tail_index)
-        if self.entity_emb.sparse:  # gathered rows first: a sparse gradient
-            hs, ts = (self.entity_emb(self._idx(i)).pow(2).mean(dim=1) for i in (h, t))
-        else:  # per-entity means of squares, then gathered: no [rows, De] copies
-            sq = self.entity_emb.weight.pow(2).mean(dim=1)
-            hs, ts = sq[self._idx(h)], sq[self._idx(t)]
-        return (hs.mean() + ts.mean() + self.relation_embedding(r).pow(2).mean()) / 3
-
     # ------------------------------------------------------------ 1-vs-all
     @contextmanager
     def cached_entities(self, structure: Optional[Tensor] = None) -> Iterator['NativE']:
@@ -565,9 +547,25 @@ class NativE(torch.nn.Module):
         modality embeddings of all entities are computed once (no gradient)
         and reused inside, as are the fused candidates of the last relation.
         Leave the context (or do not use it) whenever parameters change."""
-        previous, self._cache = self._cache, CandidateCache(self.inputs.version, structure)
-        try:
+        with self._caching(CandidateCache(self.inputs.version, structure)):
             yield self
+
+    @contextmanager
+    def step_embeddings(self) -> Iterator['NativE']:
+        r"""Context for one training step's loss: the structural encoder's
+        output over the training graph and the modality embeddings of the
+        first (largest) set of entities embedded are computed once, *with*
+        gradient, and calls for entities among them gather their rows (see
+        :class:`~native_pyg.nn.step_embeddings.StepEmbeddings`). Leave it
+        before parameters change."""
+        with self._caching(StepEmbeddings(self.inputs.version)):
+            yield self
+
+    @contextmanager
+    def _caching(self, cache: Union[CandidateCache, StepEmbeddings]) -> Iterator[None]:
+        previous, self._cache = self._cache, cache
+        try:
+            yield
         finally:
             self._cache = previous
 

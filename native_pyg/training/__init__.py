@@ -5,7 +5,8 @@ A run is built from a config by :mod:`native_pyg.pipeline` (``build_model``,
 from native_pyg.training.checkpoint import load_checkpoint, save_checkpoint
 from native_pyg.training.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from native_pyg.training.early_stopping import EarlyStopper
-from native_pyg.training.losses import LOSSES, margin_ranking_loss, self_adversarial_loss
+from native_pyg.training.losses import (LOSSES, margin_ranking_loss, self_adversarial_loss,
+                                        structural_l2)
 from native_pyg.training.negative_sampling import BernoulliNegativeSampler
 from native_pyg.training.structure_dropout import StructureDropout
 from native_pyg.training.stand_in_fitting import fit_structure_stand_in

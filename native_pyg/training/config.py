@@ -84,7 +84,10 @@ class TrainConfig:
     progress: bool = True
     # one thread and deterministic algorithms: bit-identical reruns
     deterministic: bool = False
-    # evaluation distances by a torch.compile kernel on CPUs (needs a C++ compiler)
+    # Linux CPUs: malloc keeps freed memory for reuse (no page faults per large tensor)
+    reuse_memory: bool = True
+    # RotatE distances by torch.compile kernels: evaluation on CPUs, training's negatives
+    # (needs a C++ compiler on CPUs; compiles once per process)
     compile: bool = False
     # GNN encoders: neighbours per hop (null = the whole training graph every step)
     num_neighbors: Optional[List[int]] = None

@@ -1,9 +1,13 @@
 """Losses over positive scores ``[B]`` and negative scores ``[B, K]``."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from native_pyg.data.relations import unpack_triples
 
 
 def self_adversarial_loss(pos: Tensor, neg: Tensor, adv_temperature: float = 2.0) -> Tensor:
@@ -25,6 +29,30 @@ def self_adversarial_loss(pos: Tensor, neg: Tensor, adv_temperature: float = 2.0
 def margin_ranking_loss(pos: Tensor, neg: Tensor, margin: float = 1.0) -> Tensor:
     r"""Pairwise hinge loss :math:`\max(0, m - S^+ + S^-_i)`, averaged."""
     return F.relu(margin - pos.unsqueeze(-1) + neg).mean()
+
+
+def structural_l2(model: torch.nn.Module, head_index: Tensor, rel_type: Tensor,
+                  tail_index: Optional[Tensor] = None) -> Tensor:
+    r"""The L2 regulariser of a :class:`~native_pyg.nn.NativE` model over
+    its structural (table) embeddings only, of triples ``(head_index,
+    rel_type, tail_index)`` or ``(edge_index, edge_type)``:
+
+    .. math::
+        \frac{1}{3}\big(\overline{\mathbf{h}_s^2} + \overline{\mathbf{t}_s^2}
+        + \overline{\mathbf{r}^2}\big),
+
+    each bar the mean over the rows and dimensions.
+    """
+    h, r, t = (torch.as_tensor(i, device=model.device).long()
+               for i in unpack_triples(head_index, rel_type, tail_index))
+    table = model.entity_emb
+    if table.sparse:  # gathered rows first: a sparse gradient
+        hs, ts = (table(i).pow(2).mean(dim=1) for i in (h, t))
+    else:  # per-entity means of squares, then gathered: no [rows, De] copies
+        sq = table.weight.pow(2).mean(dim=1)
+        hs, ts = sq[h], sq[t]
+    rs = model.rel_emb.weight.pow(2).mean(dim=1)[r]  # no [rows, Dr] copy either
+    return (hs.mean() + ts.mean() + rs.mean()) / 3
 
 
 LOSSES = {'self_adversarial': self_adversarial_loss, 'margin': margin_ranking_loss}

@@ -14,17 +14,20 @@ from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
 from native_pyg.data.loader import KGBatch
+from native_pyg.data.neighbourhood import full_neighbourhood
 from native_pyg.data.schema import fingerprint, fingerprint_differences, split_triples
 from native_pyg.evaluation import LinkPredictionEvaluator
 from native_pyg.nn import CoMATGenerator, NativE
 from native_pyg.nn.comat import critic_terms, generator_loss
+from native_pyg.nn.scorers import compiled_distances
 from native_pyg.training import distributed
+from native_pyg.training.allocator import reuse_freed_memory
 from native_pyg.training.batching import training_steps
 from native_pyg.training.checkpoint import (load_checkpoint, save_checkpoint,
                                             write_text_atomically)
 from native_pyg.training.config import RunConfig, TrainConfig
 from native_pyg.training.early_stopping import EarlyStopper
-from native_pyg.training.losses import LOSSES
+from native_pyg.training.losses import LOSSES, structural_l2
 from native_pyg.training.negative_sampling import build_negative_sampler
 from native_pyg.training.optimizers import build_optimizer
 from native_pyg.training.precision import step_autocast
@@ -104,6 +107,8 @@ class Trainer:
             raise ValueError(f"training.loss must be one of {sorted(LOSSES)}, got {cfg.loss!r}")
         self.cfg, self.data, self.out_dir = cfg, data, out_dir
         self.device = resolve_device(cfg.device)
+        if cfg.reuse_memory and self.device.type == 'cpu':
+            reuse_freed_memory()
         if cfg.deterministic:
             make_deterministic()
         self.data_fingerprint = fingerprint(data)
@@ -204,7 +209,7 @@ class Trainer:
             heads = torch.cat([h, torch.where(flip, neg, h.unsqueeze(1)).flatten()])
             tails = torch.cat([t, torch.where(flip, t.unsqueeze(1), neg).flatten()])
             rels = torch.cat([r, r.repeat_interleave(neg.size(1))])
-            loss = loss + cfg.regul_rate * self.model.structural_l2(heads, rels, tails)
+            loss = loss + cfg.regul_rate * structural_l2(self.model, heads, rels, tails)
         return loss
 
     def _on_subgraph(self, batch: KGBatch, hidden: Optional[torch.Tensor] = None):
@@ -218,6 +223,29 @@ class Trainer:
             stack.enter_context(self.model.hidden_structure(hidden))
         return stack
 
+    def _generator_graph(self, batch: KGBatch, hidden: Optional[torch.Tensor]):
+        """The context of the generator's fresh forward pass. A full-graph
+        step's subgraph (the training graph less the batch's positives) is
+        cut to the exact neighbourhood of the positives' entities, whose
+        embeddings are all this pass reads: a layer-wise encoder then gives
+        them the same values from a fraction of the graph."""
+        encoder = self.model.structural_encoder
+        if (not batch.has_subgraph or batch.num_sampled_nodes is not None or batch.x_dict
+                or not isinstance(getattr(encoder, 'num_layers', None), int)):
+            return self._on_subgraph(batch, hidden)
+        local = torch.full((self.model.num_entities,), -1, dtype=torch.long,
+                           device=batch.n_id.device)
+        local[batch.n_id] = torch.arange(batch.n_id.numel(), device=batch.n_id.device)
+        seeds = local[torch.unique(torch.cat([batch.pos[:, 0], batch.pos[:, 2]]))]
+        sub = full_neighbourhood(seeds, batch.edge_index, batch.edge_type, batch.n_id.numel(),
+                                 encoder.num_layers)
+        sub['n_id'] = batch.n_id[sub['n_id']]
+        stack = contextlib.ExitStack()
+        stack.enter_context(self.model.subgraph(**sub))
+        if hidden is not None:
+            stack.enter_context(self.model.hidden_structure(hidden))
+        return stack
+
     def _amp(self):
         return step_autocast(self.device, self.cfg.precision, self.cfg.amp)
 
@@ -226,7 +254,9 @@ class Trainer:
         CoMAT, the critic terms."""
         cfg = self.cfg
         h, r, t = batch.pos.unbind(1)
-        with self._amp(), self._on_subgraph(batch, hidden):
+        # the critic reuses the KGC loss's embeddings (and GNN encoding) of the positives
+        with self._amp(), self._on_subgraph(batch, hidden), self.model.step_embeddings(), \
+                compiled_distances(cfg.compile):
             loss = self._kgc_loss(batch)
             out = {'kgc_loss': float(loss.detach())}
             if self.generator is not None:
@@ -255,7 +285,7 @@ class Trainer:
         self.optimizer.step()
         out['loss'] = float(loss.detach())
         if self.generator is not None:
-            with self._amp(), self._on_subgraph(batch, hidden):  # fresh: parameters changed
+            with self._amp(), self._generator_graph(batch, hidden):  # fresh: parameters changed
                 g_loss = generator_loss(self.model, self._ddp_generator or self.generator,
                                         h, r, t)
             self.optimizer_g.zero_grad(set_to_none=True)  # drop the critic's gradients

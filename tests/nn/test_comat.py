@@ -175,3 +175,38 @@ def test_runs_under_bfloat16_autocast(missing):
     (pos.sum() - neg.sum() + critic + gp).backward()
     loss_g.backward()
     assert all(torch.isfinite(x).all() for x in (pos, neg, critic, gp, loss_g))
+
+
+@pytest.mark.parametrize('encoder', [None, 'rgcn'])
+def test_step_embeddings_share_the_positives_rows_with_the_same_loss_and_gradients(encoder):
+    # the KGC loss embeds positives and negatives; inside step_embeddings the critic gathers
+    # the positives' rows from that (one projection, one encoder pass) instead of recomputing
+    kwargs = {} if encoder is None else dict(encoder=encoder, edge_index=torch.stack(
+        [torch.arange(N), (torch.arange(N) + 1) % N]), edge_type=torch.arange(N) % R)
+    net, gen, (h, r, t) = setup(2, **kwargs)
+    neg = (torch.arange(h.numel() * 3).view(-1, 3) * 7) % N
+    calls = []
+    net.projections.mlps['image'].register_forward_hook(lambda *a: calls.append('projection'))
+    if encoder is not None:
+        net.structural_encoder.register_forward_hook(lambda *a: calls.append('encoder'))
+
+    def loss_and_grads():
+        calls.clear()
+        torch.manual_seed(5)  # the generator's noise
+        pos_s, neg_s = net.score_negatives(h, r, t, neg, torch.zeros(h.numel(), dtype=torch.bool))
+        critic, _ = critic_terms(net, gen, h, r, t)
+        loss = pos_s.sum() - neg_s.sum() + critic
+        params = [p for p in net.parameters() if p.requires_grad]
+        return loss, torch.autograd.grad(loss, params, allow_unused=True), list(calls)
+
+    plain, plain_grads, plain_calls = loss_and_grads()
+    with net.step_embeddings():
+        shared, shared_grads, shared_calls = loss_and_grads()
+    assert plain_calls.count('projection') == 2 and shared_calls.count('projection') == 1
+    if encoder is not None:
+        assert plain_calls.count('encoder') == 2 and shared_calls.count('encoder') == 1
+    torch.testing.assert_close(shared, plain)
+    for a, b in zip(shared_grads, plain_grads):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b)

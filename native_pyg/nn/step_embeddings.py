@@ -1,0 +1,73 @@
+r"""What one training step computes once and reuses, with gradient: the
+structural encoder's output over the training graph, and the modality
+embeddings of the entities the step's first call embedded.
+
+A step's KGC loss embeds every distinct entity of its positives and
+negatives; CoMAT's critic terms then ask again for those of the positives.
+Inside :meth:`NativE.step_embeddings
+<native_pyg.nn.NativE.step_embeddings>` the second call gathers rows of the
+first instead of projecting raw features (and running a GNN encoder over
+the whole graph) a second time. The loss is the same function of the
+parameters, so its gradient is the same; only the order of floating-point
+sums differs. Leave the context whenever parameters change."""
+from __future__ import annotations
+
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+Rows = Tuple[Tensor, Tensor]
+
+
+class StepEmbeddings:
+    r"""The store of :meth:`NativE.step_embeddings
+    <native_pyg.nn.NativE.step_embeddings>`: values under keys (the
+    protocol of :class:`~native_pyg.nn.candidates.CandidateCache`, but
+    computed *with* gradient), and the rows ``(emb [U, |M|, De], mask [U,
+    |M|])`` of the largest set of entities embedded so far.
+
+    Args:
+        version (int): The entity inputs' version the values belong to.
+    """
+
+    def __init__(self, version: int):
+        self._version = version
+        self._store: Dict[str, object] = {}
+        self._ids: Optional[Tensor] = None
+        self._rows: Optional[Rows] = None
+
+    def clear(self) -> None:
+        self._store.clear()
+        self._ids = self._rows = None
+
+    def get(self, key: str, version: int, compute: Callable[[], object]) -> object:
+        """The value kept under ``key``, computed (with gradient) if absent."""
+        if version != self._version:
+            self.clear()
+            self._version = version
+        if key not in self._store:
+            self._store[key] = compute()
+        return self._store[key]
+
+    def rows(self, ids: Tensor, compute: Callable[[Tensor], Rows]) -> Rows:
+        """``compute(ids)`` for sorted distinct entity ``ids``, or its rows
+        gathered from an earlier call's result that covers them all."""
+        if self._ids is not None and ids.numel() <= self._ids.numel():
+            pos = torch.searchsorted(self._ids, ids).clamp_(max=self._ids.numel() - 1)
+            if bool((self._ids[pos] == ids).all()):
+                emb, mask = self._rows
+                return emb[pos], mask[pos]
+        out = compute(ids)
+        if self._ids is None or ids.numel() > self._ids.numel():
+            self._ids, self._rows = ids, out
+        return out
+
+    def __repr__(self) -> str:
+        held = 0 if self._ids is None else self._ids.numel()
+        return f'{self.__class__.__name__}(entities={held}, keys={sorted(self._store)})'
+
+
+def entity_rows(cache: object, ids: Tensor, compute: Callable[[Tensor], Rows]) -> Rows:
+    """``compute(ids)``, through ``cache`` where it is a :class:`StepEmbeddings`."""
+    return cache.rows(ids, compute) if isinstance(cache, StepEmbeddings) else compute(ids)
