@@ -14,7 +14,7 @@ from native_pyg.training.trainer import NonFiniteLossError, Trainer, resolve_dev
 
 __all__ = [
     'BernoulliNegativeSampler', 'StructureDropout', 'fit_structure_stand_in',
-    'self_adversarial_loss', 'margin_ranking_loss', 'LOSSES',
+    'self_adversarial_loss', 'margin_ranking_loss', 'structural_l2', 'LOSSES',
     'save_checkpoint', 'load_checkpoint', 'DataConfig', 'ModelConfig', 'TrainConfig', 'RunConfig',
     'EarlyStopper', 'Trainer', 'NonFiniteLossError', 'resolve_device',
 ]
