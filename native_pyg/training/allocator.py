@@ -10,7 +10,8 @@ gigabytes of such tensors, and on the 2-core machine of
 and 18 ms without). :func:`reuse_freed_memory` makes ``malloc`` keep freed
 memory in its heap for reuse instead (``mallopt``: no ``mmap``, no trimming),
 as PyTorch's CPU tuning guide suggests with jemalloc or tcmalloc. The
-process's resident memory then stays at its peak until it exits.
+process's resident memory then stays at its peak until it exits, and the
+first steps still fault while the heap grows to what a step needs.
 """
 from __future__ import annotations
 
