@@ -465,10 +465,9 @@ class NativE(torch.nn.Module):
 
     def fuse_rows(self, emb: Tensor, mask: Tensor,
                   pairs: Sequence[Tuple[Tensor, Tensor]]) -> List[Tensor]:
-        """Fuses several ``(row_index, rel_type)`` groups of rows of ``emb``,
-        one ReDAF call each (the split output of a single call would be
-        concatenated again in backward, a copy of every fused row); one
-        ``[*row_index.shape, De]`` tensor per group."""
+        """Fuses ``(row_index, rel_type)`` groups of rows of ``emb``, a ReDAF
+        call each (one call's split output is concatenated again in backward);
+        one ``[*row_index.shape, De]`` tensor per group."""
         return [self.fuse(emb, mask, self._idx(r).reshape(-1).expand(i.numel()),
                           i.reshape(-1)).view(*i.shape, -1) for i, r in pairs]
 
@@ -552,14 +551,17 @@ class NativE(torch.nn.Module):
 
     @contextmanager
     def step_embeddings(self) -> Iterator['NativE']:
-        r"""Context for one training step's loss: the structural encoder's
-        output over the training graph and the modality embeddings of the
-        first (largest) set of entities embedded are computed once, *with*
-        gradient, and calls for entities among them gather their rows (see
-        :class:`~native_pyg.nn.step_embeddings.StepEmbeddings`). Leave it
+        r"""Context for one step's loss, inside its :meth:`subgraph` and
+        :meth:`hidden_structure`: the modality embeddings of the largest set of
+        entities embedded so far are kept *with* gradient, and calls for entities
+        among them gather their rows (``nn/step_embeddings.py``); leave it
         before parameters change."""
         with self._caching(StepEmbeddings(self.inputs.version)):
             yield self
+
+    @property
+    def _candidates(self) -> Optional[CandidateCache]:  # a step's cache serves no 1-vs-all
+        return self._cache if isinstance(self._cache, CandidateCache) else None
 
     @contextmanager
     def _caching(self, cache: Union[CandidateCache, StepEmbeddings]) -> Iterator[None]:
@@ -576,14 +578,14 @@ class NativE(torch.nn.Module):
         under it once; candidates are scored in memory-bounded chunks
         (``chunk_size`` candidates, ``None`` = automatic)."""
         self._refuse_all_in_subgraph('score_tails')
-        return score_one_vs_all(self, head_index, rel_type, True, chunk_size, self._cache)
+        return score_one_vs_all(self, head_index, rel_type, True, chunk_size, self._candidates)
 
     def score_heads(self, rel_type: Tensor, tail_index: Tensor,
                     chunk_size: Optional[int] = None) -> Tensor:
         r"""``[B, N]`` scores of every entity as the head of
         :math:`(?, r_b, t_b)`; see :meth:`score_tails`."""
         self._refuse_all_in_subgraph('score_heads')
-        return score_one_vs_all(self, tail_index, rel_type, False, chunk_size, self._cache)
+        return score_one_vs_all(self, tail_index, rel_type, False, chunk_size, self._candidates)
 
     def __repr__(self) -> str:
         scorer = type(self.scorer).__name__

@@ -59,7 +59,8 @@ class StepEmbeddings:
                 emb, mask = self._rows
                 return emb[pos], mask[pos]
         out = compute(ids)
-        if self._ids is None or ids.numel() > self._ids.numel():
+        # rows computed without gradient (e.g. under no_grad) would detach later calls
+        if torch.is_grad_enabled() and (self._ids is None or ids.numel() > self._ids.numel()):
             self._ids, self._rows = ids, out
         return out
 

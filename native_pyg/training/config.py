@@ -123,7 +123,7 @@ class DataConfig:
 #: checkpoints were trained with (a config without the key means this value)
 LEGACY_DEFAULTS = {'model': {'structure_mask': False, 'structure_stand_in': False},
                    'training': {'structure_dropout': 0.0, 'stand_in_epochs': 10,
-                                'corrupt_side': 'row'}}
+                                'corrupt_side': 'row', 'precision': 'fp32'}}
 
 
 def flatten(d: Mapping[str, Any], prefix: str = '') -> Dict[str, Any]:

@@ -19,6 +19,7 @@ from native_pyg.data.schema import fingerprint, fingerprint_differences, split_t
 from native_pyg.evaluation import LinkPredictionEvaluator
 from native_pyg.nn import CoMATGenerator, NativE
 from native_pyg.nn.comat import critic_terms, generator_loss
+from native_pyg.nn.gnn import LayerwiseEncoder
 from native_pyg.nn.scorers import compiled_distances
 from native_pyg.training import distributed
 from native_pyg.training.allocator import reuse_freed_memory
@@ -227,16 +228,20 @@ class Trainer:
         """The context of the generator's fresh forward pass. A full-graph
         step's subgraph (the training graph less the batch's positives) is
         cut to the exact neighbourhood of the positives' entities, whose
-        embeddings are all this pass reads: a layer-wise encoder then gives
-        them the same values from a fraction of the graph."""
+        embeddings are all this pass reads: the built-in (layer-wise, mean
+        over each destination's edges) encoders then give them the same
+        values from a fraction of the graph (with encoder dropout, the same
+        in distribution)."""
         encoder = self.model.structural_encoder
         if (not batch.has_subgraph or batch.num_sampled_nodes is not None or batch.x_dict
-                or not isinstance(getattr(encoder, 'num_layers', None), int)):
+                or not isinstance(encoder, LayerwiseEncoder)):
             return self._on_subgraph(batch, hidden)
         local = torch.full((self.model.num_entities,), -1, dtype=torch.long,
                            device=batch.n_id.device)
         local[batch.n_id] = torch.arange(batch.n_id.numel(), device=batch.n_id.device)
         seeds = local[torch.unique(torch.cat([batch.pos[:, 0], batch.pos[:, 2]]))]
+        if bool((seeds < 0).any()):  # a positive outside the step's graph: leave it as it is
+            return self._on_subgraph(batch, hidden)
         sub = full_neighbourhood(seeds, batch.edge_index, batch.edge_type, batch.n_id.numel(),
                                  encoder.num_layers)
         sub['n_id'] = batch.n_id[sub['n_id']]
@@ -254,7 +259,7 @@ class Trainer:
         CoMAT, the critic terms."""
         cfg = self.cfg
         h, r, t = batch.pos.unbind(1)
-        # the critic reuses the KGC loss's embeddings (and GNN encoding) of the positives
+        # the critic gathers the positives' modality embeddings from the KGC loss's
         with self._amp(), self._on_subgraph(batch, hidden), self.model.step_embeddings(), \
                 compiled_distances(cfg.compile):
             loss = self._kgc_loss(batch)

@@ -271,3 +271,19 @@ def test_deterministic_runs_are_bit_identical(tmp_path):
     strip = lambda h: [{k: v for k, v in r.items() if k not in ('seconds', 'triples_per_s')}
                        for r in h]  # noqa: E731
     assert strip(a['history']) == strip(b['history'])
+
+
+def test_checkpoints_older_than_precision_and_reuse_memory_resume_unchanged():
+    from native_pyg.training import RunConfig
+    from native_pyg.training.runs import config_changes
+    new = RunConfig().to_dict()
+    saved = RunConfig().to_dict()
+    del saved['training']['precision'], saved['training']['reuse_memory']  # written before them
+    changes = config_changes(saved, new, 'last.pt')
+    assert [k for k, _, _ in changes] == ['training.reuse_memory']  # a speed setting: allowed
+    new['training']['reuse_memory'] = False
+    assert config_changes(RunConfig().to_dict(), new, 'last.pt')
+    new['training']['precision'] = 'bf16'  # numbers change: only when asked for
+    with pytest.raises(ValueError, match=r"training\.precision \('fp32' -> 'bf16'\)"):
+        config_changes(saved, new, 'last.pt')
+    assert config_changes(saved, new, 'last.pt', allow_changes=True)
