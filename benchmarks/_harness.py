@@ -47,6 +47,24 @@ def timed(fn: Callable[[], object], repeats: int) -> Dict[str, float]:
             'seconds_min': round(min(times), 3), 'repeats': repeats}
 
 
+def timed_steps(trainer, steps: int) -> Dict[str, float]:
+    """:func:`timed` training steps of ``trainer`` on its first batches, drawn
+    beforehand (sampling is not timed), after one warm-up step; CUDA work is
+    waited for in each."""
+    import itertools
+    import torch
+    batches = list(itertools.islice(trainer.steps, steps + 1))
+    sync = torch.cuda.synchronize if trainer.device.type == 'cuda' else (lambda: None)
+    trainer.train_step(batches[0])  # warm-up
+    it = iter(batches[1:])
+
+    def step():
+        trainer.train_step(next(it))
+        sync()
+
+    return timed(step, steps)
+
+
 def run_children(script: str, names: Sequence[str], argv: Sequence[str]) -> List[dict]:
     """Runs ``script --only NAME`` for each name in its own process and
     returns the JSON object each prints last."""

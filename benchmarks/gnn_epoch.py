@@ -13,19 +13,17 @@ then the median of ``--steps``. Prints one JSON object with each variant's
 ratio to the table's step.
 """
 import argparse
-import itertools
 import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import compare, load_mkgy, machine, memory, run_child, timed  # noqa: E402
+from _harness import compare, load_mkgy, machine, memory, run_child, timed_steps  # noqa: E402
 
 VARIANTS = {'native': [], 'native-rgcn': ['model.encoder=rgcn', 'model.num_bases=4']}
 
 
 def child(args) -> dict:
-    import torch
     from native_pyg.pipeline import build_model
     from native_pyg.training import RunConfig, Trainer
     data = load_mkgy(args.root, {'text': 384}, name=args.dataset)
@@ -35,17 +33,8 @@ def child(args) -> dict:
                      'eval_every': 0, 'progress': False, 'device': args.device}})
     run = run.override(VARIANTS[args.only])
     trainer = Trainer(build_model(data, run), data, run)
-    batches = list(itertools.islice(trainer.steps, args.steps + 1))
-    sync = torch.cuda.synchronize if trainer.device.type == 'cuda' else (lambda: None)
-    trainer.train_step(batches[0])  # warm-up
-    it = iter(batches[1:])
-
-    def step():
-        trainer.train_step(next(it))
-        sync()
-
     steps_per_epoch = len(trainer.steps) if hasattr(trainer.steps, '__len__') else None
-    return {**timed(step, args.steps), 'steps_per_epoch': steps_per_epoch,
+    return {**timed_steps(trainer, args.steps), 'steps_per_epoch': steps_per_epoch,
             **memory(trainer.device)}
 
 

@@ -27,7 +27,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import compare, load_mkgy, machine, memory, run_child, timed  # noqa: E402
+from _harness import compare, load_mkgy, machine, memory, run_child, timed_steps  # noqa: E402
 
 VARIANTS = ('native', 'compiled', 'per-row')
 
@@ -48,8 +48,6 @@ def per_row(model):
 
 
 def child(args) -> dict:
-    import itertools
-    import torch
     from native_pyg.pipeline import build_model
     from native_pyg.training import RunConfig, Trainer
     data = load_mkgy(args.root, {'image': 4096, 'text': 768})
@@ -62,16 +60,7 @@ def child(args) -> dict:
     trainer = Trainer(build_model(data, run), data, run)
     if args.only == 'per-row':
         per_row(trainer.model)
-    batches = list(itertools.islice(trainer.steps, args.steps + 1))
-    sync = torch.cuda.synchronize if trainer.device.type == 'cuda' else (lambda: None)
-    trainer.train_step(batches[0])  # warm-up
-    it = iter(batches[1:])
-
-    def step():
-        trainer.train_step(next(it))
-        sync()
-
-    return {**timed(step, args.steps), 'device': str(trainer.device), **memory(trainer.device)}
+    return {**timed_steps(trainer, args.steps), 'device': str(trainer.device), **memory(trainer.device)}
 
 
 def main():
