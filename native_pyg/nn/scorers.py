@@ -233,7 +233,6 @@ class _ModulusDistance(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):
-        g = None
         if ctx.fused:
             query, candidates = ctx.saved_tensors
             g = run_compiled(_pair_distance_grad, query, candidates, grad.contiguous(),

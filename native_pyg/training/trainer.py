@@ -213,13 +213,15 @@ class Trainer:
             loss = loss + cfg.regul_rate * structural_l2(self.model, heads, rels, tails)
         return loss
 
-    def _on_subgraph(self, batch: KGBatch, hidden: Optional[torch.Tensor] = None):
-        """The context a step's model calls run in: the batch's subgraph for a
-        model with a structural encoder (encoded once per context), and the
-        structure hidden by structure dropout."""
+    def _on_subgraph(self, batch: KGBatch, hidden: Optional[torch.Tensor] = None,
+                     subgraph: Optional[Dict[str, Any]] = None):
+        """The context a step's model calls run in: the batch's subgraph (or
+        the given ``subgraph`` arguments) for a model with a structural
+        encoder (encoded once per context), and the structure hidden by
+        structure dropout."""
         stack = contextlib.ExitStack()
-        if batch.has_subgraph:
-            stack.enter_context(self.model.subgraph(**batch.subgraph_kwargs()))
+        if subgraph is not None or batch.has_subgraph:
+            stack.enter_context(self.model.subgraph(**(subgraph or batch.subgraph_kwargs())))
         if hidden is not None:
             stack.enter_context(self.model.hidden_structure(hidden))
         return stack
@@ -245,11 +247,7 @@ class Trainer:
         sub = full_neighbourhood(seeds, batch.edge_index, batch.edge_type, batch.n_id.numel(),
                                  encoder.num_layers)
         sub['n_id'] = batch.n_id[sub['n_id']]
-        stack = contextlib.ExitStack()
-        stack.enter_context(self.model.subgraph(**sub))
-        if hidden is not None:
-            stack.enter_context(self.model.hidden_structure(hidden))
-        return stack
+        return self._on_subgraph(batch, hidden, sub)
 
     def _amp(self):
         return step_autocast(self.device, self.cfg.precision, self.cfg.amp)
