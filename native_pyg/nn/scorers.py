@@ -287,29 +287,37 @@ def run_compiled(fn: Callable[..., Tensor], *args: Tensor, dynamic: bool = False
         return None
 
 
-def _distance_kernel(re_q: Tensor, im_q: Tensor, re_c: Tensor, im_c: Tensor) -> Tensor:
-    dx = re_q[:, None, :] - re_c[None]
-    dy = im_q[:, None, :] - im_c[None]
-    return torch.sqrt(dx * dx + dy * dy).sum(dim=-1)
+def _distance_kernel(query: Tensor, candidates: Tensor) -> Tensor:
+    # [Q, 2D] queries against [C, 2D] candidates -> [Q, C]
+    return _pair_distance(query[:, None], candidates[None])
 
 
-def _modulus_distance_compiled(re_q: Tensor, im_q: Tensor, re_c: Tensor, im_c: Tensor,
-                               query_block: int = 8) -> Optional[Tensor]:
-    """:func:`_modulus_distance_blocked` by the compiled kernel, queries in
-    fixed-size (zero-padded) blocks so it compiles once per candidate count;
-    ``None`` if compiling failed."""
-    re_c, im_c = re_c.contiguous(), im_c.contiguous()
-    out = re_q.new_empty(re_q.size(0), re_c.size(0))
-    for i in range(0, re_q.size(0), query_block):
-        a, b = re_q[i:i + query_block], im_q[i:i + query_block]
-        rows = a.size(0)
-        if rows < query_block:
-            a = torch.cat([a, a.new_zeros(query_block - rows, a.size(1))])
-            b = torch.cat([b, b.new_zeros(query_block - rows, b.size(1))])
-        block = run_compiled(_distance_kernel, a, b, re_c, im_c)
-        if block is None:
-            return None
-        out[i:i + rows] = block[:rows]
+def _padded_rows(x: Tensor, start: int, size: int) -> Tensor:
+    """Rows ``start:start + size`` of ``x``, zero-padded to ``size`` rows."""
+    block = x[start:start + size]
+    if block.size(0) < size:
+        block = torch.cat([block, block.new_zeros(size - block.size(0), block.size(1))])
+    return block
+
+
+def _modulus_distance_compiled(query: Tensor, candidates: Tensor, query_block: int = 32,
+                               candidate_block: int = 1024) -> Optional[Tensor]:
+    """:func:`_modulus_distance_blocked` of ``[Q, 2D]`` queries and ``[N,
+    2D]`` candidates (``[re | im]``) by the compiled kernel, over fixed-size
+    (zero-padded) query x candidate tiles: one compilation per embedding
+    size, and a tile's candidates stay in cache across its queries (2x
+    faster than streaming all candidates past each query block); ``None``
+    if compiling failed."""
+    num_q, num_c = query.size(0), candidates.size(0)
+    out = query.new_empty(num_q, num_c)
+    for j in range(0, num_c, candidate_block):
+        tile, cols = _padded_rows(candidates, j, candidate_block), min(candidate_block, num_c - j)
+        for i in range(0, num_q, query_block):
+            rows = min(query_block, num_q - i)
+            block = run_compiled(_distance_kernel, _padded_rows(query, i, query_block), tile)
+            if block is None:
+                return None
+            out[i:i + rows, j:j + cols] = block[:rows, :cols]
     return out
 
 
@@ -387,11 +395,11 @@ class RotatE(KGScorer):
                  chunk_size: Optional[int]) -> Tensor:
         grad = torch.is_grad_enabled() and (query[0].requires_grad or candidates.requires_grad)
         if not grad and candidates.device.type == 'cpu':  # GPUs prefer one large broadcast
-            parts = (*query, *candidates.chunk(2, dim=-1))
             # a few queries: the eager kernel is as fast, and compiles nothing
-            out = _modulus_distance_compiled(*parts) \
-                if _COMPILE['on'] and parts[0].size(0) >= 4 else None
-            return self.margin - (out if out is not None else _modulus_distance_blocked(*parts))
+            out = _modulus_distance_compiled(torch.cat(query, dim=-1), candidates.contiguous()) \
+                if _COMPILE['on'] and query[0].size(0) >= 4 else None
+            return self.margin - (out if out is not None else _modulus_distance_blocked(
+                *query, *candidates.chunk(2, dim=-1)))
         re_q, im_q = query[0][:, None], query[1][:, None]
 
         def score_chunk(sl: slice) -> Tensor:

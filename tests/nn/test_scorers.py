@@ -154,8 +154,11 @@ def test_score_corrupted_matches_explicit_triples(name, per_negative):
 def test_compiled_cpu_distances_match_the_eager_kernel():
     from native_pyg.nn import scorers
     scorer, ent, rel = make('rotate')
-    cand = torch.randn(70, scorer.entity_dim)
-    h, r = ent[:5], rel[:5]
+    g = torch.Generator().manual_seed(0)
+    # more queries and candidates than one 32 x 1024 tile, neither a multiple
+    cand = torch.randn(1100, scorer.entity_dim, generator=g)
+    h = torch.randn(40, scorer.entity_dim, generator=g)
+    r = rel[torch.arange(40) % 5]
     eager = scorer.score_tails(h, r, cand)
     with scorers.compiled_distances():
         compiled = scorer.score_tails(h, r, cand)
