@@ -20,7 +20,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _harness import compare, load_mkgy, machine, memory, run_child, timed_steps  # noqa: E402
 
-VARIANTS = {'native': [], 'native-rgcn': ['model.encoder=rgcn', 'model.num_bases=4']}
+RGCN = ['model.encoder=rgcn', 'model.num_bases=4']
+SHARED = ['training.shared_negatives=128', 'training.in_batch_negatives=32']
+VARIANTS = {'native': [], 'native-rgcn': RGCN,
+            'native-shared': SHARED, 'native-rgcn-shared': RGCN + SHARED}
 
 
 def child(args) -> dict:

@@ -222,19 +222,35 @@ class EdgewiseRGCNConv(RGCNConv):
 
     def _basis_messages(self, x: Tensor, src: Tensor, dst: Tensor, edge_type: Tensor,
                         norm: Tensor, num_dst: int) -> Tensor:
-        # x V_b once per node and basis; then every destination sums its edges'
-        # a_{rb} / |N_r(v)| weighted rows of them as one bag: no [E, B, C] messages
-        num_bases = self.num_bases
+        # each destination sums its edges' a_{rb} / |N_r(v)| weighted rows as one bag:
+        # no [E, B, C] messages. With fewer destinations than sources (a trimmed
+        # layer), the inputs are summed per (destination, basis) first and multiplied
+        # once, [num_dst, B * C_in] @ [B * C_in, C_out]; otherwise x V_b is computed
+        # once per node and basis and its rows summed.
+        num_bases, num_edges = self.num_bases, src.numel()
+        order = torch.argsort(dst, stable=True)
+        counts = torch.bincount(dst, minlength=num_dst)
+        coef = (self.comp[edge_type[order]] * norm[order].unsqueeze(1)).to(x.dtype)  # [E, B]
+        basis = torch.arange(num_bases, device=x.device)
+        if num_dst < x.size(0):
+            start = counts.cumsum(0) - counts
+            d = dst[order]
+            # entry (edge e, basis b) goes to bag (d_e, b), bags ordered by destination, then basis
+            pos = (num_bases * start[d] + torch.arange(num_edges, device=x.device)
+                   - start[d]).unsqueeze(1) + basis * counts[d].unsqueeze(1)
+            perm = torch.empty_like(pos).view(-1)
+            perm[pos.view(-1)] = torch.arange(perm.numel(), device=x.device)
+            rows = src[order].repeat_interleave(num_bases)[perm]
+            offsets = (num_bases * start).unsqueeze(1) + basis * counts.unsqueeze(1)
+            agg = F.embedding_bag(rows, x, offsets.view(-1), mode='sum',
+                                  per_sample_weights=coef.view(-1)[perm])
+            return agg.view(num_dst, -1) @ self.weight.reshape(-1, self.out_channels)
         bases = self.weight.permute(1, 0, 2).reshape(self.in_channels_l, -1)
         xb = (x @ bases).view(x.size(0) * num_bases, self.out_channels)
-        order = torch.argsort(dst, stable=True)
-        rows = (src[order].unsqueeze(1) * num_bases
-                + torch.arange(num_bases, device=x.device)).view(-1)
-        weights = (self.comp[edge_type[order]] * norm[order].unsqueeze(1)).view(-1)
+        rows = (src[order].unsqueeze(1) * num_bases + basis).view(-1)
         offsets = torch.zeros(num_dst, dtype=torch.long, device=x.device)
-        offsets[1:] = torch.bincount(dst, minlength=num_dst).cumsum(0)[:-1] * num_bases
-        return F.embedding_bag(rows, xb, offsets, mode='sum',
-                               per_sample_weights=weights.to(xb.dtype))
+        offsets[1:] = counts.cumsum(0)[:-1] * num_bases
+        return F.embedding_bag(rows, xb, offsets, mode='sum', per_sample_weights=coef.view(-1))
 
     def _relation_messages(self, x: Tensor, src: Tensor, dst: Tensor, edge_type: Tensor,
                            norm: Tensor, num_dst: int) -> Tensor:

@@ -226,14 +226,15 @@ class Trainer:
             stack.enter_context(self.model.hidden_structure(hidden))
         return stack
 
-    def _generator_graph(self, batch: KGBatch, hidden: Optional[torch.Tensor]):
-        """The context of the generator's fresh forward pass. A full-graph
-        step's subgraph (the training graph less the batch's positives) is
-        cut to the exact neighbourhood of the positives' entities, whose
-        embeddings are all this pass reads: the built-in (layer-wise, mean
-        over each destination's edges) encoders then give them the same
-        values from a fraction of the graph (with encoder dropout, the same
-        in distribution)."""
+    def _neighbourhood_graph(self, batch: KGBatch, hidden: Optional[torch.Tensor],
+                             entities: torch.Tensor):
+        """The context of model calls that read only ``entities`` (global
+        ids). A full-graph step's subgraph (the training graph less the
+        batch's positives) is cut to the exact neighbourhood of those
+        entities: the built-in (layer-wise, mean over each destination's
+        edges) encoders then give them the same values from a fraction of
+        the graph, each layer computed only for the nodes later layers read
+        (with encoder dropout, the same in distribution)."""
         encoder = self.model.structural_encoder
         if (not batch.has_subgraph or batch.num_sampled_nodes is not None or batch.x_dict
                 or not isinstance(encoder, LayerwiseEncoder)):
@@ -241,8 +242,8 @@ class Trainer:
         local = torch.full((self.model.num_entities,), -1, dtype=torch.long,
                            device=batch.n_id.device)
         local[batch.n_id] = torch.arange(batch.n_id.numel(), device=batch.n_id.device)
-        seeds = local[torch.unique(torch.cat([batch.pos[:, 0], batch.pos[:, 2]]))]
-        if bool((seeds < 0).any()):  # a positive outside the step's graph: leave it as it is
+        seeds = local[torch.unique(entities)]
+        if bool((seeds < 0).any()):  # an entity outside the step's graph: leave it as it is
             return self._on_subgraph(batch, hidden)
         sub = full_neighbourhood(seeds, batch.edge_index, batch.edge_type, batch.n_id.numel(),
                                  encoder.num_layers)
@@ -257,9 +258,10 @@ class Trainer:
         CoMAT, the critic terms."""
         cfg = self.cfg
         h, r, t = batch.pos.unbind(1)
+        read = torch.cat([batch.pos[:, 0], batch.pos[:, 2], batch.neg.flatten()])
         # the critic gathers the positives' modality embeddings from the KGC loss's
-        with self._amp(), self._on_subgraph(batch, hidden), self.model.step_embeddings(), \
-                compiled_distances(cfg.compile):
+        with self._amp(), self._neighbourhood_graph(batch, hidden, read), \
+                self.model.step_embeddings(), compiled_distances(cfg.compile):
             loss = self._kgc_loss(batch)
             out = {'kgc_loss': float(loss.detach())}
             if self.generator is not None:
@@ -288,7 +290,8 @@ class Trainer:
         self.optimizer.step()
         out['loss'] = float(loss.detach())
         if self.generator is not None:
-            with self._amp(), self._generator_graph(batch, hidden):  # fresh: parameters changed
+            # fresh: parameters changed
+            with self._amp(), self._neighbourhood_graph(batch, hidden, batch.pos[:, [0, 2]]):
                 g_loss = generator_loss(self.model, self._ddp_generator or self.generator,
                                         h, r, t)
             self.optimizer_g.zero_grad(set_to_none=True)  # drop the critic's gradients

@@ -257,3 +257,27 @@ def test_group_mean_weights_count_only_present_groups_when_groups_outnumber_edge
     assert torch.equal(sparse, expected)
     small = group_mean_weights(group % 5, 5, torch.float)  # 5 groups, 7 edges: the scatter path
     assert torch.equal(small, expected)  # 3, 0, 3, 2, 3, 0, 4: the same group sizes
+
+
+@pytest.mark.parametrize('decomposition', [{}, {'num_bases': 3}, {'num_blocks': 2}])
+def test_edgewise_rgcn_on_a_bipartite_layer_equals_pyg_on_the_targets(decomposition):
+    # fewer targets than sources: R-GCN with bases sums its inputs per (target, basis)
+    # first; values and every gradient equal PyG's full pass on the targets
+    from torch_geometric.nn import RGCNConv
+    from native_pyg.nn.gnn import EdgewiseRGCNConv
+    torch.manual_seed(0)
+    ours = EdgewiseRGCNConv(6, 4, 5, aggr='mean', **decomposition).double()
+    ref = RGCNConv(6, 4, 5, aggr='mean', **decomposition).double()
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(9, 6, dtype=torch.double, requires_grad=True)
+    edge_index = torch.stack([torch.randint(0, 9, (40,)), torch.randint(0, 4, (40,))])
+    edge_index[1, :3] = 2  # a target with several edges, target 3 possibly with none
+    edge_type = torch.randint(0, 5, (40,))
+    got = ours(x, edge_index, edge_type, num_targets=4)
+    want = ref(x, edge_index, edge_type)[:4]
+    torch.testing.assert_close(got, want)
+    w = torch.randn(4, 4, dtype=torch.double)
+    mine = torch.autograd.grad((got * w).sum(), [x, *ours.parameters()])
+    theirs = torch.autograd.grad((want * w).sum(), [x, *ref.parameters()])
+    for a, b in zip(mine, theirs):
+        torch.testing.assert_close(a, b)

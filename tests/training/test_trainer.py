@@ -278,3 +278,48 @@ def test_reused_freed_memory_spares_large_tensors_their_page_faults():
     plain, reused = map(int, out.stdout.split())
     assert plain > 10000  # 64 MB in 4 KB pages, faulted in afresh
     assert reused < 100
+
+
+@pytest.mark.parametrize('shared', [0, 8])
+def test_a_full_graph_gnn_step_on_the_cut_neighbourhood_equals_the_whole_graph(small, shared,
+                                                                              monkeypatch):
+    # the step's graph is cut to the exact neighbourhood of the entities it reads (the
+    # generator's to the positives'): the same losses and gradients, fewer nodes per pass
+    from native_pyg.nn.comat import generator_loss
+    from tests.conftest import gnn_run_config
+    run = gnn_run_config('rgcn', batch_size=32, shared_negatives=shared, mu=0.1)
+    run = run.override(['model.num_layers=2', 'model.num_bases=2'])
+    trainer = Trainer(build_model(small, run), small, run)
+    trainer.model.double()
+    trainer.generator.double()
+    batch = next(iter(trainer.steps))
+    nodes = []
+    trainer.model.structural_encoder.register_forward_pre_hook(
+        lambda mod, args: nodes.append(args[0].size(0)))
+    params = [p for p in trainer.model.parameters() if p.requires_grad]
+    gen_params = list(trainer.generator.parameters())
+
+    def losses_and_gradients():
+        nodes.clear()
+        torch.manual_seed(0)
+        loss, _ = trainer._model_loss(batch, None)
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        with trainer._neighbourhood_graph(batch, None, batch.pos[:, [0, 2]]):
+            g_loss = generator_loss(trainer.model, trainer.generator, *batch.pos.unbind(1))
+        return (loss, g_loss, *grads, *torch.autograd.grad(g_loss, gen_params)), list(nodes)
+
+    cut, cut_nodes = losses_and_gradients()
+    monkeypatch.setattr(trainer, '_neighbourhood_graph',
+                        lambda b, hidden, entities: trainer._on_subgraph(b, hidden))
+    whole, whole_nodes = losses_and_gradients()
+    for a, b in zip(cut, whole):
+        if a is None:
+            assert b is None
+            continue
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    # the encoder's input rows: the step's pass, then the generator's
+    assert whole_nodes == [300, 300]
+    read = torch.unique(torch.cat([batch.pos[:, 0], batch.pos[:, 2], batch.neg.flatten()]))
+    assert read.numel() <= cut_nodes[0] <= 300 and cut_nodes[1] < cut_nodes[0]
+    if shared:
+        assert cut_nodes[0] < 300
