@@ -31,10 +31,11 @@ def test_environment_matches_pyproject():
 
 
 def test_console_entry_point_and_bad_arguments():
-    out = subprocess.run([sys.executable, '-m', 'native_pyg.cli', 'stats', '--bogus'],
-                         capture_output=True, text=True)
-    assert out.returncode == 2
-    assert out.stderr.strip().count('\n') == 0 and 'unrecognized arguments: --bogus' in out.stderr
-    out = subprocess.run([sys.executable, '-m', 'native_pyg.cli', 'stats', '--dataset', 'FB15K',
-                          '--root', '/nonexistent'], capture_output=True, text=True)
-    assert out.returncode == 2 and "unknown dataset 'FB15K'" in out.stderr
+    # both processes at once: each is mostly start-up
+    procs = [subprocess.Popen([sys.executable, '-m', 'native_pyg.cli', 'stats', *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for args in (['--bogus'], ['--dataset', 'FB15K', '--root', '/nonexistent'])]
+    (_, bogus), (_, unknown) = (p.communicate() for p in procs)
+    assert procs[0].returncode == 2
+    assert bogus.strip().count('\n') == 0 and 'unrecognized arguments: --bogus' in bogus
+    assert procs[1].returncode == 2 and "unknown dataset 'FB15K'" in unknown
