@@ -65,6 +65,35 @@ def timed_steps(trainer, steps: int) -> Dict[str, float]:
     return timed(step, steps)
 
 
+def interleaved_steps(trainers: Dict[str, object], rounds: int, base: str = 'native'
+                      ) -> List[dict]:
+    """Training steps of several trainers in one process, one step of each
+    per round (the order rotating), after one warm-up step each: each
+    variant's median and minimum seconds and ``paired_ratio_to_native``,
+    the median over rounds of its step over ``base``'s step of the same
+    round, which a machine whose speed drifts between runs leaves intact."""
+    import itertools
+    names = list(trainers)
+    batches = {n: list(itertools.islice(t.steps, rounds + 1)) for n, t in trainers.items()}
+    for n, t in trainers.items():
+        t.train_step(batches[n][0])  # warm-up
+    times: Dict[str, List[float]] = {n: [] for n in names}
+    for i in range(rounds):
+        for n in names[i % len(names):] + names[:i % len(names)]:
+            start = time.perf_counter()
+            trainers[n].train_step(batches[n][i + 1])
+            times[n].append(time.perf_counter() - start)
+    out = []
+    for n in names:
+        row = {'variant': n, 'seconds_median': round(statistics.median(times[n]), 3),
+               'seconds_min': round(min(times[n]), 3), 'repeats': rounds}
+        if base in times:
+            row['paired_ratio_to_native'] = round(statistics.median(
+                a / b for a, b in zip(times[n], times[base])), 2)
+        out.append(row)
+    return out
+
+
 def run_children(script: str, names: Sequence[str], argv: Sequence[str]) -> List[dict]:
     """Runs ``script --only NAME`` for each name in its own process and
     returns the JSON object each prints last."""

@@ -1,16 +1,23 @@
 """NativE on a 2-layer R-GCN encoder against NativE on the embedding table:
 seconds per training step (an epoch is the same number of steps for both).
 
-    python benchmarks/gnn_epoch.py --root DIR [--dataset MKG-Y] [--steps 5]
+    python benchmarks/gnn_epoch.py --root DIR [--dataset MKG-Y] [--steps 5] [--interleaved]
 
 DIR holds ``<dataset>/raw/*2id.txt`` (the real WildKGC triples: MKG-Y or
 DB15K). The settings of the ``main`` experiment table (``docs/results.md``):
 dim 100 (RotatE: 200 reals), batch 1024, 32 Bernoulli negatives, CoMAT on,
 lr 1e-3, margin 4; R-GCN with 4 bases over the whole training graph. Every
 entity gets a stand-in 384-d text feature (as text from names; random: this
-measures speed). Each variant runs in its own process: one warm-up step,
-then the median of ``--steps``. Prints one JSON object with each variant's
-ratio to the table's step.
+measures speed). Variants: ``native`` (the table), ``native-rgcn``, and
+both with ``training.shared_negatives=128`` and
+``training.in_batch_negatives=32`` (``-shared``: a step reads about 3,000
+distinct entities instead of nearly all). Each variant runs in its own
+process (its peak memory its own): one warm-up step, then the median of
+``--steps``; with ``--interleaved`` all run in this process, one step of
+each in turn, and each gets the median over rounds of its step over the
+table's step of the same round (``paired_ratio_to_native``), which a
+machine whose speed drifts between processes leaves intact. Prints one
+JSON object with each variant's ratio to the table's step.
 """
 import argparse
 import json
@@ -18,7 +25,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import compare, load_mkgy, machine, memory, run_child, timed_steps  # noqa: E402
+from _harness import (compare, interleaved_steps, load_mkgy, machine, memory,  # noqa: E402
+                      run_child, timed_steps)
 
 RGCN = ['model.encoder=rgcn', 'model.num_bases=4']
 SHARED = ['training.shared_negatives=128', 'training.in_batch_negatives=32']
@@ -26,16 +34,20 @@ VARIANTS = {'native': [], 'native-rgcn': RGCN,
             'native-shared': SHARED, 'native-rgcn-shared': RGCN + SHARED}
 
 
-def child(args) -> dict:
+def trainer(args, variant: str, data=None):
     from native_pyg.pipeline import build_model
     from native_pyg.training import RunConfig, Trainer
-    data = load_mkgy(args.root, {'text': 384}, name=args.dataset)
+    data = data if data is not None else load_mkgy(args.root, {'text': 384}, name=args.dataset)
     run = RunConfig.from_dict({
         'model': {'hidden_channels': 100, 'margin': 4.0},
         'training': {'batch_size': 1024, 'num_negatives': 32, 'lr': 1e-3, 'adversarial': True,
                      'eval_every': 0, 'progress': False, 'device': args.device}})
-    run = run.override(VARIANTS[args.only])
-    trainer = Trainer(build_model(data, run), data, run)
+    run = run.override(VARIANTS[variant])
+    return Trainer(build_model(data, run), data, run)
+
+
+def child(args) -> dict:
+    trainer = globals()['trainer'](args, args.only)
     steps_per_epoch = len(trainer.steps) if hasattr(trainer.steps, '__len__') else None
     return {**timed_steps(trainer, args.steps), 'steps_per_epoch': steps_per_epoch,
             **memory(trainer.device)}
@@ -48,11 +60,18 @@ def main():
     p.add_argument('--steps', type=int, default=5)
     p.add_argument('--device', default='auto')
     p.add_argument('--variants', default=','.join(VARIANTS))
+    p.add_argument('--interleaved', action='store_true',
+                   help='all variants in this process, one step of each in turn')
     p.add_argument('--only', choices=VARIANTS, help=argparse.SUPPRESS)
     args = p.parse_args()
     if run_child(args, child):
         return
-    results = compare(__file__, args.variants.split(','), sys.argv[1:], 'seconds_median')
+    if args.interleaved:  # one process, steps alternating: ratios robust to a drifting machine
+        data = load_mkgy(args.root, {'text': 384}, name=args.dataset)
+        trainers = {v: trainer(args, v, data) for v in args.variants.split(',')}
+        results = interleaved_steps(trainers, args.steps)
+    else:
+        results = compare(__file__, args.variants.split(','), sys.argv[1:], 'seconds_median')
     print(json.dumps({'dataset': f'{args.dataset} (real triples, stand-in 384-d text)',
                       'settings': 'dim 100, batch 1024, 32 negatives, CoMAT, R-GCN 2 layers 4 bases',
                       'measure': 'seconds per training step', 'machine': machine(),
