@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -24,6 +24,20 @@ def _model_device(model: Any) -> torch.device:
         model.buffers() if hasattr(model, 'buffers') else ())
     first = next(tensors, None)
     return first.device if first is not None else torch.device('cpu')
+
+
+@contextlib.contextmanager
+def eval_mode(model: Any, compile: bool) -> Iterator[None]:
+    """Eval mode and no gradient for the duration; training mode restored."""
+    was_training = getattr(model, 'training', None)
+    if hasattr(model, 'eval'):
+        model.eval()
+    try:
+        with torch.no_grad(), compiled_distances(compile):
+            yield
+    finally:
+        if was_training is not None and hasattr(model, 'train'):
+            model.train(was_training)
 
 
 def _direction_metrics(head: Tensor, tail: Tensor,
@@ -200,25 +214,18 @@ class LinkPredictionEvaluator:
         head, rel, tail = triples.to(device).unbind(1)
         out = torch.empty(4, triples.size(0), dtype=torch.float, device=device)
         chunks = self._chunks(rel)
-        was_training = getattr(model, 'training', None)
-        if hasattr(model, 'eval'):
-            model.eval()
         # Models that can (NativE) embed all entities once for the whole run
         # and keep the last relation's fused candidates for the head queries.
         cache = getattr(model, 'cached_entities', None)
-        try:
-            with torch.no_grad(), compiled_distances(self.compile), \
-                    (cache() if cache is not None else contextlib.nullcontext()):
-                for idx in tqdm(chunks, desc='link prediction', unit='batch',
-                                disable=None if self.progress else True):  # tty only
-                    h, r, t = head[idx], rel[idx], tail[idx]
-                    scores = self._unique_scores(model.score_tails, h, r, 'score_tails')
-                    out[1, idx], out[3, idx] = self._rank(scores, self.filter.tail_pairs, (h, r), t)
-                    scores = self._unique_scores(model.score_heads, r, t, 'score_heads', True)
-                    out[0, idx], out[2, idx] = self._rank(scores, self.filter.head_pairs, (r, t), h)
-        finally:
-            if was_training is not None and hasattr(model, 'train'):
-                model.train(was_training)
+        with eval_mode(model, self.compile), \
+                (cache() if cache is not None else contextlib.nullcontext()):
+            for idx in tqdm(chunks, desc='link prediction', unit='batch',
+                            disable=None if self.progress else True):  # tty only
+                h, r, t = head[idx], rel[idx], tail[idx]
+                scores = self._unique_scores(model.score_tails, h, r, 'score_tails')
+                out[1, idx], out[3, idx] = self._rank(scores, self.filter.tail_pairs, (h, r), t)
+                scores = self._unique_scores(model.score_heads, r, t, 'score_heads', True)
+                out[0, idx], out[2, idx] = self._rank(scores, self.filter.head_pairs, (r, t), h)
         head_ranks, tail_ranks, raw_head, raw_tail = out.cpu().unbind(0)
         return head_ranks, tail_ranks, raw_head, raw_tail
 

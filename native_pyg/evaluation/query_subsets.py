@@ -11,19 +11,17 @@ optionally ``fusion`` (ReDAF) and ``cached_entities``.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from statistics import NormalDist
-from typing import Any, Dict, Iterator, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 from torch import Tensor
 
-from ..nn.scorers import compiled_distances
 from .link_prediction import LinkPredictionEvaluator
 
 __all__ = ['sample_queries', 'confidence_interval', 'evaluate_sample', 'ProtocolEvaluator',
-           'check_model_api', 'eval_mode']
+           'check_model_api']
 
 
 def check_model_api(model: Any, names: Sequence[str]) -> None:
@@ -32,18 +30,6 @@ def check_model_api(model: Any, names: Sequence[str]) -> None:
                         f"streamed and sampled evaluators need (LinkPredictionEvaluator "
                         f"only needs score_tails and score_heads)")
 
-@contextlib.contextmanager
-def eval_mode(model: Any, compile: bool) -> Iterator[None]:
-    """Eval mode and no gradient for the duration; training mode restored."""
-    was_training = getattr(model, 'training', None)
-    if hasattr(model, 'eval'):
-        model.eval()
-    try:
-        with torch.no_grad(), compiled_distances(compile):
-            yield
-    finally:
-        if was_training is not None and hasattr(model, 'train'):
-            model.train(was_training)
 
 def sample_queries(triples: Tensor, n: int, seed: int = 0,
                    return_index: bool = False):

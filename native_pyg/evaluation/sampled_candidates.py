@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .link_prediction import _model_device
-from .query_subsets import ProtocolEvaluator, check_model_api, eval_mode
+from .link_prediction import _model_device, eval_mode
+from .query_subsets import ProtocolEvaluator, check_model_api
 from .ranks import filtered_and_raw_ranks
 
 __all__ = ['SampledLinkPredictionEvaluator']

@@ -13,8 +13,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..nn.layerwise import layerwise_structural_embeddings, missing_layerwise_api
-from .link_prediction import _model_device
-from .query_subsets import ProtocolEvaluator, check_model_api, eval_mode
+from .link_prediction import _model_device, eval_mode
+from .query_subsets import ProtocolEvaluator, check_model_api
 from .ranks import _combine
 
 __all__ = ['StreamingLinkPredictionEvaluator']
