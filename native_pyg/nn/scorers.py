@@ -310,14 +310,15 @@ def _modulus_distance_compiled(query: Tensor, candidates: Tensor, query_block: i
     if compiling failed."""
     num_q, num_c = query.size(0), candidates.size(0)
     out = query.new_empty(num_q, num_c)
+    starts = range(0, num_q, query_block)
+    blocks = [_padded_rows(query, i, query_block) for i in starts]  # padded once, used per tile
     for j in range(0, num_c, candidate_block):
         tile, cols = _padded_rows(candidates, j, candidate_block), min(candidate_block, num_c - j)
-        for i in range(0, num_q, query_block):
-            rows = min(query_block, num_q - i)
-            block = run_compiled(_distance_kernel, _padded_rows(query, i, query_block), tile)
-            if block is None:
+        for i, block in zip(starts, blocks):
+            dist = run_compiled(_distance_kernel, block, tile)
+            if dist is None:
                 return None
-            out[i:i + rows, j:j + cols] = block[:rows, :cols]
+            out[i:i + query_block, j:j + cols] = dist[:min(query_block, num_q - i), :cols]
     return out
 
 

@@ -7,7 +7,7 @@ import json
 import os
 import os.path as osp
 import time
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 from torch_geometric.data import HeteroData
@@ -227,9 +227,9 @@ class Trainer:
         return stack
 
     def _neighbourhood_graph(self, batch: KGBatch, hidden: Optional[torch.Tensor],
-                             entities: torch.Tensor):
-        """The context of model calls that read only ``entities`` (global
-        ids). A full-graph step's subgraph (the training graph less the
+                             entities: Sequence[torch.Tensor]):
+        """The context of model calls that read only the ``entities`` (global
+        ids, tensors of any shape). A full-graph step's subgraph (the training graph less the
         batch's positives) is cut to the exact neighbourhood of those
         entities: the built-in (layer-wise, mean over each destination's
         edges) encoders then give them the same values from a fraction of
@@ -242,7 +242,7 @@ class Trainer:
         local = torch.full((self.model.num_entities,), -1, dtype=torch.long,
                            device=batch.n_id.device)
         local[batch.n_id] = torch.arange(batch.n_id.numel(), device=batch.n_id.device)
-        seeds = local[torch.unique(entities)]
+        seeds = local[torch.unique(torch.cat([e.reshape(-1) for e in entities]))]
         if bool((seeds < 0).any()):  # an entity outside the step's graph: leave it as it is
             return self._on_subgraph(batch, hidden)
         sub = full_neighbourhood(seeds, batch.edge_index, batch.edge_type, batch.n_id.numel(),
@@ -258,7 +258,7 @@ class Trainer:
         CoMAT, the critic terms."""
         cfg = self.cfg
         h, r, t = batch.pos.unbind(1)
-        read = torch.cat([batch.pos[:, 0], batch.pos[:, 2], batch.neg.flatten()])
+        read = (batch.pos[:, 0], batch.pos[:, 2], batch.neg)
         # the critic gathers the positives' modality embeddings from the KGC loss's
         with self._amp(), self._neighbourhood_graph(batch, hidden, read), \
                 self.model.step_embeddings(), compiled_distances(cfg.compile):
@@ -291,7 +291,7 @@ class Trainer:
         out['loss'] = float(loss.detach())
         if self.generator is not None:
             # fresh: parameters changed
-            with self._amp(), self._neighbourhood_graph(batch, hidden, batch.pos[:, [0, 2]]):
+            with self._amp(), self._neighbourhood_graph(batch, hidden, (batch.pos[:, 0], batch.pos[:, 2])):
                 g_loss = generator_loss(self.model, self._ddp_generator or self.generator,
                                         h, r, t)
             self.optimizer_g.zero_grad(set_to_none=True)  # drop the critic's gradients

@@ -304,7 +304,7 @@ def test_a_full_graph_gnn_step_on_the_cut_neighbourhood_equals_the_whole_graph(s
         torch.manual_seed(0)
         loss, _ = trainer._model_loss(batch, None)
         grads = torch.autograd.grad(loss, params, allow_unused=True)
-        with trainer._neighbourhood_graph(batch, None, batch.pos[:, [0, 2]]):
+        with trainer._neighbourhood_graph(batch, None, (batch.pos[:, 0], batch.pos[:, 2])):
             g_loss = generator_loss(trainer.model, trainer.generator, *batch.pos.unbind(1))
         return (loss, g_loss, *grads, *torch.autograd.grad(g_loss, gen_params)), list(nodes)
 
