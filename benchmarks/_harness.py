@@ -47,16 +47,26 @@ def timed(fn: Callable[[], object], repeats: int) -> Dict[str, float]:
             'seconds_min': round(min(times), 3), 'repeats': repeats}
 
 
-def timed_steps(trainer, steps: int) -> Dict[str, float]:
-    """:func:`timed` training steps of ``trainer`` on its first batches, drawn
-    beforehand (sampling is not timed), after one warm-up step; CUDA work is
-    waited for in each."""
+#: the shared-negative variants' overrides (a step reads ~3,000 distinct MKG-Y entities)
+SHARED_NEGATIVES = ['training.shared_negatives=128', 'training.in_batch_negatives=32']
+
+
+def _warmed_up(trainer, steps: int):
+    """``steps`` batches of ``trainer`` drawn beforehand (sampling is not
+    timed) after one warm-up step, and what waits for the device's work."""
     import itertools
     import torch
     batches = list(itertools.islice(trainer.steps, steps + 1))
-    sync = torch.cuda.synchronize if trainer.device.type == 'cuda' else (lambda: None)
     trainer.train_step(batches[0])  # warm-up
-    it = iter(batches[1:])
+    sync = torch.cuda.synchronize if trainer.device.type == 'cuda' else (lambda: None)
+    return batches[1:], sync
+
+
+def timed_steps(trainer, steps: int) -> Dict[str, float]:
+    """:func:`timed` training steps of ``trainer`` on its first batches, drawn
+    beforehand, after one warm-up step; CUDA work is waited for in each."""
+    batches, sync = _warmed_up(trainer, steps)
+    it = iter(batches)
 
     def step():
         trainer.train_step(next(it))
@@ -68,20 +78,20 @@ def timed_steps(trainer, steps: int) -> Dict[str, float]:
 def interleaved_steps(trainers: Dict[str, object], rounds: int, base: str = 'native'
                       ) -> List[dict]:
     """Training steps of several trainers in one process, one step of each
-    per round (the order rotating), after one warm-up step each: each
-    variant's median and minimum seconds and ``paired_ratio_to_native``,
-    the median over rounds of its step over ``base``'s step of the same
-    round, which a machine whose speed drifts between runs leaves intact."""
-    import itertools
+    per round (the order rotating), after one warm-up step each (CUDA work
+    waited for in each): each variant's median and minimum seconds and
+    ``paired_ratio_to_native``, the median over rounds of its step over
+    ``base``'s step of the same round, which a machine whose speed drifts
+    between runs leaves intact."""
     names = list(trainers)
-    batches = {n: list(itertools.islice(t.steps, rounds + 1)) for n, t in trainers.items()}
-    for n, t in trainers.items():
-        t.train_step(batches[n][0])  # warm-up
+    prepared = {n: _warmed_up(t, rounds) for n, t in trainers.items()}
     times: Dict[str, List[float]] = {n: [] for n in names}
     for i in range(rounds):
         for n in names[i % len(names):] + names[:i % len(names)]:
+            batches, sync = prepared[n]
             start = time.perf_counter()
-            trainers[n].train_step(batches[n][i + 1])
+            trainers[n].train_step(batches[i])
+            sync()
             times[n].append(time.perf_counter() - start)
     out = []
     for n in names:

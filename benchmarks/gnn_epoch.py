@@ -25,16 +25,15 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import (compare, interleaved_steps, load_mkgy, machine, memory,  # noqa: E402
-                      run_child, timed_steps)
+from _harness import (SHARED_NEGATIVES, compare, interleaved_steps, load_mkgy,  # noqa: E402
+                      machine, memory, run_child, timed_steps)
 
 RGCN = ['model.encoder=rgcn', 'model.num_bases=4']
-SHARED = ['training.shared_negatives=128', 'training.in_batch_negatives=32']
 VARIANTS = {'native': [], 'native-rgcn': RGCN,
-            'native-shared': SHARED, 'native-rgcn-shared': RGCN + SHARED}
+            'native-shared': SHARED_NEGATIVES, 'native-rgcn-shared': RGCN + SHARED_NEGATIVES}
 
 
-def trainer(args, variant: str, data=None):
+def build_trainer(args, variant: str, data=None):
     from native_pyg.pipeline import build_model
     from native_pyg.training import RunConfig, Trainer
     data = data if data is not None else load_mkgy(args.root, {'text': 384}, name=args.dataset)
@@ -47,7 +46,7 @@ def trainer(args, variant: str, data=None):
 
 
 def child(args) -> dict:
-    trainer = globals()['trainer'](args, args.only)
+    trainer = build_trainer(args, args.only)
     steps_per_epoch = len(trainer.steps) if hasattr(trainer.steps, '__len__') else None
     return {**timed_steps(trainer, args.steps), 'steps_per_epoch': steps_per_epoch,
             **memory(trainer.device)}
@@ -68,7 +67,7 @@ def main():
         return
     if args.interleaved:  # one process, steps alternating: ratios robust to a drifting machine
         data = load_mkgy(args.root, {'text': 384}, name=args.dataset)
-        trainers = {v: trainer(args, v, data) for v in args.variants.split(',')}
+        trainers = {v: build_trainer(args, v, data) for v in args.variants.split(',')}
         results = interleaved_steps(trainers, args.steps)
     else:
         results = compare(__file__, args.variants.split(','), sys.argv[1:], 'seconds_median')

@@ -33,7 +33,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import compare, load_mkgy, machine, memory, run_child, timed_steps  # noqa: E402
+from _harness import (SHARED_NEGATIVES, compare, load_mkgy, machine, memory,  # noqa: E402
+                      run_child, timed_steps)
 
 VARIANTS = ('native', 'compiled', 'shared', 'per-row')
 
@@ -64,7 +65,7 @@ def child(args) -> dict:
                      'eval_every': 0, 'progress': False, 'device': args.device,
                      'compile': args.only == 'compiled'}})
     if args.only == 'shared':
-        run = run.override(['training.shared_negatives=128', 'training.in_batch_negatives=32'])
+        run = run.override(SHARED_NEGATIVES)
     trainer = Trainer(build_model(data, run), data, run)
     if args.only == 'per-row':
         per_row(trainer.model)
