@@ -1,13 +1,16 @@
 """NativE training steps at the MKG-Y paper settings: unique-entity embedding vs per-row projection.
 
     python benchmarks/native_step.py --root DIR [--steps 3] [--negatives 128] [--device auto]
+        [--variants native,numpy-blas] [--interleaved]
 
 DIR holds ``MKG-Y/raw/*2id.txt`` (the real MKG-Y triples). Every entity gets
 stand-in image (4096-d) and text (768-d) features (random: this measures
 speed). Settings of the paper for MKG-Y: RotatE, dim 250 (500 reals), batch
 1024, 128 Bernoulli negatives, CoMAT on (mu 1e-4), L2 regulariser 1e-5.
 Variants, each in its own process (peak memory its own), one warm-up step
-then the median of ``--steps``:
+then the median of ``--steps``; with ``--interleaved`` all in this process,
+one step of each in turn, each with the median over rounds of its step over
+``native``'s step of the same round (``paired_ratio_to_native``):
 
 * ``native``: this library; every distinct entity of a step is projected
   and its logits computed once, rows index them;
@@ -20,6 +23,10 @@ then the median of ``--steps``:
   positives: a step touches about 3,000 distinct entities instead of
   nearly all 15,000; not the paper's sampling, see ``docs/results.md``
   for its accuracy);
+* ``numpy-blas``: ``native`` with ``training.cpu_blas=numpy`` (the large
+  CPU matrix products and their gradients by numpy's OpenBLAS, one BLAS
+  thread per Python thread; ``native_pyg/training/cpu_blas.py``);
+* ``numpy-blas-shared``: both of the above;
 * ``per-row``: the same model and step, but every row (each head, tail and
   negative) projects its raw features itself, as the reference code does,
   which makes a step project ``B x (K + 2)`` feature rows instead of at most
@@ -33,10 +40,15 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import (SHARED_NEGATIVES, compare, load_mkgy, machine, memory,  # noqa: E402
-                      run_child, timed_steps)
+from _harness import (SHARED_NEGATIVES, compare, interleaved_steps, load_mkgy,  # noqa: E402
+                      machine, memory, run_child, timed_steps)
 
-VARIANTS = ('native', 'compiled', 'shared', 'per-row')
+NUMPY_BLAS = ['training.cpu_blas=numpy']
+#: each variant's settings over ``native``'s (``per-row`` also changes the model)
+VARIANTS = {'native': [], 'compiled': ['training.compile=true'], 'shared': SHARED_NEGATIVES,
+            'numpy-blas': NUMPY_BLAS, 'numpy-blas-shared': NUMPY_BLAS + SHARED_NEGATIVES,
+            'per-row': []}
+FEATURES = {'image': 4096, 'text': 768}
 
 
 def per_row(model):
@@ -54,21 +66,24 @@ def per_row(model):
     model.embed_entities = embed_rows  # this instance only
 
 
-def child(args) -> dict:
+def build_trainer(args, variant: str, data=None):
     from native_pyg.pipeline import build_model
     from native_pyg.training import RunConfig, Trainer
-    data = load_mkgy(args.root, {'image': 4096, 'text': 768})
+    data = data if data is not None else load_mkgy(args.root, FEATURES)
     run = RunConfig.from_dict({
         'model': {'hidden_channels': args.dim, 'margin': 4.0},
         'training': {'batch_size': args.batch_size, 'num_negatives': args.negatives,
                      'lr': 1e-4, 'mu': 1e-4, 'regul_rate': 1e-5, 'adversarial': True,
-                     'eval_every': 0, 'progress': False, 'device': args.device,
-                     'compile': args.only == 'compiled'}})
-    if args.only == 'shared':
-        run = run.override(SHARED_NEGATIVES)
+                     'eval_every': 0, 'progress': False, 'device': args.device}}
+                          ).override(VARIANTS[variant])
     trainer = Trainer(build_model(data, run), data, run)
-    if args.only == 'per-row':
+    if variant == 'per-row':
         per_row(trainer.model)
+    return trainer
+
+
+def child(args) -> dict:
+    trainer = build_trainer(args, args.only)
     return {**timed_steps(trainer, args.steps), 'device': str(trainer.device), **memory(trainer.device)}
 
 
@@ -80,12 +95,19 @@ def main():
     p.add_argument('--batch-size', type=int, default=1024)
     p.add_argument('--steps', type=int, default=3)
     p.add_argument('--device', default='auto')
-    p.add_argument('--variants', default=','.join(VARIANTS))
+    p.add_argument('--variants', default='native,compiled,shared,per-row')
+    p.add_argument('--interleaved', action='store_true',
+                   help='all variants in this process, one step of each in turn')
     p.add_argument('--only', choices=VARIANTS, help=argparse.SUPPRESS)
     args = p.parse_args()
     if run_child(args, child):
         return
-    results = compare(__file__, args.variants.split(','), sys.argv[1:], 'seconds_median')
+    if args.interleaved:  # one process, steps alternating: ratios robust to a drifting machine
+        data = load_mkgy(args.root, FEATURES)
+        trainers = {v: build_trainer(args, v, data) for v in args.variants.split(',')}
+        results = interleaved_steps(trainers, args.steps)
+    else:
+        results = compare(__file__, args.variants.split(','), sys.argv[1:], 'seconds_median')
     print(json.dumps({'dataset': 'MKG-Y (real triples, stand-in 4096-d image + 768-d text)',
                       'dim': args.dim, 'batch_size': args.batch_size,
                       'negatives': args.negatives, 'comat': True, 'regul_rate': 1e-5,

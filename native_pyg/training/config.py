@@ -89,6 +89,8 @@ class TrainConfig:
     # RotatE distances by torch.compile kernels: evaluation on CPUs, training's negatives
     # (needs a C++ compiler on CPUs; compiles once per process)
     compile: bool = False
+    # numpy: a step's large CPU matrix products by numpy's BLAS (faster than MKL on AMD CPUs)
+    cpu_blas: str = 'torch'
     # GNN encoders: neighbours per hop (null = the whole training graph every step)
     num_neighbors: Optional[List[int]] = None
     num_workers: int = 0
@@ -123,7 +125,8 @@ class DataConfig:
 #: checkpoints were trained with (a config without the key means this value)
 LEGACY_DEFAULTS = {'model': {'structure_mask': False, 'structure_stand_in': False},
                    'training': {'structure_dropout': 0.0, 'stand_in_epochs': 10,
-                                'corrupt_side': 'row', 'precision': 'fp32'}}
+                                'corrupt_side': 'row', 'precision': 'fp32',
+                                'cpu_blas': 'torch'}}
 
 
 def flatten(d: Mapping[str, Any], prefix: str = '') -> Dict[str, Any]:

@@ -25,6 +25,7 @@ from native_pyg.nn.scorers import SCORERS
 from native_pyg.training.losses import LOSSES
 from native_pyg.training.negative_sampling import CORRUPT_SIDES
 from native_pyg.training.optimizers import TABLE_OPTIMIZERS
+from native_pyg.training.cpu_blas import CPU_BLAS
 from native_pyg.training.precision import PRECISIONS
 
 
@@ -185,6 +186,7 @@ RULES: Dict[str, Dict[str, Rule]] = {
         # resolve_device: 'auto' or a torch device; the CLI documents these
         'device': Choices(('auto', 'cpu', 'cuda', 'cuda:N', 'mps')),
         'precision': Choices(PRECISIONS),
+        'cpu_blas': Choices(CPU_BLAS),
         'num_neighbors': HopList(),
         'num_workers': Range(0, 1024),
     },

@@ -27,7 +27,7 @@ FROZEN = ('dataset', 'data.dedupe', 'data.remove_leakage', 'data.nan_rows',
 MUTABLE = ('training.epochs', 'training.eval_every', 'training.patience', 'training.progress',
            'training.device', 'training.eval_batch_size', 'training.num_workers',
            'training.pin_memory', 'training.persistent_workers', 'training.deterministic', 'training.compile',
-           'training.reuse_memory',
+           'training.reuse_memory', 'training.cpu_blas',
            'training.stand_in_epochs',
            'root', 'data.verify')
 

@@ -27,6 +27,7 @@ from native_pyg.training.batching import training_steps
 from native_pyg.training.checkpoint import (load_checkpoint, save_checkpoint,
                                             write_text_atomically)
 from native_pyg.training.config import RunConfig, TrainConfig
+from native_pyg.training.cpu_blas import cpu_products
 from native_pyg.training.early_stopping import EarlyStopper
 from native_pyg.training.losses import LOSSES, structural_l2
 from native_pyg.training.negative_sampling import build_negative_sampler
@@ -251,7 +252,12 @@ class Trainer:
         return self._on_subgraph(batch, hidden, sub)
 
     def _amp(self):
-        return step_autocast(self.device, self.cfg.precision, self.cfg.amp)
+        """The context of a step's forward passes: its precision and where
+        its CPU products run (``training.precision``, ``training.cpu_blas``)."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(step_autocast(self.device, self.cfg.precision, self.cfg.amp))
+        stack.enter_context(cpu_products(self.cfg.cpu_blas))
+        return stack
 
     def _model_loss(self, batch: KGBatch, hidden: Optional[torch.Tensor]):
         """``(loss, info)`` of a step for the model: the KGC loss plus, with
