@@ -24,6 +24,7 @@ from torch_geometric.nn.inits import glorot, zeros
 from torch_geometric.utils import scatter
 
 from native_pyg.data.relations import add_inverse_edges  # noqa: F401 (re-exported)
+from native_pyg.nn.weighted_bag import weighted_bag
 
 __all__ = ['circular_correlation', 'group_mean_weights', 'COMPOSITIONS', 'CompGCNConv',
            'EdgewiseRGCNConv', 'LayerwiseEncoder', 'RGCNEncoder', 'CompGCNEncoder',
@@ -184,8 +185,8 @@ class EdgewiseRGCNConv(RGCNConv):
     :math:`O(B \cdot N \cdot C^2 + E \cdot B \cdot C)` with ``num_bases``
     :math:`B` (each destination sums its edges' weighted basis products
     :math:`a_{rb} \mathbf{V}_b \mathbf{x}_u / |\mathcal{N}_r(v)|` as one
-    weighted :func:`~torch.nn.functional.embedding_bag`, so no ``[E, B, C]``
-    message tensor is formed) and :math:`O(E \cdot C^2)` otherwise.
+    weighted embedding bag, :func:`~native_pyg.nn.weighted_bag.weighted_bag`,
+    so no ``[E, B, C]`` message tensor is formed) and :math:`O(E \cdot C^2)` otherwise.
 
     .. math::
         \mathbf{x}^{\prime}_v = \mathbf{W}_0 \mathbf{x}_v + \sum_{r}
@@ -242,15 +243,14 @@ class EdgewiseRGCNConv(RGCNConv):
             perm[pos.view(-1)] = torch.arange(perm.numel(), device=x.device)
             rows = src[order].repeat_interleave(num_bases)[perm]
             offsets = (num_bases * start).unsqueeze(1) + basis * counts.unsqueeze(1)
-            agg = F.embedding_bag(rows, x, offsets.view(-1), mode='sum',
-                                  per_sample_weights=coef.view(-1)[perm])
+            agg = weighted_bag(x, rows, coef.view(-1)[perm], offsets.view(-1))
             return agg.view(num_dst, -1) @ self.weight.reshape(-1, self.out_channels)
         bases = self.weight.permute(1, 0, 2).reshape(self.in_channels_l, -1)
         xb = (x @ bases).view(x.size(0) * num_bases, self.out_channels)
         rows = (src[order].unsqueeze(1) * num_bases + basis).view(-1)
         offsets = torch.zeros(num_dst, dtype=torch.long, device=x.device)
         offsets[1:] = counts.cumsum(0)[:-1] * num_bases
-        return F.embedding_bag(rows, xb, offsets, mode='sum', per_sample_weights=coef.view(-1))
+        return weighted_bag(xb, rows, coef.view(-1), offsets)
 
     def _relation_messages(self, x: Tensor, src: Tensor, dst: Tensor, edge_type: Tensor,
                            norm: Tensor, num_dst: int) -> Tensor:

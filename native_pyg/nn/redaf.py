@@ -7,6 +7,8 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import softmax
 
+from native_pyg.nn.weighted_bag import weighted_bag
+
 FUSIONS = ('redaf', 'mean')
 MISSING = ('mask', 'random', 'zero')
 
@@ -185,9 +187,7 @@ class ReDAF(torch.nn.Module):
             # (forward and backward about 3x faster than gather + bmm at 130k rows x 3 x 500)
             bag = index.unsqueeze(1) * num_modalities + torch.arange(
                 num_modalities, device=index.device)
-            fused = torch.nn.functional.embedding_bag(
-                bag, emb.reshape(-1, emb.size(-1)), mode='sum',
-                per_sample_weights=weights.to(emb.dtype))
+            fused = weighted_bag(emb.reshape(-1, emb.size(-1)), bag, weights.to(emb.dtype))
         return fused, weights
 
     def __repr__(self) -> str:
