@@ -17,8 +17,8 @@ R-GCN step (95 ms against 12 ms for a DB15K layer). The input gradient is
 itself a weighted bag, over the output gradient's rows grouped by source
 row (the entries sorted by :math:`i_e`), and :func:`weighted_bag` computes it
 so, with PyTorch's parallel forward kernel: the R-GCN step on DB15K took
-0.93x the time (paired, one process). On CUDA, PyTorch's own backward is
-used.
+0.93x the time (paired, one process). The weights' gradient stays
+PyTorch's. On CUDA, PyTorch's own backward is used.
 """
 from __future__ import annotations
 
@@ -29,33 +29,33 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-class _WeightedBag(torch.autograd.Function):
+class _InputGradientAsBag(torch.autograd.Function):
+    """Passes a bag's output through unchanged and gives its input ``x`` the
+    gradient of the bag, computed as a bag (the output was computed from
+    ``x`` detached, so PyTorch's own backward only does the weights')."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, indices: Tensor, offsets: Tensor, weights: Tensor) -> Tensor:
-        ctx.save_for_backward(x, indices, offsets, weights)
-        return F.embedding_bag(indices, x, offsets, mode='sum', per_sample_weights=weights)
+    def forward(ctx, out: Tensor, x: Tensor, indices: Tensor, offsets: Tensor,
+                weights: Tensor) -> Tensor:
+        ctx.save_for_backward(indices, offsets, weights)
+        ctx.num_rows, ctx.dtype = x.size(0), x.dtype
+        return out.view_as(out)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        x, indices, offsets, weights = ctx.saved_tensors
-        grad = grad.contiguous()
+        indices, offsets, weights = ctx.saved_tensors
         num = indices.numel()
         sizes = torch.diff(offsets, append=offsets.new_tensor([num]))
-        bag = torch.repeat_interleave(torch.arange(offsets.numel(), device=x.device), sizes,
+        bag = torch.repeat_interleave(torch.arange(offsets.numel(), device=grad.device), sizes,
                                       output_size=num)  # b(e)
-        grad_x = grad_w = None
-        if ctx.needs_input_grad[0]:  # one bag per source row s: its entries' w_e dL/do_b(e)
-            order = torch.argsort(indices, stable=True)
-            starts = torch.zeros(x.size(0) + 1, dtype=torch.long, device=x.device)
-            torch.cumsum(torch.bincount(indices, minlength=x.size(0)), 0, out=starts[1:])
-            grad_x = F.embedding_bag(bag[order], grad, starts, mode='sum',
-                                     per_sample_weights=weights[order].to(grad.dtype),
-                                     include_last_offset=True).to(x.dtype)
-        if ctx.needs_input_grad[3]:  # x_{i_e} . dL/do_b(e), PyTorch's own kernel
-            grad_w = torch.ops.aten._embedding_bag_per_sample_weights_backward(
-                grad, x.to(grad.dtype), indices, offsets, bag, 0, -1).to(weights.dtype)
-        return grad_x, None, None, grad_w
+        # one bag per source row s: its entries' w_e dL/do_b(e), in a stable order
+        order = torch.argsort(indices, stable=True)
+        starts = torch.zeros(ctx.num_rows + 1, dtype=torch.long, device=grad.device)
+        torch.cumsum(torch.bincount(indices, minlength=ctx.num_rows), 0, out=starts[1:])
+        grad_x = F.embedding_bag(bag[order], grad.contiguous(), starts, mode='sum',
+                                 per_sample_weights=weights[order].to(grad.dtype),
+                                 include_last_offset=True)
+        return grad, grad_x.to(ctx.dtype), None, None, None
 
 
 def weighted_bag(x: Tensor, indices: Tensor, weights: Tensor,
@@ -71,6 +71,7 @@ def weighted_bag(x: Tensor, indices: Tensor, weights: Tensor,
             raise ValueError("weighted_bag: offsets need 1-D indices")
         offsets = torch.arange(0, indices.numel(), indices.size(1), device=indices.device)
         indices, weights = indices.reshape(-1), weights.reshape(-1)
-    if x.device.type != 'cpu' or not torch.is_grad_enabled():
+    if x.device.type != 'cpu' or not (torch.is_grad_enabled() and x.requires_grad):
         return F.embedding_bag(indices, x, offsets, mode='sum', per_sample_weights=weights)
-    return _WeightedBag.apply(x, indices, offsets, weights)
+    out = F.embedding_bag(indices, x.detach(), offsets, mode='sum', per_sample_weights=weights)
+    return _InputGradientAsBag.apply(out, x, indices, offsets, weights.detach())

@@ -32,8 +32,9 @@ nothing changes.
 from __future__ import annotations
 
 import contextlib
+import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -44,7 +45,7 @@ CPU_BLAS = ('torch', 'numpy')
 #: products with fewer multiply-adds stay with PyTorch: below about 2e9 the
 #: thread hand-off cost more than OpenBLAS saved (measured on the machine above)
 MIN_MACS = 1 << 31
-_POOLS: Dict[int, ThreadPoolExecutor] = {}
+_POOLS: Dict[Tuple[int, int], ThreadPoolExecutor] = {}
 _LIMITS: Dict[str, object] = {}
 
 
@@ -72,9 +73,9 @@ def threaded_matmul(a: np.ndarray, b: np.ndarray, threads: Optional[int] = None)
     with _single_threaded_blas():
         if len(bounds) <= 2:
             return torch.from_numpy(np.matmul(a, b))
-        pool = _POOLS.get(threads)
+        pool = _POOLS.get((os.getpid(), threads))  # a forked child has none of its parent's threads
         if pool is None:
-            pool = _POOLS[threads] = ThreadPoolExecutor(threads, 'native_pyg_blas')
+            pool = _POOLS[(os.getpid(), threads)] = ThreadPoolExecutor(threads, 'native_pyg_blas')
         parts = zip(bounds[:-1], bounds[1:])
         if by_reduction:
             jobs = [pool.submit(np.matmul, a[:, i:j], b[i:j]) for i, j in parts]
@@ -112,11 +113,18 @@ class _NumpyMatmul(torch.autograd.Function):
         return grad_a, grad_b, None
 
 
+def _cpu_autocast_on() -> bool:
+    try:
+        return torch.is_autocast_enabled('cpu')
+    except TypeError:  # PyTorch before 2.4
+        return torch.is_autocast_cpu_enabled()
+
+
 def _routable(a, b, b_transposed: bool = False) -> bool:
     if not (isinstance(a, Tensor) and isinstance(b, Tensor) and a.dim() == 2 and b.dim() == 2):
         return False
     if a.device.type != 'cpu' or b.device.type != 'cpu' or a.dtype != b.dtype \
-            or a.dtype not in (torch.float32, torch.float64) or torch.is_autocast_enabled('cpu'):
+            or a.dtype not in (torch.float32, torch.float64) or _cpu_autocast_on():
         return False
     n = b.size(0) if b_transposed else b.size(1)
     return a.size(0) * a.size(1) * n >= MIN_MACS
