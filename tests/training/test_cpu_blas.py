@@ -112,3 +112,11 @@ def test_a_step_with_numpy_blas_equals_the_torch_step(monkeypatch):
 def test_unknown_cpu_blas_is_a_one_line_error():
     with pytest.raises(ValueError, match=r"training\.cpu_blas: must be one of torch, numpy, got 'mkl'"):
         RunConfig().override(['training.cpu_blas=mkl'])
+
+
+def test_a_resumed_run_may_change_where_its_products_run():
+    from native_pyg.training.runs import config_changes
+    saved = RunConfig().to_dict()
+    del saved['training']['cpu_blas']  # a checkpoint written before the key: 'torch'
+    new = RunConfig().override(['training.cpu_blas=numpy']).to_dict()
+    assert [k for k, _, _ in config_changes(saved, new, 'last.pt')] == ['training.cpu_blas']
