@@ -154,10 +154,11 @@ class NumpyBLASProducts(TorchFunctionMode):
         if func is torch.nn.functional.linear:
             x, weight = args[0], args[1] if len(args) > 1 else kwargs['weight']
             bias = args[2] if len(args) > 2 else kwargs.get('bias')
-            if isinstance(x, Tensor) and x.dim() >= 2 and _routable(
-                    x.reshape(-1, x.size(-1)) if x.dim() > 2 else x, weight, True):
-                y = numpy_linear(x.reshape(-1, x.size(-1)), weight, bias)
-                return y.view(*x.shape[:-1], y.size(-1))
+            if isinstance(x, Tensor) and x.dim() >= 2:
+                rows = x.reshape(-1, x.size(-1))
+                if _routable(rows, weight, True):
+                    y = numpy_linear(rows, weight, bias)
+                    return y.view(*x.shape[:-1], y.size(-1))
         elif func in _PRODUCTS and not kwargs and len(args) == 2 and _routable(*args):
             return numpy_matmul(*args)
         return func(*args, **kwargs)

@@ -251,7 +251,7 @@ class Trainer:
         sub['n_id'] = batch.n_id[sub['n_id']]
         return self._on_subgraph(batch, hidden, sub)
 
-    def _amp(self):
+    def _forward_context(self):
         """The context of a step's forward passes: its precision and where
         its CPU products run (``training.precision``, ``training.cpu_blas``)."""
         stack = contextlib.ExitStack()
@@ -266,7 +266,7 @@ class Trainer:
         h, r, t = batch.pos.unbind(1)
         read = (batch.pos[:, 0], batch.pos[:, 2], batch.neg)
         # the critic gathers the positives' modality embeddings from the KGC loss's
-        with self._amp(), self._neighbourhood_graph(batch, hidden, read), \
+        with self._forward_context(), self._neighbourhood_graph(batch, hidden, read), \
                 self.model.step_embeddings(), compiled_distances(cfg.compile):
             loss = self._kgc_loss(batch)
             out = {'kgc_loss': float(loss.detach())}
@@ -297,7 +297,8 @@ class Trainer:
         out['loss'] = float(loss.detach())
         if self.generator is not None:
             # fresh: parameters changed
-            with self._amp(), self._neighbourhood_graph(batch, hidden, (batch.pos[:, 0], batch.pos[:, 2])):
+            positives = (batch.pos[:, 0], batch.pos[:, 2])
+            with self._forward_context(), self._neighbourhood_graph(batch, hidden, positives):
                 g_loss = generator_loss(self.model, self._ddp_generator or self.generator,
                                         h, r, t)
             self.optimizer_g.zero_grad(set_to_none=True)  # drop the critic's gradients
