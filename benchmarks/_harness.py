@@ -104,6 +104,18 @@ def interleaved_steps(trainers: Dict[str, object], rounds: int, base: str = 'nat
     return out
 
 
+def step_results(script: str, args, load_data: Callable[[object], object],
+                 build_trainer: Callable[[object, str, object], object]) -> List[dict]:
+    """Each variant of ``args.variants`` timed by :func:`interleaved_steps`
+    in this process (``args.interleaved``; ``load_data(args)`` once for all)
+    or by :func:`compare`, each in its own process running ``script``."""
+    variants = args.variants.split(',')
+    if args.interleaved:  # one process, steps alternating: ratios robust to a drifting machine
+        data = load_data(args)
+        return interleaved_steps({v: build_trainer(args, v, data) for v in variants}, args.steps)
+    return compare(script, variants, sys.argv[1:], 'seconds_median')
+
+
 def run_children(script: str, names: Sequence[str], argv: Sequence[str]) -> List[dict]:
     """Runs ``script --only NAME`` for each name in its own process and
     returns the JSON object each prints last."""

@@ -25,18 +25,22 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import (SHARED_NEGATIVES, compare, interleaved_steps, load_mkgy,  # noqa: E402
-                      machine, memory, run_child, timed_steps)
+from _harness import (SHARED_NEGATIVES, load_mkgy, machine, memory, run_child,  # noqa: E402
+                      step_results, timed_steps)
 
 RGCN = ['model.encoder=rgcn', 'model.num_bases=4']
 VARIANTS = {'native': [], 'native-rgcn': RGCN,
             'native-shared': SHARED_NEGATIVES, 'native-rgcn-shared': RGCN + SHARED_NEGATIVES}
 
 
+def load_data(args):
+    return load_mkgy(args.root, {'text': 384}, name=args.dataset)
+
+
 def build_trainer(args, variant: str, data=None):
     from native_pyg.pipeline import build_model
     from native_pyg.training import RunConfig, Trainer
-    data = data if data is not None else load_mkgy(args.root, {'text': 384}, name=args.dataset)
+    data = data if data is not None else load_data(args)
     run = RunConfig.from_dict({
         'model': {'hidden_channels': 100, 'margin': 4.0},
         'training': {'batch_size': 1024, 'num_negatives': 32, 'lr': 1e-3, 'adversarial': True,
@@ -65,12 +69,7 @@ def main():
     args = p.parse_args()
     if run_child(args, child):
         return
-    if args.interleaved:  # one process, steps alternating: ratios robust to a drifting machine
-        data = load_mkgy(args.root, {'text': 384}, name=args.dataset)
-        trainers = {v: build_trainer(args, v, data) for v in args.variants.split(',')}
-        results = interleaved_steps(trainers, args.steps)
-    else:
-        results = compare(__file__, args.variants.split(','), sys.argv[1:], 'seconds_median')
+    results = step_results(__file__, args, load_data, build_trainer)
     print(json.dumps({'dataset': f'{args.dataset} (real triples, stand-in 384-d text)',
                       'settings': 'dim 100, batch 1024, 32 negatives, CoMAT, R-GCN 2 layers 4 bases',
                       'measure': 'seconds per training step', 'machine': machine(),

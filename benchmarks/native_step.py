@@ -40,8 +40,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import (SHARED_NEGATIVES, compare, interleaved_steps, load_mkgy,  # noqa: E402
-                      machine, memory, run_child, timed_steps)
+from _harness import (SHARED_NEGATIVES, load_mkgy, machine, memory, run_child,  # noqa: E402
+                      step_results, timed_steps)
 
 NUMPY_BLAS = ['training.cpu_blas=numpy']
 #: each variant's settings over ``native``'s (``per-row`` also changes the model)
@@ -66,10 +66,14 @@ def per_row(model):
     model.embed_entities = embed_rows  # this instance only
 
 
+def load_data(args):
+    return load_mkgy(args.root, FEATURES)
+
+
 def build_trainer(args, variant: str, data=None):
     from native_pyg.pipeline import build_model
     from native_pyg.training import RunConfig, Trainer
-    data = data if data is not None else load_mkgy(args.root, FEATURES)
+    data = data if data is not None else load_data(args)
     run = RunConfig.from_dict({
         'model': {'hidden_channels': args.dim, 'margin': 4.0},
         'training': {'batch_size': args.batch_size, 'num_negatives': args.negatives,
@@ -102,12 +106,7 @@ def main():
     args = p.parse_args()
     if run_child(args, child):
         return
-    if args.interleaved:  # one process, steps alternating: ratios robust to a drifting machine
-        data = load_mkgy(args.root, FEATURES)
-        trainers = {v: build_trainer(args, v, data) for v in args.variants.split(',')}
-        results = interleaved_steps(trainers, args.steps)
-    else:
-        results = compare(__file__, args.variants.split(','), sys.argv[1:], 'seconds_median')
+    results = step_results(__file__, args, load_data, build_trainer)
     print(json.dumps({'dataset': 'MKG-Y (real triples, stand-in 4096-d image + 768-d text)',
                       'dim': args.dim, 'batch_size': args.batch_size,
                       'negatives': args.negatives, 'comat': True, 'regul_rate': 1e-5,

@@ -38,7 +38,7 @@ class _InputGradientAsBag(torch.autograd.Function):
     def forward(ctx, out: Tensor, x: Tensor, indices: Tensor, offsets: Tensor,
                 weights: Tensor) -> Tensor:
         ctx.save_for_backward(indices, offsets, weights)
-        ctx.num_rows, ctx.dtype = x.size(0), x.dtype
+        ctx.num_rows = x.size(0)
         return out.view_as(out)
 
     @staticmethod
@@ -53,9 +53,8 @@ class _InputGradientAsBag(torch.autograd.Function):
         starts = torch.zeros(ctx.num_rows + 1, dtype=torch.long, device=grad.device)
         torch.cumsum(torch.bincount(indices, minlength=ctx.num_rows), 0, out=starts[1:])
         grad_x = F.embedding_bag(bag[order], grad.contiguous(), starts, mode='sum',
-                                 per_sample_weights=weights[order].to(grad.dtype),
-                                 include_last_offset=True)
-        return grad, grad_x.to(ctx.dtype), None, None, None
+                                 per_sample_weights=weights[order], include_last_offset=True)
+        return grad, grad_x, None, None, None
 
 
 def weighted_bag(x: Tensor, indices: Tensor, weights: Tensor,

@@ -22,10 +22,10 @@ from native_pyg.nn.comat import GP_ON
 from native_pyg.nn.gnn import COMPOSITIONS, STRUCTURAL_ENCODERS
 from native_pyg.nn.redaf import FUSIONS, MISSING
 from native_pyg.nn.scorers import SCORERS
+from native_pyg.training.cpu_blas import CPU_BLAS
 from native_pyg.training.losses import LOSSES
 from native_pyg.training.negative_sampling import CORRUPT_SIDES
 from native_pyg.training.optimizers import TABLE_OPTIMIZERS
-from native_pyg.training.cpu_blas import CPU_BLAS
 from native_pyg.training.precision import PRECISIONS
 
 

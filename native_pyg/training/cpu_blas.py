@@ -32,6 +32,7 @@ nothing changes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Optional, Tuple
@@ -46,15 +47,17 @@ CPU_BLAS = ('torch', 'numpy')
 #: thread hand-off cost more than OpenBLAS saved (measured on the machine above)
 MIN_MACS = 1 << 31
 _POOLS: Dict[Tuple[int, int], ThreadPoolExecutor] = {}
-_LIMITS: Dict[str, object] = {}
+
+
+@functools.lru_cache(maxsize=None)
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController  # finds the loaded BLAS libraries once
+    return ThreadpoolController()
 
 
 def _single_threaded_blas():
     """A context in which numpy's BLAS uses one thread (threadpoolctl)."""
-    if 'controller' not in _LIMITS:
-        from threadpoolctl import ThreadpoolController
-        _LIMITS['controller'] = ThreadpoolController()
-    return _LIMITS['controller'].limit(limits=1, user_api='blas')
+    return _blas_controller().limit(limits=1, user_api='blas')
 
 
 def _array(x: Tensor) -> np.ndarray:

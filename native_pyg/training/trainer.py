@@ -230,9 +230,9 @@ class Trainer:
     def _neighbourhood_graph(self, batch: KGBatch, hidden: Optional[torch.Tensor],
                              entities: Sequence[torch.Tensor]):
         """The context of model calls that read only the ``entities`` (global
-        ids, tensors of any shape). A full-graph step's subgraph (the training graph less the
-        batch's positives) is cut to the exact neighbourhood of those
-        entities: the built-in (layer-wise, mean over each destination's
+        ids, tensors of any shape). A full-graph step's subgraph (the
+        training graph less the batch's positives) is cut to the exact
+        neighbourhood of those entities: the built-in (layer-wise, mean over each destination's
         edges) encoders then give them the same values from a fraction of
         the graph, each layer computed only for the nodes later layers read
         (with encoder dropout, the same in distribution)."""
