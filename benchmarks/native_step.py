@@ -1,7 +1,7 @@
 """NativE training steps at the MKG-Y paper settings: unique-entity embedding vs per-row projection.
 
     python benchmarks/native_step.py --root DIR [--steps 3] [--negatives 128] [--device auto]
-        [--variants native,numpy-blas] [--interleaved]
+        [--variants native,numpy-blas] [--interleaved] [--authors-code NATIVE_DIR]
 
 DIR holds ``MKG-Y/raw/*2id.txt`` (the real MKG-Y triples). Every entity gets
 stand-in image (4096-d) and text (768-d) features (random: this measures
@@ -30,7 +30,11 @@ one step of each in turn, each with the median over rounds of its step over
 * ``per-row``: the same model and step, but every row (each head, tail and
   negative) projects its raw features itself, as the reference code does,
   which makes a step project ``B x (K + 2)`` feature rows instead of at most
-  ``N``. The ratio of the two is the saving of the unique-entity design.
+  ``N``. The ratio of the two is the saving of the unique-entity design;
+* ``authors``: the authors' own step (``WCGTrainerGP.train_one_step`` of
+  github.com/zjukg/NATIVE at ``c72291c``, run unchanged from the checkout
+  ``--authors-code`` names; ``authors_step.py``) on the same features and
+  the same positives and negatives as ``native``'s steps.
 
 Prints one JSON object.
 """
@@ -47,7 +51,7 @@ NUMPY_BLAS = ['training.cpu_blas=numpy']
 #: each variant's settings over ``native``'s (``per-row`` also changes the model)
 VARIANTS = {'native': [], 'compiled': ['training.compile=true'], 'shared': SHARED_NEGATIVES,
             'numpy-blas': NUMPY_BLAS, 'numpy-blas-shared': NUMPY_BLAS + SHARED_NEGATIVES,
-            'per-row': []}
+            'per-row': [], 'authors': []}
 FEATURES = {'image': 4096, 'text': 768}
 
 
@@ -83,6 +87,13 @@ def build_trainer(args, variant: str, data=None):
     trainer = Trainer(build_model(data, run), data, run)
     if variant == 'per-row':
         per_row(trainer.model)
+    if variant == 'authors':
+        from authors_step import AuthorsStep
+        if not args.authors_code:
+            raise SystemExit("the 'authors' variant needs --authors-code DIR "
+                             "(a checkout of github.com/zjukg/NATIVE)")
+        return AuthorsStep(args.authors_code, trainer, {m: data[m].x for m in FEATURES},
+                           dim=args.dim, margin=4.0, lr=1e-4, mu=1e-4, regul_rate=1e-5)
     return trainer
 
 
@@ -102,6 +113,8 @@ def main():
     p.add_argument('--variants', default='native,compiled,shared,per-row')
     p.add_argument('--interleaved', action='store_true',
                    help='all variants in this process, one step of each in turn')
+    p.add_argument('--authors-code', metavar='DIR',
+                   help="a checkout of github.com/zjukg/NATIVE (for the 'authors' variant)")
     p.add_argument('--only', choices=VARIANTS, help=argparse.SUPPRESS)
     args = p.parse_args()
     if run_child(args, child):
