@@ -75,24 +75,18 @@ def timed_steps(trainer, steps: int) -> Dict[str, float]:
     return timed(step, steps)
 
 
-def interleaved_steps(trainers: Dict[str, object], rounds: int, base: str = 'native'
-                      ) -> List[dict]:
-    """Training steps of several trainers in one process, one step of each
-    per round (the order rotating), after one warm-up step each (CUDA work
-    waited for in each): each variant's median and minimum seconds and
-    ``paired_ratio_to_native``, the median over rounds of its step over
-    ``base``'s step of the same round, which a machine whose speed drifts
-    between runs leaves intact."""
-    names = list(trainers)
-    prepared = {n: _warmed_up(t, rounds) for n, t in trainers.items()}
+def _paired(names: List[str], rounds: int, run_one: Callable[[str, int], float],
+            base: str = 'native') -> List[dict]:
+    """``run_one(name, round)`` seconds of each variant, one of each per round
+    (the order rotating), with each variant's median, minimum and, against
+    ``base``: ``paired_ratio_to_native`` (the median over rounds of the
+    ratio within a round, which a machine whose speed drifts between runs
+    leaves intact) and ``ratio_of_totals_to_native`` (all its seconds over
+    all of ``base``'s, what a run of that many steps or epochs would take)."""
     times: Dict[str, List[float]] = {n: [] for n in names}
     for i in range(rounds):
         for n in names[i % len(names):] + names[:i % len(names)]:
-            batches, sync = prepared[n]
-            start = time.perf_counter()
-            trainers[n].train_step(batches[i])
-            sync()
-            times[n].append(time.perf_counter() - start)
+            times[n].append(run_one(n, i))
     out = []
     for n in names:
         row = {'variant': n, 'seconds_median': round(statistics.median(times[n]), 3),
@@ -100,8 +94,42 @@ def interleaved_steps(trainers: Dict[str, object], rounds: int, base: str = 'nat
         if base in times:
             row['paired_ratio_to_native'] = round(statistics.median(
                 a / b for a, b in zip(times[n], times[base])), 2)
+            row['ratio_of_totals_to_native'] = round(sum(times[n]) / sum(times[base]), 2)
         out.append(row)
     return out
+
+
+def interleaved_steps(trainers: Dict[str, object], rounds: int, base: str = 'native'
+                      ) -> List[dict]:
+    """Training steps of several trainers in one process, one step of each
+    per round (the order rotating), after one warm-up step each (CUDA work
+    waited for in each), compared by :func:`_paired`."""
+    prepared = {n: _warmed_up(t, rounds) for n, t in trainers.items()}
+
+    def step(n: str, i: int) -> float:
+        batches, sync = prepared[n]
+        start = time.perf_counter()
+        trainers[n].train_step(batches[i])
+        sync()
+        return time.perf_counter() - start
+
+    return _paired(list(trainers), rounds, step, base)
+
+
+def interleaved_epochs(trainers: Dict[str, object], rounds: int, base: str = 'native'
+                       ) -> List[dict]:
+    """Whole training epochs (``train_epoch``: sampling, every step) of
+    several trainers in one process, one epoch of each per round, after one
+    warm-up step each, compared by :func:`_paired`."""
+    syncs = {n: _warmed_up(t, 0)[1] for n, t in trainers.items()}
+
+    def epoch(n: str, i: int) -> float:
+        start = time.perf_counter()
+        trainers[n].train_epoch()
+        syncs[n]()
+        return time.perf_counter() - start
+
+    return _paired(list(trainers), rounds, epoch, base)
 
 
 def step_results(script: str, args, load_data: Callable[[object], object],

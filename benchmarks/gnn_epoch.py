@@ -2,6 +2,7 @@
 seconds per training step (an epoch is the same number of steps for both).
 
     python benchmarks/gnn_epoch.py --root DIR [--dataset MKG-Y] [--steps 5] [--interleaved]
+    python benchmarks/gnn_epoch.py --root DIR [--dataset MKG-Y] --epochs 3
 
 DIR holds ``<dataset>/raw/*2id.txt`` (the real WildKGC triples: MKG-Y or
 DB15K). The settings of the ``main`` experiment table (``docs/results.md``):
@@ -16,8 +17,11 @@ process (its peak memory its own): one warm-up step, then the median of
 ``--steps``; with ``--interleaved`` all run in this process, one step of
 each in turn, and each gets the median over rounds of its step over the
 table's step of the same round (``paired_ratio_to_native``), which a
-machine whose speed drifts between processes leaves intact. Prints one
-JSON object with each variant's ratio to the table's step.
+machine whose speed drifts between processes leaves intact, and
+``ratio_of_totals_to_native``. With ``--epochs N`` whole epochs
+(``train_epoch``: the sampling and every step) are timed instead, one of
+each variant in turn in this process. Prints one JSON object with each
+variant's ratio to the table's step (or epoch).
 """
 import argparse
 import json
@@ -25,8 +29,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import (SHARED_NEGATIVES, load_mkgy, machine, memory, run_child,  # noqa: E402
-                      step_results, timed_steps)
+from _harness import (SHARED_NEGATIVES, interleaved_epochs, load_mkgy, machine,  # noqa: E402
+                      memory, run_child, step_results, timed_steps)
 
 RGCN = ['model.encoder=rgcn', 'model.num_bases=4']
 VARIANTS = {'native': [], 'native-rgcn': RGCN,
@@ -65,15 +69,23 @@ def main():
     p.add_argument('--variants', default=','.join(VARIANTS))
     p.add_argument('--interleaved', action='store_true',
                    help='all variants in this process, one step of each in turn')
+    p.add_argument('--epochs', type=int, default=0,
+                   help='time this many whole epochs of each variant, one of each in turn, '
+                        'in this process (instead of steps)')
     p.add_argument('--only', choices=VARIANTS, help=argparse.SUPPRESS)
     args = p.parse_args()
     if run_child(args, child):
         return
-    results = step_results(__file__, args, load_data, build_trainer)
+    if args.epochs:
+        data = load_data(args)
+        results = interleaved_epochs({v: build_trainer(args, v, data)
+                                      for v in args.variants.split(',')}, args.epochs)
+    else:
+        results = step_results(__file__, args, load_data, build_trainer)
     print(json.dumps({'dataset': f'{args.dataset} (real triples, stand-in 384-d text)',
                       'settings': 'dim 100, batch 1024, 32 negatives, CoMAT, R-GCN 2 layers 4 bases',
-                      'measure': 'seconds per training step', 'machine': machine(),
-                      'results': results}, indent=1))
+                      'measure': f"seconds per training {'epoch' if args.epochs else 'step'}",
+                      'machine': machine(), 'results': results}, indent=1))
 
 
 if __name__ == '__main__':
