@@ -34,7 +34,9 @@ one step of each in turn, each with the median over rounds of its step over
 * ``authors``: the authors' own step (``WCGTrainerGP.train_one_step`` of
   github.com/zjukg/NATIVE at ``c72291c``, run unchanged from the checkout
   ``--authors-code`` names; ``authors_step.py``) on the same features and
-  the same positives and negatives as ``native``'s steps.
+  the same positives and negatives as ``native``'s steps (each of its rows
+  gathers and projects its own features: about 20 GB of memory at the
+  paper settings, 45-50 s a step on 2 cores).
 
 Prints one JSON object.
 """
