@@ -137,11 +137,18 @@ def step_results(script: str, args, load_data: Callable[[object], object],
     """Each variant of ``args.variants`` timed by :func:`interleaved_steps`
     in this process (``args.interleaved``; ``load_data(args)`` once for all)
     or by :func:`compare`, each in its own process running ``script``."""
-    variants = args.variants.split(',')
     if args.interleaved:  # one process, steps alternating: ratios robust to a drifting machine
-        data = load_data(args)
-        return interleaved_steps({v: build_trainer(args, v, data) for v in variants}, args.steps)
-    return compare(script, variants, sys.argv[1:], 'seconds_median')
+        return interleaved_steps(trainers_in_process(args, load_data, build_trainer), args.steps)
+    return compare(script, args.variants.split(','), sys.argv[1:], 'seconds_median')
+
+
+def trainers_in_process(args, load_data: Callable[[object], object],
+                        build_trainer: Callable[[object, str, object], object]
+                        ) -> Dict[str, object]:
+    """A trainer of each variant of ``args.variants`` in this process, all on
+    one ``load_data(args)``."""
+    data = load_data(args)
+    return {v: build_trainer(args, v, data) for v in args.variants.split(',')}
 
 
 def run_children(script: str, names: Sequence[str], argv: Sequence[str]) -> List[dict]:

@@ -30,7 +30,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _harness import (SHARED_NEGATIVES, interleaved_epochs, load_mkgy, machine,  # noqa: E402
-                      memory, run_child, step_results, timed_steps)
+                      memory, run_child, step_results, timed_steps, trainers_in_process)
 
 RGCN = ['model.encoder=rgcn', 'model.num_bases=4']
 VARIANTS = {'native': [], 'native-rgcn': RGCN,
@@ -77,9 +77,8 @@ def main():
     if run_child(args, child):
         return
     if args.epochs:
-        data = load_data(args)
-        results = interleaved_epochs({v: build_trainer(args, v, data)
-                                      for v in args.variants.split(',')}, args.epochs)
+        results = interleaved_epochs(trainers_in_process(args, load_data, build_trainer),
+                                     args.epochs)
     else:
         results = step_results(__file__, args, load_data, build_trainer)
     print(json.dumps({'dataset': f'{args.dataset} (real triples, stand-in 384-d text)',

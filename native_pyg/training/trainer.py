@@ -232,10 +232,10 @@ class Trainer:
         """The context of model calls that read only the ``entities`` (global
         ids, tensors of any shape). A full-graph step's subgraph (the
         training graph less the batch's positives) is cut to the exact
-        neighbourhood of those entities: the built-in (layer-wise, mean over each destination's
-        edges) encoders then give them the same values from a fraction of
-        the graph, each layer computed only for the nodes later layers read
-        (with encoder dropout, the same in distribution)."""
+        neighbourhood of those entities: the built-in (layer-wise, mean over
+        each destination's edges) encoders then give them the same values
+        from a fraction of the graph, each layer computed only for the nodes
+        later layers read (with encoder dropout, the same in distribution)."""
         encoder = self.model.structural_encoder
         if (not batch.has_subgraph or batch.num_sampled_nodes is not None or batch.x_dict
                 or not isinstance(encoder, LayerwiseEncoder)):
