@@ -281,3 +281,54 @@ def test_edgewise_rgcn_on_a_bipartite_layer_equals_pyg_on_the_targets(decomposit
     theirs = torch.autograd.grad((want * w).sum(), [x, *ref.parameters()])
     for a, b in zip(mine, theirs):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize('graph,decomposition,path', [
+    ('sparse', {'num_bases': 3}, '_group_messages'),
+    ('sparse', {}, '_group_messages'),
+    ('sparse', {'num_blocks': 2}, '_group_messages'),
+    ('dense', {'num_bases': 3}, '_basis_messages'),
+])
+def test_edgewise_rgcn_group_and_basis_paths_equal_pyg(graph, decomposition, path):
+    # with fewer (relation, destination) groups than bases x destinations each group's
+    # mean is multiplied by W_r once; otherwise the bases' products are summed. Either
+    # way values and every gradient equal PyG's RGCNConv, on whole and bipartite layers
+    from unittest import mock
+    from torch_geometric.nn import RGCNConv
+    from native_pyg.nn.gnn import EdgewiseRGCNConv
+    torch.manual_seed(0)
+    ours = EdgewiseRGCNConv(6, 4, 5, aggr='mean', **decomposition).double()
+    ref = RGCNConv(6, 4, 5, aggr='mean', **decomposition).double()
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(9, 6, dtype=torch.double, requires_grad=True)
+    if graph == 'sparse':  # 2 relations: at most 2 x 9 groups < 3 bases x 9 destinations
+        edge_index = torch.randint(0, 9, (2, 30))
+        edge_type = torch.randint(3, 5, (30,))
+    else:  # every (relation, destination) pair: 5 x 9 groups >= 3 x 9
+        dst, rel = torch.arange(9).repeat(5), torch.arange(5).repeat_interleave(9)
+        edge_index = torch.stack([torch.randint(0, 9, (90,)), torch.cat([dst, dst])])
+        edge_type = torch.cat([rel, rel])
+    original = vars(EdgewiseRGCNConv)[path]
+    for targets in (None, 4):
+        keep = slice(None) if targets is None else edge_index[1] < targets
+        ei, et = edge_index[:, keep], edge_type[keep]
+        with mock.patch.object(EdgewiseRGCNConv, path, autospec=True,
+                               side_effect=original) as spy:
+            got = ours(x, ei, et, num_targets=targets)
+        assert spy.call_count == 1
+        want = ref(x, ei, et)[:targets]
+        torch.testing.assert_close(got, want)
+        w = torch.randn_like(got)
+        mine = torch.autograd.grad((got * w).sum(), [x, *ours.parameters()])
+        theirs = torch.autograd.grad((want * w).sum(), [x, *ref.parameters()])
+        for a, b in zip(mine, theirs):
+            torch.testing.assert_close(a, b)
+
+
+def test_edgewise_rgcn_without_edges_gives_the_root_term():
+    from native_pyg.nn.gnn import EdgewiseRGCNConv
+    conv = EdgewiseRGCNConv(6, 4, 5, num_bases=3, aggr='mean')
+    x = torch.randn(7, 6)
+    empty = torch.empty(2, 0, dtype=torch.long)
+    out = conv(x, empty, torch.empty(0, dtype=torch.long))
+    torch.testing.assert_close(out, x @ conv.root + conv.bias)

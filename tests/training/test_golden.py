@@ -4,7 +4,6 @@ again is written there) must come out bit for bit the same, and a
 checkpoint of the first recording, in its old format, must still load and
 evaluate alike."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,13 +17,12 @@ from native_pyg.nn.legacy import upgrade_state_dict
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / 'tests' / 'fixtures' / 'golden'
 sys.path.insert(0, str(REPO / 'tests' / 'fixtures'))
-from make_golden import BASE, RUNS  # noqa: E402  (the one list of golden runs)
+from make_golden import BASE, ENV, RUNS  # noqa: E402  (the one list of golden runs)
 
 
 def _cli(*args):
-    env = {**os.environ, 'PYTHONPATH': str(REPO)}
     return subprocess.run([sys.executable, '-m', 'native_pyg', *map(str, args)],
-                          capture_output=True, text=True, cwd=str(REPO), env=env)
+                          capture_output=True, text=True, cwd=str(REPO), env=ENV)
 
 
 @pytest.fixture(scope='module')
@@ -32,11 +30,10 @@ def retrained(tmp_path_factory):
     """Every golden run trained again with today's code, all at once
     (``--deterministic`` runs use one thread each)."""
     root = tmp_path_factory.mktemp('golden')
-    env = {**os.environ, 'PYTHONPATH': str(REPO)}
     names = [n for n in sorted(RUNS)
              if '--num-neighbors' not in RUNS[n] or neighbor_sampling_backend() is not None]
     procs = {n: subprocess.Popen([sys.executable, '-m', 'native_pyg', 'train', *BASE, *RUNS[n],
-                                  '--out', str(root / n)], cwd=str(REPO), env=env,
+                                  '--out', str(root / n)], cwd=str(REPO), env=ENV,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
              for n in names}
     return {n: (p.wait(), p.stderr.read(), root / n) for n, p in procs.items()}
