@@ -2,7 +2,7 @@
 seconds per training step (an epoch is the same number of steps for both).
 
     python benchmarks/gnn_epoch.py --root DIR [--dataset MKG-Y] [--steps 5] [--interleaved]
-    python benchmarks/gnn_epoch.py --root DIR [--dataset MKG-Y] --epochs 3
+    python benchmarks/gnn_epoch.py --root DIR [--dataset MKG-Y] --epochs 3 [--set KEY=VALUE]
 
 DIR holds ``<dataset>/raw/*2id.txt`` (the real WildKGC triples: MKG-Y or
 DB15K). The settings of the ``main`` experiment table (``docs/results.md``):
@@ -12,7 +12,9 @@ entity gets a stand-in 384-d text feature (as text from names; random: this
 measures speed). Variants: ``native`` (the table), ``native-rgcn``, and
 both with ``training.shared_negatives=128`` and
 ``training.in_batch_negatives=32`` (``-shared``: a step reads about 3,000
-distinct entities instead of nearly all). Each variant runs in its own
+distinct entities instead of nearly all), and both under
+``training.precision=bf16`` (``-bf16``: the forward pass's products in
+bf16, fast on CPUs with bf16 instructions). Each variant runs in its own
 process (its peak memory its own): one warm-up step, then the median of
 ``--steps``; with ``--interleaved`` all run in this process, one step of
 each in turn, and each gets the median over rounds of its step over the
@@ -33,8 +35,10 @@ from _harness import (SHARED_NEGATIVES, interleaved_epochs, load_mkgy, machine, 
                       memory, run_child, step_results, timed_steps, trainers_in_process)
 
 RGCN = ['model.encoder=rgcn', 'model.num_bases=4']
+BF16 = ['training.precision=bf16']
 VARIANTS = {'native': [], 'native-rgcn': RGCN,
-            'native-shared': SHARED_NEGATIVES, 'native-rgcn-shared': RGCN + SHARED_NEGATIVES}
+            'native-shared': SHARED_NEGATIVES, 'native-rgcn-shared': RGCN + SHARED_NEGATIVES,
+            'native-bf16': BF16, 'native-rgcn-bf16': RGCN + BF16}
 
 
 def load_data(args):
@@ -49,7 +53,7 @@ def build_trainer(args, variant: str, data=None):
         'model': {'hidden_channels': 100, 'margin': 4.0},
         'training': {'batch_size': 1024, 'num_negatives': 32, 'lr': 1e-3, 'adversarial': True,
                      'eval_every': 0, 'progress': False, 'device': args.device}})
-    run = run.override(VARIANTS[variant])
+    run = run.override(VARIANTS[variant] + list(args.set))
     return Trainer(build_model(data, run), data, run)
 
 
@@ -72,6 +76,8 @@ def main():
     p.add_argument('--epochs', type=int, default=0,
                    help='time this many whole epochs of each variant, one of each in turn, '
                         'in this process (instead of steps)')
+    p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                   help='a setting for every variant (e.g. training.cpu_blas=numpy)')
     p.add_argument('--only', choices=VARIANTS, help=argparse.SUPPRESS)
     args = p.parse_args()
     if run_child(args, child):
@@ -83,6 +89,7 @@ def main():
         results = step_results(__file__, args, load_data, build_trainer)
     print(json.dumps({'dataset': f'{args.dataset} (real triples, stand-in 384-d text)',
                       'settings': 'dim 100, batch 1024, 32 negatives, CoMAT, R-GCN 2 layers 4 bases',
+                      'set': args.set,
                       'measure': f"seconds per training {'epoch' if args.epochs else 'step'}",
                       'machine': machine(), 'results': results}, indent=1))
 

@@ -27,6 +27,9 @@ one step of each in turn, each with the median over rounds of its step over
   CPU matrix products and their gradients by numpy's OpenBLAS, one BLAS
   thread per Python thread; ``native_pyg/training/cpu_blas.py``);
 * ``numpy-blas-shared``: both of the above;
+* ``bf16``: ``native`` with ``training.precision=bf16`` (the forward
+  pass's products under bf16 autocast; fast only on CPUs with bf16
+  instructions, such as AVX-512 BF16, and on GPUs);
 * ``per-row``: the same model and step, but every row (each head, tail and
   negative) projects its raw features itself, as the reference code does,
   which makes a step project ``B x (K + 2)`` feature rows instead of at most
@@ -52,7 +55,7 @@ from _harness import (SHARED_NEGATIVES, load_mkgy, machine, memory, run_child,  
 NUMPY_BLAS = ['training.cpu_blas=numpy']
 #: each variant's settings over ``native``'s (``per-row`` also changes the model)
 VARIANTS = {'native': [], 'compiled': ['training.compile=true'], 'shared': SHARED_NEGATIVES,
-            'numpy-blas': NUMPY_BLAS, 'numpy-blas-shared': NUMPY_BLAS + SHARED_NEGATIVES,
+            'numpy-blas': NUMPY_BLAS, 'bf16': ['training.precision=bf16'], 'numpy-blas-shared': NUMPY_BLAS + SHARED_NEGATIVES,
             'per-row': [], 'authors': []}
 FEATURES = {'image': 4096, 'text': 768}
 
