@@ -332,3 +332,22 @@ def test_edgewise_rgcn_without_edges_gives_the_root_term():
     empty = torch.empty(2, 0, dtype=torch.long)
     out = conv(x, empty, torch.empty(0, dtype=torch.long))
     torch.testing.assert_close(out, x @ conv.root + conv.bias)
+
+
+def test_edgewise_rgcn_keeps_the_bases_products_under_bf16_autocast():
+    # few (relation, destination) groups, but under autocast a few large bf16
+    # products beat one small product per relation: the bases' path, same values
+    from unittest import mock
+    from native_pyg.nn.gnn import EdgewiseRGCNConv
+    torch.manual_seed(0)
+    conv = EdgewiseRGCNConv(6, 4, 5, num_bases=3, aggr='mean')
+    x = torch.randn(9, 6)
+    edge_index, edge_type = torch.randint(0, 9, (2, 30)), torch.randint(3, 5, (30,))
+    fp32 = conv(x, edge_index, edge_type)
+    original = vars(EdgewiseRGCNConv)['_basis_messages']
+    with mock.patch.object(EdgewiseRGCNConv, '_basis_messages', autospec=True,
+                           side_effect=original) as spy, \
+            torch.autocast('cpu', dtype=torch.bfloat16):
+        bf16 = conv(x, edge_index, edge_type)
+    assert spy.call_count == 1
+    torch.testing.assert_close(bf16.float(), fp32, atol=0.05, rtol=0.05)
