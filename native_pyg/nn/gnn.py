@@ -24,6 +24,7 @@ from torch_geometric.nn.inits import glorot, zeros
 from torch_geometric.utils import scatter
 
 from native_pyg.data.relations import add_inverse_edges  # noqa: F401 (re-exported)
+from native_pyg.nn.activations import tanh
 from native_pyg.nn.weighted_bag import weighted_bag
 
 __all__ = ['circular_correlation', 'group_mean_weights', 'COMPOSITIONS', 'CompGCNConv',
@@ -381,7 +382,7 @@ class LayerwiseEncoder(torch.nn.Module):
 
     def _activate(self, i: int, x: Tensor) -> Tensor:
         """:math:`\tanh` between layers, none after the last."""
-        return torch.tanh(x) if i < self.num_layers - 1 else x
+        return tanh(x) if i < self.num_layers - 1 else x
 
 
 class RGCNEncoder(LayerwiseEncoder):

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import softmax
 
+from native_pyg.nn.activations import tanh
 from native_pyg.nn.weighted_bag import weighted_bag
 
 FUSIONS = ('redaf', 'mean')
@@ -108,7 +109,7 @@ class ReDAF(torch.nn.Module):
     def logits(self, emb: Tensor) -> Tensor:
         r"""Attention logits :math:`a_m = \mathbf{u}^\top\tanh(\mathbf{e}_m)`:
         ``[U, M, D] -> [U, M]`` (independent of the relation)."""
-        return self.u(torch.tanh(emb)).squeeze(-1)
+        return self.u(tanh(emb)).squeeze(-1)
 
     @property
     def _device(self) -> Optional[torch.device]:
@@ -166,7 +167,7 @@ class ReDAF(torch.nn.Module):
                 pair_logit = logits[src, col]
             elif index is not None and src.numel() < emb.size(0) * num_modalities:
                 # fewer (row, modality) pairs than embeddings: compute only theirs
-                pair_logit = self.u(torch.tanh(emb[src, col])).squeeze(-1)
+                pair_logit = self.u(tanh(emb[src, col])).squeeze(-1)
             else:
                 pair_logit = self.logits(emb)[src, col]
             pair_logit = pair_logit.to(emb.dtype)  # autocast may lower it
