@@ -44,10 +44,10 @@ def circular_correlation(a: Tensor, b: Tensor) -> Tensor:
 
 def group_mean_weights(group: Tensor, num_groups: int, dtype: torch.dtype) -> Tensor:
     """``[E]`` weights ``1 / |group|`` of each edge's group, so that summing
-    weighted messages gives the mean over each group's edges. Counted over
-    the groups present when there are more groups than edges (R-GCN on a
-    sampled subgraph: nodes x 2R groups, a few GB of counts at 1,000 edge
-    types, nearly all empty)."""
+    weighted messages gives the mean over each group's edges (CompGCN's
+    direction groups). Counted over the groups present when there are more
+    groups than edges (groups by node and edge type on a sampled subgraph
+    would be a few GB of counts at 1,000 edge types, nearly all empty)."""
     if num_groups > group.numel():
         _, inverse, count = torch.unique(group, return_inverse=True, return_counts=True)
         return count.to(dtype).reciprocal()[inverse]
