@@ -55,8 +55,8 @@ from _harness import (SHARED_NEGATIVES, load_mkgy, machine, memory, run_child,  
 NUMPY_BLAS = ['training.cpu_blas=numpy']
 #: each variant's settings over ``native``'s (``per-row`` also changes the model)
 VARIANTS = {'native': [], 'compiled': ['training.compile=true'], 'shared': SHARED_NEGATIVES,
-            'numpy-blas': NUMPY_BLAS, 'bf16': ['training.precision=bf16'], 'numpy-blas-shared': NUMPY_BLAS + SHARED_NEGATIVES,
-            'per-row': [], 'authors': []}
+            'numpy-blas': NUMPY_BLAS, 'numpy-blas-shared': NUMPY_BLAS + SHARED_NEGATIVES,
+            'bf16': ['training.precision=bf16'], 'per-row': [], 'authors': []}
 FEATURES = {'image': 4096, 'text': 768}
 
 
