@@ -209,9 +209,10 @@ def cpu_model() -> Dict[str, object]:
             info = f.read()
     except OSError:
         return {}
-    name = next((ln.split(':', 1)[1].strip() for ln in info.splitlines()
-                 if ln.startswith('model name')), None)
-    flags = set(next((ln.split(':', 1)[1].split() for ln in info.splitlines()
-                      if ln.startswith('flags')), []))
+    lines = info.splitlines()
+    name = next((ln.split(':', 1)[1].strip() for ln in lines if ln.startswith('model name')),
+                None)
+    flags = set(next((ln.split(':', 1)[1].split() for ln in lines if ln.startswith('flags')),
+                     []))
     vector = 'avx512' if 'avx512f' in flags else 'avx2' if 'avx2' in flags else 'other'
     return {'cpu': name, 'cpu_vector': vector, 'cpu_bf16': 'avx512_bf16' in flags}

@@ -221,13 +221,13 @@ class EdgewiseRGCNConv(RGCNConv):
         key = edge_type * num_dst + dst
         order = torch.argsort(key, stable=True)
         groups, counts = torch.unique_consecutive(key[order], return_counts=True)
+        norm = counts.to(x.dtype).reciprocal().repeat_interleave(counts)  # 1/|N_r(v)|, key order
         if self.num_bases is not None and not (groups.numel() < self.num_bases * num_dst
                                                and _small_products_pay(x)):
-            norm = torch.empty(src.numel(), dtype=x.dtype, device=x.device)
-            norm[order] = counts.to(x.dtype).reciprocal().repeat_interleave(counts)
-            out = self._basis_messages(x, src, dst, edge_type, norm, num_dst)
+            by_edge = torch.empty_like(norm).index_put_((order,), norm)  # the edges' order
+            out = self._basis_messages(x, src, dst, edge_type, by_edge, num_dst)
         else:
-            out = self._group_messages(x, src[order], groups, counts, num_dst)
+            out = self._group_messages(x, src[order], norm, groups, counts, num_dst)
         if self.root is not None:
             out = out + (x if num_targets is None else x[:num_dst]) @ self.root
         if self.bias is not None:
@@ -266,8 +266,8 @@ class EdgewiseRGCNConv(RGCNConv):
         # under bf16 autocast xb is bf16, and the bag's weights must match it
         return weighted_bag(xb, rows, coef.view(-1).to(xb.dtype), offsets)
 
-    def _group_messages(self, x: Tensor, src: Tensor, groups: Tensor, counts: Tensor,
-                        num_dst: int) -> Tensor:
+    def _group_messages(self, x: Tensor, src: Tensor, norm: Tensor, groups: Tensor,
+                        counts: Tensor, num_dst: int) -> Tensor:
         # each (relation r, destination v) group's mean input, multiplied once by W_r
         # (one product per relation), then summed per destination: O(G * C^2) for G
         # groups, against O(B * N * C^2) for the bases' products when G < B * N (on
@@ -276,8 +276,7 @@ class EdgewiseRGCNConv(RGCNConv):
         if groups.numel() == 0:
             return x.new_zeros(num_dst, self.out_channels)
         starts = counts.cumsum(0) - counts
-        mean = weighted_bag(x, src, counts.to(x.dtype).reciprocal().repeat_interleave(counts),
-                            starts)
+        mean = weighted_bag(x, src, norm, starts)
         rel = torch.div(groups, num_dst, rounding_mode='floor')
         types, sizes = torch.unique_consecutive(rel, return_counts=True)
         if self.num_bases is not None:  # W_r = sum_b a_rb V_b, for the relations present

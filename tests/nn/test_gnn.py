@@ -259,28 +259,39 @@ def test_group_mean_weights_count_only_present_groups_when_groups_outnumber_edge
     assert torch.equal(small, expected)  # 3, 0, 3, 2, 3, 0, 4: the same group sizes
 
 
-@pytest.mark.parametrize('decomposition', [{}, {'num_bases': 3}, {'num_blocks': 2}])
-def test_edgewise_rgcn_on_a_bipartite_layer_equals_pyg_on_the_targets(decomposition):
-    # fewer targets than sources: R-GCN with bases sums its inputs per (target, basis)
-    # first; values and every gradient equal PyG's full pass on the targets
+def _rgcn_pair(decomposition):
+    """Our EdgewiseRGCNConv and PyG's RGCNConv in float64 with the same weights."""
     from torch_geometric.nn import RGCNConv
     from native_pyg.nn.gnn import EdgewiseRGCNConv
     torch.manual_seed(0)
     ours = EdgewiseRGCNConv(6, 4, 5, aggr='mean', **decomposition).double()
     ref = RGCNConv(6, 4, 5, aggr='mean', **decomposition).double()
     ref.load_state_dict(ours.state_dict())
-    x = torch.randn(9, 6, dtype=torch.double, requires_grad=True)
-    edge_index = torch.stack([torch.randint(0, 9, (40,)), torch.randint(0, 4, (40,))])
-    edge_index[1, :3] = 2  # a target with several edges, target 3 possibly with none
-    edge_type = torch.randint(0, 5, (40,))
-    got = ours(x, edge_index, edge_type, num_targets=4)
-    want = ref(x, edge_index, edge_type)[:4]
+    return ours, ref
+
+
+def _assert_same_values_and_gradients(ours, ref, got, want, x):
+    """``got`` (ours) equals ``want`` (PyG's), and so do the gradients of a
+    random weighting of them with respect to ``x`` and every parameter."""
     torch.testing.assert_close(got, want)
-    w = torch.randn(4, 4, dtype=torch.double)
+    w = torch.randn_like(got)
     mine = torch.autograd.grad((got * w).sum(), [x, *ours.parameters()])
     theirs = torch.autograd.grad((want * w).sum(), [x, *ref.parameters()])
     for a, b in zip(mine, theirs):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize('decomposition', [{}, {'num_bases': 3}, {'num_blocks': 2}])
+def test_edgewise_rgcn_on_a_bipartite_layer_equals_pyg_on_the_targets(decomposition):
+    # fewer targets than sources: R-GCN with bases sums its inputs per (target, basis)
+    # first; values and every gradient equal PyG's full pass on the targets
+    ours, ref = _rgcn_pair(decomposition)
+    x = torch.randn(9, 6, dtype=torch.double, requires_grad=True)
+    edge_index = torch.stack([torch.randint(0, 9, (40,)), torch.randint(0, 4, (40,))])
+    edge_index[1, :3] = 2  # a target with several edges, target 3 possibly with none
+    edge_type = torch.randint(0, 5, (40,))
+    _assert_same_values_and_gradients(ours, ref, ours(x, edge_index, edge_type, num_targets=4),
+                                      ref(x, edge_index, edge_type)[:4], x)
 
 
 @pytest.mark.parametrize('graph,decomposition,path', [
@@ -294,12 +305,8 @@ def test_edgewise_rgcn_group_and_basis_paths_equal_pyg(graph, decomposition, pat
     # mean is multiplied by W_r once; otherwise the bases' products are summed. Either
     # way values and every gradient equal PyG's RGCNConv, on whole and bipartite layers
     from unittest import mock
-    from torch_geometric.nn import RGCNConv
     from native_pyg.nn.gnn import EdgewiseRGCNConv
-    torch.manual_seed(0)
-    ours = EdgewiseRGCNConv(6, 4, 5, aggr='mean', **decomposition).double()
-    ref = RGCNConv(6, 4, 5, aggr='mean', **decomposition).double()
-    ref.load_state_dict(ours.state_dict())
+    ours, ref = _rgcn_pair(decomposition)
     x = torch.randn(9, 6, dtype=torch.double, requires_grad=True)
     if graph == 'sparse':  # 2 relations: at most 2 x 9 groups < 3 bases x 9 destinations
         edge_index = torch.randint(0, 9, (2, 30))
@@ -316,13 +323,7 @@ def test_edgewise_rgcn_group_and_basis_paths_equal_pyg(graph, decomposition, pat
                                side_effect=original) as spy:
             got = ours(x, ei, et, num_targets=targets)
         assert spy.call_count == 1
-        want = ref(x, ei, et)[:targets]
-        torch.testing.assert_close(got, want)
-        w = torch.randn_like(got)
-        mine = torch.autograd.grad((got * w).sum(), [x, *ours.parameters()])
-        theirs = torch.autograd.grad((want * w).sum(), [x, *ref.parameters()])
-        for a, b in zip(mine, theirs):
-            torch.testing.assert_close(a, b)
+        _assert_same_values_and_gradients(ours, ref, got, ref(x, ei, et)[:targets], x)
 
 
 def test_edgewise_rgcn_without_edges_gives_the_root_term():
