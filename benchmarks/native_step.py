@@ -30,6 +30,9 @@ one step of each in turn, each with the median over rounds of its step over
 * ``bf16``: ``native`` with ``training.precision=bf16`` (the forward
   pass's products under bf16 autocast; fast only on CPUs with bf16
   instructions, such as AVX-512 BF16, and on GPUs);
+* ``tf32``: ``native`` with ``training.precision=tf32`` (CUDA's float32
+  products, forward and backward, on TF32 tensor cores; fp32 on CPUs);
+* ``bf16-compiled``: ``bf16`` with ``training.compile=true``;
 * ``per-row``: the same model and step, but every row (each head, tail and
   negative) projects its raw features itself, as the reference code does,
   which makes a step project ``B x (K + 2)`` feature rows instead of at most
@@ -56,7 +59,9 @@ NUMPY_BLAS = ['training.cpu_blas=numpy']
 #: each variant's settings over ``native``'s (``per-row`` also changes the model)
 VARIANTS = {'native': [], 'compiled': ['training.compile=true'], 'shared': SHARED_NEGATIVES,
             'numpy-blas': NUMPY_BLAS, 'numpy-blas-shared': NUMPY_BLAS + SHARED_NEGATIVES,
-            'bf16': ['training.precision=bf16'], 'per-row': [], 'authors': []}
+            'bf16': ['training.precision=bf16'], 'tf32': ['training.precision=tf32'],
+            'bf16-compiled': ['training.precision=bf16', 'training.compile=true'],
+            'per-row': [], 'authors': []}
 FEATURES = {'image': 4096, 'text': 768}
 
 

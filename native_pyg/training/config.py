@@ -77,7 +77,8 @@ class TrainConfig:
     patience: int = 0
     seed: int = 0
     device: str = 'auto'
-    # bf16: the step under bf16 autocast (projections and products in bf16, fp32 elsewhere)
+    # tf32: CUDA's fp32 products on TF32 tensor cores; bf16: the step under bf16 autocast
+    # (projections and products in bf16, fp32 elsewhere)
     precision: str = 'fp32'
     # legacy switch: bf16 autocast on CUDA only (precision: bf16 covers CPUs too)
     amp: bool = False

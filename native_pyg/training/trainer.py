@@ -32,7 +32,7 @@ from native_pyg.training.early_stopping import EarlyStopper
 from native_pyg.training.losses import LOSSES, structural_l2
 from native_pyg.training.negative_sampling import build_negative_sampler
 from native_pyg.training.optimizers import build_optimizer
-from native_pyg.training.precision import step_autocast
+from native_pyg.training.precision import check_precision, step_autocast, step_matmuls
 from native_pyg.training.runs import config_changes
 from native_pyg.training.structure_dropout import StructureDropout
 from native_pyg.training.stand_in_fitting import fit_structure_stand_in
@@ -109,6 +109,7 @@ class Trainer:
             raise ValueError(f"training.loss must be one of {sorted(LOSSES)}, got {cfg.loss!r}")
         self.cfg, self.data, self.out_dir = cfg, data, out_dir
         self.device = resolve_device(cfg.device)
+        check_precision(self.device, cfg.precision)
         if cfg.reuse_memory and self.device.type == 'cpu':
             reuse_freed_memory()
         if cfg.deterministic:
@@ -282,6 +283,10 @@ class Trainer:
         if not isinstance(batch, KGBatch):
             batch = KGBatch(batch, *self.sampler.sample(batch))
         batch = batch.to(self.device, non_blocking=True)
+        with step_matmuls(self.cfg.precision):  # forward and backward
+            return self._optimisation_step(batch)
+
+    def _optimisation_step(self, batch: KGBatch) -> Dict[str, float]:
         self.model.train()
         h, r, t = batch.pos.unbind(1)
         hidden = self.structure_dropout.sample() if self.structure_dropout else None

@@ -247,8 +247,46 @@ def test_bf16_precision_runs_the_projections_in_bf16_and_keeps_fp32_state(small)
     assert set(seen) == {torch.float32}
 
 
+def test_tf32_precision_covers_forward_and_backward_and_restores_the_setting(small):
+    matmul = torch.backends.cuda.matmul
+    before = matmul.fp32_precision
+    with pytest.warns(UserWarning, match='tf32 uses the tensor cores of CUDA GPUs; on cpu the '
+                                         'step computes in fp32'):
+        trainer = Trainer(build_model(small, small_run()), small, small_run(precision='tf32'))
+    forward, backward = [], []
+    mlp = next(iter(trainer.model.projections.mlps.values()))
+    mlp.register_forward_hook(lambda mod, inp, out: forward.append(matmul.fp32_precision))
+    mlp[0].weight.register_hook(lambda grad: backward.append(matmul.fp32_precision))
+    batch = next(iter(trainer.steps))
+    tf32 = trainer.train_step(batch)
+    assert forward and set(forward) == {'tf32'} and backward and set(backward) == {'tf32'}
+    assert matmul.fp32_precision == before  # evaluation and the user's code keep theirs
+    # on a CPU the flag changes nothing: the same step as fp32, bit for bit
+    fp32 = Trainer(build_model(small, small_run()), small, small_run())
+    assert fp32.train_step(batch) == tf32
+    assert all(torch.equal(a, b) for a, b in zip(trainer.model.parameters(),
+                                                 fp32.model.parameters()))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.parametrize('precision,compile', [('fp32', False), ('tf32', False),
+                                               ('bf16', False), ('fp32', True)])
+def test_cuda_steps_follow_the_cpu_step(small, precision, compile):
+    # two steps on CUDA (each precision, and compiled distances) against fp32 on the CPU; the
+    # KGC loss is compared (CoMAT's noise comes from each device's own generator)
+    cpu = Trainer(build_model(small, small_run()), small, small_run(device='cpu'))
+    run = small_run(device='cuda', precision=precision, compile=compile)
+    gpu = Trainer(build_model(small, run), small, run)
+    tol = 5e-2 if precision == 'bf16' else 1e-2 if precision == 'tf32' else 1e-3
+    for batch in list(cpu.steps)[:2]:
+        want, got = cpu.train_step(batch), gpu.train_step(batch)
+        assert got['kgc_loss'] == pytest.approx(want['kgc_loss'], rel=tol)
+        assert all(math.isfinite(v) for v in got.values()) and set(got) == set(want)
+    assert all(p.is_cuda and p.dtype == torch.float32 for p in gpu.model.parameters())
+
+
 def test_unknown_precision_is_a_one_line_error():
-    with pytest.raises(ValueError, match=r"training\.precision: must be one of fp32, bf16, got 'fp16'"):
+    with pytest.raises(ValueError, match=r"training\.precision: must be one of fp32, tf32, bf16, got 'fp16'"):
         RunConfig().override(['training.precision=fp16'])
 
 
