@@ -27,6 +27,11 @@ one step of each in turn, each with the median over rounds of its step over
   CPU matrix products and their gradients by numpy's OpenBLAS, one BLAS
   thread per Python thread; ``native_pyg/training/cpu_blas.py``);
 * ``numpy-blas-shared``: both of the above;
+* ``onednn``: ``native`` with ``training.cpu_blas=onednn`` (the float32
+  products and their gradients by oneDNN's inner product; ``native`` takes
+  it too on AVX-512 CPUs, where ``training.cpu_blas=auto`` resolves to it);
+* ``torch-blas``: ``native`` with ``training.cpu_blas=torch`` (PyTorch's
+  own products: MKL on x86; the default before ``auto``);
 * ``bf16``: ``native`` with ``training.precision=bf16`` (the forward
   pass's products under bf16 autocast; fast only on CPUs with bf16
   instructions, such as AVX-512 BF16, and on GPUs);
@@ -59,6 +64,7 @@ NUMPY_BLAS = ['training.cpu_blas=numpy']
 #: each variant's settings over ``native``'s (``per-row`` also changes the model)
 VARIANTS = {'native': [], 'compiled': ['training.compile=true'], 'shared': SHARED_NEGATIVES,
             'numpy-blas': NUMPY_BLAS, 'numpy-blas-shared': NUMPY_BLAS + SHARED_NEGATIVES,
+            'onednn': ['training.cpu_blas=onednn'], 'torch-blas': ['training.cpu_blas=torch'],
             'bf16': ['training.precision=bf16'], 'tf32': ['training.precision=tf32'],
             'bf16-compiled': ['training.precision=bf16', 'training.compile=true'],
             'per-row': [], 'authors': []}

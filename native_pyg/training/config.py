@@ -90,8 +90,10 @@ class TrainConfig:
     # RotatE distances by torch.compile kernels: evaluation on CPUs, training's negatives
     # (needs a C++ compiler on CPUs; compiles once per process)
     compile: bool = False
-    # numpy: a step's large CPU matrix products by numpy's BLAS (faster than MKL on AMD CPUs)
-    cpu_blas: str = 'torch'
+    # numpy / onednn: a step's large CPU matrix products by numpy's BLAS or by oneDNN
+    # (both faster than PyTorch's MKL on AMD CPUs); auto: onednn on AVX-512 CPUs unless
+    # deterministic, else torch
+    cpu_blas: str = 'auto'
     # GNN encoders: neighbours per hop (null = the whole training graph every step)
     num_neighbors: Optional[List[int]] = None
     num_workers: int = 0

@@ -1,51 +1,62 @@
-r"""Large CPU matrix products through numpy's BLAS (``training.cpu_blas``).
+r"""Large CPU matrix products through numpy's BLAS or oneDNN (``training.cpu_blas``).
 
 PyTorch's x86 wheels compute float matrix products with Intel's MKL, which
-on AMD CPUs runs well below the AVX2 peak: on the 2-core EPYC of
+on AMD CPUs runs well below the vector units' peak: on the 2-core EPYC of
 ``docs/benchmarks.md`` MKL reached 85-107 GFLOP/s on a step's
 ``15,000 x 4,096 @ 4,096 x 500`` feature projection, numpy's OpenBLAS
-141-161 GFLOP/s on the same product. With ``training.cpu_blas: numpy`` a
-training step routes every large 2-D float product on the CPU
+141-161 GFLOP/s on the same product (AVX2 machine); on the AVX-512 machine
+MKL reached 157, OpenBLAS 226 and oneDNN, PyTorch's other CPU library, 320
+GFLOP/s. With ``training.cpu_blas: numpy`` or ``onednn`` a training step
+routes its large 2-D float products on the CPU
 (:func:`torch.nn.functional.linear`, :func:`torch.mm`,
-:func:`torch.matmul`, ``@``) and the products of its backward pass through
-numpy,
+:func:`torch.matmul`, ``@``) and the products of their backward pass
+through that library,
 
 .. math::
     \mathbf{Y} = \mathbf{A}\mathbf{B}, \qquad
     \frac{\partial L}{\partial \mathbf{A}} = \frac{\partial L}{\partial
     \mathbf{Y}} \mathbf{B}^\top, \qquad
     \frac{\partial L}{\partial \mathbf{B}} = \mathbf{A}^\top
-    \frac{\partial L}{\partial \mathbf{Y}},
+    \frac{\partial L}{\partial \mathbf{Y}}.
 
-each product split over ``torch.get_num_threads()`` Python threads with a
-single-threaded BLAS (numpy releases the GIL): by rows of the result, or,
-for a weight gradient whose reduction runs over many more rows than the
-result has, by the reduction, the partial products then summed. One BLAS
-thread per call matters: a multi-threaded OpenBLAS leaves its workers
-spinning after each call, and they halve the speed of PyTorch's next
-parallel operations on the same cores (the step was no faster that way).
+``numpy``: each product split over ``torch.get_num_threads()`` Python
+threads with a single-threaded BLAS (numpy releases the GIL): by rows of
+the result, or, for a weight gradient whose reduction runs over many more
+rows than the result has, by the reduction, the partial products then
+summed. One BLAS thread per call matters: a multi-threaded OpenBLAS leaves
+its workers spinning after each call, and they halve the speed of
+PyTorch's next parallel operations on the same cores (the step was no
+faster that way). ``onednn``: float32 products by oneDNN's inner-product
+primitive (``torch.ops.mkldnn._linear_pointwise``, the kernel
+``torch.compile`` emits for CPU linear layers) on PyTorch's own threads;
+where the build lacks it, PyTorch's products with one warning.
 The math is the same; sums are accumulated in another order, so values
 differ from PyTorch's in the last bits. On CUDA tensors, small products
-(under :data:`MIN_MACS` multiply-adds), other dtypes and under autocast
-nothing changes.
+(under :data:`MIN_MACS` multiply-adds for numpy, :data:`ONEDNN_MIN_MACS`
+for oneDNN), other dtypes (oneDNN: float64) and under autocast nothing
+changes.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
-CPU_BLAS = ('torch', 'numpy')
+CPU_BLAS = ('auto', 'torch', 'numpy', 'onednn')
 #: products with fewer multiply-adds stay with PyTorch: below about 2e9 the
 #: thread hand-off cost more than OpenBLAS saved (measured on the machine above)
 MIN_MACS = 1 << 31
+#: oneDNN was faster than MKL down to 4096 x 100 @ 100 x 100 (0.28 against
+#: 0.49 ms); below about 4e6 multiply-adds a primitive's set-up is not worth it
+ONEDNN_MIN_MACS = 1 << 22
 _POOLS: Dict[Tuple[int, int], ThreadPoolExecutor] = {}
 
 
@@ -116,6 +127,49 @@ class _NumpyMatmul(torch.autograd.Function):
         return grad_a, grad_b, None
 
 
+def _onednn_op():
+    """oneDNN's dense inner product, or None where this build of PyTorch lacks it."""
+    if not torch.backends.mkldnn.is_available():
+        return None
+    return getattr(torch.ops.mkldnn, '_linear_pointwise', None)
+
+
+def _onednn(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+    return _onednn_op()(x, weight, bias, 'none', [], '')
+
+
+class _OneDNNLinear(torch.autograd.Function):
+    """``x @ weight.T + bias`` by oneDNN, forward and backward (float32)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _onednn(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:  # dX = dY W, as a linear layer of weight W^T
+            grad_x = _onednn(grad, weight.t())
+        if ctx.needs_input_grad[1]:  # dW = dY^T X
+            grad_w = _onednn(grad.t(), x.t())
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad.sum(0)
+        return grad_x, grad_w, grad_b
+
+
+def onednn_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+    """Differentiable ``x @ weight.T + bias`` of 2-D CPU float32 tensors by oneDNN."""
+    return _OneDNNLinear.apply(x, weight, bias)
+
+
+def onednn_matmul(a: Tensor, b: Tensor) -> Tensor:
+    """Differentiable ``a @ b`` of two 2-D CPU float32 tensors by oneDNN."""
+    return _OneDNNLinear.apply(a, b.t(), None)
+
+
 def _cpu_autocast_on() -> bool:
     try:
         return torch.is_autocast_enabled('cpu')
@@ -123,14 +177,15 @@ def _cpu_autocast_on() -> bool:
         return torch.is_autocast_cpu_enabled()
 
 
-def _routable(a, b, b_transposed: bool = False) -> bool:
+def _routable(a, b, b_transposed: bool = False, min_macs: int = MIN_MACS,
+              dtypes: Tuple[torch.dtype, ...] = (torch.float32, torch.float64)) -> bool:
     if not (isinstance(a, Tensor) and isinstance(b, Tensor) and a.dim() == 2 and b.dim() == 2):
         return False
     if a.device.type != 'cpu' or b.device.type != 'cpu' or a.dtype != b.dtype \
-            or a.dtype not in (torch.float32, torch.float64) or _cpu_autocast_on():
+            or a.dtype not in dtypes or _cpu_autocast_on():
         return False
     n = b.size(0) if b_transposed else b.size(1)
-    return a.size(0) * a.size(1) * n >= MIN_MACS
+    return a.size(0) * a.size(1) * n >= min_macs
 
 
 def numpy_matmul(a: Tensor, b: Tensor) -> Tensor:
@@ -147,10 +202,19 @@ def numpy_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Te
 _PRODUCTS = {torch.mm, torch.matmul, Tensor.mm, Tensor.matmul, Tensor.__matmul__}
 
 
-class NumpyBLASProducts(TorchFunctionMode):
+class RoutedProducts(TorchFunctionMode):
     """Within this mode, large 2-D CPU float products (``linear``, ``mm``,
-    ``matmul``, ``@``) and their gradients run through :func:`numpy_linear`
-    and :func:`numpy_matmul`; every other call is unchanged."""
+    ``matmul``, ``@``) and their gradients run through ``linear`` and
+    ``matmul`` (:func:`numpy_linear` and :func:`numpy_matmul`, or
+    :func:`onednn_linear` and :func:`onednn_matmul`) where they have at
+    least ``min_macs`` multiply-adds and a dtype of ``dtypes``; every other
+    call is unchanged."""
+
+    def __init__(self, linear: Callable[..., Tensor], matmul: Callable[[Tensor, Tensor], Tensor],
+                 min_macs: int, dtypes: Tuple[torch.dtype, ...]) -> None:
+        super().__init__()
+        self.linear, self.matmul = linear, matmul
+        self.min_macs, self.dtypes = min_macs, dtypes
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -159,17 +223,62 @@ class NumpyBLASProducts(TorchFunctionMode):
             bias = args[2] if len(args) > 2 else kwargs.get('bias')
             if isinstance(x, Tensor) and x.dim() >= 2:
                 rows = x.reshape(-1, x.size(-1))
-                if _routable(rows, weight, True):
-                    y = numpy_linear(rows, weight, bias)
+                if _routable(rows, weight, True, self.min_macs, self.dtypes) \
+                        and (bias is None or bias.dtype == rows.dtype):
+                    y = self.linear(rows, weight, bias)
                     return y.view(*x.shape[:-1], y.size(-1))
-        elif func in _PRODUCTS and not kwargs and len(args) == 2 and _routable(*args):
-            return numpy_matmul(*args)
+        elif func in _PRODUCTS and not kwargs and len(args) == 2 \
+                and _routable(*args, min_macs=self.min_macs, dtypes=self.dtypes):
+            return self.matmul(*args)
         return func(*args, **kwargs)
+
+
+class NumpyBLASProducts(RoutedProducts):
+    """:class:`RoutedProducts` through numpy's BLAS (float32 and float64)."""
+
+    def __init__(self) -> None:
+        super().__init__(numpy_linear, numpy_matmul, MIN_MACS, (torch.float32, torch.float64))
+
+
+class OneDNNProducts(RoutedProducts):
+    """:class:`RoutedProducts` through oneDNN (float32)."""
+
+    def __init__(self) -> None:
+        super().__init__(onednn_linear, onednn_matmul, ONEDNN_MIN_MACS, (torch.float32,))
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_without_onednn() -> None:
+    warnings.warn("training.cpu_blas=onednn: this build of PyTorch has no oneDNN inner "
+                  "product (torch.ops.mkldnn._linear_pointwise); using PyTorch's products",
+                  stacklevel=4)
+
+
+def resolve_cpu_blas(cpu_blas: str = 'auto', deterministic: bool = False) -> str:
+    """Where a run's CPU products go: ``'auto'`` is ``'onednn'`` on CPUs
+    with AVX-512 (there oneDNN's float32 products took half MKL's time on
+    every shape of a step) unless the run is ``deterministic``, and
+    ``'torch'`` otherwise: on AVX2 kernels oneDNN and MKL were within 10 %
+    of each other, and deterministic runs keep PyTorch's own products, with
+    which the recorded golden runs were made."""
+    if cpu_blas not in CPU_BLAS:
+        raise ValueError(f"training.cpu_blas must be one of {CPU_BLAS}, got {cpu_blas!r}")
+    if cpu_blas != 'auto':
+        return cpu_blas
+    wide = torch.backends.cpu.get_cpu_capability().startswith('AVX512')
+    return 'onednn' if wide and not deterministic and _onednn_op() is not None else 'torch'
 
 
 def cpu_products(cpu_blas: str = 'torch'):
     """The context a training step's products run in: :class:`NumpyBLASProducts`
-    for ``cpu_blas='numpy'``, else nothing."""
-    if cpu_blas not in CPU_BLAS:
-        raise ValueError(f"training.cpu_blas must be one of {CPU_BLAS}, got {cpu_blas!r}")
-    return NumpyBLASProducts() if cpu_blas == 'numpy' else contextlib.nullcontext()
+    for ``cpu_blas='numpy'``, :class:`OneDNNProducts` for ``'onednn'`` (where
+    the build has it; else one warning), else nothing (``'auto'``: see
+    :func:`resolve_cpu_blas`)."""
+    cpu_blas = resolve_cpu_blas(cpu_blas)
+    if cpu_blas == 'numpy':
+        return NumpyBLASProducts()
+    if cpu_blas == 'onednn':
+        if _onednn_op() is not None:
+            return OneDNNProducts()
+        _warn_without_onednn()
+    return contextlib.nullcontext()

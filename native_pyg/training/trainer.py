@@ -27,7 +27,7 @@ from native_pyg.training.batching import training_steps
 from native_pyg.training.checkpoint import (load_checkpoint, save_checkpoint,
                                             write_text_atomically)
 from native_pyg.training.config import RunConfig, TrainConfig
-from native_pyg.training.cpu_blas import cpu_products
+from native_pyg.training.cpu_blas import cpu_products, resolve_cpu_blas
 from native_pyg.training.early_stopping import EarlyStopper
 from native_pyg.training.losses import LOSSES, structural_l2
 from native_pyg.training.negative_sampling import build_negative_sampler
@@ -110,6 +110,7 @@ class Trainer:
         self.cfg, self.data, self.out_dir = cfg, data, out_dir
         self.device = resolve_device(cfg.device)
         check_precision(self.device, cfg.precision)
+        self.cpu_blas = resolve_cpu_blas(cfg.cpu_blas, cfg.deterministic)
         if cfg.reuse_memory and self.device.type == 'cpu':
             reuse_freed_memory()
         if cfg.deterministic:
@@ -257,7 +258,7 @@ class Trainer:
         its CPU products run (``training.precision``, ``training.cpu_blas``)."""
         stack = contextlib.ExitStack()
         stack.enter_context(step_autocast(self.device, self.cfg.precision, self.cfg.amp))
-        stack.enter_context(cpu_products(self.cfg.cpu_blas))
+        stack.enter_context(cpu_products(self.cpu_blas))
         return stack
 
     def _model_loss(self, batch: KGBatch, hidden: Optional[torch.Tensor]):

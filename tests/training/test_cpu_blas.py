@@ -7,7 +7,8 @@ from native_pyg.datasets import SyntheticMMKG
 from native_pyg.pipeline import build_model
 from native_pyg.training import RunConfig, Trainer
 from native_pyg.training import cpu_blas
-from native_pyg.training.cpu_blas import (NumpyBLASProducts, numpy_linear, numpy_matmul,
+from native_pyg.training.cpu_blas import (NumpyBLASProducts, OneDNNProducts, numpy_linear,
+                                          numpy_matmul, onednn_linear, onednn_matmul,
                                           threaded_matmul)
 from tests.conftest import small_run
 
@@ -84,33 +85,98 @@ def test_numpy_blas_keeps_the_callers_blas_threads():
     assert [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'] == before
 
 
-def test_a_step_with_numpy_blas_equals_the_torch_step(monkeypatch):
+@pytest.mark.parametrize('blas,routine', [('numpy', 'threaded_matmul'), ('onednn', '_onednn')])
+def test_a_step_with_routed_products_equals_the_torch_step(monkeypatch, blas, routine):
     data = SyntheticMMKG(seed=1, num_entities=300, num_relations=4)[0]
     monkeypatch.setattr(cpu_blas, 'MIN_MACS', 1)  # route every product of the small model
+    monkeypatch.setattr(cpu_blas, 'ONEDNN_MIN_MACS', 1)
     routed = []
-    real = cpu_blas.threaded_matmul
-    monkeypatch.setattr(cpu_blas, 'threaded_matmul',
-                        lambda a, b, threads=None: routed.append(1) or real(a, b, threads))
+    real = getattr(cpu_blas, routine)
+    monkeypatch.setattr(cpu_blas, routine, lambda *args: routed.append(1) or real(*args))
     trainers = {}
-    for blas in ('torch', 'numpy'):
-        run = small_run(cpu_blas=blas)
+    for name in ('torch', blas):
+        run = small_run(cpu_blas=name)
         torch.manual_seed(0)
-        trainers[blas] = Trainer(build_model(data, run), data, run)
+        trainers[name] = Trainer(build_model(data, run), data, run)
     batch = next(iter(trainers['torch'].steps))
     out = {}
-    for blas, trainer in trainers.items():
+    for name, trainer in trainers.items():
         torch.manual_seed(1)  # the same generator noise for both
-        out[blas] = trainer.train_step(batch)
-    assert routed  # the numpy trainer's projections (and generator) went through numpy
+        out[name] = trainer.train_step(batch)
+    assert routed  # the routed trainer's projections (and generator) went that way
     for key in ('loss', 'kgc_loss', 'g_loss'):
-        assert out['numpy'][key] == pytest.approx(out['torch'][key], rel=1e-5)
+        assert out[blas][key] == pytest.approx(out['torch'][key], rel=1e-5)
     for (name, a), b in zip(trainers['torch'].model.state_dict().items(),
-                            trainers['numpy'].model.state_dict().values()):
+                            trainers[blas].model.state_dict().values()):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6, msg=name)
 
 
+@pytest.mark.parametrize('shape', [(50, 7, 9), (4, 60, 3), (300, 128, 64)])
+def test_onednn_products_equal_torch_in_values_and_gradients(shape):
+    m, k, n = shape
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(k, m, generator=g).t().requires_grad_()  # a transposed view is read in place
+    w = torch.randn(n, k, generator=g, requires_grad=True)
+    bias = torch.randn(n, generator=g, requires_grad=True)
+    upstream = torch.randn(m, n, generator=g)
+
+    def grads(fn):
+        out = fn()
+        return [out.detach(), *torch.autograd.grad(out, (x, w, bias), upstream,
+                                                   allow_unused=True)]
+
+    ref = grads(lambda: F.linear(x, w, bias))
+    for got in (grads(lambda: onednn_linear(x, w, bias)),
+                grads(lambda: onednn_matmul(x, w.t()) + bias)):
+        for a, b in zip(got, ref):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)  # float32 sums, another order
+    no_bias = torch.autograd.grad(onednn_linear(x, w), (x, w), upstream)
+    for a, b in zip(no_bias, torch.autograd.grad(F.linear(x, w), (x, w), upstream)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_the_onednn_mode_routes_large_float32_cpu_products_and_nothing_else(monkeypatch):
+    calls = []
+    real = cpu_blas._onednn
+    monkeypatch.setattr(cpu_blas, '_onednn', lambda *args: calls.append(args[0].shape)
+                        or real(*args))
+    monkeypatch.setattr(cpu_blas, 'ONEDNN_MIN_MACS', 1000)
+    x, w = torch.randn(40, 30, requires_grad=True), torch.randn(20, 30, requires_grad=True)
+    lin = torch.nn.Linear(30, 20)
+    with OneDNNProducts():
+        outs = [F.linear(x, w), lin(x), x @ w.t(), torch.mm(x, w.t()), lin(x.view(4, 10, 30))]
+        assert len(calls) == 5
+        outs[1].sum().backward()  # the backward's two products go the same way
+        assert len(calls) == 7 and lin.bias.grad is not None
+        calls.clear()
+        small = torch.randn(5, 6) @ torch.randn(6, 7)  # under ONEDNN_MIN_MACS
+        doubles = x.double() @ w.double().t()  # oneDNN has no float64 kernels
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            lowered = F.linear(x, w)
+        assert not calls and lowered.dtype == torch.bfloat16 and doubles.dtype == torch.float64
+    for out in outs[:4]:
+        torch.testing.assert_close(out.reshape(40, 20), F.linear(x, w) if out is not outs[1]
+                                   else lin(x))
+    torch.testing.assert_close(outs[4], lin(x.view(4, 10, 30)))
+    torch.testing.assert_close(lin.bias.grad, torch.full((20,), 40.0))
+    assert small.shape == (5, 7)
+
+
+def test_onednn_missing_from_the_build_is_one_warning_and_torch_products(monkeypatch):
+    monkeypatch.setattr(cpu_blas, '_onednn_op', lambda: None)
+    cpu_blas._warn_without_onednn.cache_clear()
+    with pytest.warns(UserWarning, match='cpu_blas=onednn: this build of PyTorch has no oneDNN'):
+        context = cpu_blas.cpu_products('onednn')
+    assert not isinstance(context, OneDNNProducts)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # once per process, not once per step
+        cpu_blas.cpu_products('onednn')
+    cpu_blas._warn_without_onednn.cache_clear()
+
+
 def test_unknown_cpu_blas_is_a_one_line_error():
-    with pytest.raises(ValueError, match=r"training\.cpu_blas: must be one of torch, numpy, got 'mkl'"):
+    with pytest.raises(ValueError, match=r"training\.cpu_blas: must be one of auto, torch, numpy, onednn, got 'mkl'"):
         RunConfig().override(['training.cpu_blas=mkl'])
 
 
@@ -120,3 +186,23 @@ def test_a_resumed_run_may_change_where_its_products_run():
     del saved['training']['cpu_blas']  # a checkpoint written before the key: 'torch'
     new = RunConfig().override(['training.cpu_blas=numpy']).to_dict()
     assert [k for k, _, _ in config_changes(saved, new, 'last.pt')] == ['training.cpu_blas']
+
+
+@pytest.mark.parametrize('capability,deterministic,has_op,want', [
+    ('AVX512', False, True, 'onednn'),
+    ('AVX512', True, True, 'torch'),  # deterministic runs keep PyTorch's products
+    ('AVX2', False, True, 'torch'),
+    ('AVX512', False, False, 'torch')])
+def test_auto_takes_onednn_on_avx512_cpus_only(monkeypatch, capability, deterministic, has_op,
+                                               want):
+    monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability', lambda: capability)
+    if not has_op:
+        monkeypatch.setattr(cpu_blas, '_onednn_op', lambda: None)
+    assert cpu_blas.resolve_cpu_blas('auto', deterministic) == want
+    for explicit in ('torch', 'numpy', 'onednn'):
+        assert cpu_blas.resolve_cpu_blas(explicit, deterministic) == explicit
+    data = SyntheticMMKG(seed=1, num_entities=50, num_relations=2)[0]
+    run = small_run()
+    assert run.training.cpu_blas == 'auto'  # the default
+    run.training.deterministic = deterministic
+    assert Trainer(build_model(data, run), data, run).cpu_blas == want
