@@ -54,9 +54,12 @@ CPU_BLAS = ('auto', 'torch', 'numpy', 'onednn')
 #: products with fewer multiply-adds stay with PyTorch: below about 2e9 the
 #: thread hand-off cost more than OpenBLAS saved (measured on the machine above)
 MIN_MACS = 1 << 31
-#: oneDNN was faster than MKL down to 4096 x 100 @ 100 x 100 (0.28 against
-#: 0.49 ms); below about 4e6 multiply-adds a primitive's set-up is not worth it
-ONEDNN_MIN_MACS = 1 << 22
+#: oneDNN sets up a primitive for each new shape, about 0.4 ms, and a step's
+#: shapes change from step to step (its entities, R-GCN's groups): a
+#: ``[~1000, 200] @ [200, 200]`` product took 0.64 ms new against MKL's 0.52
+#: (0.24 ms once set up), so products under about 1.3e8 multiply-adds stay
+#: with PyTorch (with 4e6, NativE on R-GCN's epoch took 9.1 s against 7.6)
+ONEDNN_MIN_MACS = 1 << 27
 _POOLS: Dict[Tuple[int, int], ThreadPoolExecutor] = {}
 
 
