@@ -176,7 +176,8 @@ def test_onednn_missing_from_the_build_is_one_warning_and_torch_products(monkeyp
 
 
 def test_unknown_cpu_blas_is_a_one_line_error():
-    with pytest.raises(ValueError, match=r"training\.cpu_blas: must be one of auto, torch, numpy, onednn, got 'mkl'"):
+    with pytest.raises(ValueError, match=r"training\.cpu_blas: must be one of auto, torch, "
+                                         r"numpy, onednn, got 'mkl'"):
         RunConfig().override(['training.cpu_blas=mkl'])
 
 
@@ -205,4 +206,7 @@ def test_auto_takes_onednn_on_avx512_cpus_only(monkeypatch, capability, determin
     run = small_run()
     assert run.training.cpu_blas == 'auto'  # the default
     run.training.deterministic = deterministic
+    from native_pyg.training import trainer as trainer_module
+    # (this process keeps its threads and algorithms)
+    monkeypatch.setattr(trainer_module, 'make_deterministic', lambda: None)
     assert Trainer(build_model(data, run), data, run).cpu_blas == want

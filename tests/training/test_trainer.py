@@ -286,7 +286,8 @@ def test_cuda_steps_follow_the_cpu_step(small, precision, compile):
 
 
 def test_unknown_precision_is_a_one_line_error():
-    with pytest.raises(ValueError, match=r"training\.precision: must be one of fp32, tf32, bf16, got 'fp16'"):
+    with pytest.raises(ValueError, match=r"training\.precision: must be one of fp32, tf32, "
+                                         r"bf16, got 'fp16'"):
         RunConfig().override(['training.precision=fp16'])
 
 
