@@ -5,8 +5,8 @@ on AMD CPUs runs well below the vector units' peak: on the 2-core EPYC of
 ``docs/benchmarks.md`` MKL reached 85-107 GFLOP/s on a step's
 ``15,000 x 4,096 @ 4,096 x 500`` feature projection, numpy's OpenBLAS
 141-161 GFLOP/s on the same product (AVX2 machine); on the AVX-512 machine
-MKL reached 157, OpenBLAS 226 and oneDNN, PyTorch's other CPU library, 320
-GFLOP/s. With ``training.cpu_blas: numpy`` or ``onednn`` a training step
+its forward pass ran at 171 GFLOP/s through MKL, 232 through OpenBLAS and
+394 through oneDNN, PyTorch's other CPU library (``benchmarks/cpu_products.py``). With ``training.cpu_blas: numpy`` or ``onednn`` a training step
 routes its large 2-D float products on the CPU
 (:func:`torch.nn.functional.linear`, :func:`torch.mm`,
 :func:`torch.matmul`, ``@``) and the products of their backward pass
