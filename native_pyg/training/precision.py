@@ -50,15 +50,22 @@ def step_autocast(device: torch.device, precision: str = 'fp32', amp: bool = Fal
 def step_matmuls(precision: str = 'fp32') -> Iterator[None]:
     """The context a whole training step (forward and backward) runs in:
     for ``precision='tf32'``, CUDA's float32 matrix products on TF32 tensor
-    cores (``torch.backends.cuda.matmul.fp32_precision``), the previous
-    setting restored on exit so that evaluation and the user's own code
-    keep theirs. The flag does nothing on CPUs."""
+    cores (``torch.backends.cuda.matmul.fp32_precision``; ``allow_tf32``
+    before PyTorch 2.9), the previous setting restored on exit so that
+    evaluation and the user's own code keep theirs. The flag does nothing
+    on CPUs."""
     backend = torch.backends.cuda.matmul
-    if precision != 'tf32' or backend.fp32_precision == 'tf32':
+    if precision != 'tf32':
         yield
         return
-    previous, backend.fp32_precision = backend.fp32_precision, 'tf32'
+    name, on = (('fp32_precision', 'tf32') if hasattr(backend, 'fp32_precision')
+                else ('allow_tf32', True))
+    previous = getattr(backend, name)
+    if previous == on:
+        yield
+        return
+    setattr(backend, name, on)
     try:
         yield
     finally:
-        backend.fp32_precision = previous
+        setattr(backend, name, previous)

@@ -268,6 +268,18 @@ def test_tf32_precision_covers_forward_and_backward_and_restores_the_setting(sma
                                                  fp32.model.parameters()))
 
 
+def test_tf32_before_pytorch_2_9_sets_allow_tf32(monkeypatch):
+    import types
+    from native_pyg.training.precision import step_matmuls
+    legacy = types.SimpleNamespace(allow_tf32=False)  # no fp32_precision attribute
+    monkeypatch.setattr(torch.backends.cuda, 'matmul', legacy)
+    with step_matmuls('tf32'):
+        assert legacy.allow_tf32 is True
+    assert legacy.allow_tf32 is False
+    with step_matmuls('fp32'):
+        assert legacy.allow_tf32 is False
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 @pytest.mark.parametrize('precision,compile', [('fp32', False), ('tf32', False),
                                                ('bf16', False), ('fp32', True)])
