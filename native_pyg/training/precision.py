@@ -25,11 +25,15 @@ import torch
 PRECISIONS = ('fp32', 'tf32', 'bf16')
 
 
+def _require_known(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"training.precision must be one of {PRECISIONS}, got {precision!r}")
+
+
 def check_precision(device: torch.device, precision: str) -> None:
     """A one-line :class:`ValueError` for an unknown ``precision``; a
     warning where ``'tf32'`` cannot take effect (not a CUDA device)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"training.precision must be one of {PRECISIONS}, got {precision!r}")
+    _require_known(precision)
     if precision == 'tf32' and device.type != 'cuda':
         warnings.warn(f"training.precision=tf32 uses the tensor cores of CUDA GPUs; on "
                       f"{device.type} the step computes in fp32", stacklevel=3)
@@ -39,8 +43,7 @@ def step_autocast(device: torch.device, precision: str = 'fp32', amp: bool = Fal
     """The context a training step's forward pass runs in: bf16 autocast on
     ``device`` for ``precision='bf16'`` (or the legacy ``amp`` switch on
     CUDA), else nothing."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"training.precision must be one of {PRECISIONS}, got {precision!r}")
+    _require_known(precision)
     if precision == 'bf16' or (amp and device.type == 'cuda'):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
