@@ -91,8 +91,8 @@ class TrainConfig:
     # (needs a C++ compiler on CPUs; compiles once per process)
     compile: bool = False
     # numpy / onednn: a step's large CPU matrix products by numpy's BLAS or by oneDNN
-    # (both faster than PyTorch's MKL on AMD CPUs); auto: onednn on AVX-512 CPUs unless
-    # deterministic, else torch
+    # (onednn: half MKL's time on AVX-512 CPUs); auto: onednn for CPU runs on AVX-512
+    # CPUs unless deterministic, else torch
     cpu_blas: str = 'auto'
     # GNN encoders: neighbours per hop (null = the whole training graph every step)
     num_neighbors: Optional[List[int]] = None

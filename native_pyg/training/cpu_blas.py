@@ -1,4 +1,5 @@
-r"""Large CPU matrix products through numpy's BLAS or oneDNN (``training.cpu_blas``).
+r"""Large CPU matrix products through numpy's BLAS or oneDNN
+(``training.cpu_blas``).
 
 PyTorch's x86 wheels compute float matrix products with Intel's MKL, which
 on AMD CPUs runs well below the vector units' peak: on the 2-core EPYC of
@@ -31,10 +32,11 @@ primitive (``torch.ops.mkldnn._linear_pointwise``, the kernel
 ``torch.compile`` emits for CPU linear layers) on PyTorch's own threads;
 where the build lacks it, PyTorch's products with one warning.
 The math is the same; sums are accumulated in another order, so values
-differ from PyTorch's in the last bits. On CUDA tensors, small products
-(under :data:`MIN_MACS` multiply-adds for numpy, :data:`ONEDNN_MIN_MACS`
-for oneDNN), other dtypes (oneDNN: float64) and under autocast nothing
-changes.
+differ from PyTorch's in the last bits. Both compute first derivatives
+only (a second backward through them raises). On CUDA tensors, sparse
+tensors, small products (under :data:`MIN_MACS` multiply-adds for numpy,
+:data:`ONEDNN_MIN_MACS` for oneDNN), other dtypes (oneDNN: float64) and
+under autocast nothing changes.
 """
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 from torch.overrides import TorchFunctionMode
 
 CPU_BLAS = ('auto', 'torch', 'numpy', 'onednn')
@@ -119,6 +122,7 @@ class _NumpyMatmul(torch.autograd.Function):
         return threaded_matmul(_array(a), bn.T if transposed else bn)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: Tensor):
         a, b = ctx.saved_tensors
         g, an, bn = _array(grad.contiguous()), _array(a), _array(b)
@@ -130,19 +134,24 @@ class _NumpyMatmul(torch.autograd.Function):
         return grad_a, grad_b, None
 
 
-def _onednn_op():
-    """oneDNN's dense inner product, or None where this build of PyTorch lacks it."""
+def onednn_inner_product() -> Optional[Callable[..., Tensor]]:
+    """oneDNN's dense inner product (``torch.ops.mkldnn._linear_pointwise``),
+    or None where this build of PyTorch lacks it."""
     if not torch.backends.mkldnn.is_available():
         return None
     return getattr(torch.ops.mkldnn, '_linear_pointwise', None)
 
 
 def _onednn(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
-    return _onednn_op()(x, weight, bias, 'none', [], '')
+    return onednn_inner_product()(x, weight, bias, 'none', [], '')
 
 
 class _OneDNNLinear(torch.autograd.Function):
-    """``x @ weight.T + bias`` by oneDNN, forward and backward (float32)."""
+    r""":math:`\mathbf{Y} = \mathbf{X}\mathbf{W}^\top + \mathbf{b}` by oneDNN
+    (float32), with :math:`\partial L/\partial \mathbf{X} = \mathbf{G}
+    \mathbf{W}`, :math:`\partial L/\partial \mathbf{W} = \mathbf{G}^\top
+    \mathbf{X}` and :math:`\partial L/\partial \mathbf{b} = \sum_i
+    \mathbf{G}_i` for the upstream gradient :math:`\mathbf{G}`."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
@@ -151,6 +160,7 @@ class _OneDNNLinear(torch.autograd.Function):
         return _onednn(x, weight, bias)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: Tensor):
         x, weight = ctx.saved_tensors
         grad_x = grad_w = grad_b = None
@@ -164,8 +174,9 @@ class _OneDNNLinear(torch.autograd.Function):
 
 
 def onednn_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
-    """Differentiable ``x @ weight.T + bias`` of 2-D CPU float32 tensors by oneDNN."""
-    return _OneDNNLinear.apply(x, weight, bias)
+    """Differentiable ``x @ weight.T + bias`` of 2-D CPU float32 tensors by
+    oneDNN (``bias`` 1-D; oneDNN reads it as contiguous)."""
+    return _OneDNNLinear.apply(x, weight, None if bias is None else bias.contiguous())
 
 
 def onednn_matmul(a: Tensor, b: Tensor) -> Tensor:
@@ -182,13 +193,16 @@ def _cpu_autocast_on() -> bool:
 
 def _routable(a, b, b_transposed: bool = False, min_macs: int = MIN_MACS,
               dtypes: Tuple[torch.dtype, ...] = (torch.float32, torch.float64)) -> bool:
-    if not (isinstance(a, Tensor) and isinstance(b, Tensor) and a.dim() == 2 and b.dim() == 2):
+    """Whether ``a @ b`` (``a @ b.T`` with ``b_transposed``; ``a`` 2-D or
+    more, as a linear layer's input) goes to the other library."""
+    if not (isinstance(a, Tensor) and isinstance(b, Tensor) and a.dim() >= 2 and b.dim() == 2):
         return False
-    if a.device.type != 'cpu' or b.device.type != 'cpu' or a.dtype != b.dtype \
-            or a.dtype not in dtypes or _cpu_autocast_on():
+    if a.device.type != 'cpu' or b.device.type != 'cpu' or a.layout != torch.strided \
+            or b.layout != torch.strided or a.dtype != b.dtype or a.dtype not in dtypes \
+            or _cpu_autocast_on():
         return False
     n = b.size(0) if b_transposed else b.size(1)
-    return a.size(0) * a.size(1) * n >= min_macs
+    return a.numel() * n >= min_macs
 
 
 def numpy_matmul(a: Tensor, b: Tensor) -> Tensor:
@@ -222,16 +236,16 @@ class RoutedProducts(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func is torch.nn.functional.linear:
-            x, weight = args[0], args[1] if len(args) > 1 else kwargs['weight']
+            x = args[0] if args else kwargs.get('input')
+            weight = args[1] if len(args) > 1 else kwargs.get('weight')
             bias = args[2] if len(args) > 2 else kwargs.get('bias')
-            if isinstance(x, Tensor) and x.dim() >= 2:
-                rows = x.reshape(-1, x.size(-1))
-                if _routable(rows, weight, True, self.min_macs, self.dtypes) \
-                        and (bias is None or bias.dtype == rows.dtype):
-                    y = self.linear(rows, weight, bias)
-                    return y.view(*x.shape[:-1], y.size(-1))
+            if _routable(x, weight, True, self.min_macs, self.dtypes) and (bias is None or (
+                    bias.dim() == 1 and bias.dtype == x.dtype and bias.layout == torch.strided)):
+                y = self.linear(x.reshape(-1, x.size(-1)), weight, bias)
+                return y.view(*x.shape[:-1], y.size(-1))
         elif func in _PRODUCTS and not kwargs and len(args) == 2 \
-                and _routable(*args, min_macs=self.min_macs, dtypes=self.dtypes):
+                and _routable(*args, min_macs=self.min_macs, dtypes=self.dtypes) \
+                and args[0].dim() == 2:
             return self.matmul(*args)
         return func(*args, **kwargs)
 
@@ -250,39 +264,41 @@ class OneDNNProducts(RoutedProducts):
         super().__init__(onednn_linear, onednn_matmul, ONEDNN_MIN_MACS, (torch.float32,))
 
 
-@functools.lru_cache(maxsize=None)
-def _warn_without_onednn() -> None:
-    warnings.warn("training.cpu_blas=onednn: this build of PyTorch has no oneDNN inner "
-                  "product (torch.ops.mkldnn._linear_pointwise); using PyTorch's products",
-                  stacklevel=4)
-
-
-def resolve_cpu_blas(cpu_blas: str = 'auto', deterministic: bool = False) -> str:
-    """Where a run's CPU products go: ``'auto'`` is ``'onednn'`` on CPUs
-    with AVX-512 (there oneDNN's float32 products took half MKL's time on
-    every shape of a step) unless the run is ``deterministic``, and
+def resolve_cpu_blas(cpu_blas: str = 'auto', deterministic: bool = False,
+                     device: Optional[torch.device] = None) -> str:
+    """Where a run's CPU products go. ``'auto'`` is ``'onednn'`` for a run
+    on the CPU (``device``) with AVX-512 kernels (there oneDNN's float32
+    products took half MKL's time on every shape of a step) unless the run
+    is ``deterministic`` or PyTorch's deterministic algorithms are on, and
     ``'torch'`` otherwise: on AVX2 kernels oneDNN took 0.93-1.05x MKL's
     time on the projections, too little to change an unmeasured machine's
     default, and deterministic runs keep PyTorch's own products, with which
-    the recorded golden runs were made."""
+    the recorded golden runs were made. ``'onednn'`` on a build without it
+    is ``'torch'``, with a warning."""
     if cpu_blas not in CPU_BLAS:
         raise ValueError(f"training.cpu_blas must be one of {CPU_BLAS}, got {cpu_blas!r}")
+    has_onednn = onednn_inner_product() is not None
+    if cpu_blas == 'onednn' and not has_onednn:
+        warnings.warn("training.cpu_blas=onednn: this build of PyTorch has no oneDNN inner "
+                      "product (torch.ops.mkldnn._linear_pointwise); using PyTorch's products",
+                      stacklevel=2)
+        return 'torch'
     if cpu_blas != 'auto':
         return cpu_blas
-    wide = torch.backends.cpu.get_cpu_capability().startswith('AVX512')
-    return 'onednn' if wide and not deterministic and _onednn_op() is not None else 'torch'
+    has_avx512 = torch.backends.cpu.get_cpu_capability().startswith('AVX512')
+    on_cpu = device is None or torch.device(device).type == 'cpu'
+    deterministic = deterministic or torch.are_deterministic_algorithms_enabled()
+    return 'onednn' if has_avx512 and on_cpu and not deterministic and has_onednn else 'torch'
 
 
 def cpu_products(cpu_blas: str = 'torch'):
     """The context a training step's products run in: :class:`NumpyBLASProducts`
-    for ``cpu_blas='numpy'``, :class:`OneDNNProducts` for ``'onednn'`` (where
-    the build has it; else one warning), else nothing (``'auto'``: see
-    :func:`resolve_cpu_blas`)."""
+    for ``cpu_blas='numpy'``, :class:`OneDNNProducts` for ``'onednn'``, else
+    nothing (``'auto'`` and a build without oneDNN: see
+    :func:`resolve_cpu_blas`, which a trainer calls once)."""
     cpu_blas = resolve_cpu_blas(cpu_blas)
     if cpu_blas == 'numpy':
         return NumpyBLASProducts()
     if cpu_blas == 'onednn':
-        if _onednn_op() is not None:
-            return OneDNNProducts()
-        _warn_without_onednn()
+        return OneDNNProducts()
     return contextlib.nullcontext()

@@ -53,22 +53,27 @@ def step_autocast(device: torch.device, precision: str = 'fp32', amp: bool = Fal
 def step_matmuls(precision: str = 'fp32') -> Iterator[None]:
     """The context a whole training step (forward and backward) runs in:
     for ``precision='tf32'``, CUDA's float32 matrix products on TF32 tensor
-    cores (``torch.backends.cuda.matmul.fp32_precision``; ``allow_tf32``
-    before PyTorch 2.9), the previous setting restored on exit so that
-    evaluation and the user's own code keep theirs. The flag does nothing
-    on CPUs."""
-    backend = torch.backends.cuda.matmul
+    cores, the previous setting restored on exit so that evaluation and the
+    user's own code keep theirs. It sets ``torch.backends.cuda.matmul.allow_tf32``,
+    which keeps PyTorch's older and newer (``fp32_precision``, 2.9 on) views
+    of the switch in step; where the process already set the newer one
+    (reading ``allow_tf32`` then raises), it sets that. The switch does
+    nothing on CPUs."""
     if precision != 'tf32':
         yield
         return
-    name, on = (('fp32_precision', 'tf32') if hasattr(backend, 'fp32_precision')
-                else ('allow_tf32', True))
-    previous = getattr(backend, name)
-    if previous == on:
+    backend = torch.backends.cuda.matmul
+    try:
+        flag, tf32 = 'allow_tf32', True
+        previous = backend.allow_tf32
+    except RuntimeError:  # "mix of the legacy and new APIs": keep to the new one
+        flag, tf32 = 'fp32_precision', 'tf32'
+        previous = backend.fp32_precision
+    if previous == tf32:
         yield
         return
-    setattr(backend, name, on)
+    setattr(backend, flag, tf32)
     try:
         yield
     finally:
-        setattr(backend, name, previous)
+        setattr(backend, flag, previous)

@@ -110,7 +110,7 @@ class Trainer:
         self.cfg, self.data, self.out_dir = cfg, data, out_dir
         self.device = resolve_device(cfg.device)
         check_precision(self.device, cfg.precision)
-        self.cpu_blas = resolve_cpu_blas(cfg.cpu_blas, cfg.deterministic)
+        self.cpu_blas = resolve_cpu_blas(cfg.cpu_blas, cfg.deterministic, self.device)
         if cfg.reuse_memory and self.device.type == 'cpu':
             reuse_freed_memory()
         if cfg.deterministic:

@@ -8,9 +8,24 @@ from native_pyg.pipeline import build_model
 from native_pyg.training import RunConfig, Trainer
 from native_pyg.training import cpu_blas
 from native_pyg.training.cpu_blas import (NumpyBLASProducts, OneDNNProducts, numpy_linear,
-                                          numpy_matmul, onednn_linear, onednn_matmul,
-                                          threaded_matmul)
+                                          numpy_matmul, onednn_inner_product, onednn_linear,
+                                          onednn_matmul, threaded_matmul)
 from tests.conftest import small_run
+
+needs_onednn = pytest.mark.skipif(onednn_inner_product() is None,
+                                  reason='this build of PyTorch has no oneDNN inner product')
+
+
+def count_onednn_calls(monkeypatch) -> list:
+    """The first argument's shape of each oneDNN product from now on."""
+    calls, real = [], onednn_inner_product()
+
+    def counted(*args):
+        calls.append(tuple(args[0].shape))
+        return real(*args)
+
+    monkeypatch.setattr(cpu_blas, 'onednn_inner_product', lambda: counted)
+    return calls
 
 
 @pytest.mark.parametrize('shape', [(37, 11, 5),  # split by rows
@@ -85,14 +100,17 @@ def test_numpy_blas_keeps_the_callers_blas_threads():
     assert [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'] == before
 
 
-@pytest.mark.parametrize('blas,routine', [('numpy', 'threaded_matmul'), ('onednn', '_onednn')])
-def test_a_step_with_routed_products_equals_the_torch_step(monkeypatch, blas, routine):
+@pytest.mark.parametrize('blas', ['numpy', pytest.param('onednn', marks=needs_onednn)])
+def test_a_step_with_routed_products_equals_the_torch_step(monkeypatch, blas):
     data = SyntheticMMKG(seed=1, num_entities=300, num_relations=4)[0]
     monkeypatch.setattr(cpu_blas, 'MIN_MACS', 1)  # route every product of the small model
     monkeypatch.setattr(cpu_blas, 'ONEDNN_MIN_MACS', 1)
-    routed = []
-    real = getattr(cpu_blas, routine)
-    monkeypatch.setattr(cpu_blas, routine, lambda *args: routed.append(1) or real(*args))
+    if blas == 'numpy':
+        routed, real = [], cpu_blas.threaded_matmul
+        monkeypatch.setattr(cpu_blas, 'threaded_matmul',
+                            lambda *args: routed.append(1) or real(*args))
+    else:
+        routed = count_onednn_calls(monkeypatch)
     trainers = {}
     for name in ('torch', blas):
         run = small_run(cpu_blas=name)
@@ -111,6 +129,7 @@ def test_a_step_with_routed_products_equals_the_torch_step(monkeypatch, blas, ro
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6, msg=name)
 
 
+@needs_onednn
 @pytest.mark.parametrize('shape', [(50, 7, 9), (4, 60, 3), (300, 128, 64)])
 def test_onednn_products_equal_torch_in_values_and_gradients(shape):
     m, k, n = shape
@@ -135,11 +154,9 @@ def test_onednn_products_equal_torch_in_values_and_gradients(shape):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
+@needs_onednn
 def test_the_onednn_mode_routes_large_float32_cpu_products_and_nothing_else(monkeypatch):
-    calls = []
-    real = cpu_blas._onednn
-    monkeypatch.setattr(cpu_blas, '_onednn', lambda *args: calls.append(args[0].shape)
-                        or real(*args))
+    calls = count_onednn_calls(monkeypatch)
     monkeypatch.setattr(cpu_blas, 'ONEDNN_MIN_MACS', 1000)
     x, w = torch.randn(40, 30, requires_grad=True), torch.randn(20, 30, requires_grad=True)
     lin = torch.nn.Linear(30, 20)
@@ -163,16 +180,50 @@ def test_the_onednn_mode_routes_large_float32_cpu_products_and_nothing_else(monk
 
 
 def test_onednn_missing_from_the_build_is_one_warning_and_torch_products(monkeypatch):
-    monkeypatch.setattr(cpu_blas, '_onednn_op', lambda: None)
-    cpu_blas._warn_without_onednn.cache_clear()
+    monkeypatch.setattr(cpu_blas, 'onednn_inner_product', lambda: None)
     with pytest.warns(UserWarning, match='cpu_blas=onednn: this build of PyTorch has no oneDNN'):
-        context = cpu_blas.cpu_products('onednn')
-    assert not isinstance(context, OneDNNProducts)
+        assert cpu_blas.resolve_cpu_blas('onednn') == 'torch'
+    data = SyntheticMMKG(seed=1, num_entities=50, num_relations=2)[0]
+    run = small_run(cpu_blas='onednn')
+    with pytest.warns(UserWarning, match='no oneDNN') as caught:
+        trainer = Trainer(build_model(data, run), data, run)
+    assert trainer.cpu_blas == 'torch' and len([w for w in caught if 'oneDNN' in str(w.message)]) == 1
     import warnings
     with warnings.catch_warnings():
-        warnings.simplefilter('error')  # once per process, not once per step
-        cpu_blas.cpu_products('onednn')
-    cpu_blas._warn_without_onednn.cache_clear()
+        warnings.simplefilter('error')  # once per trainer, not once per step
+        trainer.train_step(next(iter(trainer.steps)))
+
+
+@needs_onednn
+def test_odd_biases_sparse_and_keyword_calls_stay_correct_in_the_onednn_mode(monkeypatch):
+    calls = count_onednn_calls(monkeypatch)
+    monkeypatch.setattr(cpu_blas, 'ONEDNN_MIN_MACS', 1000)
+    x, w = torch.randn(40, 30), torch.randn(20, 30)
+    strided, expanded = torch.randn(40)[::2], torch.ones(1).expand(20)
+    wide_bias = torch.randn(1, 20)
+    sparse = torch.randn(40, 30).relu().to_sparse()
+    with OneDNNProducts():
+        got = [F.linear(x, w, strided), F.linear(x, w, expanded), F.linear(x, w, wide_bias),
+               F.linear(input=x, weight=w), torch.mm(sparse, w.t())]
+    assert len(calls) == 3  # strided and expanded biases go (made contiguous), [1, 20] does not
+    want = [F.linear(x, w, strided), F.linear(x, w, expanded), F.linear(x, w, wide_bias),
+            F.linear(x, w), torch.mm(sparse, w.t())]
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('mode', [NumpyBLASProducts, pytest.param(OneDNNProducts,
+                                                                  marks=needs_onednn)])
+def test_a_second_derivative_through_a_routed_product_raises(monkeypatch, mode):
+    # both compute first derivatives only: a second backward must not be silently wrong
+    monkeypatch.setattr(cpu_blas, 'MIN_MACS', 1)
+    monkeypatch.setattr(cpu_blas, 'ONEDNN_MIN_MACS', 1)
+    x, w = torch.randn(8, 6, requires_grad=True), torch.randn(4, 6, requires_grad=True)
+    with mode():
+        out = F.linear(x, w).pow(2).sum()
+    (grad_x,) = torch.autograd.grad(out, x, create_graph=True)
+    with pytest.raises(RuntimeError, match='once_differentiable'):
+        grad_x.sum().backward()
 
 
 def test_unknown_cpu_blas_is_a_one_line_error():
@@ -189,19 +240,22 @@ def test_a_resumed_run_may_change_where_its_products_run():
     assert [k for k, _, _ in config_changes(saved, new, 'last.pt')] == ['training.cpu_blas']
 
 
-@pytest.mark.parametrize('capability,deterministic,has_op,want', [
-    ('AVX512', False, True, 'onednn'),
-    ('AVX512', True, True, 'torch'),  # deterministic runs keep PyTorch's products
-    ('AVX2', False, True, 'torch'),
-    ('AVX512', False, False, 'torch')])
-def test_auto_takes_onednn_on_avx512_cpus_only(monkeypatch, capability, deterministic, has_op,
-                                               want):
+@pytest.mark.parametrize('capability,deterministic,device,has_op,want', [
+    pytest.param('AVX512', False, 'cpu', True, 'onednn', marks=needs_onednn),
+    ('AVX512', True, 'cpu', True, 'torch'),  # deterministic runs keep PyTorch's products
+    ('AVX512', False, 'cuda', True, 'torch'),  # GPU runs: no mode around every op
+    ('AVX2', False, 'cpu', True, 'torch'),
+    ('AVX512', False, 'cpu', False, 'torch')])
+def test_auto_takes_onednn_for_cpu_runs_on_avx512_cpus_only(monkeypatch, capability,
+                                                            deterministic, device, has_op, want):
     monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability', lambda: capability)
     if not has_op:
-        monkeypatch.setattr(cpu_blas, '_onednn_op', lambda: None)
-    assert cpu_blas.resolve_cpu_blas('auto', deterministic) == want
-    for explicit in ('torch', 'numpy', 'onednn'):
+        monkeypatch.setattr(cpu_blas, 'onednn_inner_product', lambda: None)
+    assert cpu_blas.resolve_cpu_blas('auto', deterministic, torch.device(device)) == want
+    for explicit in ('torch', 'numpy') + (('onednn',) if has_op else ()):
         assert cpu_blas.resolve_cpu_blas(explicit, deterministic) == explicit
+    if device != 'cpu':
+        return
     data = SyntheticMMKG(seed=1, num_entities=50, num_relations=2)[0]
     run = small_run()
     assert run.training.cpu_blas == 'auto'  # the default
@@ -210,3 +264,9 @@ def test_auto_takes_onednn_on_avx512_cpus_only(monkeypatch, capability, determin
     # (this process keeps its threads and algorithms)
     monkeypatch.setattr(trainer_module, 'make_deterministic', lambda: None)
     assert Trainer(build_model(data, run), data, run).cpu_blas == want
+
+
+def test_auto_respects_deterministic_algorithms_set_outside_the_config(monkeypatch):
+    monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability', lambda: 'AVX512')
+    monkeypatch.setattr(torch, 'are_deterministic_algorithms_enabled', lambda: True)
+    assert cpu_blas.resolve_cpu_blas('auto') == 'torch'

@@ -249,18 +249,18 @@ def test_bf16_precision_runs_the_projections_in_bf16_and_keeps_fp32_state(small)
 
 def test_tf32_precision_covers_forward_and_backward_and_restores_the_setting(small):
     matmul = torch.backends.cuda.matmul
-    before = matmul.fp32_precision
+    before = matmul.allow_tf32
     with pytest.warns(UserWarning, match='tf32 uses the tensor cores of CUDA GPUs; on cpu the '
                                          'step computes in fp32'):
         trainer = Trainer(build_model(small, small_run()), small, small_run(precision='tf32'))
     forward, backward = [], []
     mlp = next(iter(trainer.model.projections.mlps.values()))
-    mlp.register_forward_hook(lambda mod, inp, out: forward.append(matmul.fp32_precision))
-    mlp[0].weight.register_hook(lambda grad: backward.append(matmul.fp32_precision))
+    mlp.register_forward_hook(lambda mod, inp, out: forward.append(matmul.allow_tf32))
+    mlp[0].weight.register_hook(lambda grad: backward.append(matmul.allow_tf32))
     batch = next(iter(trainer.steps))
     tf32 = trainer.train_step(batch)
-    assert forward and set(forward) == {'tf32'} and backward and set(backward) == {'tf32'}
-    assert matmul.fp32_precision == before  # evaluation and the user's code keep theirs
+    assert forward and set(forward) == {True} and backward and set(backward) == {True}
+    assert matmul.allow_tf32 == before  # evaluation and the user's code keep theirs
     # on a CPU the flag changes nothing: the same step as fp32, bit for bit
     fp32 = Trainer(build_model(small, small_run()), small, small_run())
     assert fp32.train_step(batch) == tf32
@@ -268,16 +268,33 @@ def test_tf32_precision_covers_forward_and_backward_and_restores_the_setting(sma
                                                  fp32.model.parameters()))
 
 
-def test_tf32_before_pytorch_2_9_sets_allow_tf32(monkeypatch):
+class _NewAPIOnly:
+    """A stand-in for torch.backends.cuda.matmul after a process set the
+    newer fp32_precision switch: reading allow_tf32 raises."""
+    fp32_precision = 'ieee'
+
+    @property
+    def allow_tf32(self):
+        raise RuntimeError('mix of the legacy and new APIs')
+
+
+@pytest.mark.parametrize('backend,flag,off,on', [
+    ('legacy', 'allow_tf32', False, True),  # PyTorch before 2.9 (and every version since)
+    ('new-only', 'fp32_precision', 'ieee', 'tf32')])
+def test_tf32_switch_is_restored_after_the_step_and_after_an_error(monkeypatch, backend, flag,
+                                                                   off, on):
     import types
     from native_pyg.training.precision import step_matmuls
-    legacy = types.SimpleNamespace(allow_tf32=False)  # no fp32_precision attribute
-    monkeypatch.setattr(torch.backends.cuda, 'matmul', legacy)
+    stand_in = types.SimpleNamespace(allow_tf32=False) if backend == 'legacy' else _NewAPIOnly()
+    monkeypatch.setattr(torch.backends.cuda, 'matmul', stand_in)
     with step_matmuls('tf32'):
-        assert legacy.allow_tf32 is True
-    assert legacy.allow_tf32 is False
+        assert getattr(stand_in, flag) == on
+    assert getattr(stand_in, flag) == off
+    with pytest.raises(KeyError), step_matmuls('tf32'):
+        raise KeyError('a failing step')
+    assert getattr(stand_in, flag) == off
     with step_matmuls('fp32'):
-        assert legacy.allow_tf32 is False
+        assert getattr(stand_in, flag) == off
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
