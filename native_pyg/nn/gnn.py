@@ -25,6 +25,7 @@ from torch_geometric.utils import scatter
 
 from native_pyg.data.relations import add_inverse_edges  # noqa: F401 (re-exported)
 from native_pyg.nn.activations import tanh
+from native_pyg.nn.autocast import cpu_autocast_enabled
 from native_pyg.nn.weighted_bag import weighted_bag
 
 __all__ = ['circular_correlation', 'group_mean_weights', 'COMPOSITIONS', 'CompGCNConv',
@@ -303,7 +304,7 @@ def _small_products_pay(x: Tensor) -> bool:
     little (an R-GCN epoch on MKG-Y took 8.3 s with them, 6.5 s with the
     bases' products); on GPUs each small product is a kernel launch, so the
     bases' path is kept there (not measured)."""
-    return x.device.type == 'cpu' and not torch.is_autocast_enabled('cpu')
+    return x.device.type == 'cpu' and not cpu_autocast_enabled()
 
 
 class LayerwiseEncoder(torch.nn.Module):

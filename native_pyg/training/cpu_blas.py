@@ -53,6 +53,8 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch.overrides import TorchFunctionMode
 
+from native_pyg.nn.autocast import cpu_autocast_enabled
+
 CPU_BLAS = ('auto', 'torch', 'numpy', 'onednn')
 #: products with fewer multiply-adds stay with PyTorch: below about 2e9 the
 #: thread hand-off cost more than OpenBLAS saved (measured on the machine above)
@@ -156,7 +158,6 @@ class _OneDNNLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
         ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
         return _onednn(x, weight, bias)
 
     @staticmethod
@@ -168,7 +169,7 @@ class _OneDNNLinear(torch.autograd.Function):
             grad_x = _onednn(grad, weight.t())
         if ctx.needs_input_grad[1]:  # dW = dY^T X
             grad_w = _onednn(grad.t(), x.t())
-        if ctx.has_bias and ctx.needs_input_grad[2]:
+        if ctx.needs_input_grad[2]:  # False without a bias
             grad_b = grad.sum(0)
         return grad_x, grad_w, grad_b
 
@@ -184,22 +185,15 @@ def onednn_matmul(a: Tensor, b: Tensor) -> Tensor:
     return _OneDNNLinear.apply(a, b.t(), None)
 
 
-def _cpu_autocast_on() -> bool:
-    try:
-        return torch.is_autocast_enabled('cpu')
-    except TypeError:  # PyTorch before 2.4
-        return torch.is_autocast_cpu_enabled()
-
-
-def _routable(a, b, b_transposed: bool = False, min_macs: int = MIN_MACS,
-              dtypes: Tuple[torch.dtype, ...] = (torch.float32, torch.float64)) -> bool:
+def _routable(a, b, b_transposed: bool, min_macs: int,
+              dtypes: Tuple[torch.dtype, ...]) -> bool:
     """Whether ``a @ b`` (``a @ b.T`` with ``b_transposed``; ``a`` 2-D or
     more, as a linear layer's input) goes to the other library."""
     if not (isinstance(a, Tensor) and isinstance(b, Tensor) and a.dim() >= 2 and b.dim() == 2):
         return False
     if a.device.type != 'cpu' or b.device.type != 'cpu' or a.layout != torch.strided \
             or b.layout != torch.strided or a.dtype != b.dtype or a.dtype not in dtypes \
-            or _cpu_autocast_on():
+            or cpu_autocast_enabled():
         return False
     n = b.size(0) if b_transposed else b.size(1)
     return a.numel() * n >= min_macs
@@ -244,7 +238,7 @@ class RoutedProducts(TorchFunctionMode):
                 y = self.linear(x.reshape(-1, x.size(-1)), weight, bias)
                 return y.view(*x.shape[:-1], y.size(-1))
         elif func in _PRODUCTS and not kwargs and len(args) == 2 \
-                and _routable(*args, min_macs=self.min_macs, dtypes=self.dtypes) \
+                and _routable(*args, False, self.min_macs, self.dtypes) \
                 and args[0].dim() == 2:
             return self.matmul(*args)
         return func(*args, **kwargs)

@@ -44,6 +44,21 @@ def test_threaded_products_equal_numpy_on_every_split(shape, threads):
                                rtol=1e-12, atol=1e-12)
 
 
+def assert_same_as_linear(linear, matmul, x, w, bias, upstream, rtol, atol):
+    """``linear(x, w, bias)`` and ``matmul(x, w.T) + bias`` equal ``F.linear``
+    in values and in the gradients of ``x``, ``w`` and ``bias``."""
+    def values_and_grads(fn):
+        out = fn()
+        return [out.detach(), *torch.autograd.grad(out, (x, w, bias), upstream,
+                                                   allow_unused=True)]
+
+    ref = values_and_grads(lambda: F.linear(x, w, bias))
+    for got in (values_and_grads(lambda: linear(x, w, bias)),
+                values_and_grads(lambda: matmul(x, w.t()) + bias)):
+        for a, b in zip(got, ref):
+            torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
+
+
 @pytest.mark.parametrize('shape', [(50, 7, 9), (4, 60, 3)])
 def test_numpy_products_equal_torch_in_values_and_gradients(shape):
     m, k, n = shape
@@ -52,17 +67,8 @@ def test_numpy_products_equal_torch_in_values_and_gradients(shape):
     w = torch.randn(n, k, dtype=torch.float64, generator=g, requires_grad=True)
     bias = torch.randn(n, dtype=torch.float64, generator=g, requires_grad=True)
     upstream = torch.randn(m, n, dtype=torch.float64, generator=g)
-
-    def grads(fn):
-        out = fn()
-        return [out.detach(), *torch.autograd.grad(out, (x, w, bias), upstream,
-                                                   allow_unused=True)]
-
-    ref = grads(lambda: F.linear(x, w, bias))
-    for got in (grads(lambda: numpy_linear(x, w, bias)),
-                grads(lambda: numpy_matmul(x, w.t()) + bias)):
-        for a, b in zip(got, ref):
-            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert_same_as_linear(numpy_linear, numpy_matmul, x, w, bias, upstream,
+                          rtol=1e-10, atol=1e-12)
     assert torch.autograd.gradcheck(lambda a, b: numpy_matmul(a, b), (x, w.t().detach().requires_grad_()))
 
 
@@ -138,17 +144,8 @@ def test_onednn_products_equal_torch_in_values_and_gradients(shape):
     w = torch.randn(n, k, generator=g, requires_grad=True)
     bias = torch.randn(n, generator=g, requires_grad=True)
     upstream = torch.randn(m, n, generator=g)
-
-    def grads(fn):
-        out = fn()
-        return [out.detach(), *torch.autograd.grad(out, (x, w, bias), upstream,
-                                                   allow_unused=True)]
-
-    ref = grads(lambda: F.linear(x, w, bias))
-    for got in (grads(lambda: onednn_linear(x, w, bias)),
-                grads(lambda: onednn_matmul(x, w.t()) + bias)):
-        for a, b in zip(got, ref):
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)  # float32 sums, another order
+    assert_same_as_linear(onednn_linear, onednn_matmul, x, w, bias, upstream,
+                          rtol=1e-4, atol=1e-4)  # float32 sums, another order
     no_bias = torch.autograd.grad(onednn_linear(x, w), (x, w), upstream)
     for a, b in zip(no_bias, torch.autograd.grad(F.linear(x, w), (x, w), upstream)):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
