@@ -21,6 +21,7 @@ import dataclasses
 import json
 import os
 import os.path as osp
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
@@ -101,13 +102,22 @@ def build_model(data: HeteroData, run: RunConfig) -> NativE:
                   seed=run.training.seed, structure_mask=m.structure_mask,
                   structure_stand_in=m.structure_stand_in,
                   sparse=run.training.table_optimizer != 'adam', **encoder_arguments(m))
-    if run.data.feature_store == 'disk' and mods:
-        inputs = StoredEntityInputs(store_graph_features(data, feature_store_dir(run), mods),
-                                    data.num_relations, mods, missing=m.missing)
-        edge_index, edge_type = split_edges(data, 'train')
-        return NativE(data[ENTITY].num_nodes, data.num_relations, m.hidden_channels,
-                      inputs=inputs, edge_index=edge_index, edge_type=edge_type, **kwargs)
-    return NativE.from_data(data, hidden_channels=m.hidden_channels, modalities=mods, **kwargs)
+    try:
+        if run.data.feature_store == 'disk' and mods:
+            inputs = StoredEntityInputs(store_graph_features(data, feature_store_dir(run), mods),
+                                        data.num_relations, mods, missing=m.missing)
+            edge_index, edge_type = split_edges(data, 'train')
+            return NativE(data[ENTITY].num_nodes, data.num_relations, m.hidden_channels,
+                          inputs=inputs, edge_index=edge_index, edge_type=edge_type, **kwargs)
+        return NativE.from_data(data, hidden_channels=m.hidden_channels, modalities=mods,
+                                **kwargs)
+    except RuntimeError as e:  # the allocator's refusal: one line, with the knob to turn
+        found = re.search(r'allocate (\d+) bytes', str(e))
+        if found is None:
+            raise
+        raise ValueError(f"model.hidden_channels={m.hidden_channels}: the model needs more "
+                         f"memory than this machine can give (one of its tensors alone is "
+                         f"{int(found.group(1)) / 2**30:,.1f} GiB); lower it") from None
 
 
 def feature_store_dir(run: RunConfig) -> str:

@@ -69,7 +69,7 @@ def cmd_evaluate(args) -> int:
         ci = metrics['ci95']
         print(f"95 % confidence half-widths: MRR +-{ci['mrr']:.4f}, H@10 +-{ci['hits@10']:.4f}")
     if args.out:
-        write_json_atomic(args.out, metrics, '--out')
+        write_json_atomic(args.out, metrics, '--out', replace=False)
         print(f"metrics written to {args.out}")
     return 0
 
@@ -141,9 +141,6 @@ def cmd_predict(args) -> int:
     if (args.head is None) == (args.tail is None):
         raise CLIError("give exactly one of --head (predict tails) or --tail (predict heads)")
     if args.save:
-        if os.path.exists(args.save):
-            raise CLIError(f"--save {args.save}: exists; choose a new path (nothing is "
-                           f"overwritten)")
         check_output_file(args.save, '--save')
     loaded = _restore(args.checkpoint, args.root)
     _add_entities(args, loaded)

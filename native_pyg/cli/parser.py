@@ -118,9 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
                             'read by entity id)')
     p.add_argument('files', nargs='+', metavar='MODALITY=PATH',
                    help='a [N, d] .npy or .pt file, or a directory of row chunks, per modality '
-                        '(row i = entity i)')
+                        '(row i = entity i); MODALITY.mask=PATH gives its presence ([N] bool or '
+                        '0/1 .npy or .pt; default: a row is missing when it is all zero)')
     p.add_argument('--out', required=True, type=path_arg,
-                   help='the store directory (must not hold a store)')
+                   help='the store directory: new, or an empty directory (nothing is replaced)')
     p.add_argument('--dtype', default='float16', choices=['float16', 'float32'],
                    help='storage precision (default: float16, half the bytes)')
     p.add_argument('--chunk-rows', type=int, default=65536,

@@ -50,28 +50,30 @@ def check_output_dir(path: str, option: str) -> bool:
 
 
 def check_output_file(path: str, option: str) -> None:
-    """Makes sure ``path`` can be written: its directory exists and is
-    writable, and ``path`` is not a directory."""
+    """Makes sure ``path`` can be written: it does not exist (no result is
+    ever overwritten), and its directory exists and is writable."""
     parent = osp.dirname(osp.abspath(path))
     if osp.isdir(path):
         raise CLIError(f"{option} {path}: is a directory; give a file name")
+    if osp.lexists(path):
+        raise CLIError(f"{option} {path}: exists; choose a new path (nothing is overwritten)")
     if not osp.isdir(parent):
         what = 'is a file' if osp.exists(parent) else 'does not exist'
         raise CLIError(f"{option} {path}: the directory {parent} {what}")
     _writable_dir(parent, option)
 
 
-def write_text_atomic(path: str, text: str, option: str = '') -> None:
+def write_text_atomic(path: str, text: str, option: str = '', replace: bool = True) -> None:
     """:func:`~native_pyg.training.checkpoint.write_text_atomically` (the old
-    file or the new one, never half of one); an :class:`OSError` becomes one
-    line naming ``path``."""
+    file or the new one, never half of one; with ``replace=False`` never over
+    an existing file); an :class:`OSError` becomes one line naming ``path``."""
     from native_pyg.training.checkpoint import write_text_atomically
     try:
-        write_text_atomically(path, text)
+        write_text_atomically(path, text, replace=replace)
     except OSError as e:
         raise CLIError(f"{option + ' ' if option else ''}{os_error_message(e, path)}") from None
 
 
-def write_json_atomic(path: str, value: Any, option: str = '') -> None:
+def write_json_atomic(path: str, value: Any, option: str = '', replace: bool = True) -> None:
     """:func:`write_text_atomic` of ``value`` as indented JSON."""
-    write_text_atomic(path, json.dumps(value, indent=2), option)
+    write_text_atomic(path, json.dumps(value, indent=2), option, replace)

@@ -24,30 +24,37 @@ def cmd_stats(args) -> int:
         rep.plot_coverage(args.plot)
         print(f"coverage plot written to {args.plot}")
     if args.json:
-        write_json_atomic(args.json, rep.to_dict(), '--json')
+        write_json_atomic(args.json, rep.to_dict(), '--json', replace=False)
         print(f"report written to {args.json}")
     return 0
 
 
 def cmd_convert_features(args) -> int:
     from native_pyg.data.feature_store import convert_feature_files
-    files = {}
+    files, masks = {}, {}
     for pair in args.files:
         modality, sep, path = pair.partition('=')
         if not sep or not modality or not path:
-            raise CLIError(f"{pair!r}: expected MODALITY=PATH, e.g. image=image.npy")
-        if modality in files:
-            raise CLIError(f"modality {modality!r} given twice")
-        files[modality] = os.path.expanduser(path)
+            raise CLIError(f"{pair!r}: expected MODALITY=PATH or MODALITY.mask=PATH, e.g. "
+                           f"image=image.npy")
+        modality, dot, kind = modality.partition('.')
+        if dot and kind != 'mask':
+            raise CLIError(f"{pair!r}: expected MODALITY=PATH or MODALITY.mask=PATH")
+        target = masks if dot else files
+        if modality in target:
+            raise CLIError(f"{'the mask of ' if dot else ''}modality {modality!r} given twice")
+        target[modality] = os.path.expanduser(path)
+    if not files:
+        raise CLIError("no feature file given (MODALITY=PATH, e.g. image=image.npy)")
     if args.chunk_rows < 1:
         raise CLIError(f"--chunk-rows {args.chunk_rows}: expected a positive number of rows")
     try:
         store = convert_feature_files(args.out, files, args.dtype, args.chunk_rows,
-                                      progress=not args.quiet)
+                                      progress=not args.quiet, masks=masks)
     except ValueError as e:
         raise CLIError(str(e)) from None
-    except OSError as e:
-        raise CLIError(os_error_message(e)) from None
+    except OSError as e:  # e.g. a full disk: a write's error names no file
+        raise CLIError(os_error_message(e, e.filename or args.out)) from None
     print(f"{store!r}: {store.nbytes() / 2**20:,.2f} MiB on disk")
     return 0
 

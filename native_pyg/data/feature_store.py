@@ -87,9 +87,14 @@ class FeatureStoreWriter:
         first = _as_numpy(first)
         dim = int(first.shape[1] if dim is None else dim)
         dtype = np.dtype(DTYPES[self.dtype])
-        # plain appends, not a writable map: written pages never count as this process's memory
-        with open(osp.join(self.root, f'{modality}.npy'), 'wb') as fx, \
-                open(osp.join(self.root, f'{modality}.mask.npy'), 'wb') as fm:
+        # plain appends, not a writable map: written pages never count as this process's
+        # memory; 'x' mode: a file already there (a user's own, a source) is never replaced
+        paths = [osp.join(self.root, f'{modality}{ext}') for ext in ('.npy', '.mask.npy')]
+        for path in paths:
+            if osp.lexists(path):
+                raise ValueError(f"{path}: exists; a feature store is written to a new "
+                                 f"directory (nothing there was changed)")
+        with open(paths[0], 'xb') as fx, open(paths[1], 'xb') as fm:
             for f, shape, kind in ((fx, (self.num_entities, dim), dtype),
                                    (fm, (self.num_entities,), np.dtype(np.bool_))):
                 np.lib.format.write_array_header_1_0(f, {
@@ -306,15 +311,25 @@ def _row_source(path: str) -> Tuple[int, int, Iterable[Rows]]:
         parts = sorted(f for f in os.listdir(path) if f.endswith(('.npy', '.pt')))
         if not parts:
             raise ValueError(f"{path}: a directory of chunks needs .npy or .pt files")
-        shapes = [_open_rows(osp.join(path, f)).shape for f in parts]
-        if len({s[1:] for s in shapes}) != 1 or len(shapes[0]) != 2:
+        shapes = [_check_rows(osp.join(path, f), _open_rows(osp.join(path, f))).shape
+                  for f in parts]
+        if len({s[1:] for s in shapes}) != 1:
             raise ValueError(f"{path}: chunks of different shapes {sorted(set(shapes))}")
         return (sum(s[0] for s in shapes), shapes[0][1],
                 (_open_rows(osp.join(path, f)) for f in parts))
-    rows = _open_rows(path)
-    if rows.ndim != 2:
-        raise ValueError(f"{path}: expected a [rows, dim] matrix, got shape {list(rows.shape)}")
+    rows = _check_rows(path, _open_rows(path))
     return rows.shape[0], rows.shape[1], [rows]
+
+
+def _check_rows(path: str, rows) -> Rows:
+    """``rows`` if they are a ``[rows >= 1, dim >= 1]`` matrix of real numbers."""
+    if rows.ndim != 2 or 0 in rows.shape:
+        raise ValueError(f"{path}: expected a [rows, dim] matrix with at least one row and "
+                         f"column, got shape {list(rows.shape)}")
+    if isinstance(rows, np.ndarray) and not (np.issubdtype(rows.dtype, np.floating)
+                                             or np.issubdtype(rows.dtype, np.integer)):
+        raise ValueError(f"{path}: expected numbers, got dtype {rows.dtype.str}")
+    return rows
 
 
 def _open_rows(path: str):
@@ -325,39 +340,97 @@ def _open_rows(path: str):
             raise ValueError(f"{path}: not a readable .npy file ({e})") from None
     if path.endswith('.pt'):
         rows = load_pt(path, 'a feature file', mmap=True)  # memory-mapped where it can be
-        if not isinstance(rows, Tensor) or not rows.is_floating_point():
-            raise ValueError(f"{path}: expected a float tensor [rows, dim]")
+        if not isinstance(rows, Tensor) or not rows.is_floating_point() or \
+                rows.layout != torch.strided:
+            raise ValueError(f"{path}: expected a dense float tensor [rows, dim]")
         return rows
     raise ValueError(f"{path}: expected a .npy or .pt file, or a directory of them")
 
 
+def _read_mask(path: str, num_rows: int) -> np.ndarray:
+    """A presence mask file (``.npy`` / ``.pt``, bool or 0/1, ``[num_rows]``)."""
+    mask = _open_rows(path) if path.endswith('.npy') else load_pt(path, 'a mask file')
+    mask = _as_numpy(mask)
+    if mask.ndim != 1 or mask.shape[0] != num_rows:
+        raise ValueError(f"{path}: expected a mask of {num_rows} entries (one per row), got "
+                         f"shape {list(mask.shape)}")
+    if mask.dtype != np.bool_:
+        if not np.issubdtype(mask.dtype, np.number) or not np.isin(mask, (0, 1)).all():
+            raise ValueError(f"{path}: a mask holds bool or 0/1 values")
+    return np.asarray(mask, dtype=np.bool_)
+
+
+def _inside(path: str, directory: str) -> bool:
+    path, directory = osp.realpath(path), osp.realpath(directory)
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
 def convert_feature_files(out: str, files: Mapping[str, str], dtype: str = 'float16',
-                          chunk_rows: int = 65536, progress: bool = True) -> DiskFeatureStore:
+                          chunk_rows: int = 65536, progress: bool = True,
+                          masks: Optional[Mapping[str, str]] = None) -> DiskFeatureStore:
     r"""Converts a user's feature files, ``{modality: path}`` (each a
     ``[N, d_m]`` ``.npy`` or ``.pt`` file, or a directory of row chunks), to
-    a store at ``out``, ``chunk_rows`` rows at a time with a progress bar;
-    masks are "the row is not all zero". Every modality needs the same
-    :math:`N` (row ``i`` = entity ``i``)."""
+    a new store at ``out``, ``chunk_rows`` rows at a time with a progress
+    bar. Every modality needs the same :math:`N` (row ``i`` = entity ``i``).
+
+    ``masks`` ``{modality: path}`` gives a modality's presence (a ``.npy`` /
+    ``.pt`` of ``[N]`` bool or 0/1); without one, a row is missing when it
+    is all zero. ``out`` must not exist, or be an empty directory: the
+    store is written beside it and moved in whole, so a source file is never
+    read and written at once, nothing in ``out`` is replaced, and a killed
+    conversion leaves no half store.
+    """
+    import shutil
+    import tempfile
     from tqdm.auto import tqdm
+    masks = dict(masks or {})
+    unknown = sorted(set(masks) - set(files))
+    if unknown:
+        raise ValueError(f"a mask for {unknown} but no feature file of that modality")
+    for m, path in [*files.items(), *masks.items()]:
+        if _inside(path, out):
+            raise ValueError(f"{path}: lies inside the output directory {out}; write the store "
+                             f"to a new directory (nothing was changed)")
+    if osp.lexists(out) and not (osp.isdir(out) and not os.listdir(out)):
+        raise ValueError(f"{out}: exists and is not an empty directory; write the store to a "
+                         f"new directory (nothing was changed)")
     sources = {m: _row_source(p) for m, p in files.items()}
     counts = {m: s[0] for m, s in sources.items()}
     if len(set(counts.values())) != 1:
         raise ValueError(f"every modality needs one row per entity; rows per file: {counts}")
-    writer = FeatureStoreWriter(out, next(iter(counts.values())), dtype)
-    for m, (num, dim, parts) in sources.items():
-        bar = tqdm(total=num, desc=f'{m} -> {dtype}', unit='row', unit_scale=True,
-                   disable=None if progress else True)
+    num = next(iter(counts.values()))
+    presence = {m: _read_mask(p, num) for m, p in masks.items()}
+    parent = osp.dirname(osp.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=f'.{osp.basename(osp.abspath(out))}.writing-')
+    try:
+        writer = FeatureStoreWriter(tmp, num, dtype)
+        for m, (_, dim, parts) in sources.items():
+            bar = tqdm(total=num, desc=f'{m} -> {dtype}', unit='row', unit_scale=True,
+                       disable=None if progress else True)
+            spans: List[Tuple[int, int]] = []
 
-        def chunks(parts=parts, bar=bar):
-            for part in parts:
-                for s in range(0, part.shape[0], chunk_rows):
-                    rows = part[s:s + chunk_rows]
-                    bar.update(rows.shape[0])
-                    yield rows
+            def chunks(parts=parts, bar=bar, spans=spans):
+                start = 0
+                for part in parts:
+                    for s in range(0, part.shape[0], chunk_rows):
+                        rows = part[s:s + chunk_rows]
+                        spans.append((start, start + rows.shape[0]))
+                        start += rows.shape[0]
+                        bar.update(rows.shape[0])
+                        yield rows
 
-        writer.write(m, chunks(), dim=dim)
-        bar.close()
-    writer.close()
+            mask = presence.get(m)
+            writer.write(m, chunks(), dim=dim,
+                         masks=None if mask is None else (mask[a:b] for a, b in spans))
+            bar.close()
+        writer.close()
+        if osp.isdir(out):
+            os.rmdir(out)  # empty (checked above); rmdir fails rather than lose a new file
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return DiskFeatureStore(out)
 
 

@@ -52,6 +52,7 @@ from torch import Tensor
 from native_pyg.data.readers import (FEATURE_DTYPES, SPLIT_FILES, MMKGFormatError,
                                      read_feature_file, read_id_map, read_mask_file,
                                      read_name_list, read_text, read_triples, read_tsv_triples)
+from native_pyg.data.yaml_bounds import safe_load
 from native_pyg.datasets.mmkg import MMKGDataset
 
 MANIFEST = 'mmkg.yaml'
@@ -214,7 +215,7 @@ class _Manifest:
         self.path = osp.join(folder, fname)
         text = read_text(self.path)
         try:
-            self.doc = yaml.safe_load(text)
+            self.doc = safe_load(text)  # aliases bounded before anything walks it
             self.lines = _yaml_key_lines(self.path, text)
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark

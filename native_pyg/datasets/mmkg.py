@@ -9,16 +9,17 @@ import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from torch import Tensor
-from torch_geometric.data import HeteroData, InMemoryDataset
+from torch_geometric.data import HeteroData
 
 from native_pyg.data.readers import (FEATURE_FILES, SPLIT_FILES, find_feature_files,
                                      read_feature_file, read_openke)
 from native_pyg.data.report import clean_splits, quirk_counts
 from native_pyg.data.schema import build_mmkg, modalities
+from native_pyg.datasets.safe_cache import SafeCacheDataset
 from native_pyg.features.text import DEFAULT_TEXT_MODEL, name_text_features
 
 
-class MMKGDataset(InMemoryDataset):
+class MMKGDataset(SafeCacheDataset):
     r"""A multi-modal knowledge graph in OpenKE format, loaded as one MMKG
     :class:`~torch_geometric.data.HeteroData` (schema:
     :mod:`native_pyg.data.schema`).

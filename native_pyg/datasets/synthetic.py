@@ -5,9 +5,10 @@ import math
 from typing import Callable, Dict, Optional, Tuple
 
 import torch
-from torch_geometric.data import HeteroData, InMemoryDataset
+from torch_geometric.data import HeteroData
 
 from native_pyg.data.schema import build_mmkg
+from native_pyg.datasets.safe_cache import SafeCacheDataset
 
 #: modality -> (feature dimension, coverage, noise level)
 DEFAULT_MODALITIES: Dict[str, Tuple[int, float, float]] = {
@@ -92,7 +93,7 @@ def generate_synthetic_mmkg(num_entities: int = 2000, num_relations: int = 10,
     return data
 
 
-class SyntheticMMKG(InMemoryDataset):
+class SyntheticMMKG(SafeCacheDataset):
     r"""The embedded default dataset: a generated multi-modal KG (see
     :func:`generate_synthetic_mmkg`), in the spirit of PyG's
     :class:`~torch_geometric.datasets.FakeDataset`. Needs no download; with

@@ -60,16 +60,22 @@ def save_checkpoint(state: Dict[str, Any], path: str) -> None:
         raise
 
 
-def write_text_atomically(path: str, text: str) -> None:
+def write_text_atomically(path: str, text: str, replace: bool = True) -> None:
     """Writes ``text`` to ``path`` through a temporary file in the same
     directory renamed over it: a failed or interrupted write (e.g. a full
-    disk) leaves the old file or none, never half of one, and no temporary."""
+    disk) leaves the old file or none, never half of one, and no temporary.
+    With ``replace=False`` an existing ``path`` is never replaced, even one
+    that appeared while writing (:class:`FileExistsError`)."""
     fd, tmp = tempfile.mkstemp(prefix='.write-', suffix='.tmp',
                                dir=os.path.dirname(os.path.abspath(path)))
     try:
         with os.fdopen(fd, 'w') as f:
             f.write(text)
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:  # a hard link is created whole or not at all, and never over a file
+            os.link(tmp, path)
+            os.remove(tmp)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)

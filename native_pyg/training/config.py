@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import yaml
 
+from native_pyg.data.yaml_bounds import safe_load
 from native_pyg.training.config_checks import check_section, coerce, load_yaml
 
 
@@ -191,6 +192,9 @@ class RunConfig:
         if unknown:
             raise ValueError(f"{source}: unknown section(s) {sorted(unknown)}; expected "
                              f"'dataset', 'root', 'data', 'model', 'training'")
+        for key in ('dataset', 'root'):
+            if key in d and not isinstance(d[key], str) and not (key == 'root' and d[key] is None):
+                raise ValueError(f"{source}: {key}: expected a name or path, got {d[key]!r}"[:300])
         return cls(dataset=d.get('dataset', 'synthetic'), root=d.get('root'),
                    data=_build(DataConfig, 'data', d.get('data'), source),
                    model=_build(ModelConfig, 'model', d.get('model'), source),
@@ -218,7 +222,7 @@ class RunConfig:
             if parts[-1] not in node:
                 raise ValueError(f"--set {item!r}: unknown key {key!r}")
             try:
-                node[parts[-1]] = yaml.safe_load(value)
+                node[parts[-1]] = safe_load(value)
             except yaml.YAMLError:
                 raise ValueError(f"--set {item!r}: the value is not valid YAML") from None
         return RunConfig.from_dict(d, source='--set')

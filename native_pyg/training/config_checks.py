@@ -18,6 +18,8 @@ from typing import Any, Dict, Optional, Set, Tuple, Union
 
 import yaml
 
+from native_pyg.data.readers import read_text
+from native_pyg.data.yaml_bounds import BoundedLoader, expanded_size
 from native_pyg.nn.comat import GP_ON
 from native_pyg.nn.gnn import COMPOSITIONS, STRUCTURAL_ENCODERS
 from native_pyg.nn.redaf import FUSIONS, MISSING
@@ -220,6 +222,11 @@ def coerce(kind: str, default: Any, value: Any, where: str) -> Any:
                     return [int(x) for x in value]
                 except ValueError:
                     raise ValueError(f"{where}: expected integers, got {value!r}") from None
+        item = int if 'int' in kind else str
+        if not isinstance(value, list) or not all(
+                isinstance(x, item) and not isinstance(x, bool) for x in value):
+            raise ValueError(f"{where}: expected a list of "
+                             f"{'integers' if item is int else 'names'}, got {value!r}"[:300])
         return value
     if isinstance(default, bool):
         if not isinstance(value, bool):
@@ -264,13 +271,16 @@ class DuplicateKeyError(yaml.YAMLError):
     """A mapping of a YAML document gives a key twice."""
 
 
-class UniqueKeyLoader(yaml.SafeLoader):
+class UniqueKeyLoader(BoundedLoader):
     """:class:`yaml.SafeLoader` that refuses a key given twice in one mapping
     (PyYAML keeps the last silently), naming the key and both lines.
     Merge keys (``<<: *base``) may still be overridden."""
 
     def construct_document(self, node: yaml.Node) -> Any:
-        """Checks the keys of every mapping of the document, then builds it."""
+        """Checks the document's size with aliases expanded
+        (:class:`~native_pyg.data.yaml_bounds.BoundedLoader`) and the keys
+        of every mapping, then builds it."""
+        expanded_size(node)
         self._check_keys(node, (), set())
         return super().construct_document(node)
 
@@ -302,14 +312,14 @@ def load_yaml(path: str) -> Any:
         ValueError: one line naming the file: invalid YAML (with its line)
             or a key given twice.
     """
-    with open(path) as f:
-        try:
-            return yaml.load(f, Loader=UniqueKeyLoader)
-        except DuplicateKeyError as e:
-            raise ValueError(f"{path}: {e}") from None
-        except yaml.MarkedYAMLError as e:
-            mark = e.problem_mark or e.context_mark
-            line = f' at line {mark.line + 1}' if mark is not None else ''
-            raise ValueError(f"{path}: invalid YAML{line} ({e.problem or e.context})") from None
-        except yaml.YAMLError as e:
-            raise ValueError(f"{path}: invalid YAML ({' '.join(str(e).split())})") from None
+    text = read_text(path)  # not UTF-8: one line with the file, line and byte
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)
+    except DuplicateKeyError as e:
+        raise ValueError(f"{path}: {e}") from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = f' at line {mark.line + 1}' if mark is not None else ''
+        raise ValueError(f"{path}: invalid YAML{line} ({e.problem or e.context})") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: invalid YAML ({' '.join(str(e).split())})") from None

@@ -177,6 +177,25 @@ BAD_ARGUMENTS += [
     (['train', '--out', '~/file', *FAST], '{tmp}/file: exists and is a file'),
 ]
 
+# issue 39: hostile input loses nothing, runs nothing, hangs nothing
+BAD_ARGUMENTS += [
+    (['evaluate', '--checkpoint', '{ck}', '--split', 'valid', '--out', '{ck_dir}/metrics.json'],
+     'metrics.json: exists; choose a new path'),
+    (['stats', '--json', '{ck_dir}/metrics.json'], 'metrics.json: exists; choose a new path'),
+    (['train', '--out', '{tmp}/r', '--config', '{tmp}/bomb.yaml'], 'past 100,000 nodes'),
+    (['train', '--out', '{tmp}/r', '--set', 'model.modalities=[&a [x,x,x,x,x,x,x,x,x,x], '
+      '[*a,*a,*a,*a,*a,*a,*a,*a,*a,*a], [*a]]'], 'expected a list of names'),
+    (['stats', '--dataset', '{tmp}/bombkg'], 'past 100,000 nodes'),
+    (['train', '--out', '{tmp}/r', '--config', '{tmp}/latin.yaml'],
+     'latin.yaml:2: not UTF-8 text (byte 0xe9'),
+    (['train', '--out', '{tmp}/r', '--set', 'model.modalities=[[image]]'],
+     "model.modalities: expected a list of names, got [['image']]"),
+    (['train', '--out', '{tmp}/r', '--set', 'dataset=123'],
+     'dataset: expected a name or path, got 123'),
+    (['train', '--out', '{tmp}/r', *FAST, '--set', 'model.hidden_channels=65536'],
+     'model.hidden_channels=65536: the model needs more memory'),
+]
+
 #: cases that succeed, run by the same process: (argv, a line of stdout, a file made)
 GOOD_ARGUMENTS = [
     ([], None, None),  # no command: the usage on stderr (exit 2, checked below)
@@ -186,6 +205,11 @@ GOOD_ARGUMENTS = [
     (['evaluate', '--checkpoint', '~/../run-link/model.pt', '--out', '~/m.json'], 'MRR',
      '{tmp}/m.json'),
 ]
+
+
+#: nine levels of nine aliases each: 9^9 nodes from 10 lines (the "billion laughs")
+ALIAS_BOMB = '{key}:\n  - &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n' + ''.join(
+    f'  - &a{i} [{", ".join([f"*a{i - 1}"] * 9)}]\n' for i in range(1, 9))
 
 
 @pytest.fixture(scope='module')
@@ -207,6 +231,10 @@ def bad_argument_runs(trained, tmp_path_factory):
         (tmp / 'model5.yaml').write_text('model: 5\n')
         (tmp / 'dup.yaml').write_text('training:\n  lr: 0.01\n  epochs: 2\n  lr: 0.1\n')
         (tmp / 'file').write_text('not a directory\n')
+        (tmp / 'bomb.yaml').write_text(ALIAS_BOMB.format(key='model:\n  modalities'))
+        (tmp / 'latin.yaml').write_bytes('training:\n  # caf\u00e9\n  lr: 0.01\n'.encode('latin-1'))
+        (tmp / 'bombkg').mkdir()
+        (tmp / 'bombkg' / 'mmkg.yaml').write_text(ALIAS_BOMB.format(key='description'))
         torch.save(argparse.Namespace(payload='a pickled object'), tmp / 'pickled.pt')
         (tmp / 'latin1').mkdir()
         (tmp / 'latin1' / 'train.tsv').write_bytes(b'a\tr\tb\nJ\xfcrmala\tr\ta\n')

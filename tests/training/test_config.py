@@ -226,9 +226,21 @@ def test_same_keys_in_different_sections_and_merge_keys_are_fine(tmp_path):
     assert RunConfig.from_yaml(str(config)).model.margin == 4.0
     config.write_text('base: &b {lr: 1.0e-3, epochs: 2}\ntraining:\n  <<: *b\n  lr: 0.5\n')
     assert load_yaml(str(config))['training'] == {'lr': 0.5, 'epochs': 2}
-    config.write_text('loop: &l [1, *l]\n')  # an alias of its own parent is checked once
-    loop = load_yaml(str(config))['loop']
-    assert loop[1] is loop
+    config.write_text('loop: &l [1, *l]\n')  # expands without end: refused, with its line
+    with pytest.raises(ValueError, match='line 1 .an alias refers to a node that contains it'):
+        load_yaml(str(config))
+
+
+def test_aliases_that_expand_past_the_bound_are_refused_fast(tmp_path):
+    config = tmp_path / 'bomb.yaml'  # 9^12 nodes: walking them would never end
+    levels = ['  - &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]'] + [
+        f'  - &a{i} [' + ', '.join([f'*a{i - 1}'] * 9) + ']' for i in range(1, 12)]
+    config.write_text('model:\n  modalities:\n' + '\n'.join(levels) + '\n')
+    with pytest.raises(ValueError, match=r'bomb.yaml: invalid YAML at line \d+ .aliases expand'):
+        RunConfig.from_yaml(str(config))
+    config.write_text('a: &a [1, 2]\nmodel:\n  modalities: [image]\nb: [*a, *a]\n')
+    with pytest.raises(ValueError, match="unknown section"):  # a small alias is fine
+        RunConfig.from_yaml(str(config))
 
 
 def test_invalid_yaml_is_one_line_with_the_line(tmp_path):
