@@ -112,6 +112,13 @@ def experiment_grid(name: str) -> List[Tuple[str, str]]:
 EXPERIMENTS = ('main', 'missing', 'generality', 'ablation', 'efficiency', 'unseen')
 
 
+#: each field of :class:`Budget` and the config key it sets
+BUDGET_KEYS = {'epochs': 'training.epochs', 'hidden_channels': 'model.hidden_channels',
+               'num_negatives': 'training.num_negatives', 'lr': 'training.lr',
+               'batch_size': 'training.batch_size', 'eval_every': 'training.eval_every',
+               'margin': 'model.margin'}
+
+
 @dataclass
 class Budget:
     """What every cell of an experiment trains with."""
@@ -124,10 +131,21 @@ class Budget:
     margin: float = 4.0
 
     def overrides(self) -> List[str]:
-        return [f'training.epochs={self.epochs}', f'model.hidden_channels={self.hidden_channels}',
-                f'training.num_negatives={self.num_negatives}', f'training.lr={self.lr}',
-                f'training.batch_size={self.batch_size}', f'training.eval_every={self.eval_every}',
-                f'model.margin={self.margin}']
+        return [f'{key}={getattr(self, name)}' for name, key in BUDGET_KEYS.items()]
+
+    @classmethod
+    def resolve(cls, flags: Dict[str, Any], config, given) -> 'Budget':
+        """The budget of ``flags`` (``{field: value or None}``), else of
+        ``config`` for the keys the user's config or ``--set`` gave
+        (``given``, ``section.key`` names), else the built-in default."""
+        values = {}
+        for name, key in BUDGET_KEYS.items():
+            section, field = key.split('.')
+            if flags.get(name) is not None:
+                values[name] = flags[name]
+            elif key in given:
+                values[name] = getattr(getattr(config, section), field)
+        return cls(**values)
 
 
 def setting_data(data: HeteroData, setting: str, seed: int) -> HeteroData:

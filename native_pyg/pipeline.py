@@ -22,21 +22,26 @@ import json
 import os
 import os.path as osp
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
+import torch
 from torch_geometric.data import HeteroData
 
-from native_pyg.data.feature_store import store_graph_features
+from native_pyg.data.feature_store import DiskFeatureStore, store_graph_features
 from native_pyg.data.schema import ENTITY, fingerprint, fingerprint_differences, split_edges
 from native_pyg.data.schema import modalities as data_modalities
 from native_pyg.nn import NativE
 from native_pyg.nn.gnn import STRUCTURAL_ENCODERS
 from native_pyg.nn.stored_inputs import StoredEntityInputs
-from native_pyg.training.checkpoint import load_checkpoint, save_checkpoint
+from native_pyg.training.checkpoint import (load_checkpoint, save_checkpoint,
+                                           write_text_atomically)
 from native_pyg.training.config import (DataConfig, ModelConfig, RunConfig, TrainConfig,
                                         with_legacy_defaults)
-from native_pyg.training.runs import RunLock, prepare_run_dir
+from native_pyg.training.runs import RunDirectoryError, RunLock, prepare_run_dir, replacing_run
+from native_pyg.training.threads import apply_threads
+from native_pyg.training.trained_setup import describe_setup, trained_setup  # noqa: F401
 from native_pyg.training.trainer import Trainer, resolve_device
 
 #: config section of every key a :func:`pipeline` keyword may name (no key
@@ -91,21 +96,24 @@ def build_model(data: HeteroData, run: RunConfig) -> NativE:
             ``model.encoder`` is unknown.
     """
     m = run.model
-    have = data_modalities(data)
+    store = user_feature_store(run, data)
+    have = data_modalities(data) if store is None else store.modalities
     mods = have if m.modalities is None else list(m.modalities)
     unknown = sorted(set(mods) - set(have))
     if unknown:
         raise ValueError(f"model.modalities: {unknown} not in the dataset "
                          f"(it has {have or 'none'})")
+    check_modalities_trained(run, have)
     kwargs = dict(scorer=m.scorer, margin=m.margin, epsilon=m.epsilon, missing=m.missing,
                   relation_temperature=m.relation_temperature, fusion=m.fusion,
                   seed=run.training.seed, structure_mask=m.structure_mask,
                   structure_stand_in=m.structure_stand_in,
                   sparse=run.training.table_optimizer != 'adam', **encoder_arguments(m))
     try:
-        if run.data.feature_store == 'disk' and mods:
-            inputs = StoredEntityInputs(store_graph_features(data, feature_store_dir(run), mods),
-                                        data.num_relations, mods, missing=m.missing)
+        if (store is not None or run.data.feature_store == 'disk') and mods:
+            if store is None:
+                store = store_graph_features(data, feature_store_dir(run), mods)
+            inputs = StoredEntityInputs(store, data.num_relations, mods, missing=m.missing)
             edge_index, edge_type = split_edges(data, 'train')
             return NativE(data[ENTITY].num_nodes, data.num_relations, m.hidden_channels,
                           inputs=inputs, edge_index=edge_index, edge_type=edge_type, **kwargs)
@@ -120,9 +128,53 @@ def build_model(data: HeteroData, run: RunConfig) -> NativE:
                          f"{int(found.group(1)) / 2**30:,.1f} GiB); lower it") from None
 
 
+def check_modalities_trained(run: RunConfig, have: List[str]) -> None:
+    """NativE never silently becomes a structure-only model: with
+    ``model.modalities`` null (all the data has), data without any feature
+    modality and fusion or CoMAT asked for, a one-line :class:`ValueError`,
+    or with ``model.allow_missing_modalities`` a warning on every run."""
+    m = run.model
+    asked = [what for what, on in ((f"fusion '{m.fusion}'", m.fusion != 'none'),
+                                   ('CoMAT', run.training.adversarial)) if on]
+    if have or m.modalities is not None or not asked:
+        return
+    message = (f"{run.dataset}: the data has no feature modality, but the config asks for "
+               f"{' and '.join(asked)}")
+    if not m.allow_missing_modalities:
+        raise ValueError(f"{message}; add its features (or --text-features names), or train "
+                         f"structure only with --allow-missing-modalities "
+                         f"(model.allow_missing_modalities: true) or --modalities none")
+    warnings.warn(f"{message}: training structure only (RotatE-style), as "
+                  f"model.allow_missing_modalities asks")
+
+
+#: the values of ``data.feature_store`` that are not a store's path
+FEATURE_STORE_PLACES = ('memory', 'disk')
+
+
+def user_feature_store(run: RunConfig, data: HeteroData) -> Optional[DiskFeatureStore]:
+    """The store ``data.feature_store`` names by its path (one written by
+    ``native-pyg convert-features``), checked against ``data``; ``None`` for
+    ``memory`` and ``disk``."""
+    path = run.data.feature_store
+    if path in FEATURE_STORE_PLACES:
+        return None
+    store = DiskFeatureStore(osp.expanduser(path))
+    n = data[ENTITY].num_nodes
+    if store.num_entities != n:
+        raise ValueError(f"data.feature_store {path}: holds rows of {store.num_entities:,} "
+                         f"entities, the dataset has {n:,} (row i must be entity i)")
+    return store
+
+
 def feature_store_dir(run: RunConfig) -> str:
     """Where ``data.feature_store: disk`` keeps the dataset's feature store:
-    under the dataset root, else in the user's cache."""
+    under the dataset root, else in the user's cache (said in a warning)."""
+    from native_pyg.datasets import is_dataset_path
+    if run.root is None and not is_dataset_path(run.dataset):
+        base = osp.join(osp.expanduser('~'), '.cache', 'native_pyg')
+        warnings.warn(f"data.feature_store=disk: no dataset root, so the store goes under "
+                      f"{base} (give --root, or a store's path to use one you wrote)")
     base = run.root or osp.join(osp.expanduser('~'), '.cache', 'native_pyg')
     return osp.join(base, run.dataset, 'processed', 'feature_store')
 
@@ -162,8 +214,10 @@ def keyword_overrides(kwargs: Mapping[str, Any]) -> List[str]:
 def final_metrics(trainer: Trainer, progress: bool = False) -> Dict[str, Any]:
     """What ``metrics.json`` of a run holds: filtered metrics of the
     trainer's (selected) model on valid and test, the best and the last
-    epoch, the epoch of the weights and the number of processes."""
-    return {'valid': trainer.evaluate('valid'),
+    epoch, the epoch of the weights, the number of processes and what
+    trained (:func:`trained_setup`)."""
+    return {'trained': trained_setup(trainer),
+            'valid': trainer.evaluate('valid'),
             'test': trainer.evaluate('test', progress),
             'best_epoch': trainer.best_epoch, 'epochs': trainer.epoch,
             'weights_epoch': trainer.state_dict(best_only=True)['weights_epoch'],
@@ -209,8 +263,8 @@ class PipelineResult:
         os.makedirs(out_dir, exist_ok=True)
         save_checkpoint(self.trainer.state_dict(best_only=True), osp.join(out_dir, 'model.pt'))
         if self.metrics is not None:
-            with open(osp.join(out_dir, 'metrics.json'), 'w') as f:
-                json.dump(self.metrics, f, indent=2)
+            write_text_atomically(osp.join(out_dir, 'metrics.json'),
+                                  json.dumps(self.metrics, indent=2))
 
     def __repr__(self) -> str:
         test = f', test_mrr={self.test["both"]["mrr"]:.4f}' if self.metrics else ''
@@ -222,7 +276,7 @@ def pipeline(dataset: Optional[str] = None, root: Optional[str] = None,
              config: Union[str, Mapping[str, Any], RunConfig, None] = None,
              overrides: Sequence[str] = (), out: Optional[str] = None,
              data: Optional[HeteroData] = None, evaluate: bool = True,
-             **kwargs: Any) -> PipelineResult:
+             resume: bool = False, overwrite: bool = False, **kwargs: Any) -> PipelineResult:
     r"""Builds, trains and evaluates one run, as ``native-pyg train`` does:
     config, then data (:func:`load_data`), model (:func:`build_model`),
     training (:class:`~native_pyg.training.Trainer`) and filtered metrics on
@@ -250,28 +304,40 @@ def pipeline(dataset: Optional[str] = None, root: Optional[str] = None,
             of sections or a config. (default: :obj:`None`)
         overrides (list[str], optional): ``--set``-style assignments, e.g.
             ``['training.lr=1e-3']``. (default: :obj:`()`)
-        out (str, optional): A new run directory for checkpoints, the
-            history, curves and ``metrics.json``; refused when it holds a
-            run already. (default: :obj:`None`)
+        out (str, optional): A run directory for checkpoints, the
+            history, curves and ``metrics.json``; one that holds a run
+            already is refused unless ``resume`` or ``overwrite`` says what
+            to do with it. (default: :obj:`None`)
         data (HeteroData, optional): Train on this graph instead of loading
             ``dataset`` (checkpoints still record ``dataset`` and ``root``).
             (default: :obj:`None`)
         evaluate (bool, optional): Measure valid and test after training.
             (default: :obj:`True`)
+        resume (bool, optional): Continue the run in ``out`` from its
+            ``last.pt``, as ``native-pyg train --resume``. (default: :obj:`False`)
+        overwrite (bool, optional): Replace the run in ``out``; it is kept
+            until the new run writes its first checkpoint, as ``native-pyg
+            train --overwrite``. (default: :obj:`False`)
         **kwargs: Config keys, see above.
     """
     run = _handle_config(dataset, root, config, overrides, kwargs)
     data = _handle_data(run, data)
     model = _handle_model(data, run)
     if out is None:
+        if resume or overwrite:
+            raise ValueError("resume and overwrite need a run directory (out=...)")
         trainer = _handle_training(model, data, run, None)
         return _handle_evaluation(trainer, evaluate)
     os.makedirs(out, exist_ok=True)
     with RunLock(out):  # one process per run directory, as 'native-pyg train'
-        prepare_run_dir(out)
-        trainer = _handle_training(model, data, run, out)
-        result = _handle_evaluation(trainer, evaluate)
-        result.save(out)
+        prepare_run_dir(out, resume, overwrite, options=('resume=True', 'overwrite=True'))
+        last = osp.join(out, 'last.pt')
+        if resume and not osp.exists(last):
+            raise RunDirectoryError(f"resume=True: no checkpoint at {last}")
+        with replacing_run(out, overwrite):
+            trainer = _handle_training(model, data, run, out, last if resume else None)
+            result = _handle_evaluation(trainer, evaluate)
+            result.save(out)
     return result
 
 
@@ -300,8 +366,12 @@ def _handle_model(data: HeteroData, run: RunConfig) -> NativE:
 
 
 def _handle_training(model: NativE, data: HeteroData, run: RunConfig,
-                     out: Optional[str]) -> Trainer:
+                     out: Optional[str], resume_from: Optional[str] = None) -> Trainer:
+    if run.training.threads is not None:  # asked for: this process's threads (else the caller's)
+        apply_threads(run.training.threads)
     trainer = Trainer(model, data, run, out_dir=out)
+    if resume_from is not None:
+        trainer.resume(resume_from)
     trainer.fit()
     return trainer
 

@@ -63,6 +63,9 @@ DEFAULT_SPACES: Dict[str, Dict[str, dict]] = {
                       or 'model.modalities=[]' in VARIANTS[v][1] else _COMAT)}
     for v in VARIANTS}
 
+#: below this many completed trials, importances.png comes with a word of caution
+MIN_TRIALS_FOR_IMPORTANCES = 10
+
 #: pruners by name (``none``: every trial runs its whole budget)
 PRUNERS = ('median', 'halving', 'none')
 
@@ -241,7 +244,7 @@ def tune(dataset: Optional[str] = None, root: Optional[str] = None,
             if tracked is not None:
                 tracked.close()
         value = max(r['valid_mrr'] for r in trainer.history if 'valid_mrr' in r)
-        print(f"trial {trial.number}: valid MRR {value:.4f} "
+        print(f"trial {trial.number}: valid MRR {100 * value:.2f} % "
               f"({', '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in trial.params.items())})",
               flush=True)
         return value
@@ -272,8 +275,12 @@ def _plot(study, out: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
         figures = [('history.png', plots.plot_optimization_history)]
-        if len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) >= 2:
+        completed = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+        if completed >= 2:
             figures.append(('importances.png', plots.plot_param_importances))
+        if 2 <= completed < MIN_TRIALS_FOR_IMPORTANCES:
+            print(f"importances.png: from {completed} completed trials only; with fewer than "
+                  f"{MIN_TRIALS_FOR_IMPORTANCES} the importances are mostly noise")
         for name, plot in figures:
             try:
                 ax = plot(study)

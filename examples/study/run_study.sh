@@ -22,12 +22,18 @@ LONG=${LONG:-200}             # retraining epochs (model selected on valid)
 STAGE=${STAGE:-all}           # all | tune | retrain | table
 TEXT=${TEXT-names}            # --text-features (empty: none, e.g. for the synthetic default)
 NP=${NP:-native-pyg}
+SPACES=${SPACES:-}            # a folder of search spaces: VARIANT.yaml, else shared.yaml (empty: built-ins)
 
 for dataset in ${DATASETS//,/ }; do
   for variant in ${VARIANTS//,/ }; do
     study=$OUT/$dataset/$variant
+    space=()
+    if [[ -n $SPACES ]]; then
+      file=$SPACES/$variant.yaml; [[ -f $file ]] || file=$SPACES/shared.yaml
+      space=(--space "$file")
+    fi
     if [[ $STAGE == all || $STAGE == tune ]]; then
-      $NP tune --dataset "$dataset" --root "$ROOT" ${TEXT:+--text-features "$TEXT"} --variant "$variant" \
+      $NP tune "${space[@]}" --dataset "$dataset" --root "$ROOT" ${TEXT:+--text-features "$TEXT"} --variant "$variant" \
         --trials "$TRIALS" --epochs "$EPOCHS" --eval-every "$EVAL_EVERY" --quiet --out "$study"
     fi
     if [[ $STAGE == all || $STAGE == retrain ]]; then

@@ -3,24 +3,42 @@
 Every failure a user can cause or fix ends in one line on stderr and exit
 code 2 (:class:`~native_pyg.cli.errors.CLIError`, an :class:`OSError` on a
 path the command reads or writes); Ctrl-C ends in one line saying how to
-continue, exit code 130; under ``torchrun`` only rank 0 speaks.
+continue, exit code 130, and SIGTERM the same, exit code 143; under
+``torchrun`` only rank 0 speaks.
 """
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import warnings
 from typing import List, Optional
 
+# nothing heavy at import: a Ctrl-C while torch loads (seconds) must reach main's handler
 from native_pyg.cli.errors import CLIError, distributed_rank
-from native_pyg.cli.parser import build_parser
-from native_pyg.cli.train import interrupted_message
-from native_pyg.data.os_errors import os_error_message
 
 __all__ = ['main', 'build_parser', 'CLIError']
 
+
+def __getattr__(name: str):
+    if name == 'build_parser':
+        from native_pyg.cli.parser import build_parser
+        return build_parser
+    raise AttributeError(f"module 'native_pyg.cli' has no attribute {name!r}")
+
 #: exit code of a process ended by SIGINT (128 + 2), as shells report it
 INTERRUPTED = 130
+#: exit code of a process ended by SIGTERM (128 + 15)
+TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the same one line saying how to continue."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
 
 
 def _say(message: str) -> None:
@@ -35,6 +53,23 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # a kill says how to resume
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as e:  # while the command's modules were still loading
+        _say("interrupted")
+        return TERMINATED if isinstance(e, Terminated) else INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Optional[List[str]]) -> int:
+    from native_pyg.cli.parser import build_parser
+    from native_pyg.cli.train import interrupted_message
+    from native_pyg.data.os_errors import os_error_message
     warnings.formatwarning = _one_line_warning
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -50,8 +85,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         _say(f"error: {e}")
     except OSError as e:  # a path written or read: read-only, full, vanished
         _say(f"error: {os_error_message(e)}")
-    except KeyboardInterrupt:
-        code = INTERRUPTED
+    except KeyboardInterrupt as e:
+        code = TERMINATED if isinstance(e, Terminated) else INTERRUPTED
         _say(interrupted_message(args) if args.command == 'train' and os.path.isdir(args.out)
              else "interrupted")
     except RuntimeError as e:

@@ -4,12 +4,11 @@ entity and relation names."""
 from __future__ import annotations
 
 import os
-import unicodedata
 from typing import List, Optional
 
 from native_pyg.cli.errors import CLIError
 from native_pyg.data.safe_load import first_line
-from native_pyg.cli.options import distributed
+from native_pyg.cli.options import distributed, use_threads
 from native_pyg.cli.paths import check_output_file, write_json_atomic
 
 
@@ -30,6 +29,7 @@ def cmd_evaluate(args) -> int:
     from native_pyg.training.distributed import main_first, sharded_ranks
     if args.out:  # before minutes of ranking, not after
         check_output_file(args.out, '--out')
+    use_threads(args.threads)
     info = distributed(args.device)
     with main_first(info):
         loaded = _restore(args.checkpoint, args.root, args.device or 'auto')
@@ -67,37 +67,21 @@ def cmd_evaluate(args) -> int:
     print(format_metrics(metrics))
     if 'ci95' in metrics:
         ci = metrics['ci95']
-        print(f"95 % confidence half-widths: MRR +-{ci['mrr']:.4f}, H@10 +-{ci['hits@10']:.4f}")
+        print(f"95 % confidence half-widths: MRR +-{100 * ci['mrr']:.2f} %, "
+              f"H@10 +-{100 * ci['hits@10']:.2f} %")
     if args.out:
         write_json_atomic(args.out, metrics, '--out', replace=False)
         print(f"metrics written to {args.out}")
     return 0
 
 
-def _nfc(text: str) -> str:
-    return unicodedata.normalize('NFC', text)
-
-
 def resolve(kind: str, value: str, names: List[str]) -> int:
-    """An entity/relation given by name or id. Names are compared in
-    Unicode normal form NFC (a name typed as NFD matches); suggestions for
-    an unknown name are found case-insensitively."""
-    import difflib
-    if value.lstrip('-').isdigit() and value not in names:
-        i = int(value)
-        if not 0 <= i < len(names):
-            raise CLIError(f"{kind} id {i} is outside [0, {len(names)})")
-        return i
-    wanted = _nfc(value)
-    for i, name in enumerate(names):
-        if name == value or _nfc(name) == wanted:
-            return i
-    folded = {}
-    for name in names:
-        folded.setdefault(_nfc(name).casefold(), name)
-    close = difflib.get_close_matches(wanted.casefold(), list(folded), n=5, cutoff=0.5)
-    hint = f"; did you mean {', '.join(repr(folded[c]) for c in close)}?" if close else ''
-    raise CLIError(f"unknown {kind} {value!r}{hint}")
+    """:func:`native_pyg.prediction.resolve`, its error as one CLI line."""
+    from native_pyg.prediction import resolve as resolve_name
+    try:
+        return resolve_name(kind, value, names)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
 
 
 def _add_entities(args, loaded) -> None:
@@ -134,36 +118,20 @@ def _add_entities(args, loaded) -> None:
 
 
 def cmd_predict(args) -> int:
-    import torch
-    from native_pyg.data import split_triples
     if args.k < 1:
         raise CLIError(f"--k {args.k}: expected a positive number of predictions")
     if (args.head is None) == (args.tail is None):
         raise CLIError("give exactly one of --head (predict tails) or --tail (predict heads)")
     if args.save:
         check_output_file(args.save, '--save')
+    use_threads(args.threads)
     loaded = _restore(args.checkpoint, args.root)
     _add_entities(args, loaded)
-    data, model = loaded.data, loaded.model
-    names = list(data['entity'].name) + list(model.added_entity_names)
-    rels = data.relation_names
-    r = resolve('relation', args.relation, rels)
-    known = {tuple(x) for x in split_triples(data, 'train').tolist()}
-    k = min(args.k, len(names))  # at most every entity
-    model.eval()
-    with torch.no_grad():
-        if args.head is not None:
-            e = resolve('entity', args.head, names)
-            scores = model.score_tails(torch.tensor([e]), torch.tensor([r]))[0]
-            fmt = lambda c: (e, r, c)  # noqa: E731
-            print(f"top {k} tails for ({names[e]}, {rels[r]}, ?)")
-        else:
-            e = resolve('entity', args.tail, names)
-            scores = model.score_heads(torch.tensor([r]), torch.tensor([e]))[0]
-            fmt = lambda c: (c, r, e)  # noqa: E731
-            print(f"top {k} heads for (?, {rels[r]}, {names[e]})")
-    top = scores.topk(min(k, scores.numel()))
-    for rank, (s, c) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
-        mark = '  (in train)' if fmt(c) in known else ''
-        print(f"{rank:>4}  {s:>10.4f}  {names[c]}{mark}")
+    from native_pyg.prediction import predict
+    try:
+        table = predict(loaded, head=args.head, relation=args.relation, tail=args.tail,
+                        k=args.k)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    print(table)
     return 0

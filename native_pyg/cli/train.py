@@ -7,7 +7,7 @@ import shlex
 import shutil
 
 from native_pyg.cli.errors import CLIError
-from native_pyg.cli.options import distributed, load, run_config
+from native_pyg.cli.options import distributed, load, run_config, use_threads
 from native_pyg.cli.paths import check_output_dir, write_json_atomic
 from native_pyg.data.os_errors import os_error_message
 
@@ -18,6 +18,7 @@ def cmd_train(args) -> int:
     from native_pyg.training.runs import (RunDirectoryError, RunLock, prepare_run_dir,
                                           replacing_run)
     run = run_config(args)  # every key's range and choices checked
+    use_threads(run.training.threads)
     info = distributed(run.training.device)
     created = False
     if info.is_main:  # before the data loads: a bad --out costs one line, not minutes
@@ -50,7 +51,7 @@ def cmd_train(args) -> int:
 
 def _train(args, run, data, model, info) -> None:
     from native_pyg.evaluation import format_metrics
-    from native_pyg.pipeline import final_metrics
+    from native_pyg.pipeline import describe_setup, final_metrics, trained_setup
     from native_pyg.training import NonFiniteLossError, Trainer
     try:
         trainer = Trainer(model, data, run, out_dir=args.out)
@@ -70,6 +71,8 @@ def _train(args, run, data, model, info) -> None:
             if change['epoch'] == trainer.epoch and info.is_main:
                 print('applied config changes: ' + ', '.join(
                     f"{c['key']} {c['old']!r} -> {c['new']!r}" for c in change['changes']))
+    if info.is_main:  # what trains, also when quiet: nothing changes silently
+        print(describe_setup(trained_setup(trainer), run.dataset), flush=True)
     if not args.quiet and info.is_main:
         print(model if not info.enabled else f"{model}\non {info.world_size} processes "
               f"(torch.distributed), batch {run.training.batch_size} per process")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from native_pyg.cli.errors import CLIError
-from native_pyg.cli.options import base_config
+from native_pyg.cli.options import base_config, use_threads
 from native_pyg.cli.paths import check_output_dir
 from native_pyg.data.os_errors import os_error_message
 
@@ -28,6 +28,7 @@ def cmd_tune(args) -> int:
     except (ValueError, OSError) as e:
         raise CLIError(str(e)) from None
     check_output_dir(args.out, '--out')
+    use_threads(base.training.threads)
     try:
         result = tune(config=base, out=args.out, trials=args.trials, variant=args.variant,
                       space=args.space, pruner=args.pruner, seed=args.seed,
@@ -36,7 +37,7 @@ def cmd_tune(args) -> int:
         raise CLIError(str(e)) from None
     except OSError as e:
         raise CLIError(os_error_message(e)) from None
-    print(f"best valid MRR {result.best_valid_mrr:.4f}; its config: "
+    print(f"best valid MRR {100 * result.best_valid_mrr:.2f} %; its config: "
           f"{os.path.join(args.out, 'best.yaml')} (native-pyg train --config it --out DIR); "
           f"study: {os.path.join(args.out, 'study.db')}")
     return 0

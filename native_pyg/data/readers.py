@@ -7,6 +7,8 @@ with ``file:line:`` so that the offending row can be found at once.
 from __future__ import annotations
 
 import os.path as osp
+import re
+import unicodedata
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -71,9 +73,31 @@ def _lines(path: str) -> List[Tuple[int, List[str]]]:
     return rows
 
 
+#: an integer as OpenKE files write it: ASCII digits ('²' is a digit to str.isdigit)
+_INTEGER = re.compile(r'-?[0-9]+')
+#: the longest name an error message repeats
+SHOWN_CHARS = 80
+
+
+def shown(name: str) -> str:
+    """``repr(name)``, shortened past :data:`SHOWN_CHARS` characters."""
+    return repr(name if len(name) <= SHOWN_CHARS else name[:SHOWN_CHARS] + '...')
+
+
+def _normal_form_hint(name: str, table: Dict[str, int]) -> str:
+    """A hint when ``name`` differs from a known one only in its Unicode
+    normal form (e.g. NFD 'Zu\u0308rich' against NFC 'Z\u00fcrich')."""
+    wanted = unicodedata.normalize('NFC', name)
+    for known in table:
+        if unicodedata.normalize('NFC', known) == wanted:
+            return (f"; {shown(known)} is the same text in another Unicode normal form "
+                    f"(save both files as NFC, e.g. with unicodedata.normalize)")
+    return ''
+
+
 def _count(path: str, rows) -> int:
     n, fields = rows[0]
-    if len(fields) != 1 or not fields[0].lstrip('-').isdigit():
+    if len(fields) != 1 or not _INTEGER.fullmatch(fields[0]):
         raise MMKGFormatError(f"{path}:{n}: expected the row count alone on the first line, "
                               f"got {' '.join(fields)!r}")
     count = int(fields[0])
@@ -103,7 +127,7 @@ def read_id_map(path: str) -> List[str]:
         else:
             name, id_str = ' '.join(fields[:-1]), fields[-1]
         id_str = id_str.strip()
-        if not id_str.lstrip('-').isdigit():
+        if not _INTEGER.fullmatch(id_str):
             raise MMKGFormatError(f"{path}:{n}: id {id_str!r} is not an integer")
         i = int(id_str)
         if not 0 <= i < count:
@@ -247,8 +271,8 @@ def read_tsv_triples(path: str, entities: Dict[str, int], relations: Dict[str, i
             if i is None:
                 if source is not None:
                     what = 'relation' if k == 1 else 'entity'
-                    raise MMKGFormatError(f"{path}:{n}: unknown {what} {name!r} (not in "
-                                          f"{source})")
+                    raise MMKGFormatError(f"{path}:{n}: unknown {what} {shown(name)} (not in "
+                                          f"{source}){_normal_form_hint(name, table)}")
                 i = table[name] = len(table)
             ids.append(i)
         rows.append(ids)
@@ -342,7 +366,7 @@ def read_mask_file(path: str, entity_names: Sequence[str]) -> Tensor:
             if not name:
                 continue
             if name not in index:
-                raise MMKGFormatError(f"{path}:{line_no}: unknown entity {name!r} (not among "
+                raise MMKGFormatError(f"{path}:{line_no}: unknown entity {shown(name)} (not among "
                                       f"the {n} entities of the dataset)")
             mask[index[name]] = True
         return mask

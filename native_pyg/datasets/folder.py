@@ -140,7 +140,9 @@ def _convention_splits(folder: str) -> Tuple[str, Dict[str, str]]:
         if have:
             splits[s] = have[0]
         else:
-            missing.append(f'{s}.tsv')
+            dirs = [n for n in (f'{s}.tsv', f'{s}.txt') if osp.isdir(osp.join(folder, n))]
+            missing.append(f'{s}.tsv' + (f' ({dirs[0]} is a directory, not a file)'
+                                         if dirs else ''))
     if splits and missing:
         raise MMKGFormatError(f"{folder}: TSV splits incomplete: missing {', '.join(missing)}")
     if not splits:
@@ -372,7 +374,7 @@ class FolderMMKG(MMKGDataset):
             ``nan_rows``, ``zero_rows_missing``, ``text_features``,
             ``text_model``, ``name_style``, ``transform``, ``pre_transform``,
             ``force_reload``, ``log``). With ``log`` (the default), what
-            was found is printed to stderr on every load.
+            was found is printed to stderr when the folder is (re)read.
 
     Raises:
         MMKGFormatError: A :class:`ValueError` of one line naming the file,
@@ -391,7 +393,10 @@ class FolderMMKG(MMKGDataset):
         super().__init__(folder, prefix=self.layout.name, transform=transform,
                          pre_transform=pre_transform, force_reload=force_reload, log=log,
                          **kwargs)
-        if log:
+
+    def process(self) -> None:
+        super().process()
+        if self.log:  # once, when the folder is read: not before every later command's output
             print(self.layout.describe(), file=sys.stderr)
 
     @property

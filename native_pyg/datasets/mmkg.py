@@ -197,16 +197,22 @@ class MMKGDataset(SafeCacheDataset):
                           f"datasets/{self.prefix}.md for where to get the released files.",
                           stacklevel=4)
         q = self.quirks
-        parts = [f"{split}: {v} {what}" for what, per in
-                 (('duplicate rows', q['duplicates']), ('rows also in train', q['leakage']),
-                  ('rows touching entities unseen in train', q['unseen_entity_rows']),
-                  ('rows also in valid', q['test_in_valid']))
-                 for split, v in per.items() if v]
-        if parts:
+        fixable = [f"{split}: {v} {what}" for what, per in
+                   (('duplicate rows', q['duplicates']), ('rows also in train', q['leakage']),
+                    ('rows also in valid', q['test_in_valid']))
+                   for split, v in per.items() if v]
+        unseen = [f"{split}: {v}" for split, v in q['unseen_entity_rows'].items() if v]
+        parts = []
+        if fixable:
             hint = '' if (self.dedupe and self.remove_leakage) else \
                 (' (kept as released for comparability; dedupe=True / remove_leakage=True, '
-                 'CLI --dedupe / --remove-leakage, clean them)')
-            warnings.warn(f"{self.prefix}: " + '; '.join(parts) + hint, stacklevel=4)
+                 'CLI --dedupe / --remove-leakage, remove them)')
+            parts.append('; '.join(fixable) + hint)
+        if unseen:  # kept by every option: such entities are ranked from their features
+            parts.append(f"rows touching entities unseen in train ({', '.join(unseen)}) are "
+                         f"kept and scored from the entities' features (model.structure_mask)")
+        if parts:
+            warnings.warn(f"{self.prefix}: " + '; '.join(parts), stacklevel=4)
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}({self.prefix}, modalities={self.modalities})'

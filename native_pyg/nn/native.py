@@ -13,7 +13,6 @@ from torch import Tensor
 from native_pyg.data.relations import unpack_triples
 from native_pyg.nn.candidates import CandidateCache, cached_value, score_one_vs_all
 from native_pyg.nn.entity_inputs import EntityInputs, extended_table
-from native_pyg.nn.gnn import STRUCTURAL_ENCODERS
 from native_pyg.nn.legacy import upgrade_state_dict
 from native_pyg.nn.projections import (STRUCTURE, EntityRows, ModalityProjections,
                                        check_modality_names)
@@ -21,6 +20,7 @@ from native_pyg.nn.redaf import ReDAF, check_fusion_options
 from native_pyg.nn.scorers import SCORERS, KGScorer
 from native_pyg.nn.step_embeddings import StepEmbeddings, entity_rows
 from native_pyg.nn.structure_stand_in import StructureStandIn
+from native_pyg.nn.structural_encoder import make_structural_encoder
 from native_pyg.nn.subgraph import StepSubgraph
 
 
@@ -177,12 +177,8 @@ class NativE(torch.nn.Module):
                                     relation_temperature=relation_temperature, fusion=fusion,
                                     missing=missing,
                                     theta_range=(self.margin + self.epsilon) / self.entity_dim)
-            if isinstance(encoder, str):
-                if encoder not in STRUCTURAL_ENCODERS:
-                    raise ValueError(f"unknown encoder {encoder!r}; expected one of "
-                                     f"{sorted(STRUCTURAL_ENCODERS)} or a module")
-                encoder = STRUCTURAL_ENCODERS[encoder](self.entity_dim, self.num_relations,
-                                                       **dict(encoder_kwargs or {}))
+            encoder = make_structural_encoder(encoder, self.entity_dim, self.num_relations,
+                                              encoder_kwargs)
         self.structural_encoder: Optional[torch.nn.Module] = encoder
         self.encoder_input = encoder_input
         self.structure_mask = bool(structure_mask)

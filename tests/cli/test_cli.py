@@ -27,8 +27,9 @@ def test_train_writes_outputs(trained):
     assert metrics['epochs'] == 2
     for split in ('valid', 'test'):
         assert 0 < metrics[split]['both']['mrr'] <= 1
-    for f in ('model.pt', 'last.pt', 'best.pt', 'curves.png', 'history.jsonl'):
+    for f in ('model.pt', 'last.pt', 'curves.png', 'history.jsonl'):
         assert (trained / f).exists(), f
+    assert not (trained / 'best.pt').exists()  # not a copy of model.pt (issue 39)
 
 
 def test_evaluate_reproduces_test_metrics(trained, tmp_path, capsys):
@@ -194,6 +195,13 @@ BAD_ARGUMENTS += [
      'dataset: expected a name or path, got 123'),
     (['train', '--out', '{tmp}/r', *FAST, '--set', 'model.hidden_channels=65536'],
      'model.hidden_channels=65536: the model needs more memory'),
+    (['predict', '--checkpoint', '{ck}', '--head', '0', '--relation=--1'],
+     "unknown relation '--1'"),
+    (['predict', '--checkpoint', '{ck}', '--head', '0', '--relation', '\u00b2'],
+     "unknown relation '\u00b2'"),
+    (['predict', '--checkpoint', '{ck}', '--head', 'x' * 100_000, '--relation', '0'],
+     "unknown entity 'xxxxxxxx"),
+    (['train', '--out', '{tmp}/r', '--threads', '0'], 'training.threads: must be null or >= 1'),
 ]
 
 #: cases that succeed, run by the same process: (argv, a line of stdout, a file made)

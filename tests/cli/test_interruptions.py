@@ -27,7 +27,9 @@ def _cli(*argv, **kwargs):
                             cwd=str(REPO), **kwargs)
 
 
-def test_ctrl_c_is_one_line_naming_last_pt_and_the_resume_command(tmp_path):
+@pytest.mark.parametrize('sig,code', [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_is_one_line_naming_last_pt_and_the_resume_command(tmp_path, sig, code):
+    # SIGTERM (a scheduler's or kill's) says the same (issue 39)
     out = tmp_path / 'run'
     # SIGINT as a terminal sends it, even where these tests run as a background job
     # (which starts with SIGINT ignored, and Python then keeps it so)
@@ -38,16 +40,31 @@ def test_ctrl_c_is_one_line_naming_last_pt_and_the_resume_command(tmp_path):
         while not (out / 'last.pt').exists() and time.time() < deadline:
             time.sleep(0.2)
         assert (out / 'last.pt').exists(), proc.communicate()[1]
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()  # never left training 500 epochs beside the other tests
-    assert proc.returncode == 130
+    assert proc.returncode == code
     lines = [l for l in err.splitlines() if l.strip()]
     assert len(lines) == 1, err
     assert str(out / 'last.pt') in lines[0] and '--resume' in lines[0]
     assert not list(out.glob('.ckpt-*')) and not list(out.glob('.write-*'))  # nothing half-written
     torch.load(out / 'last.pt', weights_only=True)  # a complete checkpoint
+
+
+@pytest.mark.parametrize('sig,code', [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_while_the_command_still_loads_is_one_line(tmp_path, sig, code):
+    proc = _cli('train', '--out', tmp_path / 'run', *FAST, '--epochs', '5',
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        time.sleep(0.4)  # Python is up; torch and the command's modules are still loading
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith('native-pyg: interrupted'), err
 
 
 def _run_files(out):

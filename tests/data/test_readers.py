@@ -240,3 +240,36 @@ def test_unreadable_array_files_are_one_line_without_unsafe_advice(tmp_path, nam
     assert msg.startswith(f'{tmp_path / name}: ') and ' read' in msg and '\n' not in msg
     assert 'weights_only=False' not in msg and 'allow_pickle=True' not in msg
     assert 'unsafe' not in msg
+
+
+def test_hostile_names_and_counts_are_one_line_with_the_line(tmp_path):
+    # issue 39: '²' is a digit to str.isdigit; NFD against NFC; a 2 MB name
+    from native_pyg.data.readers import MMKGFormatError, read_id_map, read_tsv_triples
+    (tmp_path / 'e.txt').write_text('\u00b2\nx\t0\n')
+    with pytest.raises(MMKGFormatError, match=r"e.txt:1: expected the row count alone"):
+        read_id_map(str(tmp_path / 'e.txt'))
+    (tmp_path / 'e.txt').write_text('1\nx\t\u00b9\n')
+    with pytest.raises(MMKGFormatError, match=r"e.txt:2: id '\u00b9' is not an integer"):
+        read_id_map(str(tmp_path / 'e.txt'))
+    nfc, nfd = 'Z\u00fcrich', 'Zu\u0308rich'
+    (tmp_path / 'train.tsv').write_text(f'{nfd}\tr\t{nfc}\n')
+    with pytest.raises(MMKGFormatError) as e:
+        read_tsv_triples(str(tmp_path / 'train.tsv'), {nfc: 0}, {'r': 0}, 'entities.txt',
+                         'relations.txt')
+    assert 'train.tsv:1: unknown entity' in str(e.value)
+    assert 'another Unicode normal form' in str(e.value)
+    (tmp_path / 'train.tsv').write_text(f"{'y' * 2_000_000}\tr\t{nfc}\n")
+    with pytest.raises(MMKGFormatError) as e:
+        read_tsv_triples(str(tmp_path / 'train.tsv'), {nfc: 0}, {'r': 0}, 'entities.txt',
+                         'relations.txt')
+    assert len(str(e.value)) < 300 and "yyy...'" in str(e.value)
+
+
+def test_a_directory_where_a_split_should_be_says_so(tmp_path):
+    from native_pyg.datasets import find_layout
+    from native_pyg.data.readers import MMKGFormatError
+    (tmp_path / 'train.tsv').mkdir()
+    for split in ('valid', 'test'):
+        (tmp_path / f'{split}.tsv').write_text('a\tr\tb\n')
+    with pytest.raises(MMKGFormatError, match='train.tsv is a directory, not a file'):
+        find_layout(str(tmp_path))

@@ -330,8 +330,11 @@ def test_log_prints_what_was_found(tmp_path, capsys):
 
 def test_unseen_entities_are_kept_and_warned(tmp_path):
     folder = write_tsv(tmp_path / 'kg')
-    with pytest.warns(UserWarning, match='test: 1 rows touching entities unseen in train'):
+    with pytest.warns(UserWarning) as record:
         FolderMMKG(str(folder), log=False)
+    message = ' '.join(str(w.message) for w in record)
+    assert 'rows touching entities unseen in train (test: 1) are kept and scored from' in message
+    assert '--dedupe' not in message  # those flags do not remove such rows (issue 39)
 
 
 def test_pipeline_loads_a_folder(tmp_path):

@@ -169,3 +169,21 @@ def test_cells_record_the_valid_curve_and_fusion_weights_by_presence(small, tmp_
             assert sum(v for k, v in group.items() if k != 'count') == pytest.approx(1, abs=1e-3)
     rotate = run_cell(small, base, 'rotate', 'full', 0, evaluators)
     assert 'modality_weights' not in rotate  # structure only: nothing fused
+
+
+def test_experiment_budget_takes_flags_then_the_config_then_built_ins(tmp_path):
+    # issue 39: --config was overridden by the experiment's built-in budget
+    from native_pyg.cli import build_parser
+    from native_pyg.cli.options import base_config, given_keys
+    from native_pyg.experiments import Budget
+    config = tmp_path / 'c.yaml'
+    config.write_text('model:\n  margin: 6.0\ntraining:\n  lr: 1.0e-2\n  batch_size: 512\n')
+    args = build_parser().parse_args(['experiment', 'main', '--config', str(config), '--out',
+                                      str(tmp_path / 'o'), '--batch-size', '256',
+                                      '--set', 'training.num_negatives=8'])
+    flags = dict(epochs=args.epochs, hidden_channels=args.dim, num_negatives=args.negatives,
+                 lr=args.lr, batch_size=args.batch_size, eval_every=args.eval_every,
+                 margin=args.margin)
+    budget = Budget.resolve(flags, base_config(args), given_keys(args))
+    assert budget == Budget(lr=1e-2, margin=6.0, batch_size=256, num_negatives=8)
+    assert budget.epochs == 100 and budget.hidden_channels == 100  # neither gave them

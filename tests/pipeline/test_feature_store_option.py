@@ -73,3 +73,46 @@ def test_seed_rows_only_give_the_same_scores(graph, tmp_path):
     assert batch.n_id.numel() > seeds  # the subgraph holds more than the seeds
     for a, b in zip(scores['nodes'], scores['seeds']):
         assert torch.equal(a, b)
+
+
+def test_train_on_a_store_written_by_convert_features(tmp_path, capsys):
+    # issue 39: a converted store could not be trained on, and took no masks
+    import json
+    import shutil
+
+    import numpy as np
+
+    from native_pyg.cli import main
+    from tests.conftest import REPO
+    folder = tmp_path / 'kg'
+    shutil.copytree(REPO / 'examples' / 'my_mmkg', folder,
+                    ignore=shutil.ignore_patterns('processed', 'features', 'mmkg.yaml'))
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / 'text.npy', rng.standard_normal((40, 6)).astype(np.float32))
+    present = np.ones(40, bool)
+    present[:5] = False
+    np.save(tmp_path / 'text.mask.npy', present)
+    store = tmp_path / 'store'
+    assert main(['convert-features', f'text={tmp_path / "text.npy"}',
+                 f'text.mask={tmp_path / "text.mask.npy"}', '--out', str(store), '--quiet']) == 0
+    capsys.readouterr()
+    fast = ['--epochs', '1', '--quiet', '--set', 'model.hidden_channels=8',
+            '--set', 'training.num_negatives=4']
+    assert main(['train', '--dataset', str(folder), '--feature-store', str(store),
+                 '--out', str(tmp_path / 'run'), *fast]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith('training NativE on kg: modalities text')
+    trained = json.loads((tmp_path / 'run' / 'metrics.json').read_text())['trained']
+    assert trained['modalities'] == ['text']
+    assert main(['evaluate', '--checkpoint', str(tmp_path / 'run' / 'model.pt')]) == 0
+    # a store of other entities, or no store at all: one line
+    np.save(tmp_path / 'short.npy', np.ones((7, 2), np.float32))
+    assert main(['convert-features', f'text={tmp_path / "short.npy"}', '--out',
+                 str(tmp_path / 'short'), '--quiet']) == 0
+    capsys.readouterr()
+    for path, words in ((tmp_path / 'short', 'holds rows of 7 entities, the dataset has 40'),
+                        (tmp_path / 'nothing', 'not a feature store')):
+        assert main(['train', '--dataset', str(folder), '--feature-store', str(path),
+                     '--out', str(tmp_path / 'bad'), *fast]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0], err

@@ -102,3 +102,24 @@ def test_load_run_errors_are_one_line(done, graph, tmp_path):
     torch.save(state, tmp_path / 'resized.pt')
     with pytest.raises(ValueError, match='its weights do not fit'):
         load_run(str(tmp_path / 'resized.pt'), data=graph)
+
+
+def test_pipeline_resumes_and_overwrites_like_the_cli(graph, tmp_path):
+    # issue 39: the README's CLI run, then pipeline() into the same folder
+    out = str(tmp_path / 'run')
+    pipeline(data=graph, out=out, **TINY)
+    before = (tmp_path / 'run' / 'metrics.json').read_bytes()
+    with pytest.raises(ValueError, match='continue it with resume=True, or replace it with '
+                                         'overwrite=True'):
+        pipeline(data=graph, out=out, **TINY)
+    with pytest.raises(ValueError, match='give one of them'):
+        pipeline(data=graph, out=out, resume=True, overwrite=True, **TINY)
+    assert (tmp_path / 'run' / 'metrics.json').read_bytes() == before
+    resumed = pipeline(data=graph, out=out, resume=True, **{**TINY, 'epochs': 3})
+    assert resumed.trainer.epoch == 3 and len(resumed.history) == 3  # two kept, one more
+    replaced = pipeline(data=graph, out=out, overwrite=True, **{**TINY, 'epochs': 1})
+    assert replaced.trainer.epoch == 1
+    assert json.loads((tmp_path / 'run' / 'metrics.json').read_text())['epochs'] == 1
+    assert not (tmp_path / 'run' / '.replaced-run').exists()
+    with pytest.raises(ValueError, match='no checkpoint at'):
+        pipeline(data=graph, out=str(tmp_path / 'new'), resume=True, **TINY)

@@ -71,7 +71,7 @@ def test_shards_follow_distributed_sampler():
 def test_two_processes_write_one_run(runs):
     out = runs / 'straight'
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith('.')) == \
-        ['best.pt', 'curves.png', 'history.jsonl', 'last.pt', 'metrics.json', 'model.pt']
+        ['curves.png', 'history.jsonl', 'last.pt', 'metrics.json', 'model.pt']
     assert not list(out.glob('.ckpt-*'))  # no temporary checkpoint left behind
     metrics = json.loads((out / 'metrics.json').read_text())
     assert metrics['world_size'] == 2 and metrics['epochs'] == EPOCHS

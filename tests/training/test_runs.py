@@ -173,7 +173,8 @@ def test_checkpoints_record_modalities_root_and_data(run_dir):
     from native_pyg.datasets import SyntheticMMKG
     from native_pyg.training import load_checkpoint
     data = SyntheticMMKG()[0]
-    for name in ('model.pt', 'last.pt', 'best.pt'):
+    assert not (run_dir / 'best.pt').exists()  # model.pt supersedes it (issue 39)
+    for name in ('model.pt', 'last.pt'):
         state = load_checkpoint(str(run_dir / name))
         assert state['config']['model']['modalities'] == modalities(data)  # not None
         assert state['data'] == fingerprint(data)
