@@ -39,7 +39,8 @@ from native_pyg.training.checkpoint import (load_checkpoint, save_checkpoint,
                                            write_text_atomically)
 from native_pyg.training.config import (DataConfig, ModelConfig, RunConfig, TrainConfig,
                                         with_legacy_defaults)
-from native_pyg.training.runs import RunDirectoryError, RunLock, prepare_run_dir, replacing_run
+from native_pyg.training.runs import (REPLACED, RunDirectoryError, RunLock, prepare_run_dir,
+                                      replacing_run)
 from native_pyg.training.threads import apply_threads
 from native_pyg.training.trained_setup import describe_setup, trained_setup  # noqa: F401
 from native_pyg.training.trainer import Trainer, resolve_device
@@ -429,6 +430,12 @@ def load_run(checkpoint: str, root: Optional[str] = None, device: Optional[str] 
     try:
         state = load_checkpoint(checkpoint)
     except (FileNotFoundError, RuntimeError) as e:
+        aside = osp.join(osp.dirname(osp.abspath(checkpoint)), REPLACED)
+        if isinstance(e, FileNotFoundError) and osp.isdir(aside):
+            raise ValueError(f"{checkpoint}: not found, but an interrupted --overwrite set the "
+                             f"previous run aside in {aside}; rerun that train command (it "
+                             f"puts it back until the new run has a checkpoint), or move the "
+                             f"files back") from None
         raise ValueError(str(e)) from None
     if not isinstance(state, dict) or not isinstance(state.get('config'), dict) \
             or not isinstance(state.get('model'), dict):
@@ -447,8 +454,8 @@ def load_run(checkpoint: str, root: Optional[str] = None, device: Optional[str] 
     if state.get('data') and differs:
         raise ValueError(f"{checkpoint}: {where} differs from the data this model was trained "
                          f"on ({differs})")
+    model = build_model(data, run)  # its own errors (e.g. a damaged feature store) as they are
     try:
-        model = build_model(data, run)
         model.load_state_dict(state['model'])
     except (ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0]

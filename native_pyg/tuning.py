@@ -25,8 +25,9 @@ import math
 import os
 import os.path as osp
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 import yaml
 
@@ -35,6 +36,7 @@ from native_pyg.experiments import VARIANTS
 from native_pyg.pipeline import build_model, load_data, locate_data
 from native_pyg.training.config import RunConfig
 from native_pyg.training.checkpoint import write_text_atomically
+from native_pyg.training.runs import RunLock
 from native_pyg.training.trackers import check_tracker, make_tracker
 from native_pyg.training.trainer import Trainer
 
@@ -92,6 +94,11 @@ def check_space(space: Mapping[str, Any], source: str = 'search space') -> Dict[
         if kind == 'categorical':
             if not isinstance(entry.get('choices'), list) or not entry['choices']:
                 raise ValueError(f"{source}: {key}: categorical needs a non-empty 'choices' list")
+            bad = [c for c in entry['choices']
+                   if c is not None and not isinstance(c, (bool, int, float, str))]
+            if bad:
+                raise ValueError(f"{source}: {key}: categorical choices must be numbers, "
+                                 f"strings, true/false or null, got {bad[0]!r}")
         else:
             low, high = entry.get('low'), entry.get('high')
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -100,6 +107,18 @@ def check_space(space: Mapping[str, Any], source: str = 'search space') -> Dict[
                                  f"got low={low!r}, high={high!r}")
             if entry.get('log') and low <= 0:
                 raise ValueError(f"{source}: {key}: a log scale needs low > 0, got {low!r}")
+            if kind == 'int' and not all(float(v).is_integer() for v in (low, high)):
+                raise ValueError(f"{source}: {key}: int needs whole numbers, got low={low!r}, "
+                                 f"high={high!r}")
+            step = entry.get('step')
+            if step is not None:
+                number = isinstance(step, (int, float)) and not isinstance(step, bool)
+                if not number or not math.isfinite(step) or step <= 0 or (
+                        kind == 'int' and not float(step).is_integer()):
+                    raise ValueError(f"{source}: {key}: step must be a positive "
+                                     f"{'whole ' if kind == 'int' else ''}number, got {step!r}")
+                if entry.get('log') and (kind == 'float' or step != 1):
+                    raise ValueError(f"{source}: {key}: a log scale takes no step")
         out[str(key)] = dict(entry)
     return out
 
@@ -126,6 +145,75 @@ def suggest(trial, space: Mapping[str, dict]) -> List[str]:
             value = trial.suggest_int(key, int(e['low']), int(e['high']),
                                       log=bool(e.get('log')), step=int(e.get('step') or 1))
         out.append(f'{key}={yaml.safe_dump(value, default_flow_style=True).strip()}')
+    return out
+
+
+def open_study(out: str, pruner):
+    """The Optuna study in ``out/study.db`` (created if new), with heartbeats
+    so that a killed trial fails; one line for a file that is not a study."""
+    import optuna
+    path = osp.join(out, 'study.db')
+    if osp.isdir(path):
+        raise ValueError(f"{path}: is a directory, not a study database")
+    if osp.exists(path) and osp.getsize(path):
+        with open(path, 'rb') as f:
+            if f.read(16) != b'SQLite format 3\x00':
+                raise ValueError(f"{path}: not a study database (not SQLite); move it away "
+                                 f"or use a new --out")
+    with study_errors(out), warnings.catch_warnings():  # heartbeats are 'experimental'
+        warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(  # a killed trial fails once its heartbeat stops
+            f"sqlite:///{osp.abspath(path)}", heartbeat_interval=60, grace_period=180)
+        return optuna.create_study(study_name='native-pyg', storage=storage,
+                                   direction='maximize', pruner=pruner, load_if_exists=True)
+
+
+@contextmanager
+def study_errors(out: str) -> Iterator[None]:
+    """The study database's errors (damaged, truncated, a full disk) as one
+    :class:`ValueError` naming it."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - SQLAlchemy's and sqlite3's many kinds
+        module = type(e).__module__
+        if not module.startswith(('sqlalchemy', 'sqlite3')):
+            raise
+        cause = ' '.join(str(getattr(e, 'orig', None) or e).split())[:200]
+        raise ValueError(f"{osp.join(out, 'study.db')}: the study database failed ({cause})"
+                         ) from None
+
+
+def check_resumed_space(study, space: Mapping[str, dict], out: str) -> None:
+    """A resumed study must search the space it was started with (Optuna
+    refuses a changed distribution in the middle of a trial)."""
+    from optuna.distributions import check_distribution_compatibility
+    new = distributions(space)
+    for trial in study.get_trials(deepcopy=False):
+        for key, old in trial.distributions.items():
+            if key not in new:
+                continue
+            try:
+                check_distribution_compatibility(old, new[key])
+            except ValueError:
+                raise ValueError(f"{out}/study.db: {key} was searched as {old}, the space now "
+                                 f"says {new[key]}; use the study's space or a new --out"
+                                 ) from None
+
+
+def distributions(space: Mapping[str, dict]) -> Dict[str, Any]:
+    """The Optuna distribution of each entry of a checked space."""
+    from optuna.distributions import (CategoricalDistribution, FloatDistribution,
+                                      IntDistribution)
+    out = {}
+    for key, e in space.items():
+        if e['type'] == 'categorical':
+            out[key] = CategoricalDistribution(e['choices'])
+        elif e['type'] == 'float':
+            out[key] = FloatDistribution(e['low'], e['high'], log=bool(e.get('log')),
+                                         step=e.get('step'))
+        else:
+            out[key] = IntDistribution(int(e['low']), int(e['high']), log=bool(e.get('log')),
+                                       step=int(e.get('step') or 1))
     return out
 
 
@@ -207,19 +295,15 @@ def tune(dataset: Optional[str] = None, root: Optional[str] = None,
                          "validation MRR")
     data = load_data(base) if data is None else data
     os.makedirs(out, exist_ok=True)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with warnings.catch_warnings():  # heartbeats are 'experimental' in Optuna
-        warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
-        storage = optuna.storages.RDBStorage(  # a killed trial fails once its heartbeat stops
-            f"sqlite:///{osp.abspath(osp.join(out, 'study.db'))}", heartbeat_interval=60,
-            grace_period=180)
-    study = optuna.create_study(study_name='native-pyg', storage=storage, direction='maximize',
-                                pruner=_pruner(pruner), load_if_exists=True)
-    # seeded past the trials already there: a resumed study draws new configs
-    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+    # our one line for a failure, never Optuna's logged traceback of the trial
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    with RunLock(out, wait=True):  # two processes creating one new study: one creates it
+        study = open_study(out, _pruner(pruner))
+        check_resumed_space(study, space, out)
 
     def objective(trial) -> float:
+        lock.release()  # the trial exists now: the next process may count it and ask
         run = base.override(suggest(trial, space))
         trial.set_user_attr('config', run.to_dict())
         trainer = Trainer(build_model(data, run), data, run)
@@ -249,10 +333,21 @@ def tune(dataset: Optional[str] = None, root: Optional[str] = None,
               flush=True)
         return value
 
-    done = len(study.get_trials(deepcopy=False, states=finished))
-    if done < trials:
-        study.optimize(objective, n_trials=trials - done, catch=(),
-                       callbacks=[optuna.study.MaxTrialsCallback(trials, states=finished)])
+    while True:  # one trial at a time: counting and asking are one step under the lock
+        lock = RunLock(out, wait=True).__enter__()
+        try:
+            with study_errors(out), warnings.catch_warnings():
+                warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)  # trials of killed processes
+                active = study.get_trials(deepcopy=False, states=(
+                    *finished, optuna.trial.TrialState.RUNNING))
+                if len(active) >= trials:
+                    break
+                # seeded past the trials already there: a resumed study draws new configs
+                study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+                study.optimize(objective, n_trials=1, catch=())
+        finally:
+            lock.release()  # released already once the trial began
     completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not completed:
         raise ValueError(f"{out}: no trial completed (all pruned or failed); raise --trials or "

@@ -107,3 +107,116 @@ def test_the_cli_runs_a_study_and_its_best_config_trains(tmp_path, capsys):
     test = json.loads((out / 'retrain-seed0' / 'metrics.json').read_text())['test']['both']
     assert row[:3] == ['| synthetic', 'native', '2']
     assert row[5] == f"{100 * test['mrr']:.2f} ± 0.00" and row[4] == '1'
+
+
+# --- issue 39: hostile spaces, studies and processes ---------------------------------------
+def _one_error(capsys) -> str:
+    err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+    assert len(err) == 1 and err[0].startswith('native-pyg: error:'), err
+    return err[0]
+
+
+@pytest.mark.parametrize('entry,words', [
+    ({'type': 'float', 'low': 1e-4, 'high': 1e-2, 'step': 'abc'}, 'step must be a positive'),
+    ({'type': 'int', 'low': 0.5, 'high': 4, 'log': True}, 'int needs whole numbers'),
+    ({'type': 'float', 'low': 1e-4, 'high': 1e-2, 'log': True, 'step': 1e-4},
+     'a log scale takes no step'),
+    ({'type': 'categorical', 'choices': [[1, 2], [3]]}, 'categorical choices must be numbers'),
+])
+def test_bad_search_spaces_are_one_line_before_any_trial(tmp_path, capsys, entry, words):
+    key = 'training.lr' if entry['type'] == 'float' else 'training.num_negatives'
+    path = tmp_path / 'space.yaml'
+    path.write_text(json.dumps({key: entry}))
+    out = tmp_path / 'o'
+    assert main(['tune', '--out', str(out), '--space', str(path), '--trials', '1']) == 2
+    assert words in _one_error(capsys)
+    assert not (out / 'study.db').exists()  # no study, so no failed trial left in one
+
+
+def test_a_changed_space_on_resume_and_damaged_studies_are_one_line(tmp_path, capsys):
+    out = tmp_path / 'o'
+    native_pyg.tune('synthetic', out=str(out), trials=1, space=SPACE, overrides=BUDGET,
+                    pruner='none')
+    capsys.readouterr()
+    changed = dict(SPACE, **{'model.hidden_channels': {'type': 'int', 'low': 8, 'high': 16}})
+    path = tmp_path / 'changed.yaml'
+    path.write_text(json.dumps(changed))
+    sets = [a for b in BUDGET for a in ('--set', b)]
+    assert main(['tune', '--out', str(out), '--space', str(path), '--trials', '2', *sets]) == 2
+    assert 'model.hidden_channels was searched as' in _one_error(capsys)
+    study = optuna.load_study(study_name='native-pyg', storage=f"sqlite:///{out / 'study.db'}")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
+    space = tmp_path / 'space.yaml'
+    space.write_text(json.dumps(SPACE))
+    for damage, words in (('garbage', 'not a study database (not SQLite)'),
+                          ('truncated', 'the study database failed'),
+                          ('directory', 'is a directory, not a study database')):
+        bad = tmp_path / damage
+        bad.mkdir()
+        db = bad / 'study.db'
+        if damage == 'garbage':
+            db.write_bytes(b'not a database at all' * 10)
+        elif damage == 'truncated':
+            db.write_bytes((out / 'study.db').read_bytes()[:3000])
+        else:
+            db.mkdir()
+        assert main(['tune', '--out', str(bad), '--space', str(space), '--trials', '1',
+                     *sets]) == 2
+        assert words in _one_error(capsys)
+
+
+def test_two_processes_on_one_new_study_share_it_and_stop_at_the_total(tmp_path):
+    import subprocess
+    import sys
+    space = tmp_path / 'space.yaml'
+    space.write_text(json.dumps(SPACE))
+    out = tmp_path / 'shared'
+    argv = [sys.executable, '-m', 'native_pyg', 'tune', '--out', str(out), '--space',
+            str(space), '--trials', '4', '--pruner', 'none', '--threads', '1', '--quiet',
+            *[a for b in BUDGET for a in ('--set', b)]]
+    procs = [subprocess.Popen(argv, cwd=str(REPO), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [r[1][-500:] for r in results]
+    assert not any('Traceback' in err or 'IntegrityError' in err for _, err in results)
+    study = optuna.load_study(study_name='native-pyg', storage=f"sqlite:///{out / 'study.db'}")
+    assert len(study.trials) == 4 and len(_finished(study)) == 4  # not 5
+    assert sum(out_.count('trial ') for out_, _ in results) >= 4
+
+
+def test_ctrl_c_in_a_trial_is_one_line_and_the_trial_does_not_count(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    space = tmp_path / 'space.yaml'
+    space.write_text(json.dumps(SPACE))
+    out = tmp_path / 'o'
+    argv = [sys.executable, '-m', 'native_pyg', 'tune', '--out', str(out), '--space',
+            str(space), '--trials', '2', '--threads', '1', '--quiet', '--set',
+            'training.epochs=500', '--set', 'training.eval_every=100']
+    proc = subprocess.Popen(argv, cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                        signal.SIG_DFL))
+    try:
+        deadline = time.time() + 120
+        running = []
+        while not running and time.time() < deadline:
+            time.sleep(0.5)
+            if (out / 'study.db').exists():
+                with sqlite3.connect(out / 'study.db') as db:
+                    try:
+                        running = db.execute("select state from trials").fetchall()
+                    except sqlite3.OperationalError:  # tables not made yet
+                        pass
+        assert running, 'no trial started'
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert lines == ['native-pyg: interrupted'], err
+    study = optuna.load_study(study_name='native-pyg', storage=f"sqlite:///{out / 'study.db'}")
+    assert not _finished(study)  # the interrupted trial is failed, so a rerun replaces it

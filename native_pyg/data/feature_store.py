@@ -15,6 +15,7 @@ a modality in memory; :class:`DiskFeatureStore` reads it.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import os.path as osp
@@ -201,7 +202,11 @@ class DiskFeatureStore(FeatureStore):
                 try:
                     self._maps[m, attr] = np.load(file, mmap_mode='r')
                 except (OSError, ValueError) as e:
-                    raise ValueError(f"{file}: unreadable ({e})") from None
+                    short = 'mmap length is greater than file size' in str(e)
+                    raise ValueError(f"{file}: " + (
+                        "shorter than its header says: the feature store was cut short after "
+                        "it was written; write it again" if short else f"unreadable ({e})")
+                    ) from None
             expected = (self.num_entities, self.dims[m])
             if self._maps[m, ROWS].shape != expected \
                     or self._maps[m, MASK].shape != (self.num_entities,):
@@ -273,8 +278,18 @@ def _read_rows(array: np.memmap, start: int, stop: int) -> np.ndarray:
     out = np.empty(shape, dtype=array.dtype)
     with open(array.filename, 'rb') as f:
         f.seek(array.offset + start * row_bytes)
-        f.readinto(memoryview(out).cast('B'))
+        got = f.readinto(memoryview(out).cast('B'))
+    if got != out.nbytes:  # never rows left uninitialised
+        raise truncated(array.filename, start + got // max(row_bytes, 1))
     return out
+
+
+def truncated(path: str, row: int) -> OSError:
+    """The error of a store file that ends before its rows do (cut short
+    after it was written): an :class:`OSError` naming it, so that a run
+    reports it in one line and keeps its last checkpoint."""
+    return OSError(errno.EIO, f"ends before row {row}: the feature store was cut short after "
+                              f"it was written; write it again", path)
 
 
 def _read_index(array: np.memmap, index) -> np.ndarray:
@@ -297,7 +312,7 @@ def _read_index(array: np.memmap, index) -> np.ndarray:
         for i, row in enumerate(index.tolist()):
             part = flat[i * row_bytes:(i + 1) * row_bytes]
             if os.preadv(fd, [part], array.offset + row * row_bytes) != row_bytes:
-                raise ValueError(f"{array.filename}: row {row} could not be read")
+                raise truncated(array.filename, row)
     finally:
         os.close(fd)
     return out

@@ -206,6 +206,9 @@ def load_array(path: str) -> Tensor:
     if not isinstance(x, Tensor):
         raise MMKGFormatError(f"{path}: expected a tensor [num_entities, d], "
                               f"got {type(x).__name__}")
+    if x.layout != torch.strided:
+        raise MMKGFormatError(f"{path}: expected a dense tensor, got a {x.layout} one (save "
+                              f"x.to_dense())")
     return x
 
 
@@ -306,8 +309,8 @@ def read_feature_file(path: str, num_entities: int, nan_rows: str = 'error',
         ``(x, mask)``: features with missing rows zeroed, and the presence mask.
     """
     x = load_array(path)
-    if x.dim() != 2:
-        raise MMKGFormatError(f"{path}: expected a 2-D tensor [num_entities, d], "
+    if x.dim() != 2 or x.size(1) == 0:
+        raise MMKGFormatError(f"{path}: expected a 2-D tensor [num_entities, d] with d >= 1, "
                               f"got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise MMKGFormatError(f"{path}: expected floating-point features, got {x.dtype}")

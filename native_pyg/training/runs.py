@@ -117,8 +117,9 @@ class RunLock:
     drops it when the holder dies, even by SIGKILL (``fcntl.flock``; where
     ``fcntl`` does not exist the lock is not taken)."""
 
-    def __init__(self, out: str):
+    def __init__(self, out: str, wait: bool = False):
         self.path = osp.join(out, '.lock')
+        self.wait = wait  # block until the holder releases it, instead of refusing
         self._file = None
 
     def __enter__(self) -> 'RunLock':
@@ -128,7 +129,7 @@ class RunLock:
             return self
         self._file = open(self.path, 'a+')
         try:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
         except OSError:
             self._file.close()
             self._file = None
@@ -137,8 +138,12 @@ class RunLock:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Releases the lock (again: nothing)."""
         if self._file is not None:
-            self._file.close()  # releases the lock
+            self._file.close()
             self._file = None
 
 

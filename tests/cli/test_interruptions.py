@@ -97,6 +97,18 @@ def test_a_killed_overwrite_leaves_the_previous_run_to_be_restored(tmp_path):
     assert _run_files(out) == {'last.pt': b'new last.pt'} and not (out / REPLACED).exists()
 
 
+def test_evaluate_points_to_a_run_an_interrupted_overwrite_set_aside(tmp_path, capsys):
+    # issue 39: it said "checkpoint not found"
+    from native_pyg.cli import main
+    out = tmp_path / 'run'
+    (out / REPLACED).mkdir(parents=True)
+    (out / REPLACED / 'model.pt').write_text('the previous run')
+    assert main(['evaluate', '--checkpoint', str(out / 'model.pt')]) == 2
+    err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+    assert len(err) == 1 and 'interrupted --overwrite set the previous run aside' in err[0]
+    assert (out / REPLACED / 'model.pt').read_text() == 'the previous run'
+
+
 def _mount_tmpfs(path, size):
     path.mkdir()
     proc = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(path)],
@@ -122,6 +134,24 @@ def test_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(tmp_path):
         lines = [l for l in err.splitlines() if l.strip()]
         assert len(lines) == 1 and 'no space left on device' in lines[0], err
         assert (out / 'last.pt').read_bytes() == last  # the previous checkpoint survives
+    finally:
+        subprocess.run(['umount', str(disk)], capture_output=True)
+
+
+def test_convert_features_on_a_full_disk_names_the_path_and_leaves_nothing(tmp_path):
+    import numpy as np
+    disk = tmp_path / 'disk'
+    _mount_tmpfs(disk, '1m')
+    try:
+        np.save(tmp_path / 'image.npy', np.ones((4000, 100), np.float32))  # 1.6 MB
+        proc = _cli('convert-features', f'image={tmp_path / "image.npy"}', '--out',
+                    disk / 'store', '--dtype', 'float32', '--quiet')
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 2, err
+        lines = [l for l in err.splitlines() if l.strip()]
+        assert len(lines) == 1 and 'no space left on device' in lines[0], err
+        assert str(disk) in lines[0]  # the path, not the cause alone
+        assert os.listdir(disk) == []  # no half store, no temporary left behind
     finally:
         subprocess.run(['umount', str(disk)], capture_output=True)
 

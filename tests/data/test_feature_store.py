@@ -111,3 +111,22 @@ def test_the_writer_memory_stays_bounded_on_a_store_larger_than_it(tmp_path):
     # holding the modality would add the whole 80 MB; the allocator may keep a
     # couple of 8 MB chunk buffers (about 17 MB measured on a busy machine)
     assert big - small < 0.3 * size, (small, big, size)
+
+
+def test_a_store_cut_short_is_named_never_read_as_garbage(tmp_path):
+    # issue 39: rows past the end were returned uninitialised (a non-finite loss)
+    import errno
+    import os
+    x = {'image': torch.randn(64, 8)}
+    store = write_feature_store(str(tmp_path / 's'), x, dtype='float32')
+    path = tmp_path / 's' / 'image.npy'
+    size = path.stat().st_size
+    os.truncate(path, size - 20 * 8 * 4)  # while the store is open: the last 20 rows go
+    for index in (None, torch.arange(40, 64), torch.tensor([1, 50]), torch.tensor([3, 30, 63])):
+        with pytest.raises(OSError) as e:
+            store.get_tensor('image', 'x', index=index)
+        assert e.value.errno == errno.EIO and e.value.filename == str(path)
+        assert 'ends before row ' in str(e.value) and 'cut short' in str(e.value)
+    assert torch.equal(store.get_tensor('image', 'x', index=torch.arange(0, 10)), x['image'][:10])
+    with pytest.raises(ValueError, match='image.npy: shorter than its header says'):
+        DiskFeatureStore(str(tmp_path / 's'))  # opened again: said at once

@@ -273,3 +273,14 @@ def test_a_directory_where_a_split_should_be_says_so(tmp_path):
         (tmp_path / f'{split}.tsv').write_text('a\tr\tb\n')
     with pytest.raises(MMKGFormatError, match='train.tsv is a directory, not a file'):
         find_layout(str(tmp_path))
+
+
+def test_sparse_and_zero_width_feature_files_are_one_line(tmp_path):
+    import numpy as np
+    from native_pyg.data.readers import MMKGFormatError
+    torch.save(torch.eye(40).to_sparse(), tmp_path / 'sparse.pt')
+    np.save(tmp_path / 'empty.npy', np.zeros((40, 0), np.float32))
+    with pytest.raises(MMKGFormatError, match=r'sparse.pt: expected a dense tensor'):
+        read_feature_file(str(tmp_path / 'sparse.pt'), 40)
+    with pytest.raises(MMKGFormatError, match=r'empty.npy: expected .* d >= 1, got shape \(40, 0\)'):
+        read_feature_file(str(tmp_path / 'empty.npy'), 40)

@@ -105,6 +105,12 @@ def test_train_on_a_store_written_by_convert_features(tmp_path, capsys):
     trained = json.loads((tmp_path / 'run' / 'metrics.json').read_text())['trained']
     assert trained['modalities'] == ['text']
     assert main(['evaluate', '--checkpoint', str(tmp_path / 'run' / 'model.pt')]) == 0
+    capsys.readouterr()
+    # the store cut short after training: the store is named, not the checkpoint
+    (store / 'text.npy').write_bytes((store / 'text.npy').read_bytes()[:300])
+    assert main(['evaluate', '--checkpoint', str(tmp_path / 'run' / 'model.pt')]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'text.npy: shorter than its header says' in err[0], err
     # a store of other entities, or no store at all: one line
     np.save(tmp_path / 'short.npy', np.ones((7, 2), np.float32))
     assert main(['convert-features', f'text={tmp_path / "short.npy"}', '--out',
