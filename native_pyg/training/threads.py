@@ -13,8 +13,9 @@ average leaves free:
     T = \max\bigl(1,\ \mathrm{round}(C - L_1)\bigr)
 
 with :math:`C` the cores this process may run on and :math:`L_1` the
-one-minute load average when the process starts (the other work's), unless
-``OMP_NUM_THREADS`` says otherwise.
+one-minute load average when the process starts (the other work's), divided
+among the processes ``torchrun`` starts on the machine
+(``LOCAL_WORLD_SIZE``), unless ``OMP_NUM_THREADS`` says otherwise.
 """
 from __future__ import annotations
 
@@ -52,8 +53,9 @@ def choose_threads(requested: Optional[int] = None) -> Tuple[int, Optional[str]]
     elif os.environ.get('OMP_NUM_THREADS', '').strip().isdigit() and \
             int(os.environ['OMP_NUM_THREADS']) > 0:
         threads = int(os.environ['OMP_NUM_THREADS'])
-    else:
-        threads = max(1, min(cores, round(cores - (load or 0.0))))
+    else:  # under torchrun the processes of one machine share its free cores
+        local = max(1, int(os.environ.get('LOCAL_WORLD_SIZE', '1') or 1))
+        threads = max(1, min(cores, round(cores - (load or 0.0))) // local)
     warning = None
     if load is not None and load >= cores - 0.5 and threads > 1:
         warning = (f"the load average is {load:.1f} on {cores} cores: other work holds them, "

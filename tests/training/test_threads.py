@@ -20,6 +20,7 @@ def machine(monkeypatch):
         monkeypatch.setattr(threads_mod, 'usable_cores', lambda: cores)
         monkeypatch.setattr(threads_mod, 'load_average', lambda: load)
         monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
+        monkeypatch.delenv('LOCAL_WORLD_SIZE', raising=False)
     return make
 
 
@@ -33,6 +34,9 @@ def test_auto_takes_the_cores_the_load_leaves_free(machine, monkeypatch):
     machine(2, 0.0)
     monkeypatch.setenv('OMP_NUM_THREADS', '1')
     assert choose_threads() == (1, None)
+    machine(8, 0.0)
+    monkeypatch.setenv('LOCAL_WORLD_SIZE', '4')  # torchrun's 4 processes share the 8 cores
+    assert choose_threads() == (2, None)
 
 
 def test_asking_for_threads_on_busy_cores_warns_in_one_line(machine):
