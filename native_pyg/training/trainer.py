@@ -279,7 +279,9 @@ class Trainer:
             if self.generator is not None:
                 critic, gp = critic_terms(self.model, self.generator, h, r, t, gp_on=cfg.gp_on)
                 loss = loss + cfg.mu * critic + cfg.mu * cfg.beta * gp
-                out.update(critic=float(critic.detach()), gp=float(gp.detach()))
+                out['critic'] = float(critic.detach())
+                if self.model.scorer.constant_gradient_norm(cfg.gp_on) is None:
+                    out['gp'] = float(gp.detach())  # (a constant, e.g. RotatE's, says nothing)
         return loss, out
 
     def train_step(self, batch) -> Dict[str, float]:

@@ -89,7 +89,18 @@ def test_loss_decreases(small, adversarial):
     assert hist[-1]['kgc_loss'] < 0.8 * hist[0]['kgc_loss']
     assert (trainer.generator is not None) == adversarial
     if adversarial:
-        assert all(math.isfinite(r['g_loss']) and math.isfinite(r['gp']) for r in hist)
+        assert all(math.isfinite(r['g_loss']) and math.isfinite(r['critic']) for r in hist)
+        # RotatE's penalty is a constant (its gradient norm is fixed): not logged (issue 39)
+        constant = trainer.model.scorer.constant_gradient_norm(run.training.gp_on)
+        assert all(('gp' in r) == (constant is None) for r in hist)
+
+
+def test_a_penalty_that_varies_is_logged(small):
+    run = small_run(adversarial=True, epochs=2).override(['model.scorer=distmult'])
+    trainer = Trainer(build_model(small, run), small, run)
+    hist = trainer.fit()
+    assert trainer.model.scorer.constant_gradient_norm('both') is None
+    assert all(math.isfinite(r['gp']) for r in hist)
 
 
 @pytest.fixture
