@@ -156,6 +156,24 @@ def test_convert_features_on_a_full_disk_names_the_path_and_leaves_nothing(tmp_p
         subprocess.run(['umount', str(disk)], capture_output=True)
 
 
+def test_tune_on_a_full_disk_is_one_line(tmp_path):
+    pytest.importorskip('optuna', reason='native-pyg tune needs Optuna (the test extra)')
+    disk = tmp_path / 'disk'
+    _mount_tmpfs(disk, '1m')
+    try:
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        (disk / 'filler').write_bytes(b'\0' * max(free - 4096, 0))  # the disk is now full
+        proc = _cli('tune', '--out', disk / 'study', '--trials', '1', '--threads', '1',
+                    '--quiet', *FAST, '--set', 'training.epochs=1')
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 2, err
+        lines = [l for l in err.splitlines() if l.strip()]
+        assert len(lines) == 1 and str(disk / 'study') in lines[0], err
+        assert 'Traceback' not in err
+    finally:
+        subprocess.run(['umount', str(disk)], capture_output=True)
+
+
 def test_names_match_in_any_unicode_normal_form_and_suggest_case_insensitively():
     names = ['FC_J\u016brmala', 'Riga', 'Tartu']  # NFC: u with macron as one code point
     nfd = 'FC_Ju\u0304rmala'

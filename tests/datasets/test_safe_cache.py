@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from native_pyg.cli import main
-from native_pyg.datasets import FolderMMKG, SyntheticMMKG
+from native_pyg.datasets import FolderMMKG, MMKGDataset, SyntheticMMKG
 from tests.conftest import REPO
 
 
@@ -87,3 +87,15 @@ def test_clean_cache_still_loads_and_records_are_kept(tmp_path):
     b = SyntheticMMKG(str(root), num_entities=60)[0]  # from the cache
     assert a.edge_types == b.edge_types
     assert all(torch.equal(a[t].edge_index, b[t].edge_index) for t in a.edge_types)
+
+
+def test_an_openke_dataset_root_with_a_payload_is_refused(tiny_raw, tmp_path):
+    # the path of 'evaluate --root ROOT' and of the WildKGC classes
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        MMKGDataset(str(tiny_raw.parent), log=False)
+    marker = tmp_path / 'ran'
+    torch.save(Payload(marker), tiny_raw.parent / 'processed' / 'pre_filter.pt')
+    with pytest.raises(ValueError, match='pre_filter.pt: not a record of PyG'):
+        MMKGDataset(str(tiny_raw.parent), log=False)
+    assert not marker.exists()
