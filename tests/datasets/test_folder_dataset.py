@@ -326,6 +326,10 @@ def test_log_prints_what_was_found(tmp_path, capsys):
     assert 'triples: TSV of names: train.tsv, valid.tsv, test.tsv' in err
     assert 'features: image features/image.npy' in err
     assert find_layout(str(folder)).describe() in err
+    with warnings.catch_warnings():  # read from its cache: nothing before a command's output
+        warnings.simplefilter('ignore')
+        FolderMMKG(str(folder))
+    assert capsys.readouterr().err == ''  # issue 39: 4 lines before predict's error
 
 
 def test_unseen_entities_are_kept_and_warned(tmp_path):
