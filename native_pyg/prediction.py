@@ -109,7 +109,7 @@ class Predictions:
         return f'{self.__class__.__name__}(query={self.query}, k={len(self.rows)})'
 
 
-def _model_and_data(model_or_run, data):
+def model_and_data(model_or_run, data):
     """``(model, data)`` of a checkpoint path, a restored or pipeline run, or
     a model with its ``data``."""
     if isinstance(model_or_run, str):
@@ -166,7 +166,7 @@ def predict(model_or_run, head: Union[str, int, None] = None,
         raise ValueError("relation= is needed")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive number of predictions, got {k!r}")
-    model, data = _model_and_data(model_or_run, data)
+    model, data = model_and_data(model_or_run, data)
     names = list(data[ENTITY].name) + list(model.added_entity_names)
     rels = list(data.relation_names)
     r = resolve('relation', relation, rels)
@@ -198,7 +198,7 @@ def modality_weights(model_or_run, entities: Sequence[Union[str, int]],
     r"""ReDAF's weights :math:`w_m` of ``entities`` under ``relation``,
     labelled: ``{modality: [len(entities)]}`` (``'structure'`` and the
     feature modalities; a structure-only model gives structure 1)."""
-    model, data = _model_and_data(model_or_run, data)
+    model, data = model_and_data(model_or_run, data)
     names = list(data[ENTITY].name) + list(model.added_entity_names)
     ids = torch.tensor([resolve('entity', e, names) for e in entities])
     r = resolve('relation', relation, list(data.relation_names))

@@ -54,8 +54,7 @@ def cmd_evaluate(args) -> int:
         metrics = ev.metrics_from_ranks(triples, *ranks)
     if not info.is_main:
         return 0
-    if protocol != 'full':  # full ranking keeps the metrics of training's metrics.json
-        metrics['protocol'] = protocol
+    metrics['protocol'] = protocol  # as training's metrics.json records it
     if protocol == 'sampled':
         metrics['num_candidates'] = args.num_candidates
     what = f"{protocol}, {args.ties} ties"
@@ -135,3 +134,29 @@ def cmd_predict(args) -> int:
         raise CLIError(str(e)) from None
     print(table)
     return 0
+
+
+def cmd_complete(args) -> int:
+    from native_pyg.completion import complete
+    from native_pyg.data.readers import read_name_list
+    if args.k < 1:
+        raise CLIError(f"--k {args.k}: expected a positive number of proposals")
+    heads = None
+    if args.heads:
+        try:
+            heads = read_name_list(args.heads)
+        except ValueError as e:
+            raise CLIError(f"--heads {e}") from None
+    parent = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(parent):
+        raise CLIError(f"--out {args.out}: the directory {parent} does not exist")
+    use_threads(args.threads)
+    loaded = _restore(args.checkpoint, args.root)
+    try:
+        complete(loaded, args.relation, args.out, heads=heads, k=args.k,
+                 progress=not args.quiet, source=args.checkpoint)
+    except ValueError as e:
+        raise CLIError(first_line(e)) from None
+    print(f"proposals written to {args.out}")
+    return 0
+

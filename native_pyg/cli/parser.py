@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from native_pyg.cli.inference import cmd_evaluate, cmd_predict
+from native_pyg.cli.inference import cmd_complete, cmd_evaluate, cmd_predict
 from native_pyg.cli.options import (COMPILE_HELP, add_config_args, add_dataset_args,
                                     add_threads_arg)
 from native_pyg.cli.paths import path_arg
@@ -154,6 +154,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help='look for the dataset here instead of the recorded root')
     add_threads_arg(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser('complete', help='the missing facts the model proposes, as a TSV table '
+                                        '(never a triple train, valid or test holds)')
+    p.add_argument('--checkpoint', required=True, type=path_arg)
+    p.add_argument('--relation', action='append', required=True, metavar='NAME_OR_ID',
+                   help='a relation to complete (repeatable)')
+    p.add_argument('--heads', type=path_arg, metavar='FILE',
+                   help='the heads to complete, one name or id per line (default: every '
+                        'entity)')
+    p.add_argument('--k', type=int, default=10, help='proposals per (head, relation) '
+                                                     '(default: 10)')
+    p.add_argument('--out', required=True, type=path_arg,
+                   help='the TSV table: head, relation, tail, score, rank and the tail\'s '
+                        'ReDAF weights; a killed run continues when rerun')
+    p.add_argument('--root', type=path_arg,
+                   help='look for the dataset here instead of the recorded root')
+    p.add_argument('--quiet', action='store_true', help='no progress bar')
+    add_threads_arg(p)
+    p.set_defaults(func=cmd_complete)
 
     p = sub.add_parser('predict', help='top-k completions of (head, relation, ?) or (?, relation, tail)')
     p.add_argument('--checkpoint', required=True, type=path_arg)

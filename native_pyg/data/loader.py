@@ -303,6 +303,7 @@ class KGNeighborLoader(torch.utils.data.DataLoader):
             raise ValueError(f"num_neighbors must be a non-empty list of positive integers "
                              f"(or -1 for all), one per hop; got {num_neighbors}")
         self.data, self.num_neighbors = data, num_neighbors
+        self.batches = batches  # the steps it samples neighbourhoods for, one pass each
         self.graph = TrainingGraph.from_data(data)
         if fetch not in ('nodes', 'seeds'):
             raise ValueError(f"fetch must be 'nodes' or 'seeds', got {fetch!r}")

@@ -39,6 +39,9 @@ class TripleBatches:
             raise ValueError(f"training.batch_size must be >= 1, got {batch_size}")
         self.triples, self.batch_size, self.sampler = triples, int(batch_size), sampler
         self.generator, self.graph, self.shard = generator, graph, shard
+        #: the next pass starts at this step (its permutation drawn as always, the steps
+        #: before it skipped without drawing their negatives); then back to 0
+        self.start = 0
 
     def _count(self) -> int:
         """Triples per epoch on this rank."""
@@ -52,7 +55,8 @@ class TripleBatches:
                                  *self.shard)
         n = perm.numel()
         size = min(self.batch_size, n)
-        for i in range(len(self)):
+        start, self.start = self.start, 0
+        for i in range(start, len(self)):
             pos = self.triples[perm[i * size:(i + 1) * size]]
             neg, corrupt_head = self.sampler.sample(pos)
             yield (KGBatch(pos, neg, corrupt_head) if self.graph is None
@@ -85,3 +89,9 @@ def training_steps(data, triples: Tensor, sampler: BernoulliNegativeSampler,
         num_workers=cfg.num_workers,
         pin_memory=cfg.pin_memory,
         persistent_workers=cfg.persistent_workers and cfg.num_workers > 0)
+
+
+def passes_of(steps: Iterable[KGBatch]) -> TripleBatches:
+    """The :class:`TripleBatches` behind the steps :func:`training_steps`
+    returned (themselves, or those of a neighbour loader)."""
+    return steps if isinstance(steps, TripleBatches) else steps.batches

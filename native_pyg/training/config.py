@@ -87,6 +87,14 @@ class TrainConfig:
     # legacy switch: bf16 autocast on CUDA only (precision: bf16 covers CPUs too)
     amp: bool = False
     progress: bool = True
+    # validation and test inside training: auto (streamed for a disk store, else full),
+    # full, streamed or sampled (eval_candidates per query); eval_sample: validate on a
+    # seeded subset of that many valid triples, with confidence intervals (0: all)
+    eval_protocol: str = 'auto'
+    eval_sample: int = 0
+    eval_candidates: int = 1000
+    # >0: an epoch is this many steps of the stream of passes over the training triples
+    steps_per_epoch: int = 0
     # one thread and deterministic algorithms: bit-identical reruns
     deterministic: bool = False
     # PyTorch's CPU threads, set where a command starts (null: the cores the load

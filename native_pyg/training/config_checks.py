@@ -162,6 +162,10 @@ RULES: Dict[str, Dict[str, Rule]] = {
         'epochs': Range(1),
         'batch_size': Range(1),
         'threads': Range(1, 1024, nullable=True),
+        'eval_protocol': Choices(('auto', 'full', 'streamed', 'sampled')),
+        'eval_sample': Range(0),
+        'eval_candidates': Range(1),
+        'steps_per_epoch': Range(0),
         # Adam steps beyond 10 only overflow
         'lr': Range(0.0, 10.0, low_open=True),
         'table_optimizer': Choices(tuple(TABLE_OPTIMIZERS)),

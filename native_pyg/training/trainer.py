@@ -24,7 +24,7 @@ from native_pyg.nn.scorers import compiled_distances
 from native_pyg.training import distributed
 from native_pyg.training.allocator import reuse_freed_memory
 from native_pyg.training.curves import plot_curves
-from native_pyg.training.batching import training_steps
+from native_pyg.training.batching import passes_of, training_steps
 from native_pyg.training.checkpoint import (load_checkpoint, save_checkpoint,
                                             write_text_atomically)
 from native_pyg.training.config import RunConfig, TrainConfig
@@ -37,7 +37,9 @@ from native_pyg.training.precision import check_precision, step_autocast, step_m
 from native_pyg.training.runs import config_changes
 from native_pyg.training.structure_dropout import StructureDropout
 from native_pyg.training.stand_in_fitting import fit_structure_stand_in
+from native_pyg.training.step_windows import StepWindows
 from native_pyg.training.trained_setup import model_name
+from native_pyg.training.validation import evaluate_split, training_evaluator
 
 
 class NonFiniteLossError(RuntimeError):
@@ -174,8 +176,14 @@ class Trainer:
                 distributed.DistributedLoss(self.model, self._model_loss), self.device)
             if self.generator is not None:
                 self._ddp_generator = distributed.wrap(self.generator, self.device)
-        self.evaluator = evaluator or LinkPredictionEvaluator.from_data(
-            data, batch_size=cfg.eval_batch_size, compile=cfg.compile)
+        self.windows = StepWindows(self.steps, passes_of(self.steps), self.shuffle_gen,
+                                   cfg.steps_per_epoch)
+        stored = getattr(model.inputs, 'store', None) is not None
+        if evaluator is None:
+            self.eval_protocol, evaluator = training_evaluator(data, cfg, stored)
+        else:  # a caller's evaluator: its own protocol
+            self.eval_protocol = getattr(evaluator, 'protocol', 'full')
+        self.evaluator = evaluator
         self.loss_fn = LOSSES[cfg.loss]
         self.epoch, self.history = 0, []
         self.config_log: List[Dict[str, Any]] = []  # config changes applied on resume
@@ -322,7 +330,8 @@ class Trainer:
     # --- epochs -------------------------------------------------------------------
     def train_epoch(self) -> Dict[str, float]:
         start, sums, seen, steps = time.perf_counter(), {}, 0, 0
-        bar = tqdm(self.steps, desc=f'epoch {self.epoch + 1}/{self.cfg.epochs}', leave=False,
+        bar = tqdm(self.windows.epoch(), total=len(self.windows),
+                   desc=f'epoch {self.epoch + 1}/{self.cfg.epochs}', leave=False,
                    disable=_bars(self.progress), unit='batch')
         for batch in bar:
             out = self.train_step(batch)
@@ -339,12 +348,14 @@ class Trainer:
         return rec
 
     def evaluate(self, split: str = 'valid', progress: bool = False) -> Dict[str, Any]:
-        """Filtered link-prediction metrics of the current model on ``split``."""
+        """Filtered link-prediction metrics of the current model on ``split``
+        by the trainer's protocol (``training.eval_protocol``), valid on
+        ``training.eval_sample`` seeded triples when set
+        (:mod:`~native_pyg.training.validation`)."""
         self.evaluator.progress = progress and self.dist.is_main
-        triples = split_triples(self.data, split)
-        ranks = distributed.sharded_ranks(lambda part: self.evaluator.ranks(self.model, part),
-                                          triples, self.dist)
-        return self.evaluator.metrics_from_ranks(triples, *ranks)
+        sample = self.cfg.eval_sample if split == 'valid' else 0
+        return evaluate_split(self.evaluator, self.model, split_triples(self.data, split),
+                              self.eval_protocol, self.dist, sample, seed=self.cfg.seed)
 
     def fit(self, epochs: Optional[int] = None) -> List[Dict[str, Any]]:
         """Trains until ``epochs`` (default: the config's) or early stopping;
@@ -433,6 +444,7 @@ class Trainer:
             'optimizer_g': self.optimizer_g.state_dict() if self.generator else None,
             **draws,
             'shuffle_rng': self.shuffle_gen.get_state(),
+            'step_windows': self.windows.state_dict(),
             'history': self.history, 'bad_evals': self.bad_evals,
             'best_state': self.best_state, 'config_log': self.config_log,
         })
@@ -462,6 +474,7 @@ class Trainer:
         if self.structure_dropout is not None and state.get('structure_dropout') is not None:
             self.structure_dropout.load_state_dict(state['structure_dropout'])
         self.shuffle_gen.set_state(state['shuffle_rng'])
+        self.windows.load_state_dict(state.get('step_windows') or {})  # after shuffle_rng
         torch.set_rng_state(state['torch_rng'])
         if state.get('cuda_rng') and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state['cuda_rng'])

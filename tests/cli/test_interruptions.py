@@ -57,7 +57,17 @@ def test_a_signal_while_the_command_still_loads_is_one_line(tmp_path, sig, code)
     proc = _cli('train', '--out', tmp_path / 'run', *FAST, '--epochs', '5',
                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        time.sleep(0.4)  # Python is up; torch and the command's modules are still loading
+        # once main() runs (it catches SIGTERM: its SigCgt bit), while the command's modules
+        # and torch still load; a fixed sleep raced with a slow start on a busy machine
+        bit = 1 << (int(signal.SIGTERM) - 1)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            status = Path(f'/proc/{proc.pid}/status').read_text()
+            caught = int(next(l for l in status.splitlines() if l.startswith('SigCgt:'))
+                         .split()[1], 16)
+            if caught & bit:
+                break
+            time.sleep(0.01)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:

@@ -1,0 +1,73 @@
+r"""Validation and test inside training, through a named protocol
+(``training.eval_protocol``): ``full`` (1-vs-all, every entity embedded at
+once), ``streamed`` (the same ranks over candidate chunks: a disk feature
+store is read a chunk at a time, never whole) or ``sampled`` (``K`` seeded
+filtered candidates per query); ``auto`` is ``streamed`` for a model whose
+feature rows live in a store and ``full`` otherwise.
+
+``training.eval_sample: N`` validates on a seeded subset of :math:`n = N`
+valid triples and reports the 95 % confidence half-widths of the estimate
+(:func:`~native_pyg.evaluation.query_subsets.confidence_interval`, finite
+population corrected): on a large graph a validation every few thousand
+steps then costs :math:`n` queries, not :math:`E_{valid}`.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Tuple
+
+import torch
+from torch import Tensor
+
+from native_pyg.evaluation.protocols import evaluator_for
+from native_pyg.evaluation.query_subsets import confidence_interval, sample_queries
+from native_pyg.training import distributed
+from native_pyg.training.config import TrainConfig
+
+#: the values of ``training.eval_protocol``
+EVAL_PROTOCOLS = ('auto', 'full', 'streamed', 'sampled')
+
+
+def resolve_protocol(protocol: str, stored_features: bool) -> str:
+    """The protocol ``auto`` stands for: ``streamed`` when feature rows live
+    in a store (``stored_features``), else ``full``."""
+    if protocol not in EVAL_PROTOCOLS:
+        raise ValueError(f"training.eval_protocol must be one of {', '.join(EVAL_PROTOCOLS)}, "
+                         f"got {protocol!r}")
+    if protocol == 'auto':
+        return 'streamed' if stored_features else 'full'
+    return protocol
+
+
+def training_evaluator(data, cfg: TrainConfig, stored_features: bool) -> Tuple[str, Any]:
+    """``(protocol, evaluator)`` for a trainer's validation and test."""
+    protocol = resolve_protocol(cfg.eval_protocol, stored_features)
+    kwargs = ({'batch_size': cfg.eval_batch_size, 'compile': cfg.compile}
+              if protocol == 'full' else {})
+    return protocol, evaluator_for(data, protocol, cfg.eval_candidates, **kwargs)
+
+
+def evaluate_split(evaluator, model, triples: Tensor, protocol: str,
+                   dist: distributed.DistributedInfo, sample: int = 0,
+                   seed: int = 0) -> Dict[str, Any]:
+    """Filtered metrics of ``model`` on ``triples`` by ``evaluator`` (ranks
+    split over the processes under ``torch.distributed``), on a seeded
+    subset of ``sample`` of them when ``0 < sample < len(triples)``, with
+    ``'protocol'``, and for a subset ``'sampled_queries'``,
+    ``'total_queries'``, ``'sample_seed'`` and ``'ci95'``."""
+    def ranks_of(part: Tensor):
+        return evaluator.ranks(model, part)
+
+    total = triples.size(0)
+    if 0 < sample < total:
+        subset = sample_queries(triples, int(sample), seed)
+        ranks = distributed.sharded_ranks(ranks_of, subset, dist)
+        out = evaluator.metrics_from_ranks(subset, *ranks)
+        out['ci95'] = confidence_interval(torch.stack(ranks[:2], 1), 0.95, evaluator.hits,
+                                          population=total)
+        out.update(sampled_queries=int(subset.size(0)), total_queries=int(total),
+                   sample_seed=int(seed))
+    else:
+        out = evaluator.metrics_from_ranks(triples, *distributed.sharded_ranks(
+            ranks_of, triples, dist))
+    out['protocol'] = protocol
+    return out
