@@ -48,6 +48,16 @@ def tiny_raw(tmp_path):
     return raw
 
 
+@pytest.fixture
+def one_thread():
+    """One CPU thread for the test: multi-threaded reductions may sum in another order
+    from run to run (differences around 1e-7); bit-exact comparisons need one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

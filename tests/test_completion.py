@@ -6,18 +6,12 @@ import torch
 import native_pyg.completion as completion
 from native_pyg.cli import main
 from native_pyg.data import split_triples
-from native_pyg.datasets import SyntheticMMKG
-from native_pyg.pipeline import pipeline
-
-TINY = dict(hidden_channels=8, epochs=1, eval_every=0, batch_size=512, num_negatives=4,
-            progress=False)
+from tests.helpers.runs import tiny_pipeline_run
 
 
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp('run')
-    data = SyntheticMMKG(seed=4, num_entities=90, num_relations=3)[0]
-    return pipeline(data=data, out=str(out), **TINY)
+    return tiny_pipeline_run(tmp_path_factory.mktemp('run'), seed=4, num_entities=90)
 
 
 def read(path):

@@ -4,18 +4,14 @@ import torch
 
 import native_pyg
 from native_pyg.data import split_triples
-from native_pyg.datasets import SyntheticMMKG
-from native_pyg.pipeline import load_run, pipeline
-
-TINY = dict(hidden_channels=8, epochs=1, eval_every=0, batch_size=512, num_negatives=4,
-            progress=False)
+from native_pyg.pipeline import load_run
+from tests.helpers.runs import tiny_pipeline_run
 
 
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp('run')
-    data = SyntheticMMKG(seed=3, num_entities=120, num_relations=3)[0]
-    return pipeline(data=data, out=str(out), **TINY), out
+    return tiny_pipeline_run(out, seed=3, num_entities=120), out
 
 
 def test_predict_tails_by_name_with_scores_and_known_flags(run):

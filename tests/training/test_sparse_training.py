@@ -43,14 +43,6 @@ def test_a_step_changes_the_rows_it_touches_only(small, table_optimizer):
     assert bool(moved[touched].all()) and not bool(moved[~touched].any())
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the same reduction order in both runs
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_sparse_rows_learn_and_resume_exactly(small, tmp_path, one_thread):
     losses = {}
     for name in ('adam', 'rowwise_adagrad'):

@@ -13,6 +13,7 @@ from native_pyg.training import (BernoulliNegativeSampler, NonFiniteLossError, R
                                  self_adversarial_loss, structural_l2)
 from native_pyg.data.relations import triple_keys
 from tests.conftest import small_run
+from tests.helpers.runs import assert_same_training
 
 
 @pytest.fixture(scope='module')
@@ -103,16 +104,6 @@ def test_a_penalty_that_varies_is_logged(small):
     assert all(math.isfinite(r['gp']) for r in hist)
 
 
-@pytest.fixture
-def one_thread():
-    # Multi-threaded CPU reductions may sum in a different order from run to
-    # run (differences around 1e-7); bit-exact comparisons need one thread.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_resume_gives_identical_parameters(small, tmp_path, one_thread):
     # structure dropout draws from its own generator: its state must resume too
     run = small_run(adversarial=True, epochs=4, eval_every=2, regul_rate=1e-3,
@@ -128,12 +119,7 @@ def test_resume_gives_identical_parameters(small, tmp_path, one_thread):
     resumed.resume(str(tmp_path / 'b' / 'last.pt'))
     assert resumed.epoch == 2
     resumed.fit()
-    last_b = load_checkpoint(str(tmp_path / 'b' / 'last.pt'))
-    assert last_b['epoch'] == last_a['epoch'] == 4
-    for part in ('model', 'generator'):
-        for k, v in last_a[part].items():
-            assert torch.equal(v, last_b[part][k]), f'{part}.{k} differs after resume'
-    assert [r['loss'] for r in last_a['history']] == [r['loss'] for r in last_b['history']]
+    assert_same_training(last_a, load_checkpoint(str(tmp_path / 'b' / 'last.pt')), 4)
     assert (tmp_path / 'b' / 'curves.png').exists() and (tmp_path / 'b' / 'model.pt').exists()
     lines = (tmp_path / 'b' / 'history.jsonl').read_text().strip().splitlines()
     assert len(lines) == 4

@@ -10,20 +10,13 @@ from native_pyg.training import Trainer, load_checkpoint
 from native_pyg.training.step_windows import StepWindows
 from native_pyg.training.validation import resolve_protocol
 from tests.conftest import small_run
+from tests.helpers.runs import assert_same_training
 
 
 @pytest.fixture(scope='module')
 def small():
     from native_pyg.datasets import SyntheticMMKG
     return SyntheticMMKG(seed=1, num_entities=300, num_relations=4)[0]
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_epochs_of_s_steps_stream_over_passes(small):
@@ -58,12 +51,7 @@ def test_steps_per_epoch_resumes_exactly(small, tmp_path, one_thread):
     resumed = Trainer(build_model(small, run), small, run, out_dir=str(tmp_path / 'b'))
     resumed.resume(str(tmp_path / 'b' / 'last.pt'))
     resumed.fit()
-    b = load_checkpoint(str(tmp_path / 'b' / 'last.pt'))
-    assert a['epoch'] == b['epoch'] == 6
-    for part in ('model', 'generator'):
-        for k, v in a[part].items():
-            assert torch.equal(v, b[part][k]), f'{part}.{k} differs after resume'
-    assert [r['loss'] for r in a['history']] == [r['loss'] for r in b['history']]
+    assert_same_training(a, load_checkpoint(str(tmp_path / 'b' / 'last.pt')), 6)
 
 
 def test_validation_on_a_sample_with_its_confidence_interval(small):
