@@ -31,9 +31,24 @@ def load_mkgy(root: str, features: Optional[Dict[str, int]] = None, name: str = 
     return data
 
 
+def peak_rss_bytes() -> int:
+    """This process's own peak resident memory: ``VmHWM`` of
+    ``/proc/self/status``, which a new program starts afresh (``ru_maxrss``
+    survives fork and exec, so a child launched by a parent that generated a
+    graph would report the parent's peak), else ``ru_maxrss``."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory (data, model and all)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return round(peak_rss_bytes() / 2 ** 20, 1)
 
 
 def timed(fn: Callable[[], object], repeats: int) -> Dict[str, float]:

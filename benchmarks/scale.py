@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import resource
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,8 @@ import time
 
 HERE = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, osp.dirname(HERE))
+sys.path.insert(0, HERE)
+from _harness import peak_rss_bytes  # noqa: E402
 
 
 def graph_dir(root: str, entities: int, args) -> str:
@@ -92,7 +93,7 @@ def measure(args) -> dict:
             if batch.n_id is not None:
                 nodes.append(int(batch.n_id.numel()))
     step = statistics.median(steps)
-    train_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    train_rss = peak_rss_bytes()
     out = {'entities': int(data['entity'].num_nodes),
            'train_triples': int(split_triples(data, 'train').size(0)),
            'feature_bytes_on_disk': store.nbytes(), 'setup_seconds': round(setup, 1),
@@ -110,7 +111,7 @@ def measure(args) -> dict:
                     'eval_seconds': round(secs, 2),
                     'eval_queries_per_second': round(2 * test.size(0) / secs, 1),
                     'eval_mrr': round(metrics['both']['mrr'], 4)})
-    out['peak_rss_bytes'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out['peak_rss_bytes'] = peak_rss_bytes()
     out['train_peak_rss_bytes'] = train_rss
     return out
 
