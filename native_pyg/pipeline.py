@@ -160,6 +160,10 @@ def user_feature_store(run: RunConfig, data: HeteroData) -> Optional[DiskFeature
     path = run.data.feature_store
     if path in FEATURE_STORE_PLACES:
         return None
+    if not osp.exists(osp.expanduser(path)):
+        raise ValueError(f"data.feature_store {path}: no such feature store (write one with "
+                         f"'native-pyg convert-features'; a trained run's store that moved: "
+                         f"give its new place with --feature-store PATH)")
     store = DiskFeatureStore(osp.expanduser(path))
     n = data[ENTITY].num_nodes
     if store.num_entities != n:
@@ -406,7 +410,8 @@ class LoadedRun:
 
 
 def load_run(checkpoint: str, root: Optional[str] = None, device: Optional[str] = None,
-             data: Optional[HeteroData] = None) -> LoadedRun:
+             data: Optional[HeteroData] = None,
+             feature_store: Optional[str] = None) -> LoadedRun:
     """Restores a run from a checkpoint (``model.pt``, ``best.pt`` or
     ``last.pt``): its config, the data it was trained on (checked against
     the recorded fingerprint) and its model.
@@ -421,6 +426,9 @@ def load_run(checkpoint: str, root: Optional[str] = None, device: Optional[str] 
             given to :func:`pipeline` rather than loaded by its config; it
             must be the graph the model was trained on (its fingerprint is
             checked). (default: :obj:`None`: :func:`load_data`)
+        feature_store (str, optional): The place of the converted feature
+            store the run was trained with, when it has moved.
+            (default: :obj:`None`: the recorded one)
 
     Raises:
         ValueError: One line naming the file: not a checkpoint, the data
@@ -442,6 +450,8 @@ def load_run(checkpoint: str, root: Optional[str] = None, device: Optional[str] 
         raise ValueError(f"{checkpoint}: not a native_pyg checkpoint (no 'config' and 'model'); "
                          f"expected model.pt, best.pt or last.pt written by 'native-pyg train'")
     run = RunConfig.from_dict(with_legacy_defaults(state['config']), source=checkpoint)
+    if feature_store is not None:  # the run's converted store, moved since
+        run.data.feature_store = osp.abspath(osp.expanduser(feature_store))
     if root is not None:
         locate_data(run, root=root)
     elif data is None and run.root is not None and not osp.isdir(run.root):

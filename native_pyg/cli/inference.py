@@ -12,11 +12,12 @@ from native_pyg.cli.options import distributed, use_threads
 from native_pyg.cli.paths import check_output_file, write_json_atomic
 
 
-def _restore(path: str, root: Optional[str] = None, device: Optional[str] = None):
+def _restore(path: str, root: Optional[str] = None, device: Optional[str] = None,
+             feature_store: Optional[str] = None):
     """The :class:`~native_pyg.pipeline.LoadedRun` of a checkpoint; one line on failure."""
     from native_pyg.pipeline import load_run
     try:
-        return load_run(path, root, device)
+        return load_run(path, root, device, feature_store=feature_store)
     except ValueError as e:
         raise CLIError(first_line(e)) from None
 
@@ -32,7 +33,8 @@ def cmd_evaluate(args) -> int:
     use_threads(args.threads)
     info = distributed(args.device)
     with main_first(info):
-        loaded = _restore(args.checkpoint, args.root, args.device or 'auto')
+        loaded = _restore(args.checkpoint, args.root, args.device or 'auto',
+                          args.feature_store)
     run, data, model = loaded.run, loaded.data, loaded.model
     protocol = args.protocol or ('streamed' if hasattr(model.inputs, 'store') else 'full')
     kwargs = {'compile': args.compile} if protocol == 'full' else {}
@@ -124,7 +126,7 @@ def cmd_predict(args) -> int:
     if args.save:
         check_output_file(args.save, '--save')
     use_threads(args.threads)
-    loaded = _restore(args.checkpoint, args.root)
+    loaded = _restore(args.checkpoint, args.root, feature_store=args.feature_store)
     _add_entities(args, loaded)
     from native_pyg.prediction import predict
     try:
@@ -151,7 +153,7 @@ def cmd_complete(args) -> int:
     if not os.path.isdir(parent):
         raise CLIError(f"--out {args.out}: the directory {parent} does not exist")
     use_threads(args.threads)
-    loaded = _restore(args.checkpoint, args.root)
+    loaded = _restore(args.checkpoint, args.root, feature_store=args.feature_store)
     try:
         complete(loaded, args.relation, args.out, heads=heads, k=args.k,
                  progress=not args.quiet, source=args.checkpoint)

@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--out', type=path_arg, help='write the metrics as JSON here')
     p.add_argument('--root', type=path_arg,
                    help='look for the dataset here instead of the recorded root')
+    p.add_argument('--feature-store', type=path_arg, metavar='PATH',
+                   help="the run's converted feature store, where it lies now (default: "
+                        "where it was trained)")
     add_threads_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -171,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--root', type=path_arg,
                    help='look for the dataset here instead of the recorded root')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
+    p.add_argument('--feature-store', type=path_arg, metavar='PATH',
+                   help="the run's converted feature store, where it lies now (default: "
+                        "where it was trained)")
     add_threads_arg(p)
     p.set_defaults(func=cmd_complete)
 
@@ -192,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
                         '(models trained with --text-features names; repeatable)')
     p.add_argument('--save', metavar='PATH', type=path_arg,
                    help='write the checkpoint with the added entities to PATH')
+    p.add_argument('--feature-store', type=path_arg, metavar='PATH',
+                   help="the run's converted feature store, where it lies now (default: "
+                        "where it was trained)")
     add_threads_arg(p)
     p.set_defaults(func=cmd_predict)
     return parser

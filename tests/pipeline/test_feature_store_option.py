@@ -106,6 +106,18 @@ def test_train_on_a_store_written_by_convert_features(tmp_path, capsys):
     assert trained['modalities'] == ['text']
     assert main(['evaluate', '--checkpoint', str(tmp_path / 'run' / 'model.pt')]) == 0
     capsys.readouterr()
+    # the store moved: one line saying so; --feature-store says where it lies now
+    moved = tmp_path / 'moved'
+    store.rename(moved)
+    model_pt = str(tmp_path / 'run' / 'model.pt')
+    assert main(['evaluate', '--checkpoint', model_pt]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'no such feature store' in err[0] and 'moved' in err[0], err
+    assert main(['predict', '--checkpoint', model_pt, '--head', '0', '--relation', '0',
+                 '--feature-store', str(moved)]) == 0
+    assert main(['evaluate', '--checkpoint', model_pt, '--feature-store', str(moved)]) == 0
+    moved.rename(store)
+    capsys.readouterr()
     # the store cut short after training: the store is named, not the checkpoint
     (store / 'text.npy').write_bytes((store / 'text.npy').read_bytes()[:300])
     assert main(['evaluate', '--checkpoint', str(tmp_path / 'run' / 'model.pt')]) == 2
@@ -117,7 +129,7 @@ def test_train_on_a_store_written_by_convert_features(tmp_path, capsys):
                  str(tmp_path / 'short'), '--quiet']) == 0
     capsys.readouterr()
     for path, words in ((tmp_path / 'short', 'holds rows of 7 entities, the dataset has 40'),
-                        (tmp_path / 'nothing', 'not a feature store')):
+                        (tmp_path / 'nothing', 'no such feature store')):
         assert main(['train', '--dataset', str(folder), '--feature-store', str(path),
                      '--out', str(tmp_path / 'bad'), *fast]) == 2
         err = capsys.readouterr().err.strip().splitlines()

@@ -93,7 +93,7 @@ def test_options_are_checked():
         RunConfig().override(['training.table_optimizer=sgd'])
     from native_pyg.pipeline import user_feature_store
     run = RunConfig().override(['data.feature_store=cloud'])  # a path, checked when used
-    with pytest.raises(ValueError, match="cloud: not a feature store"):
+    with pytest.raises(ValueError, match="cloud: no such feature store"):
         user_feature_store(run, None)
     train = torch.tensor([[0, 0, 1], [1, 0, 2]])
     with pytest.raises(ValueError, match='in_batch'):
