@@ -56,14 +56,25 @@ SECTION_OF_KEY: Dict[str, str] = {
 # --- building blocks ---------------------------------------------------------------
 def load_data(run: RunConfig) -> HeteroData:
     """The graph of the dataset ``run.dataset`` at ``run.root``, read with
-    the options of ``run.data``.
+    the options of ``run.data``. A graph written by
+    :func:`~native_pyg.datasets.generate_large_mmkg` is read as it lies, its
+    features left in its store (``run.data.feature_store`` is set to it).
 
     Raises:
         ValueError: One line for what a user can fix: missing or corrupt
             files, checksums that differ, no network for a download, a
             missing optional dependency.
     """
-    from native_pyg.datasets import load_dataset
+    from native_pyg.datasets import is_dataset_path, is_large_mmkg, load_dataset, load_large_mmkg
+    if is_dataset_path(run.dataset) and is_large_mmkg(run.dataset):
+        # a graph generate_large_mmkg wrote: its triples, and features that stay in its store
+        if run.data.dataset_kwargs():
+            raise ValueError(f"{', '.join(run.data.dataset_kwargs())}: options for datasets read "
+                             f"from files, not a generated large graph ({run.dataset})")
+        data, store = load_large_mmkg(run.dataset)
+        if run.data.feature_store in FEATURE_STORE_PLACES:
+            run.data.feature_store = osp.abspath(store.root)
+        return data
     try:
         return load_dataset(run.dataset, run.root, **run.data.dataset_kwargs())[0]
     except OSError as e:  # e.g. a processed cache in a read-only folder

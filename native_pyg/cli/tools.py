@@ -21,6 +21,14 @@ def cmd_stats(args) -> int:
     except ValueError as e:
         raise CLIError(str(e)) from None
     rep = report(load(run), verbose=True)
+    if run.data.feature_store not in ('memory', 'disk'):  # features kept in a store
+        from native_pyg.data.feature_store import DiskFeatureStore
+        store = DiskFeatureStore(run.data.feature_store)
+        print(f"  features on disk ({store.root}):")
+        for m in store.modalities:
+            present = int(store.get_tensor(m, 'mask', index=None).sum())
+            print(f"  {m:<22}{present:>10,}{100 * present / store.num_entities:>9.1f}%"
+                  f"{store.dims[m]:>8}")
     if args.plot:
         rep.plot_coverage(args.plot)
         print(f"coverage plot written to {args.plot}")

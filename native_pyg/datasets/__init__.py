@@ -1,8 +1,8 @@
 """PyG dataset classes for multi-modal knowledge graphs."""
 import os
 
-from native_pyg.datasets.large_synthetic import (generate_large_mmkg, large_mmkg_entities,
-                                                 load_large_mmkg)
+from native_pyg.datasets.large_synthetic import (generate_large_mmkg, is_large_mmkg,
+                                                 large_mmkg_entities, load_large_mmkg)
 from native_pyg.datasets.folder import FolderMMKG, find_layout, load_folder
 from native_pyg.datasets.mmkg import MMKGDataset
 from native_pyg.datasets.synthetic import SyntheticMMKG, generate_synthetic_mmkg
@@ -10,7 +10,7 @@ from native_pyg.datasets.wildkgc import WildKGC
 
 __all__ = ['MMKGDataset', 'FolderMMKG', 'find_layout', 'load_folder', 'WildKGC',
            'SyntheticMMKG', 'generate_synthetic_mmkg', 'generate_large_mmkg', 'load_large_mmkg',
-           'large_mmkg_entities']
+           'is_large_mmkg', 'large_mmkg_entities']
 
 
 def is_dataset_path(name: str) -> bool:

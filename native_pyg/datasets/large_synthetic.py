@@ -136,6 +136,15 @@ def _read_meta(root: str) -> Optional[Dict[str, object]]:
         return json.load(f)
 
 
+def is_large_mmkg(path: str) -> bool:
+    """Whether ``path`` holds a graph :func:`generate_large_mmkg` finished."""
+    try:
+        meta = _read_meta(path) if osp.isdir(path) else None
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get('format') == FORMAT
+
+
 def _known_names() -> set:
     return {META, FEATURES, *SPLIT_FILES.values()}
 
