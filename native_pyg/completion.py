@@ -10,8 +10,9 @@ row to a TSV file::
 
 with ReDAF's weights :math:`w_m` of the proposed tail under :math:`r` as
 the evidence (which modalities the proposal rests on). Queries are scored
-a batch of heads at a time (a batch's score matrix is at most
-:data:`SCORE_BYTES`), with a progress bar. The file grows a batch at a
+a batch of heads at a time against chunks of :data:`CANDIDATE_CHUNK`
+candidates (their feature rows read for that chunk only, so a model whose
+features lie in a disk store never holds them whole), with a progress bar. The file grows a batch at a
 time; ``OUT.progress.json`` beside it records how far it is, so a killed
 run continues where it stopped (the rows of a batch cut short are dropped
 first) and produces the same file as an uninterrupted one. A finished file
@@ -31,8 +32,10 @@ from native_pyg.data.schema import ENTITY, SPLITS, split_triples
 from native_pyg.prediction import model_and_data, resolve
 from native_pyg.training.checkpoint import write_text_atomically
 
-#: the largest score matrix of one batch of queries, in bytes
+#: the largest score matrix of one batch of queries against one candidate chunk, in bytes
 SCORE_BYTES = 2 ** 28
+#: candidates embedded and scored at a time (their feature rows read for them only)
+CANDIDATE_CHUNK = 65536
 
 
 class KnownTails:
@@ -46,19 +49,15 @@ class KnownTails:
         self.keys, order = keys.sort()
         self.tails = triples[order, 2]
 
-    def mask(self, heads: Tensor, relation: int, scores: Tensor) -> None:
-        """Sets the scores of known tails to ``-inf``, in place (``scores``
-        ``[B, N]``, one row per head)."""
+    def pairs(self, heads: Tensor, relation: int):
+        """``(rows, tails)``: for each head of ``heads`` (its position in
+        ``rows``) the tails the splits hold under ``relation``."""
         keys = heads * self.num_relations + relation
         lo = torch.searchsorted(self.keys, keys)
-        hi = torch.searchsorted(self.keys, keys, right=True)
-        counts = hi - lo
-        if int(counts.sum()) == 0:
-            return
+        counts = torch.searchsorted(self.keys, keys, right=True) - lo
         rows = torch.repeat_interleave(torch.arange(heads.numel()), counts)
         starts = torch.repeat_interleave(lo - torch.cumsum(counts, 0) + counts, counts)
-        index = starts + torch.arange(int(counts.sum()))
-        scores[rows, self.tails[index]] = float('-inf')
+        return rows, self.tails[starts + torch.arange(int(counts.sum()))]
 
 
 def _signature(checkpoint: str, relations: List[int], heads: Optional[List[int]],
@@ -108,7 +107,8 @@ def complete(model_or_run, relations: Sequence[Union[str, int]], out: str,
     k = min(k, n)
     query_heads = torch.arange(n) if head_ids is None else torch.tensor(head_ids)
     total = len(rel_ids) * query_heads.numel()
-    batch = batch_size or max(1, min(query_heads.numel(), SCORE_BYTES // (4 * n)))
+    batch = batch_size or max(1, min(query_heads.numel(),
+                                     SCORE_BYTES // (4 * min(n, CANDIDATE_CHUNK) + 4 * k)))
     progress_path = f'{out}.progress.json'
     signature = _signature(source, rel_ids, head_ids, k)
     done = _resume_point(out, progress_path, signature)
@@ -122,7 +122,7 @@ def complete(model_or_run, relations: Sequence[Union[str, int]], out: str,
     bar = tqdm(total=total, initial=done, desc='completing', unit='query', unit_scale=True,
                disable=None if progress else True)
     try:
-        with open(out, 'a', encoding='utf-8') as f, torch.no_grad():
+        with open(out, 'a', encoding='utf-8') as f, torch.no_grad(), _encoded_once(model):
             if f.tell() == 0:  # a new table: its header, recorded before any row
                 f.write(header)
                 f.flush()
@@ -151,23 +151,60 @@ def complete(model_or_run, relations: Sequence[Union[str, int]], out: str,
 def _proposals(model, known: KnownTails, heads: Tensor, r: int, k: int, n: int, device,
                names: List[str], rels: List[str]) -> str:
     """The TSV rows of one batch of queries ``(heads, r, ?)``."""
-    rel = torch.full_like(heads, r)
-    scores = model.score_tails(heads.to(device), rel.to(device)).float().cpu()
-    known.mask(heads, r, scores)
-    top = scores.topk(k, dim=1)
-    tails = top.indices.reshape(-1)
-    weights = model.modality_weights(tails.to(device), r).float().cpu()
+    values, tails = top_new_tails(model, known, heads, r, k, n, device)
+    weights = model.modality_weights(tails.reshape(-1).to(device), r).float().cpu()
     out = []
-    values = top.values.tolist()
     for i, head in enumerate(heads.tolist()):
         for j in range(k):
-            score = values[i][j]
+            score = float(values[i, j])
             if score == float('-inf'):  # fewer than k new tails exist
                 break
             w = weights[i * k + j].tolist()
-            out.append('\t'.join([names[head], rels[r], names[int(top.indices[i, j])],
+            out.append('\t'.join([names[head], rels[r], names[int(tails[i, j])],
                                   f'{score:.6g}', str(j + 1), *(f'{x:.4f}' for x in w)]))
     return ''.join(line + '\n' for line in out)
+
+
+def top_new_tails(model, known: KnownTails, heads: Tensor, r: int, k: int, n: int, device,
+                  chunk: int = CANDIDATE_CHUNK):
+    r"""``(scores [B, k], tails [B, k])``: the ``k`` best tails of each
+    ``(h, r, ?)`` that no split holds, scored a chunk of ``chunk``
+    candidates at a time (their feature rows read for that chunk only, as
+    the streamed evaluation does) and merged into a running top-``k``."""
+    b = heads.numel()
+    emb, mask, (iq,) = model.embed_entities(heads.to(device))
+    rel = torch.full((b,), r, dtype=torch.long, device=device)
+    query = model.fuse(emb, mask, rel, iq)
+    rel_emb = model.relation_embedding(rel)
+    del emb, mask
+    rows, cols = known.pairs(heads, r)
+    best = torch.full((b, k), float('-inf'))
+    best_ids = torch.zeros((b, k), dtype=torch.long)
+    for start in range(0, n, chunk):
+        end = min(start + chunk, n)
+        e, m, _ = model.embed_entities(torch.arange(start, end, device=device))
+        candidates = model.fuse(e, m, torch.tensor(r, device=device))
+        scores = model.scorer.score_tails(query, rel_emb, candidates).float().cpu()
+        inside = (cols >= start) & (cols < end)
+        scores[rows[inside], cols[inside] - start] = float('-inf')
+        merged = torch.cat([best, scores], 1)
+        ids = torch.cat([best_ids, torch.arange(start, end).expand(b, -1)], 1)
+        best, at = merged.topk(min(k, merged.size(1)), dim=1)
+        best_ids = ids.gather(1, at)
+    return best, best_ids
+
+
+def _encoded_once(model):
+    """A GNN encoder's output for every entity, computed once (layer by
+    layer where it can) for all the chunks; nothing for a lookup table."""
+    import contextlib
+    from native_pyg.nn.layerwise import layerwise_structural_embeddings, missing_layerwise_api
+    encoder = model.structural_encoder
+    if encoder is None:
+        return contextlib.nullcontext()
+    structure = (None if missing_layerwise_api(encoder) else
+                 layerwise_structural_embeddings(model, CANDIDATE_CHUNK, False))
+    return model.cached_entities(structure=structure)
 
 
 def _resume_point(out: str, progress_path: str, signature: Dict[str, object]) -> int:

@@ -6,6 +6,7 @@ import torch
 import native_pyg.completion as completion
 from native_pyg.cli import main
 from native_pyg.data import split_triples
+from native_pyg.datasets import SyntheticMMKG
 from tests.helpers.runs import tiny_pipeline_run
 
 
@@ -99,3 +100,24 @@ def test_the_cli_writes_the_table_and_refuses_in_one_line(tmp_path, capsys):
         err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
         assert len(err) == 1 and words in err[0], err
     assert out.read_bytes() == before
+
+
+def test_a_gnn_model_completes_like_its_brute_force_top_k(tmp_path):
+    from native_pyg.nn import NativE
+    data = SyntheticMMKG(seed=5, num_entities=80, num_relations=3)[0]
+    model = NativE.from_data(data, hidden_channels=8, encoder='rgcn').eval()
+    known = completion.KnownTails(data)
+    heads = torch.tensor([0, 3, 9])
+    values, tails = completion.top_new_tails(model, known, heads, 1, 4, 80, 'cpu', chunk=17)
+    with torch.no_grad():
+        scores = model.score_tails(heads, torch.tensor([1]))
+    rows, cols = known.pairs(heads, 1)
+    scores[rows, cols] = float('-inf')
+    want = scores.topk(4, dim=1)
+    assert torch.equal(tails, want.indices)
+    assert torch.allclose(values, want.values, rtol=1e-5)
+    out = tmp_path / 'gnn.tsv'
+    completion.complete(model, [1], str(out), heads=[0, 3, 9], k=4, data=data, progress=False)
+    names = list(data['entity'].name)
+    _, rows_written = read(out)
+    assert [names.index(r[2]) for r in rows_written] == want.indices.reshape(-1).tolist()
