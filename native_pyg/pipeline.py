@@ -75,8 +75,14 @@ def load_data(run: RunConfig) -> HeteroData:
         if run.data.feature_store in FEATURE_STORE_PLACES:
             run.data.feature_store = osp.abspath(store.root)
         return data
+    kwargs = run.data.dataset_kwargs()
+    if is_dataset_path(run.dataset):
+        kwargs['store_features'] = stores_folder_features(run.dataset, run.data.feature_store)
     try:
-        return load_dataset(run.dataset, run.root, **run.data.dataset_kwargs())[0]
+        ds = load_dataset(run.dataset, run.root, **kwargs)
+        if getattr(ds, 'feature_store_path', None):  # a folder's features, left on disk
+            run.data.feature_store = ds.feature_store_path
+        return ds[0]
     except OSError as e:  # e.g. a processed cache in a read-only folder
         from native_pyg.data.os_errors import os_error_message
         raise ValueError(f"{run.dataset}: {os_error_message(e)}") from None
@@ -161,7 +167,34 @@ def check_modalities_trained(run: RunConfig, have: List[str]) -> None:
 
 
 #: the values of ``data.feature_store`` that are not a store's path
-FEATURE_STORE_PLACES = ('memory', 'disk')
+FEATURE_STORE_PLACES = ('memory', 'disk', 'auto')
+#: with ``data.feature_store: auto``, a folder whose feature files pass this many bytes
+#: keeps its features in a disk store (streamed in, never loaded whole)
+AUTO_DISK_BYTES = 2 ** 30
+
+
+def stores_folder_features(folder: str, place: str) -> bool:
+    """Whether a dataset folder's features go to a disk store: ``disk``,
+    ``auto`` with feature files of more than :data:`AUTO_DISK_BYTES`, or the
+    path of the store the folder wrote itself (a run restored from it)."""
+    if place == 'disk':
+        return True
+    if place not in FEATURE_STORE_PLACES:  # a path: the folder's own store, or another
+        own = osp.join(osp.abspath(osp.expanduser(folder)), 'processed', 'feature_store_')
+        return osp.abspath(osp.expanduser(place)).startswith(own)
+    if place != 'auto':
+        return False
+    from native_pyg.datasets import find_layout
+    from native_pyg.datasets.folder import is_mmkg_folder
+    if not is_mmkg_folder(folder):
+        return False
+    try:
+        layout = find_layout(folder)
+    except ValueError:  # the loader says what is wrong, in its own words
+        return False
+    size = sum(osp.getsize(layout.path(f.file)) for f in layout.features.values()
+               if osp.isfile(layout.path(f.file)))
+    return size > AUTO_DISK_BYTES
 
 
 def user_feature_store(run: RunConfig, data: HeteroData) -> Optional[DiskFeatureStore]:

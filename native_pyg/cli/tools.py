@@ -21,7 +21,8 @@ def cmd_stats(args) -> int:
     except ValueError as e:
         raise CLIError(str(e)) from None
     rep = report(load(run), verbose=True)
-    if run.data.feature_store not in ('memory', 'disk'):  # features kept in a store
+    from native_pyg.pipeline import FEATURE_STORE_PLACES
+    if run.data.feature_store not in FEATURE_STORE_PLACES:  # features kept in a store
         from native_pyg.data.feature_store import DiskFeatureStore
         store = DiskFeatureStore(run.data.feature_store)
         print(f"  features on disk ({store.root}):")

@@ -353,13 +353,13 @@ def _open_rows(path: str):
             return np.load(path, mmap_mode='r')
         except (OSError, ValueError) as e:
             raise ValueError(f"{path}: not a readable .npy file ({e})") from None
-    if path.endswith('.pt'):
+    if path.endswith(('.pt', '.pth')):
         rows = load_pt(path, 'a feature file', mmap=True)  # memory-mapped where it can be
         if not isinstance(rows, Tensor) or not rows.is_floating_point() or \
                 rows.layout != torch.strided:
             raise ValueError(f"{path}: expected a dense float tensor [rows, dim]")
         return rows
-    raise ValueError(f"{path}: expected a .npy or .pt file, or a directory of them")
+    raise ValueError(f"{path}: expected a .npy, .pt or .pth file, or a directory of them")
 
 
 def _read_mask(path: str, num_rows: int) -> np.ndarray:
@@ -373,6 +373,67 @@ def _read_mask(path: str, num_rows: int) -> np.ndarray:
         if not np.issubdtype(mask.dtype, np.number) or not np.isin(mask, (0, 1)).all():
             raise ValueError(f"{path}: a mask holds bool or 0/1 values")
     return np.asarray(mask, dtype=np.bool_)
+
+
+def write_feature_file(writer: FeatureStoreWriter, modality: str, path: str,
+                       num_entities: int, nan_rows: str = 'error',
+                       zero_rows_missing: bool = True, mask: Optional[Tensor] = None,
+                       chunk_rows: int = 65536) -> int:
+    r"""Streams one modality's feature file (``.npy`` read memory-mapped,
+    ``.pt`` / ``.pth`` weights-only and memory-mapped where it can be) into
+    ``writer``, ``chunk_rows`` rows at a time, with the presence rules of
+    :func:`~native_pyg.data.readers.read_feature_file`: rows outside
+    ``mask`` (``[N]`` bool) are missing, rows holding NaN/Inf are an error
+    naming the row (``nan_rows='error'``) or missing, and without a mask
+    all-zero rows are missing (``zero_rows_missing``). The file is never
+    read whole. Returns the number of present rows.
+
+    Raises:
+        ValueError: One line naming the file (and the row) at fault.
+    """
+    from native_pyg.data.readers import MMKGFormatError
+    try:
+        rows = _open_rows(path)
+    except ValueError as e:
+        raise MMKGFormatError(str(e)) from None
+    if rows.ndim != 2 or 0 in rows.shape:
+        raise MMKGFormatError(f"{path}: expected a 2-D array [num_entities, d] with d >= 1, got "
+                              f"shape {tuple(rows.shape)}")
+    floating = (rows.is_floating_point() if isinstance(rows, Tensor)
+                else np.issubdtype(rows.dtype, np.floating))
+    if not floating:
+        raise MMKGFormatError(f"{path}: expected floating-point features, got {rows.dtype}")
+    if rows.shape[0] != num_entities:
+        raise MMKGFormatError(f"{path}: has {rows.shape[0]} rows but the dataset has "
+                              f"{num_entities} entities")
+    given = None if mask is None else _as_numpy(mask).astype(bool)
+    present_rows = [0]
+    masks: List[np.ndarray] = []
+
+    def chunks():
+        for start in range(0, num_entities, chunk_rows):
+            x = _as_numpy(rows[start:start + chunk_rows]).astype(np.float32)
+            keep = np.ones(x.shape[0], bool) if given is None else given[start:start + x.shape[0]]
+            finite = np.isfinite(x).all(axis=1)
+            bad = np.flatnonzero(keep & ~finite)
+            if bad.size and nan_rows != 'missing':
+                raise MMKGFormatError(f"{path}: row {start + int(bad[0])} holds NaN/Inf values; "
+                                      f"pass nan_rows='missing' (CLI: --nan-rows missing) to "
+                                      f"treat such rows as missing")
+            present = keep & finite
+            if zero_rows_missing and given is None:
+                present &= (x != 0).any(axis=1)
+            x[~present] = 0
+            masks.append(present)
+            present_rows[0] += int(present.sum())
+            yield x
+
+    def mask_chunks():
+        while True:  # the writer asks for a chunk's mask right after the chunk
+            yield masks.pop(0)
+
+    writer.write(modality, chunks(), dim=int(rows.shape[1]), masks=mask_chunks())
+    return present_rows[0]
 
 
 def _inside(path: str, directory: str) -> bool:

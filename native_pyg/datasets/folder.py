@@ -52,6 +52,7 @@ from torch import Tensor
 from native_pyg.data.readers import (FEATURE_DTYPES, SPLIT_FILES, MMKGFormatError,
                                      read_feature_file, read_id_map, read_mask_file,
                                      read_name_list, read_text, read_triples, read_tsv_triples)
+from native_pyg.data.feature_store import META, FeatureStoreWriter, write_feature_file
 from native_pyg.data.yaml_bounds import safe_load
 from native_pyg.datasets.mmkg import MMKGDataset
 
@@ -383,16 +384,58 @@ class FolderMMKG(MMKGDataset):
 
     def __init__(self, root: str, manifest: Optional[str] = None, name: Optional[str] = None,
                  transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
-                 force_reload: bool = False, log: bool = True, **kwargs) -> None:
+                 force_reload: bool = False, log: bool = True, store_features: bool = False,
+                 **kwargs) -> None:
         if 'prefix' in kwargs:
             raise TypeError("FolderMMKG takes name=, not prefix=")
         folder = osp.expanduser(osp.normpath(root))
         self.layout = find_layout(folder, manifest)
         if name is not None:
             self.layout.name = name
+        self.store_features = bool(store_features) and bool(self.layout.features)
+        if self.store_features and kwargs.get('text_features'):
+            raise ValueError("text_features='names' with the folder's features in a disk store "
+                             "is not supported; use data.feature_store: memory")
         super().__init__(folder, prefix=self.layout.name, transform=transform,
                          pre_transform=pre_transform, force_reload=force_reload, log=log,
                          **kwargs)
+        if self.store_features and not osp.exists(osp.join(self.feature_store_path, META)):
+            self._write_feature_store()
+
+    @property
+    def processed_file_names(self) -> str:
+        name = super().processed_file_names
+        return name[:-3] + '_store.pt' if self.store_features else name
+
+    @property
+    def feature_store_path(self) -> Optional[str]:
+        """The disk store of the folder's features (``store_features``):
+        ``processed/feature_store_<cache name>``, else ``None``."""
+        if not self.store_features:
+            return None
+        return osp.join(self.processed_dir, 'feature_store_' + self.processed_file_names[:-3])
+
+    def _write_feature_store(self) -> None:
+        """Streams every feature file into :attr:`feature_store_path`, a
+        chunk of rows at a time (written beside it, then moved in whole)."""
+        import shutil
+        import tempfile
+        lay, target = self.layout, self.feature_store_path
+        names = list(self[0]['entity'].name)  # in id order, as the cache holds them
+        n = len(names)
+        os.makedirs(self.processed_dir, exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=self.processed_dir, prefix='.feature_store-')
+        try:
+            writer = FeatureStoreWriter(tmp, n, 'float32')
+            for m, spec in lay.features.items():
+                mask = None if spec.mask is None else read_mask_file(lay.path(spec.mask), names)
+                write_feature_file(writer, m, lay.path(spec.file), n, self.nan_rows,
+                                   self.zero_rows_missing, mask=mask)
+            writer.close()
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
     def process(self) -> None:
         super().process()
@@ -437,7 +480,7 @@ class FolderMMKG(MMKGDataset):
             ents, rels = list(e_index), list(r_index)  # dicts keep id order
         kg.update(entity_names=ents, relation_names=rels)
         features, masks = {}, {}
-        for m, spec in lay.features.items():
+        for m, spec in ({} if self.store_features else lay.features).items():
             mask = None if spec.mask is None else read_mask_file(lay.path(spec.mask), ents)
             dtype = None if spec.dtype is None else FEATURE_DTYPES[spec.dtype]
             features[m], masks[m] = read_feature_file(lay.path(spec.file), len(ents),
@@ -480,7 +523,7 @@ def load_folder(path: str, **kwargs) -> MMKGDataset:
     top = _found(path, MANIFEST, 'train2id.txt', 'entity2id.txt', 'train.tsv', 'train.txt',
                  'valid.tsv', 'test.tsv')
     if not top and _found(osp.join(path, 'raw'), 'entity2id.txt'):
-        for key in ('manifest', 'name'):  # a FolderMMKG's options
+        for key in ('manifest', 'name', 'store_features'):  # a FolderMMKG's options
             kwargs.pop(key, None)
         return MMKGDataset(path, **kwargs)
     return FolderMMKG(path, **kwargs)

