@@ -40,10 +40,12 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--allow-missing-modalities', action='store_true', default=None,
                    help='train structure only, with a warning, when the data has no feature '
                         'modality but the config asks for fusion or CoMAT (default: an error)')
-    p.add_argument('--feature-store', default=None, metavar='memory|disk|PATH',
-                   help="where the model reads feature rows: 'memory' (default), 'disk' "
-                        "(a memory-mapped store written once under the dataset root) or the "
-                        "path of a store written by 'native-pyg convert-features'")
+    p.add_argument('--feature-store', default=None, metavar='auto|memory|disk|PATH',
+                   help="where the model reads feature rows: 'auto' (default: 'disk' for a "
+                        "dataset folder whose feature files pass 1 GiB, else 'memory'), "
+                        "'memory', 'disk' (a memory-mapped store written once under the "
+                        "dataset root; a folder's files are streamed into it) or the path of "
+                        "a store written by 'native-pyg convert-features'")
 
 
 def add_config_args(p: argparse.ArgumentParser, config_help: str,
@@ -62,8 +64,8 @@ def data_sets(args) -> List[str]:
              'nan_rows': args.nan_rows, 'verify': args.verify,
              'text_features': args.text_features, 'text_model': args.text_model,
              'feature_store': args.feature_store}
-    if flags['feature_store'] not in (None, 'memory', 'disk'):  # a store's path: absolute,
-        flags['feature_store'] = os.path.abspath(  # so its checkpoints find it from anywhere
+    if flags['feature_store'] not in (None, 'auto', 'memory', 'disk'):  # a store's path:
+        flags['feature_store'] = os.path.abspath(  # absolute: checkpoints find it anywhere
             os.path.expanduser(flags['feature_store']))
     sets = [f'data.{k}={json.dumps(v)}' for k, v in flags.items() if v is not None]
     if getattr(args, 'allow_missing_modalities', None):
