@@ -20,16 +20,13 @@ def cmd_stats(args) -> int:
         run = RunConfig(dataset=args.dataset, root=args.root).override(data_sets(args))
     except ValueError as e:
         raise CLIError(str(e)) from None
-    rep = report(load(run), verbose=True)
+    data = load(run)
+    store = None
     from native_pyg.pipeline import FEATURE_STORE_PLACES
-    if run.data.feature_store not in FEATURE_STORE_PLACES:  # features kept in a store
+    if run.data.feature_store not in FEATURE_STORE_PLACES:  # the features lie in a store
         from native_pyg.data.feature_store import DiskFeatureStore
         store = DiskFeatureStore(run.data.feature_store)
-        print(f"  features on disk ({store.root}):")
-        for m in store.modalities:
-            present = int(store.get_tensor(m, 'mask', index=None).sum())
-            print(f"  {m:<22}{present:>10,}{100 * present / store.num_entities:>9.1f}%"
-                  f"{store.dims[m]:>8}")
+    rep = report(data, verbose=True, feature_store=store)
     if args.plot:
         rep.plot_coverage(args.plot)
         print(f"coverage plot written to {args.plot}")

@@ -203,7 +203,7 @@ class MMKGReport:
         return str(path)
 
 
-def report(data: HeteroData, verbose: bool = True) -> MMKGReport:
+def report(data: HeteroData, verbose: bool = True, feature_store=None) -> MMKGReport:
     r"""Builds the :class:`MMKGReport` of ``data``.
 
     Relation categories follow OpenKE: over the unique triples of all splits
@@ -214,6 +214,9 @@ def report(data: HeteroData, verbose: bool = True) -> MMKGReport:
     Args:
         data (HeteroData): An MMKG graph.
         verbose (bool): Print the report.
+        feature_store (DiskFeatureStore, optional): Where the graph's
+            feature rows lie instead (its masks and dimensions are read,
+            never its rows). (default: :obj:`None`)
     """
     quirks = quirk_counts(data)
     num_entities = data[ENTITY].num_nodes
@@ -221,11 +224,15 @@ def report(data: HeteroData, verbose: bool = True) -> MMKGReport:
 
     coverage: Dict[str, ModalityCoverage] = {}
     has_any = torch.zeros(num_entities, dtype=torch.bool)
-    for m in modalities(data):
-        mask = data[m].mask.bool()
+    sources = ([(m, data[m].mask, int(data[m].x.size(1))) for m in modalities(data)]
+               if feature_store is None else
+               [(m, feature_store.get_tensor(m, 'mask', index=None), feature_store.dims[m])
+                for m in feature_store.modalities])
+    for m, mask, dim in sources:
+        mask = mask.bool()
         has_any |= mask
         count = int(mask.sum())
-        coverage[m] = ModalityCoverage(count, count / num_entities, int(data[m].x.size(1)))
+        coverage[m] = ModalityCoverage(count, count / num_entities, dim)
 
     categories = relation_categories(torch.cat([triples[s] for s in SPLITS]),
                                      data.num_relations, threshold=1.5)

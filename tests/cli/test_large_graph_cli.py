@@ -19,7 +19,7 @@ def graph(tmp_path_factory):
 def test_train_evaluate_and_complete_on_a_generated_graph(graph, tmp_path, capsys):
     assert main(['stats', '--dataset', str(graph)]) == 0
     printed = capsys.readouterr().out
-    assert 'features on disk' in printed and 'image' in printed.split('features on disk')[1]
+    assert 'no feature modality' in printed and '  image ' in printed and '  text ' in printed
     out = tmp_path / 'run'
     assert main(['train', '--dataset', str(graph), '--out', str(out), '--quiet', '--threads',
                  '1', '--epochs', '2', '--set', 'model.hidden_channels=8',
