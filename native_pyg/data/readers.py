@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os.path as osp
 import re
+from array import array
 import unicodedata
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -56,21 +57,40 @@ def read_text(path: str) -> str:
             f"Windows-1252)") from None
 
 
-def _text_lines(path: str) -> List[Tuple[int, str]]:
+def _text_lines(path: str) -> Iterator[Tuple[int, str]]:
     """``(line number, line)`` of every line of a UTF-8 file, line ends
-    (``\\n`` or ``\\r\\n``) cut."""
-    lines = read_text(path).split('\n')
-    if lines and lines[-1] == '':
-        lines.pop()
-    return [(i + 1, line[:-1] if line.endswith('\r') else line) for i, line in enumerate(lines)]
+    (``\\n`` or ``\\r\\n``) cut, read a line at a time (a file of
+    millions of triples is never held whole); a leading byte-order mark is
+    dropped, and a byte that is not UTF-8 is the error of :func:`read_text`."""
+    try:
+        f = open(path, 'rb')
+    except FileNotFoundError:
+        raise MMKGFormatError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise MMKGFormatError(f"{path}: is a directory, expected a file") from None
+    with f:
+        for number, raw in enumerate(f, 1):
+            if number == 1 and raw.startswith(b'\xef\xbb\xbf'):
+                raw = raw[3:]
+            try:
+                line = raw.decode('utf-8')
+            except UnicodeDecodeError as e:
+                column = len(raw[:e.start].decode('utf-8', errors='replace')) + 1
+                raise MMKGFormatError(
+                    f"{path}:{number}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column "
+                    f"{column}); save the file as UTF-8 (a byte like this one often comes "
+                    f"from Latin-1 or Windows-1252)") from None
+            if line.endswith('\n'):
+                line = line[:-1]
+            yield number, line[:-1] if line.endswith('\r') else line
 
 
-def _lines(path: str) -> List[Tuple[int, List[str]]]:
-    rows = [(n, line.split()) for n, line in _text_lines(path)]
-    rows = [(n, fields) for n, fields in rows if fields]  # blank lines carry nothing
-    if not rows:
-        raise MMKGFormatError(f"{path}: file is empty (expected a count on line 1)")
-    return rows
+def _fields(path: str) -> Iterator[Tuple[int, List[str]]]:
+    """``(line number, fields)`` of the non-blank lines of a file."""
+    for n, line in _text_lines(path):
+        fields = line.split()
+        if fields:  # blank lines carry nothing
+            yield n, fields
 
 
 #: an integer as OpenKE files write it: ASCII digits ('²' is a digit to str.isdigit)
@@ -96,14 +116,24 @@ def _normal_form_hint(name: str, table: Dict[str, int]) -> str:
 
 
 def _count(path: str, rows) -> int:
-    n, fields = rows[0]
+    return _check_count(path, rows[0], len(rows) - 1)
+
+
+def _header_count(path: str, header: Tuple[int, List[str]]) -> int:
+    """The row count an OpenKE file's first line gives."""
+    n, fields = header
     if len(fields) != 1 or not _INTEGER.fullmatch(fields[0]):
         raise MMKGFormatError(f"{path}:{n}: expected the row count alone on the first line, "
                               f"got {' '.join(fields)!r}")
-    count = int(fields[0])
-    if count != len(rows) - 1:
+    return int(fields[0])
+
+
+def _check_count(path: str, header: Tuple[int, List[str]], found: int) -> int:
+    """The row count of an OpenKE file's first line, which must be ``found``."""
+    n, count = header[0], _header_count(path, header)
+    if count != found:
         raise MMKGFormatError(f"{path}:{n}: header says {count} rows but the file has "
-                              f"{len(rows) - 1}")
+                              f"{found}")
     return count
 
 
@@ -111,7 +141,7 @@ def read_id_map(path: str) -> List[str]:
     """Reads ``entity2id.txt`` / ``relation2id.txt`` (``name<TAB or space>id``
     per line) and returns the names ordered by id. Names may contain spaces
     when the file is tab separated; the id is always the last field."""
-    raw = [line for _, line in _text_lines(path)]
+    raw = [line for _, line in _text_lines(path)]  # names: one string each, kept
     rows = [(n, line.split()) for n, line in enumerate(raw, 1)]
     rows = [(n, fields) for n, fields in rows if fields]
     if not rows:
@@ -142,26 +172,31 @@ def read_id_map(path: str) -> List[str]:
 def read_triples(path: str, num_entities: int, num_relations: int) -> Tensor:
     """Reads an OpenKE split file (``head tail relation`` per line, note the
     order) and returns ``[E, 3]`` ``(head, relation, tail)`` rows."""
-    rows = _lines(path)
-    _count(path, rows)
-    if len(rows) == 1:
-        raise MMKGFormatError(f"{path}: split is empty (no triples after the header)")
-    vals = []
-    for n, fields in rows[1:]:
+    rows = _fields(path)
+    header = next(rows, None)
+    if header is None:
+        raise MMKGFormatError(f"{path}: file is empty (expected a count on line 1)")
+    _header_count(path, header)  # a malformed count first, as before any row
+    vals, lines = array('q'), array('q')  # 8 bytes a number: no Python object per triple
+    for n, fields in rows:
         if len(fields) != 3:
             raise MMKGFormatError(f"{path}:{n}: expected 3 fields 'head tail relation', "
                                   f"got {len(fields)}")
         try:
-            vals.append((int(fields[0]), int(fields[1]), int(fields[2])))
+            vals.extend((int(fields[0]), int(fields[1]), int(fields[2])))
         except ValueError:
             raise MMKGFormatError(f"{path}:{n}: non-integer field in {' '.join(fields)!r}") from None
-    htr = torch.tensor(vals, dtype=torch.long)
+        lines.append(n)
+    _check_count(path, header, len(lines))
+    if not lines:
+        raise MMKGFormatError(f"{path}: split is empty (no triples after the header)")
+    htr = torch.frombuffer(vals, dtype=torch.long).view(-1, 3).clone()
     # Range checks vectorised; only a failing file pays for locating the line.
     bad_e = (htr[:, :2] < 0) | (htr[:, :2] >= num_entities)
     bad_r = (htr[:, 2] < 0) | (htr[:, 2] >= num_relations)
     if bool(bad_e.any()) or bool(bad_r.any()):
         k = int((bad_e.any(1) | bad_r).nonzero()[0])
-        n = rows[1 + k][0]
+        n = lines[k]
         h, t, r = htr[k].tolist()
         if bool(bad_e[k].any()):
             bad = h if bool(bad_e[k, 0]) else t
@@ -252,7 +287,7 @@ def read_tsv_triples(path: str, entities: Dict[str, int], relations: Dict[str, i
             name not in ``entities`` is then an error naming it.
         relations_from (str, optional): The same for relations.
     """
-    rows = []
+    rows = array('q')  # 8 bytes a number: no Python object per triple
     for n, line in _text_lines(path):
         if not line.strip():
             continue
@@ -278,10 +313,10 @@ def read_tsv_triples(path: str, entities: Dict[str, int], relations: Dict[str, i
                                           f"{source}){_normal_form_hint(name, table)}")
                 i = table[name] = len(table)
             ids.append(i)
-        rows.append(ids)
+        rows.extend(ids)
     if not rows:
         raise MMKGFormatError(f"{path}: split is empty (no triples)")
-    return torch.tensor(rows, dtype=torch.long)
+    return torch.frombuffer(rows, dtype=torch.long).view(-1, 3).clone()
 
 
 def read_feature_file(path: str, num_entities: int, nan_rows: str = 'error',
