@@ -3,6 +3,8 @@ entities, for graphs whose full-graph pass (every edge's message at once)
 does not fit in memory."""
 from __future__ import annotations
 
+import os.path as osp
+import shutil
 import warnings
 from typing import Any, Optional, Union
 
@@ -25,7 +27,7 @@ def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Tensor,
                         edge_type: Tensor, num_nodes: Optional[int] = None,
                         batch_size: int = 65536, progress: bool = False,
                         device: Optional[Union[str, torch.device]] = None,
-                        out: Optional[Tensor] = None) -> Tensor:
+                        out: Optional[Tensor] = None, scratch: Optional[str] = None) -> Tensor:
     r"""The output ``[N, D]`` of a structural encoder over a whole graph,
     computed one layer at a time and, within a layer, one batch of target
     nodes at a time,
@@ -82,6 +84,12 @@ def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Tensor,
             a :func:`torch.from_numpy` view of a :class:`numpy.memmap`) that
             receives the last layer's output and is returned.
             (default: :obj:`None`, a new tensor on ``x``'s device)
+        scratch (str, optional): A directory where each intermediate
+            layer's output is written a batch at a time
+            (:class:`~native_pyg.data.feature_store.FeatureStoreWriter`,
+            float32) and read back by row id for the next layer, instead of
+            being held as an ``[N, D]`` tensor; removed when done.
+            (default: :obj:`None`, in memory)
 
     Returns:
         torch.Tensor: ``[N, D]``, the last layer's output.
@@ -123,30 +131,92 @@ def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Tensor,
         bar = tqdm(total=num_layers * len(loader), desc='layer-wise inference', unit='batch')
     was_training = encoder.training
     encoder.eval()
+    rows = _InMemoryRows(x)
     try:
         states = [_to(s, device) for s in encoder.layer_states()]
         for i, state in enumerate(states):
-            nxt = out if i == num_layers - 1 else None
-            for batch in loader:
-                b = int(batch.batch_size)
-                if batch.edge_index.numel() and int(batch.edge_index[1].max()) >= b:
-                    raise RuntimeError("NeighborLoader returned edges that do not end in the "
-                                       "batch's targets; layer-wise inference needs 1-hop "
-                                       "directional subgraphs")
-                h = encoder.layer_forward(i, x[batch.n_id.to(x.device)].to(device),
-                                          batch.edge_index.to(device),
-                                          batch.edge_type.to(device), state, num_targets=b)
-                if nxt is None:
-                    nxt = x.new_empty(num_nodes, h.size(1), dtype=h.dtype)
-                nxt[batch.n_id[:b].to(nxt.device)] = h.to(nxt.device, nxt.dtype)
-                if bar is not None:
-                    bar.update(1)
-            x = nxt
+            last = i == num_layers - 1
+
+            def outputs(i=i, state=state, rows=rows):
+                for batch in loader:
+                    b = int(batch.batch_size)
+                    if batch.edge_index.numel() and int(batch.edge_index[1].max()) >= b:
+                        raise RuntimeError("NeighborLoader returned edges that do not end in "
+                                           "the batch's targets; layer-wise inference needs "
+                                           "1-hop directional subgraphs")
+                    h = encoder.layer_forward(i, rows.take(batch.n_id).to(device),
+                                              batch.edge_index.to(device),
+                                              batch.edge_type.to(device), state, num_targets=b)
+                    if bar is not None:
+                        bar.update(1)
+                    yield batch.n_id[:b], h
+
+            if scratch is not None and not last:
+                rows = _DiskRows.write(osp.join(scratch, f'layer{i}'), num_nodes, outputs())
+            else:
+                nxt = out if last else None
+                for targets, h in outputs():
+                    if nxt is None:
+                        nxt = rows.new_empty(num_nodes, h.size(1), h.dtype)
+                    nxt[targets.to(nxt.device)] = h.to(nxt.device, nxt.dtype)
+                rows = _InMemoryRows(nxt)
     finally:
         encoder.train(was_training)
         if bar is not None:
             bar.close()
-    return x
+        if scratch is not None:
+            for i in range(num_layers):
+                shutil.rmtree(osp.join(scratch, f'layer{i}'), ignore_errors=True)
+    return rows.x
+
+
+class _InMemoryRows:
+    """A layer's output held as a tensor."""
+
+    def __init__(self, x: Tensor):
+        self.x = x
+
+    def take(self, index: Tensor) -> Tensor:
+        return self.x[index.to(self.x.device)]
+
+    def new_empty(self, n: int, d: int, dtype) -> Tensor:
+        return self.x.new_empty(n, d, dtype=dtype)
+
+
+class _DiskRows:
+    """A layer's output written to disk a batch at a time (the batches come
+    in row order) and read back by row id, never held whole."""
+
+    def __init__(self, store, device: torch.device):
+        self.store, self.device = store, device
+        self.x = None  # never the last layer: nothing to return
+
+    @classmethod
+    def write(cls, root: str, num_nodes: int, outputs) -> '_DiskRows':
+        from native_pyg.data.feature_store import DiskFeatureStore, FeatureStoreWriter
+        writer = FeatureStoreWriter(root, num_nodes, 'float32')
+        expected = [0]
+        device = [torch.device('cpu')]
+
+        def chunks():
+            for targets, h in outputs:
+                start = expected[0]
+                if not torch.equal(targets.cpu(), torch.arange(start, start + targets.numel())):
+                    raise RuntimeError("layer-wise batches must come in row order to be "
+                                       "written to disk")
+                expected[0] += targets.numel()
+                device[0] = h.device
+                yield h.detach().float().cpu()
+
+        writer.write('h', chunks(), masks=None)
+        writer.close()
+        return cls(DiskFeatureStore(root), device[0])
+
+    def take(self, index: Tensor) -> Tensor:
+        return self.store.get_tensor('h', 'x', index=index.cpu())
+
+    def new_empty(self, n: int, d: int, dtype) -> Tensor:
+        return torch.empty(n, d, dtype=dtype)
 
 
 def full_neighbour_loader(edge_index: Tensor, edge_type: Tensor, num_nodes: int,
@@ -166,9 +236,14 @@ def full_neighbour_loader(edge_index: Tensor, edge_type: Tensor, num_nodes: int,
                               subgraph_type='directional')
 
 
+#: with ``scratch='auto'``, layer outputs larger than this go to disk
+LAYER_SCRATCH_BYTES = 2 ** 30
+
+
 def layerwise_structural_embeddings(model, batch_size: int = 65536, progress: bool = False,
                                     device: Optional[Union[str, torch.device]] = None,
-                                    out: Optional[Tensor] = None) -> Tensor:
+                                    out: Optional[Tensor] = None,
+                                    scratch: Optional[str] = 'auto') -> Tensor:
     r"""``[N, De]``: what ``model.structural_embeddings(None)`` of a
     :class:`~native_pyg.nn.NativE` with a structural encoder computes
     outside a :meth:`~native_pyg.nn.NativE.subgraph` context (the encoder
@@ -176,7 +251,9 @@ def layerwise_structural_embeddings(model, batch_size: int = 65536, progress: bo
     table plus, under ``encoder_input='structure+modalities'``, the mean
     projected modality embedding), by :func:`layerwise_inference`. The input
     is built in chunks of ``batch_size`` entities; the encoder runs in eval
-    mode. Arguments as :func:`layerwise_inference`.
+    mode. Arguments as :func:`layerwise_inference`; ``scratch='auto'``
+    writes the intermediate layers to a temporary directory when one layer's
+    output passes :data:`LAYER_SCRATCH_BYTES`, else keeps them in memory.
     """
     encoder = getattr(model, 'structural_encoder', None)
     if encoder is None:
@@ -193,8 +270,17 @@ def layerwise_structural_embeddings(model, batch_size: int = 65536, progress: bo
                 x[start:stop] += model.projections.mean_embedding(
                     model.inputs, torch.arange(start, stop, device=x.device), x[start:stop],
                     masked=model.missing == 'mask')
+    if scratch == 'auto':
+        if x.size(0) * x.size(1) * 4 <= LAYER_SCRATCH_BYTES:
+            scratch = None
+        else:
+            import tempfile
+            with tempfile.TemporaryDirectory(prefix='native_pyg-layers-') as tmp:
+                return layerwise_inference(encoder, x, *model.inputs.graph(),
+                                           batch_size=batch_size, progress=progress,
+                                           device=device, out=out, scratch=tmp)
     return layerwise_inference(encoder, x, *model.inputs.graph(), batch_size=batch_size,
-                               progress=progress, device=device, out=out)
+                               progress=progress, device=device, out=out, scratch=scratch)
 
 
 def _to(state: Any, device: torch.device) -> Any:

@@ -181,3 +181,35 @@ def test_one_line_errors(gnn_small):
         with pytest.raises(error, match=match) as info:
             call()
         assert '\n' not in str(info.value)
+
+
+@pytest.mark.parametrize('batch_size', [5, 100])
+@pytest.mark.parametrize('name', ['rgcn', 'compgcn-corr'])
+def test_layers_written_to_disk_equal_the_in_memory_pass(name, batch_size, tmp_path):
+    # issue 40: intermediate layers through the feature-store writer, not [N, D] tensors
+    torch.manual_seed(0)
+    encoder = ENCODERS[name](3).eval()
+    x, (edge_index, edge_type) = torch.randn(N, C), _graph()
+    memory = layerwise_inference(encoder, x, edge_index, edge_type, batch_size=batch_size)
+    disk = layerwise_inference(encoder, x, edge_index, edge_type, batch_size=batch_size,
+                               scratch=str(tmp_path))
+    assert torch.equal(disk, memory)  # float32 rows stored as float32: bit for bit
+    assert list(tmp_path.iterdir()) == []  # the layers' files are removed
+
+
+def test_auto_scratch_goes_to_disk_past_the_bound(gnn_small, monkeypatch):
+    import native_pyg.nn.layerwise as layerwise
+    model = NativE.from_data(gnn_small, hidden_channels=8, encoder='rgcn').eval()
+    memory = layerwise_structural_embeddings(model, batch_size=50, scratch=None)
+    seen = []
+    real = layerwise.layerwise_inference
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get('scratch'))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(layerwise, 'layerwise_inference', spy)
+    monkeypatch.setattr(layerwise, 'LAYER_SCRATCH_BYTES', 100)
+    disk = layerwise_structural_embeddings(model, batch_size=50)
+    assert seen and seen[0] is not None  # a temporary directory was used
+    assert torch.equal(disk, memory)
