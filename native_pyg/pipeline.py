@@ -509,6 +509,12 @@ def load_run(checkpoint: str, root: Optional[str] = None, device: Optional[str] 
         raise ValueError(f"{checkpoint}: {where} differs from the data this model was trained "
                          f"on ({differs})")
     model = build_model(data, run)  # its own errors (e.g. a damaged feature store) as they are
+    store = getattr(model.inputs, 'store', None)
+    recorded = state.get('feature_store')
+    if recorded and hasattr(store, 'identity') and store.identity() != recorded:
+        raise ValueError(f"{checkpoint}: the feature store {store.root} changed since the model "
+                         f"was trained (its features.json or files differ); give the store it "
+                         f"was trained with (--feature-store PATH)")
     try:
         model.load_state_dict(state['model'])
     except (ValueError, RuntimeError) as e:

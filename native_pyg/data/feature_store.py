@@ -222,6 +222,23 @@ class DiskFeatureStore(FeatureStore):
         """Bytes of the row and mask files on disk."""
         return sum(int(a.nbytes) for a in self._maps.values())
 
+    def identity(self) -> str:
+        """A short digest of the store that changes when it is rewritten: its
+        ``features.json``, every file's size and its first and last 64 KiB
+        (cheap at any size; a store moved or copied keeps it)."""
+        import hashlib
+        digest = hashlib.sha256()
+        with open(osp.join(self.root, META), 'rb') as f:
+            digest.update(f.read())
+        for (m, attr), array in sorted(self._maps.items()):
+            size = osp.getsize(array.filename)
+            digest.update(f'{m}.{attr}:{size};'.encode())
+            with open(array.filename, 'rb') as f:
+                digest.update(f.read(65536))
+                f.seek(max(0, size - 65536))
+                digest.update(f.read(65536))
+        return digest.hexdigest()[:16]
+
     def _get_tensor(self, attr: TensorAttr) -> Optional[Tensor]:
         array = self._maps.get((attr.group_name, attr.attr_name))
         if array is None:

@@ -431,7 +431,9 @@ class Trainer:
         """Everything needed to resume exactly (``best_only``: model + config)."""
         # best.pt / model.pt hold the best weights once validation ran
         weights_epoch = self.best_epoch if best_only and self.best_state is not None else self.epoch
+        store = getattr(self.model.inputs, 'store', None)
         state = {'config': self.run.to_dict(), 'data': self.data_fingerprint,
+                 'feature_store': store.identity() if hasattr(store, 'identity') else None,
                  'epoch': self.epoch, 'world_size': self.dist.world_size,
                  'weights_epoch': weights_epoch, 'model': self.model.state_dict(),
                  'generator': self.generator.state_dict() if self.generator else None,

@@ -118,6 +118,15 @@ def test_train_on_a_store_written_by_convert_features(tmp_path, capsys):
     assert main(['evaluate', '--checkpoint', model_pt, '--feature-store', str(moved)]) == 0
     moved.rename(store)
     capsys.readouterr()
+    # a store written again with other rows: the checkpoint says so, in one line
+    np.save(tmp_path / 'other.npy', rng.standard_normal((40, 6)).astype(np.float32))
+    assert main(['convert-features', f'text={tmp_path / "other.npy"}', '--out',
+                 str(tmp_path / 'other'), '--quiet']) == 0
+    capsys.readouterr()
+    assert main(['evaluate', '--checkpoint', model_pt, '--feature-store',
+                 str(tmp_path / 'other')]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'changed since the model was trained' in err[0], err
     # the store cut short after training: the store is named, not the checkpoint
     (store / 'text.npy').write_bytes((store / 'text.npy').read_bytes()[:300])
     assert main(['evaluate', '--checkpoint', str(tmp_path / 'run' / 'model.pt')]) == 2
