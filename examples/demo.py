@@ -10,9 +10,10 @@ import time
 from native_pyg.data import report, split_triples
 from native_pyg.datasets import SyntheticMMKG
 from native_pyg.evaluation import compare_metrics
-from native_pyg.pipeline import build_model, describe_setup, trained_setup
+from native_pyg.pipeline import build_model
 from native_pyg.training import RunConfig, Trainer
 from native_pyg.training.curves import plot_curves
+from native_pyg.training.trained_setup import describe_setup, trained_setup
 from native_pyg.training.threads import apply_threads
 
 HERE = os.path.dirname(os.path.abspath(__file__))

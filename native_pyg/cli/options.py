@@ -64,7 +64,8 @@ def data_sets(args) -> List[str]:
              'nan_rows': args.nan_rows, 'verify': args.verify,
              'text_features': args.text_features, 'text_model': args.text_model,
              'feature_store': args.feature_store}
-    if flags['feature_store'] not in (None, 'auto', 'memory', 'disk'):  # a store's path:
+    from native_pyg.feature_placement import FEATURE_STORE_PLACES
+    if flags['feature_store'] not in (None, *FEATURE_STORE_PLACES):  # a store's path:
         flags['feature_store'] = os.path.abspath(  # absolute: checkpoints find it anywhere
             os.path.expanduser(flags['feature_store']))
     sets = [f'data.{k}={json.dumps(v)}' for k, v in flags.items() if v is not None]

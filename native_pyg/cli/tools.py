@@ -21,11 +21,11 @@ def cmd_stats(args) -> int:
     except ValueError as e:
         raise CLIError(str(e)) from None
     data = load(run)
-    store = None
-    from native_pyg.pipeline import FEATURE_STORE_PLACES
-    if run.data.feature_store not in FEATURE_STORE_PLACES:  # the features lie in a store
-        from native_pyg.data.feature_store import DiskFeatureStore
-        store = DiskFeatureStore(run.data.feature_store)
+    from native_pyg.feature_placement import user_feature_store
+    try:  # the features lie in a store: its masks and dimensions, checked as training does
+        store = user_feature_store(run, data)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
     rep = report(data, verbose=True, feature_store=store)
     if args.plot:
         rep.plot_coverage(args.plot)
@@ -37,7 +37,7 @@ def cmd_stats(args) -> int:
 
 
 def cmd_convert_features(args) -> int:
-    from native_pyg.data.feature_store import convert_feature_files
+    from native_pyg.data.feature_files import convert_feature_files
     files, masks = {}, {}
     for pair in args.files:
         modality, sep, path = pair.partition('=')

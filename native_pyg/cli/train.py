@@ -51,7 +51,8 @@ def cmd_train(args) -> int:
 
 def _train(args, run, data, model, info) -> None:
     from native_pyg.evaluation import format_metrics
-    from native_pyg.pipeline import describe_setup, final_metrics, trained_setup
+    from native_pyg.pipeline import final_metrics
+    from native_pyg.training.trained_setup import describe_setup, trained_setup
     from native_pyg.training import NonFiniteLossError, Trainer
     try:
         trainer = Trainer(model, data, run, out_dir=args.out)

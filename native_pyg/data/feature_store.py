@@ -26,7 +26,6 @@ import torch
 from torch import Tensor
 from torch_geometric.data import FeatureStore, TensorAttr
 
-from native_pyg.data.safe_load import load_pt
 
 META = 'features.json'
 #: storage dtypes of a store
@@ -37,7 +36,7 @@ ROWS, MASK = 'x', 'mask'
 Rows = Union[Tensor, np.ndarray]
 
 
-def _as_numpy(rows: Rows) -> np.ndarray:
+def as_numpy(rows: Rows) -> np.ndarray:
     return rows.detach().cpu().numpy() if isinstance(rows, Tensor) else np.asarray(rows)
 
 
@@ -85,7 +84,7 @@ class FeatureStoreWriter:
         first = next(chunks, None)
         if first is None:
             raise ValueError(f"modality {modality!r}: no rows given")
-        first = _as_numpy(first)
+        first = as_numpy(first)
         dim = int(first.shape[1] if dim is None else dim)
         dtype = np.dtype(DTYPES[self.dtype])
         # plain appends, not a writable map: written pages never count as this process's
@@ -103,7 +102,7 @@ class FeatureStoreWriter:
                     'shape': shape})
             start, chunk = 0, first
             while chunk is not None:
-                chunk = _as_numpy(chunk)
+                chunk = as_numpy(chunk)
                 if chunk.ndim != 2 or chunk.shape[1] != dim:
                     raise ValueError(f"modality {modality!r}: rows {start}...: expected "
                                      f"[k, {dim}], got {list(chunk.shape)}")
@@ -115,7 +114,7 @@ class FeatureStoreWriter:
                     raise ValueError(f"modality {modality!r}: row {start + int(np.argmin(finite))}"
                                      f" is not finite")
                 if masks is not None:
-                    present = _as_numpy(next(masks)).astype(bool).reshape(-1)
+                    present = as_numpy(next(masks)).astype(bool).reshape(-1)
                     if present.shape[0] != chunk.shape[0]:
                         raise ValueError(f"modality {modality!r}: a mask chunk of "
                                          f"{present.shape[0]} entries for {chunk.shape[0]} rows "
@@ -131,6 +130,28 @@ class FeatureStoreWriter:
             raise ValueError(f"modality {modality!r}: {start} rows written, "
                              f"{self.num_entities} expected")
         self.modalities[modality] = {'dim': dim, 'dtype': self.dtype}
+
+    def write_with_masks(self, modality: str, pairs: Iterable[Tuple[Rows, Rows]],
+                         dim: Optional[int] = None) -> int:
+        r"""Writes one modality from ``(rows [k, d], mask [k])`` chunk pairs
+        (a chunk and its presence made together) and returns the number of
+        present rows; see :meth:`write`."""
+        pending: List[np.ndarray] = []
+        present = [0]
+
+        def rows():
+            for x, mask in pairs:
+                mask = as_numpy(mask).astype(bool).reshape(-1)
+                present[0] += int(mask.sum())
+                pending.append(mask)
+                yield x
+
+        def masks():
+            while True:  # write asks for a chunk's mask right after the chunk
+                yield pending.pop(0)
+
+        self.write(modality, rows(), dim=dim, masks=masks())
+        return present[0]
 
     def close(self) -> str:
         """Writes ``features.json`` (atomically) and returns its path; a
@@ -333,198 +354,6 @@ def _read_index(array: np.memmap, index) -> np.ndarray:
     finally:
         os.close(fd)
     return out
-
-
-def _row_source(path: str) -> Tuple[int, int, Iterable[Rows]]:
-    """``(rows, dim, chunk_reader)`` of a feature file: a ``.npy`` (read
-    memory-mapped), a ``.pt`` tensor, or a directory of ``.npy`` / ``.pt``
-    chunks taken in name order."""
-    if osp.isdir(path):
-        parts = sorted(f for f in os.listdir(path) if f.endswith(('.npy', '.pt')))
-        if not parts:
-            raise ValueError(f"{path}: a directory of chunks needs .npy or .pt files")
-        shapes = [_check_rows(osp.join(path, f), _open_rows(osp.join(path, f))).shape
-                  for f in parts]
-        if len({s[1:] for s in shapes}) != 1:
-            raise ValueError(f"{path}: chunks of different shapes {sorted(set(shapes))}")
-        return (sum(s[0] for s in shapes), shapes[0][1],
-                (_open_rows(osp.join(path, f)) for f in parts))
-    rows = _check_rows(path, _open_rows(path))
-    return rows.shape[0], rows.shape[1], [rows]
-
-
-def _check_rows(path: str, rows) -> Rows:
-    """``rows`` if they are a ``[rows >= 1, dim >= 1]`` matrix of real numbers."""
-    if rows.ndim != 2 or 0 in rows.shape:
-        raise ValueError(f"{path}: expected a [rows, dim] matrix with at least one row and "
-                         f"column, got shape {list(rows.shape)}")
-    if isinstance(rows, np.ndarray) and not (np.issubdtype(rows.dtype, np.floating)
-                                             or np.issubdtype(rows.dtype, np.integer)):
-        raise ValueError(f"{path}: expected numbers, got dtype {rows.dtype.str}")
-    return rows
-
-
-def _open_rows(path: str):
-    if path.endswith('.npy'):
-        try:
-            return np.load(path, mmap_mode='r')
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{path}: not a readable .npy file ({e})") from None
-    if path.endswith(('.pt', '.pth')):
-        rows = load_pt(path, 'a feature file', mmap=True)  # memory-mapped where it can be
-        if not isinstance(rows, Tensor) or not rows.is_floating_point() or \
-                rows.layout != torch.strided:
-            raise ValueError(f"{path}: expected a dense float tensor [rows, dim]")
-        return rows
-    raise ValueError(f"{path}: expected a .npy, .pt or .pth file, or a directory of them")
-
-
-def _read_mask(path: str, num_rows: int) -> np.ndarray:
-    """A presence mask file (``.npy`` / ``.pt``, bool or 0/1, ``[num_rows]``)."""
-    mask = _open_rows(path) if path.endswith('.npy') else load_pt(path, 'a mask file')
-    mask = _as_numpy(mask)
-    if mask.ndim != 1 or mask.shape[0] != num_rows:
-        raise ValueError(f"{path}: expected a mask of {num_rows} entries (one per row), got "
-                         f"shape {list(mask.shape)}")
-    if mask.dtype != np.bool_:
-        if not np.issubdtype(mask.dtype, np.number) or not np.isin(mask, (0, 1)).all():
-            raise ValueError(f"{path}: a mask holds bool or 0/1 values")
-    return np.asarray(mask, dtype=np.bool_)
-
-
-def write_feature_file(writer: FeatureStoreWriter, modality: str, path: str,
-                       num_entities: int, nan_rows: str = 'error',
-                       zero_rows_missing: bool = True, mask: Optional[Tensor] = None,
-                       chunk_rows: int = 65536) -> int:
-    r"""Streams one modality's feature file (``.npy`` read memory-mapped,
-    ``.pt`` / ``.pth`` weights-only and memory-mapped where it can be) into
-    ``writer``, ``chunk_rows`` rows at a time, with the presence rules of
-    :func:`~native_pyg.data.readers.read_feature_file`: rows outside
-    ``mask`` (``[N]`` bool) are missing, rows holding NaN/Inf are an error
-    naming the row (``nan_rows='error'``) or missing, and without a mask
-    all-zero rows are missing (``zero_rows_missing``). The file is never
-    read whole. Returns the number of present rows.
-
-    Raises:
-        ValueError: One line naming the file (and the row) at fault.
-    """
-    from native_pyg.data.readers import MMKGFormatError
-    try:
-        rows = _open_rows(path)
-    except ValueError as e:
-        raise MMKGFormatError(str(e)) from None
-    if rows.ndim != 2 or 0 in rows.shape:
-        raise MMKGFormatError(f"{path}: expected a 2-D array [num_entities, d] with d >= 1, got "
-                              f"shape {tuple(rows.shape)}")
-    floating = (rows.is_floating_point() if isinstance(rows, Tensor)
-                else np.issubdtype(rows.dtype, np.floating))
-    if not floating:
-        raise MMKGFormatError(f"{path}: expected floating-point features, got {rows.dtype}")
-    if rows.shape[0] != num_entities:
-        raise MMKGFormatError(f"{path}: has {rows.shape[0]} rows but the dataset has "
-                              f"{num_entities} entities")
-    given = None if mask is None else _as_numpy(mask).astype(bool)
-    present_rows = [0]
-    masks: List[np.ndarray] = []
-
-    def chunks():
-        for start in range(0, num_entities, chunk_rows):
-            x = _as_numpy(rows[start:start + chunk_rows]).astype(np.float32)
-            keep = np.ones(x.shape[0], bool) if given is None else given[start:start + x.shape[0]]
-            finite = np.isfinite(x).all(axis=1)
-            bad = np.flatnonzero(keep & ~finite)
-            if bad.size and nan_rows != 'missing':
-                raise MMKGFormatError(f"{path}: row {start + int(bad[0])} holds NaN/Inf values; "
-                                      f"pass nan_rows='missing' (CLI: --nan-rows missing) to "
-                                      f"treat such rows as missing")
-            present = keep & finite
-            if zero_rows_missing and given is None:
-                present &= (x != 0).any(axis=1)
-            x[~present] = 0
-            masks.append(present)
-            present_rows[0] += int(present.sum())
-            yield x
-
-    def mask_chunks():
-        while True:  # the writer asks for a chunk's mask right after the chunk
-            yield masks.pop(0)
-
-    writer.write(modality, chunks(), dim=int(rows.shape[1]), masks=mask_chunks())
-    return present_rows[0]
-
-
-def _inside(path: str, directory: str) -> bool:
-    path, directory = osp.realpath(path), osp.realpath(directory)
-    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
-
-
-def convert_feature_files(out: str, files: Mapping[str, str], dtype: str = 'float16',
-                          chunk_rows: int = 65536, progress: bool = True,
-                          masks: Optional[Mapping[str, str]] = None) -> DiskFeatureStore:
-    r"""Converts a user's feature files, ``{modality: path}`` (each a
-    ``[N, d_m]`` ``.npy`` or ``.pt`` file, or a directory of row chunks), to
-    a new store at ``out``, ``chunk_rows`` rows at a time with a progress
-    bar. Every modality needs the same :math:`N` (row ``i`` = entity ``i``).
-
-    ``masks`` ``{modality: path}`` gives a modality's presence (a ``.npy`` /
-    ``.pt`` of ``[N]`` bool or 0/1); without one, a row is missing when it
-    is all zero. ``out`` must not exist, or be an empty directory: the
-    store is written beside it and moved in whole, so a source file is never
-    read and written at once, nothing in ``out`` is replaced, and a killed
-    conversion leaves no half store.
-    """
-    import shutil
-    import tempfile
-    from tqdm.auto import tqdm
-    masks = dict(masks or {})
-    unknown = sorted(set(masks) - set(files))
-    if unknown:
-        raise ValueError(f"a mask for {unknown} but no feature file of that modality")
-    for m, path in [*files.items(), *masks.items()]:
-        if _inside(path, out):
-            raise ValueError(f"{path}: lies inside the output directory {out}; write the store "
-                             f"to a new directory (nothing was changed)")
-    if osp.lexists(out) and not (osp.isdir(out) and not os.listdir(out)):
-        raise ValueError(f"{out}: exists and is not an empty directory; write the store to a "
-                         f"new directory (nothing was changed)")
-    sources = {m: _row_source(p) for m, p in files.items()}
-    counts = {m: s[0] for m, s in sources.items()}
-    if len(set(counts.values())) != 1:
-        raise ValueError(f"every modality needs one row per entity; rows per file: {counts}")
-    num = next(iter(counts.values()))
-    presence = {m: _read_mask(p, num) for m, p in masks.items()}
-    parent = osp.dirname(osp.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f'.{osp.basename(osp.abspath(out))}.writing-')
-    try:
-        writer = FeatureStoreWriter(tmp, num, dtype)
-        for m, (_, dim, parts) in sources.items():
-            bar = tqdm(total=num, desc=f'{m} -> {dtype}', unit='row', unit_scale=True,
-                       disable=None if progress else True)
-            spans: List[Tuple[int, int]] = []
-
-            def chunks(parts=parts, bar=bar, spans=spans):
-                start = 0
-                for part in parts:
-                    for s in range(0, part.shape[0], chunk_rows):
-                        rows = part[s:s + chunk_rows]
-                        spans.append((start, start + rows.shape[0]))
-                        start += rows.shape[0]
-                        bar.update(rows.shape[0])
-                        yield rows
-
-            mask = presence.get(m)
-            writer.write(m, chunks(), dim=dim,
-                         masks=None if mask is None else (mask[a:b] for a, b in spans))
-            bar.close()
-        writer.close()
-        if osp.isdir(out):
-            os.rmdir(out)  # empty (checked above); rmdir fails rather than lose a new file
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return DiskFeatureStore(out)
 
 
 def store_graph_features(data, root: str, modalities: Optional[List[str]] = None,

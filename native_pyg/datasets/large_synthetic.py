@@ -31,7 +31,7 @@ import os.path as osp
 import shutil
 import tempfile
 from collections.abc import Sequence
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
 import torch
@@ -50,12 +50,11 @@ FEATURES = 'features'
 
 
 # -- features -----------------------------------------------------------------
-def _feature_chunks(spec: GraphSpec, modality: str, chunk_rows: int, masks: List[np.ndarray],
-                    bar) -> Iterator[np.ndarray]:
-    """Rows ``0, 1, ...`` in chunks of ``chunk_rows``, assembled from the
-    fixed random blocks; each chunk's mask is appended to ``masks``. The
-    chunk buffer is reused (the writer has written a chunk before it asks
-    for the next)."""
+def _feature_chunks(spec: GraphSpec, modality: str, chunk_rows: int,
+                    bar) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    """``(rows, mask)`` of rows ``0, 1, ...`` in chunks of ``chunk_rows``,
+    assembled from the fixed random blocks. The chunk buffer is reused (the
+    writer has written a chunk before it asks for the next)."""
     w = spec.weights(modality)
     buf = np.empty((min(chunk_rows, spec.n), spec.dims[modality]), DTYPES[spec.dtype])
     cached, rows, present = -1, None, None
@@ -73,9 +72,8 @@ def _feature_chunks(spec: GraphSpec, modality: str, chunk_rows: int, masks: List
             np.copyto(out[at - start:at - start + hi - lo], rows[lo:hi], casting='same_kind')
             mask[at - start:at - start + hi - lo] = present[lo:hi]
             at += hi - lo
-        masks.append(mask)
         bar.update(stop - start)
-        yield out
+        yield out, mask
 
 
 def _features(spec: GraphSpec, root: str, chunk_rows: int, progress: bool) -> Dict[str, Dict]:
@@ -83,20 +81,11 @@ def _features(spec: GraphSpec, root: str, chunk_rows: int, progress: bool) -> Di
     writer = FeatureStoreWriter(root, spec.n, spec.dtype)
     info = {}
     for m in MODALITIES:
-        masks: List[np.ndarray] = []
-        present = [0]
-
-        def mask_chunks(masks=masks, present=present):
-            while True:  # the writer asks for a chunk's mask right after the chunk
-                mask = masks.pop(0)
-                present[0] += int(mask.sum())
-                yield mask
-
         with tqdm(total=spec.n, desc=f'{m} features', unit='ent', unit_scale=True,
                   disable=None if progress else True) as bar:
-            writer.write(m, _feature_chunks(spec, m, chunk_rows, masks, bar),
-                         dim=spec.dims[m], masks=mask_chunks())
-        info[m] = {'dim': spec.dims[m], 'present': present[0]}
+            present = writer.write_with_masks(m, _feature_chunks(spec, m, chunk_rows, bar),
+                                              dim=spec.dims[m])
+        info[m] = {'dim': spec.dims[m], 'present': present}
     writer.close()
     return info
 

@@ -91,7 +91,7 @@ def confidence_interval(values: Tensor, level: float = 0.95, hits: Sequence[int]
 
 def evaluate_sample(evaluator: LinkPredictionEvaluator, model: Any, triples: Tensor,
                     sample: Optional[int] = None, seed: int = 0,
-                    level: float = 0.95) -> Dict[str, Any]:
+                    level: float = 0.95, ranks_of=None) -> Dict[str, Any]:
     r"""The metrics of ``evaluator`` (its ``ranks`` and
     ``metrics_from_ranks``) for ``model`` on ``triples``, on a seeded subset of
     ``sample`` triples (:func:`sample_queries`) when ``sample`` is given and
@@ -102,13 +102,18 @@ def evaluate_sample(evaluator: LinkPredictionEvaluator, model: Any, triples: Ten
     (:func:`confidence_interval` with the triple as sampling unit, its head
     and tail rank averaged, finite-population corrected). Works with any
     evaluator that has ``ranks`` and ``metrics_from_ranks``, e.g.
-    :class:`~native_pyg.evaluation.LinkPredictionEvaluator`."""
+    :class:`~native_pyg.evaluation.LinkPredictionEvaluator`. ``ranks_of``
+    (``triples -> ranks``, default ``evaluator.ranks(model, triples)``)
+    ranks the chosen triples another way, e.g. split over processes."""
+    if ranks_of is None:
+        def ranks_of(part: Tensor):
+            return evaluator.ranks(model, part)
     triples = torch.as_tensor(triples)
     total = triples.size(0)
     if sample is None or int(sample) >= total:
-        return evaluator.metrics_from_ranks(triples, *evaluator.ranks(model, triples))
+        return evaluator.metrics_from_ranks(triples, *ranks_of(triples))
     subset = sample_queries(triples, int(sample), seed)
-    ranks = evaluator.ranks(model, subset)
+    ranks = ranks_of(subset)
     out = evaluator.metrics_from_ranks(subset, *ranks)
     out[f'ci{level * 100:g}'] = confidence_interval(torch.stack(ranks[:2], 1), level,
                                                     evaluator.hits, population=total)

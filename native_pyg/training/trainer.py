@@ -122,6 +122,8 @@ class Trainer:
         if cfg.deterministic:
             make_deterministic()
         self.data_fingerprint = fingerprint(data)
+        store = getattr(model.inputs, 'store', None)  # recorded: a rewritten store is refused
+        self.store_identity = store.identity() if hasattr(store, 'identity') else None
         # under torch.distributed: per-rank draws, rank 0 writes (see training.distributed)
         self.dist = distributed.current()
         rank, self.writes = self.dist.rank, bool(out_dir) and self.dist.is_main
@@ -431,9 +433,8 @@ class Trainer:
         """Everything needed to resume exactly (``best_only``: model + config)."""
         # best.pt / model.pt hold the best weights once validation ran
         weights_epoch = self.best_epoch if best_only and self.best_state is not None else self.epoch
-        store = getattr(self.model.inputs, 'store', None)
         state = {'config': self.run.to_dict(), 'data': self.data_fingerprint,
-                 'feature_store': store.identity() if hasattr(store, 'identity') else None,
+                 'feature_store': self.store_identity,
                  'epoch': self.epoch, 'world_size': self.dist.world_size,
                  'weights_epoch': weights_epoch, 'model': self.model.state_dict(),
                  'generator': self.generator.state_dict() if self.generator else None,

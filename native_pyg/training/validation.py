@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, Tuple
 
-import torch
 from torch import Tensor
 
 from native_pyg.evaluation.protocols import evaluator_for
-from native_pyg.evaluation.query_subsets import confidence_interval, sample_queries
+from native_pyg.evaluation.query_subsets import evaluate_sample
 from native_pyg.training import distributed
 from native_pyg.training.config import TrainConfig
 
@@ -55,19 +54,8 @@ def evaluate_split(evaluator, model, triples: Tensor, protocol: str,
     ``'protocol'``, and for a subset ``'sampled_queries'``,
     ``'total_queries'``, ``'sample_seed'`` and ``'ci95'``."""
     def ranks_of(part: Tensor):
-        return evaluator.ranks(model, part)
+        return distributed.sharded_ranks(lambda p: evaluator.ranks(model, p), part, dist)
 
-    total = triples.size(0)
-    if 0 < sample < total:
-        subset = sample_queries(triples, int(sample), seed)
-        ranks = distributed.sharded_ranks(ranks_of, subset, dist)
-        out = evaluator.metrics_from_ranks(subset, *ranks)
-        out['ci95'] = confidence_interval(torch.stack(ranks[:2], 1), 0.95, evaluator.hits,
-                                          population=total)
-        out.update(sampled_queries=int(subset.size(0)), total_queries=int(total),
-                   sample_seed=int(seed))
-    else:
-        out = evaluator.metrics_from_ranks(triples, *distributed.sharded_ranks(
-            ranks_of, triples, dist))
+    out = evaluate_sample(evaluator, model, triples, sample or None, seed, ranks_of=ranks_of)
     out['protocol'] = protocol
     return out
