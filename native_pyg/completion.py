@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from native_pyg.data.schema import ENTITY, SPLITS, split_triples
+from native_pyg.nn.distance_kernels import compiled_distances
 from native_pyg.prediction import model_and_data, resolve
 from native_pyg.training.checkpoint import write_text_atomically
 
@@ -69,7 +70,7 @@ def _signature(checkpoint: str, relations: List[int], heads: Optional[List[int]]
 def complete(model_or_run, relations: Sequence[Union[str, int]], out: str,
              heads: Optional[Sequence[Union[str, int]]] = None, k: int = 10, data=None,
              progress: bool = True, batch_size: Optional[int] = None,
-             source: Optional[str] = None) -> str:
+             source: Optional[str] = None, compile: bool = False) -> str:
     r"""Writes the ``k`` best new tails of every ``(head, relation, ?)`` to
     the TSV ``out`` (module docstring) and returns its path.
 
@@ -87,6 +88,8 @@ def complete(model_or_run, relations: Sequence[Union[str, int]], out: str,
             as :data:`SCORE_BYTES` of scores allow).
         source (str, optional): The checkpoint's path, when ``model_or_run``
             was restored from one (a resumed table must come from it).
+        compile (bool): Score by compiled distance kernels
+            (:func:`~native_pyg.nn.distance_kernels.compiled_distances`).
 
     Raises:
         ValueError: One line: an unknown name, ``k < 1``, or ``out`` holds
@@ -122,7 +125,8 @@ def complete(model_or_run, relations: Sequence[Union[str, int]], out: str,
     bar = tqdm(total=total, initial=done, desc='completing', unit='query', unit_scale=True,
                disable=None if progress else True)
     try:
-        with open(out, 'a', encoding='utf-8') as f, torch.no_grad(), _encoded_once(model):
+        with open(out, 'a', encoding='utf-8') as f, torch.no_grad(), _encoded_once(model), \
+                compiled_distances(compile):
             if f.tell() == 0:  # a new table: its header, recorded before any row
                 f.write(header)
                 f.flush()

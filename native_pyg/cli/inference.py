@@ -37,10 +37,9 @@ def cmd_evaluate(args) -> int:
                           args.feature_store)
     run, data, model = loaded.run, loaded.data, loaded.model
     protocol = args.protocol or ('streamed' if hasattr(model.inputs, 'store') else 'full')
-    kwargs = {'compile': args.compile} if protocol == 'full' else {}
     try:
         ev = evaluator_for(data, protocol, args.num_candidates, ties=args.ties,
-                           progress=info.is_main, **kwargs)
+                           progress=info.is_main, compile=args.compile)
     except ValueError as e:
         raise CLIError(str(e)) from None
     triples = split_triples(data, args.split)
@@ -156,7 +155,7 @@ def cmd_complete(args) -> int:
     loaded = _restore(args.checkpoint, args.root, feature_store=args.feature_store)
     try:
         complete(loaded, args.relation, args.out, heads=heads, k=args.k,
-                 progress=not args.quiet, source=args.checkpoint)
+                 progress=not args.quiet, source=args.checkpoint, compile=args.compile)
     except ValueError as e:
         raise CLIError(first_line(e)) from None
     print(f"proposals written to {args.out}")

@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--root', type=path_arg,
                    help='look for the dataset here instead of the recorded root')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
+    p.add_argument('--compile', action='store_true', help=COMPILE_HELP)
     p.add_argument('--feature-store', type=path_arg, metavar='PATH',
                    help="the run's converted feature store, where it lies now (default: "
                         "where it was trained)")

@@ -13,11 +13,15 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..nn.layerwise import layerwise_structural_embeddings, missing_layerwise_api
+from ..nn.redaf import FUSE_TILE, weighted_sum
 from .link_prediction import _model_device, eval_mode
 from .query_subsets import ProtocolEvaluator, check_model_api
 from .ranks import _combine
 
 __all__ = ['StreamingLinkPredictionEvaluator']
+
+#: the most scores (queries x candidates) held for one chunk
+SCORE_BUDGET = 2 ** 26
 
 
 def _logits(model: Any, emb: Tensor) -> Optional[Tensor]:
@@ -43,9 +47,10 @@ class _Block:
         self.index, self.tails, self.rel = index, tails, rel
         self.query_entity, self.target = query_entity[index], target[index]
         self.unique, self.inverse = torch.unique(self.query_entity, return_inverse=True)
-        # fused unique queries [u, De], their relation [u, Dr], the provisional
-        # target scores [b] and the known answers (row, col) sorted by col
-        self.query = self.rel_emb = self.score = self.removed = None
+        # fused unique queries [u, De], their scorer-prepared form, the provisional
+        # target scores [b], the known answers (row, col) sorted by col, and the
+        # unique queries' scores against the chunk being streamed [u, C]
+        self.query = self.prepared = self.score = self.removed = self.chunk = None
 
     def reset(self, tolerance: float, window_limit: int) -> None:
         """Fresh counts for a stream of all chunks, against ``score``."""
@@ -63,6 +68,29 @@ class _Block:
         self.window: List[Tuple[Tensor, Tensor, Tensor]] = []  # (row, value, removed)
         self.window_size, self.window_limit, self.overflow = 0, window_limit, False
 
+class _RelationGroups:
+    """The blocks of each relation and their prepared queries, concatenated
+    (head and tail queries alike: both are scored against the candidates
+    fused under the relation) where the scorer prepares them as tensors."""
+
+    def __init__(self, blocks: List[_Block]):
+        self.blocks: Dict[int, List[_Block]] = {}
+        for b in blocks:
+            self.blocks.setdefault(b.rel, []).append(b)
+        self.relations = list(self.blocks)
+        self.queries = {rel: torch.cat([b.prepared for b in group])
+                        if all(torch.is_tensor(b.prepared) for b in group) else None
+                        for rel, group in self.blocks.items()}
+
+    def rows(self, rel: int) -> List[slice]:
+        """Each block's rows of its relation's concatenated queries."""
+        out, start = [], 0
+        for b in self.blocks[rel]:
+            out.append(slice(start, start + b.unique.numel()))
+            start += b.unique.numel()
+        return out
+
+
 class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
     r"""Filtered (and raw) 1-vs-all ranks, those of
     :class:`~native_pyg.evaluation.LinkPredictionEvaluator`, with memory
@@ -71,11 +99,16 @@ class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
     The outermost loop runs over chunks of ``candidate_chunk`` entities, so
     every entity's features are read and projected once per evaluation:
     per chunk, the modality embeddings are computed once
-    (``model.embed_entities(chunk)``) and fused under each relation of the
-    queries, and each query (in blocks of ``batch_size`` of one relation)
+    (``model.embed_entities(chunk)``); then, a tile of
+    :data:`~native_pyg.nn.redaf.FUSE_TILE` candidates at a time (in cache),
+    the tile is fused under each relation of the queries and scored against
+    the queries of that relation (prepared once per block of ``batch_size``
+    queries of one relation and direction, ``scorer.query``); each query
     counts the chunk's candidates scoring above and equal to its target,
-    and those of them that are known answers (filtered out). Memory:
-    ``batch_size x candidate_chunk`` scores and one chunk's embeddings.
+    and those of them that are known answers (filtered out). Memory: one
+    chunk's embeddings and the unique queries' scores against it (at most
+    :data:`SCORE_BUDGET`; fewer candidates per chunk where more queries
+    would pass it).
 
     Exactness: a target is compared with the candidates at the score it gets
     *as a candidate in its own chunk* (as the in-memory evaluator reads it
@@ -135,9 +168,7 @@ class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
     def _score(self, model: Any, block: _Block, candidates: Tensor) -> Tensor:
         """``[u, C]`` scores of the block's unique queries against fused
         candidates: the one function used for targets and chunks alike."""
-        if block.tails:
-            return model.scorer.score_tails(block.query, block.rel_emb, candidates)
-        return model.scorer.score_heads(block.rel_emb, block.query, candidates)
+        return model.scorer.against(block.prepared, candidates)
 
     def _prepare(self, model: Any, block: _Block) -> None:
         """The block's fused queries, relation embeddings, provisional target
@@ -148,7 +179,8 @@ class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
         logits = _logits(model, emb)
         rel = torch.full((block.unique.numel(),), block.rel, dtype=torch.long, device=device)
         block.query = model.fuse(emb, mask, rel, iq, logits)
-        block.rel_emb = model.relation_embedding(rel)
+        block.prepared = model.scorer.query(block.query, model.relation_embedding(rel),
+                                            block.tails)
         candidates = model.fuse(emb, mask, torch.tensor(block.rel, device=device), it, logits)
         block.score = self._score(model, block, candidates)[block.inverse, target_inverse]
         del emb, mask, logits, candidates
@@ -161,26 +193,50 @@ class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
         block.removed = (row[order], col[order])
         block.reset(self.tolerance, self.window_limit)
 
-    def _stream(self, model: Any, blocks: List[_Block], device: torch.device) -> None:
-        by_rel: Dict[int, List[_Block]] = {}
-        for b in blocks:
-            by_rel.setdefault(b.rel, []).append(b)
-        for start in tqdm(range(0, self.num_entities, self.candidate_chunk), unit='chunk',
-                          desc='streamed ranking', disable=None if self.progress else True):
-            end = min(start + self.candidate_chunk, self.num_entities)
-            ids = torch.arange(start, end, device=device)
-            emb, mask, _ = model.embed_entities(ids)
-            logits = _logits(model, emb)
-            for rel, group in by_rel.items():
-                candidates = model.fuse(emb, mask, torch.tensor(rel, device=device),
-                                        logits=logits)
-                for block in group:
-                    self._count(model, block, candidates, start, end)
-            del emb, mask, logits
+    def _width(self, blocks: List[_Block]) -> int:
+        """Candidates per chunk: ``candidate_chunk``, fewer where the blocks'
+        scores against one chunk would pass :data:`SCORE_BUDGET` elements."""
+        queries = max(1, sum(int(b.unique.numel()) for b in blocks))
+        return min(self.candidate_chunk, max(FUSE_TILE, SCORE_BUDGET // queries))
 
-    def _count(self, model: Any, block: _Block, candidates: Tensor, start: int,
-               end: int) -> None:
-        scores = self._score(model, block, candidates)[block.inverse]  # [b, C]
+    def _stream(self, model: Any, blocks: List[_Block], device: torch.device) -> None:
+        groups = _RelationGroups(blocks)
+        rel_index = {rel: torch.tensor(rel, device=device) for rel in groups.relations}
+        width = self._width(blocks)
+        for start in tqdm(range(0, self.num_entities, width), unit='chunk',
+                          desc='streamed ranking', disable=None if self.progress else True):
+            end = min(start + width, self.num_entities)
+            emb, mask, _ = model.embed_entities(torch.arange(start, end, device=device))
+            logits = _logits(model, emb)
+            weights = {rel: model.fusion_weights(emb, mask, rel_index[rel], logits)
+                       for rel in groups.relations}
+            del mask, logits
+            scores = {rel: emb.new_empty(q.size(0), end - start) if torch.is_tensor(q) else None
+                      for rel, q in groups.queries.items()}
+            # tiles outside, relations inside: a tile's modality rows stay in cache while
+            # it is fused under every relation (fusing the whole chunk per relation reads
+            # all of it from memory once per relation, 6x slower)
+            for t in range(0, end - start, FUSE_TILE):
+                tile = slice(t, t + FUSE_TILE)
+                e = emb[tile]
+                for rel, query in groups.queries.items():
+                    candidates = weighted_sum(e, weights[rel][tile])
+                    if scores[rel] is not None:  # the relation's queries scored at once
+                        scores[rel][:, tile] = model.scorer.against(query, candidates)
+                    else:
+                        for block in groups.blocks[rel]:
+                            if block.chunk is None:
+                                block.chunk = emb.new_empty(block.unique.numel(), end - start)
+                            block.chunk[:, tile] = self._score(model, block, candidates)
+            del emb, weights
+            for rel, group in groups.blocks.items():
+                for block, rows in zip(group, groups.rows(rel)):
+                    chunk = block.chunk if scores[rel] is None else scores[rel][rows]
+                    self._count(block, chunk[block.inverse], start, end)
+                    block.chunk = None
+
+    def _count(self, block: _Block, scores: Tensor, start: int, end: int) -> None:
+        """Counts the block's ``[b, C]`` scores against chunk ``start:end``."""
         inside = ((block.target >= start) & (block.target < end)).nonzero().view(-1)
         if inside.numel():  # from this chunk on, compare with the target's own score here
             block.exact[inside] = scores[inside, block.target[inside] - start]

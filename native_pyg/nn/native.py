@@ -459,6 +459,15 @@ class NativE(torch.nn.Module):
             return emb[:, 0] if index is None else emb[index, 0]
         return self.fusion(emb, mask, self._idx(rel_type), index, logits)[0]
 
+    def fusion_weights(self, emb: Tensor, mask: Tensor, rel_type: Union[Tensor, int],
+                       logits: Optional[Tensor] = None) -> Tensor:
+        """``[U, M]`` weights fusing every row of ``emb`` under one relation
+        (:func:`~native_pyg.nn.redaf.weighted_sum` of them is :meth:`fuse`
+        without gradient); the structure column alone without fusion."""
+        if self.fusion is None:
+            return emb.new_zeros(mask.shape).index_fill_(1, mask.new_zeros(1, dtype=torch.long), 1)
+        return self.fusion.dense_weights(emb, mask, self._idx(rel_type), logits)
+
     def fuse_rows(self, emb: Tensor, mask: Tensor,
                   pairs: Sequence[Tuple[Tensor, Tensor]]) -> List[Tensor]:
         """Fuses ``(row_index, rel_type)`` groups of rows of ``emb``, a ReDAF

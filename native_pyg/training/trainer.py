@@ -20,7 +20,7 @@ from native_pyg.evaluation import LinkPredictionEvaluator
 from native_pyg.nn import CoMATGenerator, NativE
 from native_pyg.nn.comat import critic_terms, generator_loss
 from native_pyg.nn.gnn import LayerwiseEncoder
-from native_pyg.nn.scorers import compiled_distances
+from native_pyg.nn.distance_kernels import compiled_distances
 from native_pyg.training import distributed
 from native_pyg.training.allocator import reuse_freed_memory
 from native_pyg.training.curves import plot_curves

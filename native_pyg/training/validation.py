@@ -40,9 +40,9 @@ def resolve_protocol(protocol: str, stored_features: bool) -> str:
 def training_evaluator(data, cfg: TrainConfig, stored_features: bool) -> Tuple[str, Any]:
     """``(protocol, evaluator)`` for a trainer's validation and test."""
     protocol = resolve_protocol(cfg.eval_protocol, stored_features)
-    kwargs = ({'batch_size': cfg.eval_batch_size, 'compile': cfg.compile}
-              if protocol == 'full' else {})
-    return protocol, evaluator_for(data, protocol, cfg.eval_candidates, **kwargs)
+    kwargs = {'batch_size': cfg.eval_batch_size} if protocol == 'full' else {}
+    return protocol, evaluator_for(data, protocol, cfg.eval_candidates, compile=cfg.compile,
+                                   **kwargs)
 
 
 def evaluate_split(evaluator, model, triples: Tensor, protocol: str,

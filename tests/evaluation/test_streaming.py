@@ -96,6 +96,49 @@ def test_streamed_ranks_equal_in_memory_ranks(kind, ties):
         assert ev.passes == 1
 
 
+@pytest.mark.parametrize('compile', [False, True])
+def test_tiles_inside_chunks_and_compiled_kernels_keep_the_in_memory_ranks(monkeypatch, compile):
+    # a chunk is fused and scored in tiles (several relations per tile, head and tail
+    # queries of one relation scored at once); tiles of 3 rows cross every chunk
+    from native_pyg.evaluation import streaming
+    from native_pyg.nn import distance_kernels, redaf
+    monkeypatch.setattr(redaf, 'FUSE_TILE', 3)
+    monkeypatch.setattr(streaming, 'FUSE_TILE', 3)
+    train, known, test = problem()
+    for kind in ('features', 'structure'):
+        net = build(kind, train)
+        expected = LinkPredictionEvaluator(N, known, compile=compile).ranks(net, test)
+        for chunk, batch in CONFIGS:
+            ev = StreamingLinkPredictionEvaluator(N, known, candidate_chunk=chunk,
+                                                  batch_size=batch, compile=compile)
+            assert_same(expected, ev.ranks(net, test))
+    assert not distance_kernels._COMPILE['failed'], 'torch.compile failed here'
+
+
+def test_a_scorer_with_only_forward_streams_the_in_memory_ranks():
+    # a scorer that defines only forward(): its queries are not tensors to concatenate
+    from native_pyg.nn.scorers import KGScorer
+
+    class Plain(KGScorer):
+        def forward(self, head, rel, tail):
+            return self.margin - (head - tail).abs().sum(-1) * rel.abs().sum(-1)
+
+    train, known, test = problem()
+    net = build('features', train)
+    net.scorer = Plain(net.scorer.hidden_channels, margin=6.0)
+    expected = LinkPredictionEvaluator(N, known).ranks(net, test)
+    assert_same(expected, StreamingLinkPredictionEvaluator(
+        N, known, candidate_chunk=7, batch_size=5).ranks(net, test))
+    # and they are what forward() gives, one triple at a time
+    with torch.no_grad():
+        emb, mask, _ = net.embed_entities(torch.arange(N))
+        h, r, t = test[0].tolist()
+        fused = net.fuse(emb, mask, torch.tensor(r))
+        tails = net.scorer.score_tails(fused[h:h + 1], net.relation_embedding(test[:1, 1]), fused)
+        one = net.scorer(fused[h], net.relation_embedding(test[0, 1]), fused[t])
+    torch.testing.assert_close(tails[0, t], one)
+
+
 @pytest.mark.parametrize('chunk,batch', [(13, 1), (1, 64), (1000, 2)])
 def test_one_query_per_block_one_entity_per_chunk_and_one_chunk(chunk, batch):
     train, known, test = problem()
@@ -187,10 +230,7 @@ def test_memory_is_bounded_and_entities_embedded_once(monkeypatch):
     spy('modality_embeddings', net.modality_embeddings, modality_check)
     spy('score_tails', net.score_tails, refuse)
     spy('score_heads', net.score_heads, refuse)
-    spy('scorer.score_tails', net.scorer.score_tails,
-        lambda q, r, c, *a: candidates.append(c.size(0)))
-    spy('scorer.score_heads', net.scorer.score_heads,
-        lambda r, q, c, *a: candidates.append(c.size(0)))
+    spy('scorer.against', net.scorer.against, lambda q, c, *a: candidates.append(c.size(0)))
     ev = StreamingLinkPredictionEvaluator(N, known, candidate_chunk=chunk, batch_size=batch)
     ev.ranks(net, test)
     # chunk calls (one index tensor) cover every entity once, in bounded chunks

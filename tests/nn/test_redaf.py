@@ -172,3 +172,22 @@ def test_fusing_rows_by_index_equals_gathering_them_values_and_gradients(fusion_
                       *[p.grad.clone() for p in fusion.parameters()]])
     for got, want in zip(*grads):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_all_rows_without_gradient_equal_the_scatter_path_and_any_split_of_them(monkeypatch):
+    # 1-vs-all fuses all candidates under one relation without gradient (dense weights,
+    # a tiled weighted sum); rows fused in blocks must equal rows fused at once, bit for bit
+    from native_pyg.nn import redaf
+    emb, mask, rel = batch()
+    for fusion in (ReDAF(D, R), ReDAF(D, R, fusion='mean'), ReDAF(D, R, relation_temperature=False)):
+        with torch.no_grad():
+            fused, weights = fusion(emb, mask, 2)
+        expect_fused, expect_w = fusion(emb, mask, torch.full((emb.size(0),), 2))  # with grad
+        torch.testing.assert_close(weights, expect_w.detach())
+        torch.testing.assert_close(fused, expect_fused.detach())
+        assert (weights[~mask] == 0).all()
+        monkeypatch.setattr(redaf, 'FUSE_TILE', 4)
+        with torch.no_grad():
+            parts = [fusion(emb[i:i + 2], mask[i:i + 2], 2)[0] for i in range(0, emb.size(0), 2)]
+        monkeypatch.undo()
+        assert torch.equal(torch.cat(parts), fused)
