@@ -30,6 +30,7 @@ from torch import Tensor
 
 from native_pyg.data.schema import ENTITY, SPLITS, split_triples
 from native_pyg.nn.distance_kernels import compiled_distances
+from native_pyg.nn.layerwise import entities_encoded_once
 from native_pyg.prediction import model_and_data, resolve
 from native_pyg.training.checkpoint import write_text_atomically
 
@@ -125,8 +126,8 @@ def complete(model_or_run, relations: Sequence[Union[str, int]], out: str,
     bar = tqdm(total=total, initial=done, desc='completing', unit='query', unit_scale=True,
                disable=None if progress else True)
     try:
-        with open(out, 'a', encoding='utf-8') as f, torch.no_grad(), _encoded_once(model), \
-                compiled_distances(compile):
+        with open(out, 'a', encoding='utf-8') as f, torch.no_grad(), \
+                entities_encoded_once(model, CANDIDATE_CHUNK), compiled_distances(compile):
             if f.tell() == 0:  # a new table: its header, recorded before any row
                 f.write(header)
                 f.flush()
@@ -196,19 +197,6 @@ def top_new_tails(model, known: KnownTails, heads: Tensor, r: int, k: int, n: in
         best, at = merged.topk(min(k, merged.size(1)), dim=1)
         best_ids = ids.gather(1, at)
     return best, best_ids
-
-
-def _encoded_once(model):
-    """A GNN encoder's output for every entity, computed once (layer by
-    layer where it can) for all the chunks; nothing for a lookup table."""
-    import contextlib
-    from native_pyg.nn.layerwise import layerwise_structural_embeddings, missing_layerwise_api
-    encoder = model.structural_encoder
-    if encoder is None:
-        return contextlib.nullcontext()
-    structure = (None if missing_layerwise_api(encoder) else
-                 layerwise_structural_embeddings(model, CANDIDATE_CHUNK, False))
-    return model.cached_entities(structure=structure)
 
 
 def _resume_point(out: str, progress_path: str, signature: Dict[str, object]) -> int:

@@ -4,7 +4,6 @@ over chunks of candidates, for millions of entities (e.g. features read
 from disk)."""
 from __future__ import annotations
 
-import contextlib
 import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -12,7 +11,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..nn.layerwise import layerwise_structural_embeddings, missing_layerwise_api
+from ..nn.layerwise import entities_encoded_once
 from ..nn.redaf import FUSE_TILE, weighted_sum
 from .link_prediction import _model_device, eval_mode
 from .query_subsets import ProtocolEvaluator, check_model_api
@@ -300,15 +299,6 @@ class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
             block.counts[3].index_add_(0, row, tied * removed)
         return True
 
-    def _cached(self, model: Any):
-        """The model's ``cached_entities`` context (structural embeddings
-        computed once, layer-wise where the encoder can), if it has one."""
-        if not hasattr(model, 'cached_entities'):
-            return contextlib.nullcontext()
-        layerwise = not missing_layerwise_api(getattr(model, 'structural_encoder', None))
-        return model.cached_entities(structure=layerwise_structural_embeddings(
-            model, self.candidate_chunk, self.progress) if layerwise else None)
-
     def ranks(self, model: Any, triples: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(head_ranks, tail_ranks, raw_head_ranks, raw_tail_ranks)``, each a
         ``[E]`` float CPU tensor aligned with the rows of ``triples``."""
@@ -319,7 +309,8 @@ class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
         triples = triples.to(device := _model_device(model))
         out = torch.empty(4, triples.size(0), dtype=torch.float, device=device)
         self.passes = 0
-        with eval_mode(model, self.compile), self._cached(model):
+        with eval_mode(model, self.compile), entities_encoded_once(
+                model, self.candidate_chunk, self.progress):
             blocks = self._blocks(triples)
             for block in blocks:
                 self._prepare(model, block)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import os.path as osp
 import shutil
 import warnings
-from typing import Any, Optional, Union
+import weakref
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -66,9 +68,9 @@ def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Tensor,
             API of :class:`~native_pyg.nn.gnn.LayerwiseEncoder`
             (:class:`~native_pyg.nn.gnn.RGCNEncoder`,
             :class:`~native_pyg.nn.gnn.CompGCNEncoder`).
-        x (torch.Tensor): Input node features ``[N, F]``; the intermediate
-            outputs are kept on its device (e.g. CPU while ``device`` is a
-            GPU).
+        x (torch.Tensor or LayerRows): Input node features ``[N, F]``; the
+            intermediate outputs are kept on its device (e.g. CPU while
+            ``device`` is a GPU).
         edge_index (torch.Tensor): ``[2, E]`` edges (with inverse edges for
             the encoders here, see :func:`~native_pyg.nn.gnn.add_inverse_edges`);
             sampled on CPU.
@@ -84,22 +86,24 @@ def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Tensor,
             a :func:`torch.from_numpy` view of a :class:`numpy.memmap`) that
             receives the last layer's output and is returned.
             (default: :obj:`None`, a new tensor on ``x``'s device)
-        scratch (str, optional): A directory where each intermediate
-            layer's output is written a batch at a time
+        scratch (str, optional): A directory where each layer's output is
+            written a batch at a time
             (:class:`~native_pyg.data.feature_store.FeatureStoreWriter`,
-            float32) and read back by row id for the next layer, instead of
-            being held as an ``[N, D]`` tensor; removed when done.
+            float32) and read back by row id, instead of being held as an
+            ``[N, D]`` tensor: the intermediate layers are removed when the
+            next one is done, and the last one is returned as
+            :class:`LayerRows` (unless ``out`` is given).
             (default: :obj:`None`, in memory)
 
     Returns:
-        torch.Tensor: ``[N, D]``, the last layer's output.
+        torch.Tensor or LayerRows: ``[N, D]``, the last layer's output.
     """
     missing = missing_layerwise_api(encoder)
     if missing:
         raise TypeError(f"{type(encoder).__name__} lacks the per-layer API ({', '.join(missing)}) "
                         f"that layer-wise inference needs; see native_pyg.nn.gnn.LayerwiseEncoder")
-    num_nodes = x.size(0) if num_nodes is None else int(num_nodes)
-    if x.dim() != 2 or x.size(0) != num_nodes:
+    num_nodes = x.shape[0] if num_nodes is None else int(num_nodes)
+    if len(x.shape) != 2 or x.shape[0] != num_nodes:
         raise ValueError(f"x must have shape [num_nodes={num_nodes}, F], got {tuple(x.shape)}")
     if edge_index.dim() != 2 or edge_index.size(0) != 2:
         raise ValueError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
@@ -114,14 +118,15 @@ def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Tensor,
         if out.dim() != 2 or out.size(0) != num_nodes:
             raise ValueError(f"out must have shape [num_nodes={num_nodes}, D], "
                              f"got {tuple(out.shape)}")
-        if num_nodes and out.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+        if num_nodes and torch.is_tensor(x) and \
+                out.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
             raise ValueError("out must not share memory with x (layers read x while writing)")
     if device is None:
         param = next(iter(encoder.parameters()), None)
         device = x.device if param is None else param.device
     device = torch.device(device)
     if num_nodes == 0:
-        return out if out is not None else x.new_empty(0, x.size(1))
+        return out if out is not None else torch.empty(0, x.shape[1], device=x.device)
 
     loader = full_neighbour_loader(edge_index, edge_type, num_nodes, int(batch_size))
     num_layers = int(encoder.num_layers)
@@ -131,7 +136,7 @@ def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Tensor,
         bar = tqdm(total=num_layers * len(loader), desc='layer-wise inference', unit='batch')
     was_training = encoder.training
     encoder.eval()
-    rows = _InMemoryRows(x)
+    rows: Union[Tensor, LayerRows] = x
     try:
         states = [_to(s, device) for s in encoder.layer_states()]
         for i, state in enumerate(states):
@@ -144,59 +149,63 @@ def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Tensor,
                         raise RuntimeError("NeighborLoader returned edges that do not end in "
                                            "the batch's targets; layer-wise inference needs "
                                            "1-hop directional subgraphs")
-                    h = encoder.layer_forward(i, rows.take(batch.n_id).to(device),
+                    h = encoder.layer_forward(i, rows[batch.n_id.to(rows.device)].to(device),
                                               batch.edge_index.to(device),
                                               batch.edge_type.to(device), state, num_targets=b)
                     if bar is not None:
                         bar.update(1)
                     yield batch.n_id[:b], h
 
-            if scratch is not None and not last:
-                rows = _DiskRows.write(osp.join(scratch, f'layer{i}'), num_nodes, outputs())
+            if scratch is not None and not (last and out is not None):
+                previous = rows
+                rows = LayerRows.write(osp.join(scratch, f'layer{i}'), num_nodes, outputs())
+                if isinstance(previous, LayerRows):  # the layer before is read no more
+                    previous.close()
             else:
                 nxt = out if last else None
                 for targets, h in outputs():
                     if nxt is None:
-                        nxt = rows.new_empty(num_nodes, h.size(1), h.dtype)
+                        nxt = torch.empty(num_nodes, h.size(1), dtype=h.dtype,
+                                          device=x.device)
                     nxt[targets.to(nxt.device)] = h.to(nxt.device, nxt.dtype)
-                rows = _InMemoryRows(nxt)
+                if isinstance(rows, LayerRows):
+                    rows.close()
+                rows = nxt
+    except BaseException:
+        if isinstance(rows, LayerRows):
+            rows.close()
+        raise
     finally:
         encoder.train(was_training)
         if bar is not None:
             bar.close()
-        if scratch is not None:
-            for i in range(num_layers):
-                shutil.rmtree(osp.join(scratch, f'layer{i}'), ignore_errors=True)
-    return rows.x
+    return rows
 
 
-class _InMemoryRows:
-    """A layer's output held as a tensor."""
+class LayerRows:
+    r"""A layer's ``[N, D]`` output on disk (a
+    :class:`~native_pyg.data.feature_store.DiskFeatureStore` written a batch
+    at a time, float32), read by row id: ``rows[index]`` is ``[len(index),
+    D]`` (``rows[None]``: all of them). Its directory is removed by
+    :meth:`close`, or when the object is collected."""
 
-    def __init__(self, x: Tensor):
-        self.x = x
+    device = torch.device('cpu')
 
-    def take(self, index: Tensor) -> Tensor:
-        return self.x[index.to(self.x.device)]
-
-    def new_empty(self, n: int, d: int, dtype) -> Tensor:
-        return self.x.new_empty(n, d, dtype=dtype)
-
-
-class _DiskRows:
-    """A layer's output written to disk a batch at a time (the batches come
-    in row order) and read back by row id, never held whole."""
-
-    def __init__(self, store, device: torch.device):
-        self.store, self.device = store, device
-        self.x = None  # never the last layer: nothing to return
+    def __init__(self, root: str, owns: Optional[str] = None):
+        from native_pyg.data.feature_store import DiskFeatureStore
+        self.root = root
+        self.store = DiskFeatureStore(root)
+        self.shape = torch.Size([self.store.num_entities, self.store.dims['h']])
+        # what close() removes: the layer's directory, or a temporary one holding it
+        self._finalizer = weakref.finalize(self, shutil.rmtree, owns or root, True)
 
     @classmethod
-    def write(cls, root: str, num_nodes: int, outputs) -> '_DiskRows':
-        from native_pyg.data.feature_store import DiskFeatureStore, FeatureStoreWriter
+    def write(cls, root: str, num_nodes: int, outputs: Iterator[Tuple[Tensor, Tensor]],
+              owns: Optional[str] = None) -> 'LayerRows':
+        """Writes ``(targets, rows)`` batches, which must come in row order."""
+        from native_pyg.data.feature_store import FeatureStoreWriter
         writer = FeatureStoreWriter(root, num_nodes, 'float32')
         expected = [0]
-        device = [torch.device('cpu')]
 
         def chunks():
             for targets, h in outputs:
@@ -205,18 +214,37 @@ class _DiskRows:
                     raise RuntimeError("layer-wise batches must come in row order to be "
                                        "written to disk")
                 expected[0] += targets.numel()
-                device[0] = h.device
                 yield h.detach().float().cpu()
 
-        writer.write('h', chunks(), masks=None)
-        writer.close()
-        return cls(DiskFeatureStore(root), device[0])
+        try:
+            writer.write('h', chunks(), masks=None)
+            writer.close()
+        except BaseException:
+            shutil.rmtree(owns or root, ignore_errors=True)
+            raise
+        return cls(root, owns)
 
-    def take(self, index: Tensor) -> Tensor:
-        return self.store.get_tensor('h', 'x', index=index.cpu())
+    def size(self, dim: Optional[int] = None):
+        return self.shape if dim is None else self.shape[dim]
 
-    def new_empty(self, n: int, d: int, dtype) -> Tensor:
-        return torch.empty(n, d, dtype=dtype)
+    def __getitem__(self, index: Optional[Tensor]) -> Tensor:
+        if index is None:
+            index = torch.arange(self.shape[0])
+        return self.store.get_tensor('h', 'x', index=torch.as_tensor(index).cpu())
+
+    def close(self) -> None:
+        """Removes the rows from disk."""
+        self._finalizer()
+
+    def adopt(self, directory: str) -> 'LayerRows':
+        """Removes ``directory`` (one holding the rows) instead of the rows'
+        own directory when closed; returns ``self``."""
+        self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, shutil.rmtree, directory, True)
+        return self
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}({self.root!r}, shape={tuple(self.shape)})'
 
 
 def full_neighbour_loader(edge_index: Tensor, edge_type: Tensor, num_nodes: int,
@@ -243,7 +271,7 @@ LAYER_SCRATCH_BYTES = 2 ** 30
 def layerwise_structural_embeddings(model, batch_size: int = 65536, progress: bool = False,
                                     device: Optional[Union[str, torch.device]] = None,
                                     out: Optional[Tensor] = None,
-                                    scratch: Optional[str] = 'auto') -> Tensor:
+                                    scratch: Optional[str] = 'auto') -> Union[Tensor, LayerRows]:
     r"""``[N, De]``: what ``model.structural_embeddings(None)`` of a
     :class:`~native_pyg.nn.NativE` with a structural encoder computes
     outside a :meth:`~native_pyg.nn.NativE.subgraph` context (the encoder
@@ -252,35 +280,77 @@ def layerwise_structural_embeddings(model, batch_size: int = 65536, progress: bo
     projected modality embedding), by :func:`layerwise_inference`. The input
     is built in chunks of ``batch_size`` entities; the encoder runs in eval
     mode. Arguments as :func:`layerwise_inference`; ``scratch='auto'``
-    writes the intermediate layers to a temporary directory when one layer's
-    output passes :data:`LAYER_SCRATCH_BYTES`, else keeps them in memory.
+    puts the layers on disk when one layer's output passes
+    :data:`LAYER_SCRATCH_BYTES` (in a temporary directory, removed when the
+    returned :class:`LayerRows` is closed or collected), else keeps them in
+    memory. On disk the input is written there too, never held as a
+    second ``[N, De]`` copy of the table.
     """
     encoder = getattr(model, 'structural_encoder', None)
     if encoder is None:
         raise ValueError("layer-wise structural embeddings need a model with a structural "
                          "encoder (NativE(encoder=...)); without one they are "
                          "model.entity_emb.weight")
-    with torch.no_grad():
-        x = model.entity_emb.weight.detach()
-        if model.encoder_input == 'structure+modalities' and model.feature_modalities:
-            x = x.clone()
-            step = max(int(batch_size), 1)
-            for start in range(0, x.size(0), step):
-                stop = min(start + step, x.size(0))
-                x[start:stop] += model.projections.mean_embedding(
-                    model.inputs, torch.arange(start, stop, device=x.device), x[start:stop],
-                    masked=model.missing == 'mask')
+    table = model.entity_emb.weight.detach()
+    owns = None
     if scratch == 'auto':
-        if x.size(0) * x.size(1) * 4 <= LAYER_SCRATCH_BYTES:
-            scratch = None
-        else:
+        scratch = None
+        if table.size(0) * table.size(1) * 4 > LAYER_SCRATCH_BYTES:
             import tempfile
-            with tempfile.TemporaryDirectory(prefix='native_pyg-layers-') as tmp:
-                return layerwise_inference(encoder, x, *model.inputs.graph(),
-                                           batch_size=batch_size, progress=progress,
-                                           device=device, out=out, scratch=tmp)
-    return layerwise_inference(encoder, x, *model.inputs.graph(), batch_size=batch_size,
-                               progress=progress, device=device, out=out, scratch=scratch)
+            scratch = owns = tempfile.mkdtemp(prefix='native_pyg-layers-')
+    step = max(int(batch_size), 1)
+    x: Union[Tensor, LayerRows] = table
+    if model.encoder_input == 'structure+modalities' and model.feature_modalities:
+        def chunks():
+            for start in range(0, table.size(0), step):
+                index = torch.arange(start, min(start + step, table.size(0)), device=table.device)
+                yield index, table[index] + model.projections.mean_embedding(
+                    model.inputs, index, table[index], masked=model.missing == 'mask')
+
+        with torch.no_grad():
+            if scratch is None:
+                x = table.clone()
+                for index, rows in chunks():
+                    x[index] = rows
+            else:
+                x = LayerRows.write(osp.join(scratch, 'input'), table.size(0), chunks())
+    try:
+        result = layerwise_inference(encoder, x, *model.inputs.graph(), num_nodes=table.size(0),
+                                     batch_size=batch_size, progress=progress, device=device,
+                                     out=out, scratch=scratch)
+    except BaseException:
+        if owns is not None:
+            shutil.rmtree(owns, ignore_errors=True)
+        raise
+    finally:
+        if isinstance(x, LayerRows):
+            x.close()
+    if isinstance(result, LayerRows) and owns is not None:
+        result.adopt(owns)  # the temporary directory goes with it
+    elif owns is not None:
+        shutil.rmtree(owns, ignore_errors=True)
+    return result
+
+
+@contextmanager
+def entities_encoded_once(model, batch_size: int = 65536, progress: bool = False):
+    r"""``model.cached_entities(...)`` for scoring all entities in chunks:
+    a structural encoder with the per-layer API runs once, by
+    :func:`layerwise_structural_embeddings` (its output on disk past
+    :data:`LAYER_SCRATCH_BYTES`, removed on exit); a model without
+    ``cached_entities`` is used as it is."""
+    if not hasattr(model, 'cached_entities'):
+        yield model
+        return
+    encoder = getattr(model, 'structural_encoder', None)
+    structure = (None if missing_layerwise_api(encoder) else
+                 layerwise_structural_embeddings(model, batch_size, progress))
+    try:
+        with model.cached_entities(structure=structure):
+            yield model
+    finally:
+        if isinstance(structure, LayerRows):
+            structure.close()
 
 
 def _to(state: Any, device: torch.device) -> Any:

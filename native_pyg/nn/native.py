@@ -12,6 +12,7 @@ from torch import Tensor
 
 from native_pyg.data.relations import unpack_triples
 from native_pyg.nn.candidates import CandidateCache, cached_value, score_one_vs_all
+from native_pyg.nn.entity_caches import EntityCaches
 from native_pyg.nn.entity_inputs import EntityInputs, extended_table
 from native_pyg.nn.legacy import upgrade_state_dict
 from native_pyg.nn.projections import (STRUCTURE, EntityRows, ModalityProjections,
@@ -24,7 +25,7 @@ from native_pyg.nn.structural_encoder import make_structural_encoder
 from native_pyg.nn.subgraph import StepSubgraph
 
 
-class NativE(torch.nn.Module):
+class NativE(EntityCaches, torch.nn.Module):
     r"""NativE: multi-modal KG completion "in the wild", any number and
     names of modalities, any of them missing for any entity.
 
@@ -384,7 +385,9 @@ class NativE(torch.nn.Module):
         sub = self._subgraph
         if sub is None:  # the whole graph, once per cached_entities context
             out = cached_value(self._cache, 'structure', self.inputs.version, self._encode)
-            return out if entity_index is None else out[entity_index]
+            if entity_index is None:  # rows kept on disk (LayerRows): all of them, read
+                return out if torch.is_tensor(out) else out[None]
+            return out[entity_index]
         if sub.structure is None:
             self._encode(sub)
         return sub.structure_of(entity_index)
@@ -544,38 +547,6 @@ class NativE(torch.nn.Module):
         return self.scorer(hj, rel, tj), self.scorer.score_corrupted(hj, rel, tj, nj, flip)
 
     # ------------------------------------------------------------ 1-vs-all
-    @contextmanager
-    def cached_entities(self, structure: Optional[Tensor] = None) -> Iterator['NativE']:
-        r"""Context for evaluation: the structural (or given ``structure``,
-        e.g. by :func:`~native_pyg.nn.layerwise_structural_embeddings`) and
-        modality embeddings of all entities are computed once (no gradient)
-        and reused inside, as are the fused candidates of the last relation.
-        Leave the context (or do not use it) whenever parameters change."""
-        with self._caching(CandidateCache(self.inputs.version, structure)):
-            yield self
-
-    @contextmanager
-    def step_embeddings(self) -> Iterator['NativE']:
-        r"""Context for one step's loss, inside its :meth:`subgraph` and
-        :meth:`hidden_structure`: the modality embeddings of the largest set of
-        entities embedded so far are kept *with* gradient, and calls for entities
-        among them gather their rows (``nn/step_embeddings.py``); leave it
-        before parameters change."""
-        with self._caching(StepEmbeddings(self.inputs.version)):
-            yield self
-
-    @property
-    def _candidates(self) -> Optional[CandidateCache]:  # a step's cache serves no 1-vs-all
-        return self._cache if isinstance(self._cache, CandidateCache) else None
-
-    @contextmanager
-    def _caching(self, cache: Union[CandidateCache, StepEmbeddings]) -> Iterator[None]:
-        previous, self._cache = self._cache, cache
-        try:
-            yield
-        finally:
-            self._cache = previous
-
     def score_tails(self, head_index: Tensor, rel_type: Tensor,
                     chunk_size: Optional[int] = None) -> Tensor:
         r"""``[B, N]`` scores of every entity as the tail of

@@ -92,6 +92,9 @@ class TrainConfig:
     # seeded subset of that many valid triples, with confidence intervals (0: all)
     eval_protocol: str = 'auto'
     eval_sample: int = 0
+    # the final test on a seeded subset of that many test triples (0: all), e.g. for
+    # graphs of millions of entities; metrics.json says which
+    test_sample: int = 0
     eval_candidates: int = 1000
     # >0: an epoch is this many steps of the stream of passes over the training triples
     steps_per_epoch: int = 0

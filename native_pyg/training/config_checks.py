@@ -164,6 +164,7 @@ RULES: Dict[str, Dict[str, Rule]] = {
         'threads': Range(1, 1024, nullable=True),
         'eval_protocol': Choices(('auto', 'full', 'streamed', 'sampled')),
         'eval_sample': Range(0),
+        'test_sample': Range(0),
         'eval_candidates': Range(1),
         'steps_per_epoch': Range(0),
         # Adam steps beyond 10 only overflow

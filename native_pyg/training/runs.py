@@ -28,7 +28,8 @@ MUTABLE = ('training.epochs', 'training.eval_every', 'training.patience', 'train
            'training.device', 'training.eval_batch_size', 'training.num_workers',
            'training.pin_memory', 'training.persistent_workers', 'training.deterministic', 'training.compile',
            'training.reuse_memory', 'training.cpu_blas', 'training.threads',
-           'training.eval_protocol', 'training.eval_sample', 'training.eval_candidates',
+           'training.eval_protocol', 'training.eval_sample', 'training.test_sample',
+           'training.eval_candidates',
            'training.stand_in_epochs',
            'root', 'data.verify')
 

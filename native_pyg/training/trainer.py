@@ -352,10 +352,10 @@ class Trainer:
     def evaluate(self, split: str = 'valid', progress: bool = False) -> Dict[str, Any]:
         """Filtered link-prediction metrics of the current model on ``split``
         by the trainer's protocol (``training.eval_protocol``), valid on
-        ``training.eval_sample`` seeded triples when set
-        (:mod:`~native_pyg.training.validation`)."""
+        ``training.eval_sample`` seeded triples when set, test on
+        ``training.test_sample`` (:mod:`~native_pyg.training.validation`)."""
         self.evaluator.progress = progress and self.dist.is_main
-        sample = self.cfg.eval_sample if split == 'valid' else 0
+        sample = self.cfg.eval_sample if split == 'valid' else self.cfg.test_sample
         return evaluate_split(self.evaluator, self.model, split_triples(self.data, split),
                               self.eval_protocol, self.dist, sample, seed=self.cfg.seed)
 

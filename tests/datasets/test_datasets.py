@@ -3,7 +3,7 @@ import warnings
 import pytest
 import torch
 
-from native_pyg.data import REL, modalities, split_triples, validate_mmkg
+from native_pyg.data import modalities, split_triples, validate_mmkg
 from native_pyg.datasets import MMKGDataset, SyntheticMMKG, WildKGC
 from tests.conftest import fill_wildkgc_root, needs_shared
 

@@ -8,7 +8,7 @@ import torch
 import native_pyg.features.text as text
 from native_pyg.datasets import MMKGDataset, WildKGC
 from native_pyg.features import clean_names, name_text_features
-from tests.conftest import fill_wildkgc_root, needs_shared, write_openke
+from tests.conftest import fill_wildkgc_root, needs_shared
 
 
 def fake_encoder(calls):

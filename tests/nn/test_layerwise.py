@@ -1,12 +1,13 @@
 """Layer-wise mini-batch inference of the structural encoders equals their
 full-graph pass."""
+import os.path as osp
 import numpy as np
 import pytest
 import torch
 
 from native_pyg.nn import NativE
 from native_pyg.nn.gnn import CompGCNEncoder, RGCNEncoder, add_inverse_edges
-from native_pyg.nn.layerwise import (full_neighbour_loader, layerwise_inference,
+from native_pyg.nn.layerwise import (LayerRows, full_neighbour_loader, layerwise_inference,
                                      layerwise_structural_embeddings)
 
 N, R, C = 36, 3, 8
@@ -193,8 +194,18 @@ def test_layers_written_to_disk_equal_the_in_memory_pass(name, batch_size, tmp_p
     memory = layerwise_inference(encoder, x, edge_index, edge_type, batch_size=batch_size)
     disk = layerwise_inference(encoder, x, edge_index, edge_type, batch_size=batch_size,
                                scratch=str(tmp_path))
-    assert torch.equal(disk, memory)  # float32 rows stored as float32: bit for bit
-    assert list(tmp_path.iterdir()) == []  # the layers' files are removed
+    # the last layer too stays on disk, read by row id: no [N, D] tensor is returned
+    assert isinstance(disk, LayerRows) and disk.shape == memory.shape
+    assert [p.name for p in tmp_path.iterdir()] == ['layer2']  # the others are removed
+    assert torch.equal(disk[None], memory)  # float32 rows stored as float32: bit for bit
+    assert torch.equal(disk[torch.tensor([7, 0, 7])], memory[[7, 0, 7]])
+    disk.close()
+    assert list(tmp_path.iterdir()) == []
+    # into a given tensor, with the intermediate layers on disk
+    out = torch.empty_like(memory)
+    assert layerwise_inference(encoder, x, edge_index, edge_type, batch_size=batch_size,
+                               scratch=str(tmp_path), out=out) is out
+    assert torch.equal(out, memory) and list(tmp_path.iterdir()) == []
 
 
 def test_auto_scratch_goes_to_disk_past_the_bound(gnn_small, monkeypatch):
@@ -212,4 +223,26 @@ def test_auto_scratch_goes_to_disk_past_the_bound(gnn_small, monkeypatch):
     monkeypatch.setattr(layerwise, 'LAYER_SCRATCH_BYTES', 100)
     disk = layerwise_structural_embeddings(model, batch_size=50)
     assert seen and seen[0] is not None  # a temporary directory was used
-    assert torch.equal(disk, memory)
+    assert torch.equal(disk[None], memory)
+    directory = seen[0]
+    assert osp.isdir(directory)
+    disk.close()
+    assert not osp.exists(directory)  # removed with the rows
+
+
+@pytest.mark.parametrize('to_disk', [False, True])
+def test_structure_plus_modalities_input_is_built_once_never_as_a_second_table(
+        gnn_small, monkeypatch, to_disk):
+    import native_pyg.nn.layerwise as layerwise
+    model = NativE.from_data(gnn_small, hidden_channels=8, encoder='rgcn',
+                             encoder_input='structure+modalities').eval()
+    with torch.no_grad():
+        expected = model.structural_embeddings(None)  # the full-graph pass
+    monkeypatch.setattr(layerwise, 'LAYER_SCRATCH_BYTES', 100 if to_disk else 2 ** 40)
+    got = layerwise_structural_embeddings(model, batch_size=7)
+    assert isinstance(got, LayerRows) == to_disk
+    torch.testing.assert_close(got[None] if to_disk else got, expected, rtol=1e-5, atol=1e-5)
+    # a streamed evaluation reads the disk rows through the model's cache
+    with model.cached_entities(structure=got):
+        torch.testing.assert_close(model.structural_embeddings(torch.tensor([3, 1])),
+                                   expected[[3, 1]], rtol=1e-5, atol=1e-5)

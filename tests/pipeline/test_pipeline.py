@@ -1,6 +1,5 @@
 """pipeline(), build_model() and load_run(): one way to build and restore a run."""
 import json
-import shutil
 
 import pytest
 import torch

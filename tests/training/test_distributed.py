@@ -13,7 +13,6 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from native_pyg.datasets import SyntheticMMKG
-from native_pyg.evaluation import LinkPredictionEvaluator
 from native_pyg.pipeline import build_model
 from native_pyg.training import RunConfig, Trainer, load_checkpoint
 from native_pyg.training.distributed import current, shard_permutation

@@ -52,7 +52,7 @@ def test_optional_trackers_name_their_package_when_missing(tmp_path, name, packa
     try:
         __import__(package)
     except ImportError:
-        with pytest.raises(ValueError, match=f'pip install'):
+        with pytest.raises(ValueError, match='pip install'):
             make_tracker(name, str(tmp_path))
     else:
         tracker = make_tracker(name, str(tmp_path / name))

@@ -65,6 +65,11 @@ def test_validation_on_a_sample_with_its_confidence_interval(small):
     assert 0 < valid['ci95']['mrr'] < 1
     metrics = final_metrics(trainer)
     assert metrics['test']['protocol'] == 'full' and 'sampled_queries' not in metrics['test']
+    # the final test on a seeded subset, said so in metrics.json
+    tested = Trainer(trainer.model, small, run.override(['training.test_sample=30']))
+    test = final_metrics(tested)['test']
+    assert test['sampled_queries'] == 30 < test['total_queries'] == split_triples(small, 'test').size(0)
+    assert test['sample_seed'] == run.training.seed and 0 < test['ci95']['mrr'] < 1
     # a whole split by another protocol gives the same ranks as the full one
     streamed = small_run(adversarial=False, epochs=1, eval_protocol='streamed')
     other = Trainer(trainer.model, small, streamed)
