@@ -19,10 +19,13 @@ from native_pyg.data.feature_store import (DiskFeatureStore, FeatureStoreWriter,
                                            as_numpy)
 from native_pyg.data.safe_load import load_pt
 
+#: float32 bytes of one chunk of rows read from a user's file (64 MiB)
+CHUNK_BYTES = 2 ** 26
+
 
 def _row_source(path: str) -> Tuple[int, int, Iterable[Rows]]:
-    """``(rows, dim, chunk_reader)`` of a feature file: a ``.npy`` (read
-    memory-mapped), a ``.pt`` tensor, or a directory of ``.npy`` / ``.pt``
+    """``(rows, dim, chunk_reader)`` of a feature file: a ``.npy`` (read a
+    slice at a time), a ``.pt`` tensor, or a directory of ``.npy`` / ``.pt``
     chunks taken in name order."""
     if osp.isdir(path):
         parts = sorted(f for f in os.listdir(path) if f.endswith(('.npy', '.pt')))
@@ -43,18 +46,62 @@ def _check_rows(path: str, rows) -> Rows:
     if rows.ndim != 2 or 0 in rows.shape:
         raise ValueError(f"{path}: expected a [rows, dim] matrix with at least one row and "
                          f"column, got shape {list(rows.shape)}")
-    if isinstance(rows, np.ndarray) and not (np.issubdtype(rows.dtype, np.floating)
+    if not isinstance(rows, Tensor) and not (np.issubdtype(rows.dtype, np.floating)
                                              or np.issubdtype(rows.dtype, np.integer)):
         raise ValueError(f"{path}: expected numbers, got dtype {rows.dtype.str}")
     return rows
 
 
+class NpyRows:
+    """The rows of a C-order ``.npy`` file, read from the file a slice at a
+    time (``rows[start:stop]``). Pages of a memory map would count as the
+    process's resident memory as they are read, a file's worth in all;
+    reads leave them to the page cache."""
+
+    def __init__(self, path: str):
+        with open(path, 'rb') as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(f)
+            self.offset = f.tell()
+        if fortran or dtype.hasobject:
+            raise ValueError("expected a C-order array of numbers")
+        self.path, self.shape, self.dtype = path, tuple(shape), np.dtype(dtype)
+        self.ndim = len(self.shape)
+        self.size = int(np.prod(self.shape))
+        if osp.getsize(path) < self.offset + self.size * self.dtype.itemsize:
+            raise ValueError(f"the file is truncated: {osp.getsize(path)} bytes for shape "
+                             f"{list(self.shape)} of {self.dtype}")
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        if not isinstance(index, slice) or index.step not in (None, 1):
+            raise TypeError("NpyRows reads row slices")
+        start, stop, _ = index.indices(self.shape[0])
+        stop = max(start, stop)
+        row = int(np.prod(self.shape[1:], dtype=np.int64))
+        with open(self.path, 'rb') as f:
+            f.seek(self.offset + start * row * self.dtype.itemsize)
+            out = np.fromfile(f, self.dtype, (stop - start) * row)
+        return out.reshape((stop - start, *self.shape[1:]))
+
+    def __array__(self, dtype=None, copy=None):
+        rows = self[:]
+        return rows if dtype is None else rows.astype(dtype)
+
+
 def _open_rows(path: str):
     if path.endswith('.npy'):
         try:
-            return np.load(path, mmap_mode='r')
+            return NpyRows(path)
         except (OSError, ValueError) as e:
-            raise ValueError(f"{path}: not a readable .npy file ({e})") from None
+            try:  # e.g. a Fortran-order array: memory-mapped
+                return np.load(path, mmap_mode='r')
+            except (OSError, ValueError):
+                raise ValueError(f"{path}: not a readable .npy file ({e})") from None
     if path.endswith(('.pt', '.pth')):
         rows = load_pt(path, 'a feature file', mmap=True)  # memory-mapped where it can be
         if not isinstance(rows, Tensor) or not rows.is_floating_point() or \
@@ -77,13 +124,26 @@ def _read_mask(path: str, num_rows: int) -> np.ndarray:
     return np.asarray(mask, dtype=np.bool_)
 
 
+def feature_file_dtype(path: str) -> str:
+    """The dtype name of a feature file's rows (``'float16'``, ...),
+    without reading them."""
+    rows = _open_rows(path)
+    return str(rows.dtype).replace('torch.', '')
+
+
+def chunk_rows_for(dim: int, budget: int = CHUNK_BYTES) -> int:
+    """Rows of ``dim`` float32 values in ``budget`` bytes (at least 1)."""
+    return max(1, min(65536, budget // max(1, 4 * int(dim))))
+
+
 def write_feature_file(writer: FeatureStoreWriter, modality: str, path: str,
                        num_entities: int, nan_rows: str = 'error',
                        zero_rows_missing: bool = True, mask: Optional[Tensor] = None,
-                       chunk_rows: int = 65536) -> int:
-    r"""Streams one modality's feature file (``.npy`` read memory-mapped,
-    ``.pt`` / ``.pth`` weights-only and memory-mapped where it can be) into
-    ``writer``, ``chunk_rows`` rows at a time, with the presence rules of
+                       chunk_rows: Optional[int] = None) -> int:
+    r"""Streams one modality's feature file (``.npy`` read a slice at a
+    time, :class:`NpyRows`; ``.pt`` / ``.pth`` weights-only and
+    memory-mapped where it can be) into ``writer``, ``chunk_rows`` rows at
+    a time (default: :data:`CHUNK_BYTES` of float32 rows), with the presence rules of
     :func:`~native_pyg.data.readers.read_feature_file`: rows outside
     ``mask`` (``[N]`` bool) are missing, rows holding NaN/Inf are an error
     naming the row (``nan_rows='error'``) or missing, and without a mask
@@ -109,6 +169,7 @@ def write_feature_file(writer: FeatureStoreWriter, modality: str, path: str,
         raise MMKGFormatError(f"{path}: has {rows.shape[0]} rows but the dataset has "
                               f"{num_entities} entities")
     given = None if mask is None else as_numpy(mask).astype(bool)
+    chunk_rows = chunk_rows or chunk_rows_for(rows.shape[1])
 
     def chunks():
         for start in range(0, num_entities, chunk_rows):

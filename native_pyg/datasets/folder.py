@@ -47,8 +47,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from torch import Tensor
 
-from native_pyg.data.feature_files import write_feature_file
-from native_pyg.data.feature_store import META, FeatureStoreWriter
+from native_pyg.data.feature_files import feature_file_dtype, write_feature_file
+from native_pyg.data.feature_store import DTYPES, META, FeatureStoreWriter
 from native_pyg.data.readers import (FEATURE_DTYPES, MMKGFormatError, read_feature_file,
                                      read_id_map, read_mask_file, read_name_list, read_triples,
                                      read_tsv_triples)
@@ -131,7 +131,7 @@ class FolderMMKG(MMKGDataset):
         os.makedirs(self.processed_dir, exist_ok=True)
         tmp = tempfile.mkdtemp(dir=self.processed_dir, prefix='.feature_store-')
         try:
-            writer = FeatureStoreWriter(tmp, n, 'float32')
+            writer = FeatureStoreWriter(tmp, n, self._store_dtype())
             for m, spec in lay.features.items():
                 mask = None if spec.mask is None else read_mask_file(lay.path(spec.mask), names)
                 write_feature_file(writer, m, lay.path(spec.file), n, self.nan_rows,
@@ -141,6 +141,17 @@ class FolderMMKG(MMKGDataset):
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+    def _store_dtype(self) -> str:
+        """The disk store's dtype: the features' own where every modality has
+        the same one of float16 / float32 (``dtype:`` of the manifest, else
+        the files'), so that no row is rounded or widened; float32 otherwise
+        (e.g. bfloat16, widened exactly)."""
+        lay = self.layout
+        found = {spec.dtype or feature_file_dtype(lay.path(spec.file))
+                 for spec in lay.features.values()}
+        one = found.pop() if len(found) == 1 else None
+        return one if one in DTYPES else 'float32'
 
     def process(self) -> None:
         super().process()

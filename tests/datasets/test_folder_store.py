@@ -83,3 +83,31 @@ def test_the_cli_chooses_a_store_by_size_and_trains_on_it(tmp_path, capsys, monk
     metrics = json.loads((out / 'metrics.json').read_text())
     assert metrics['test']['protocol'] == 'streamed'  # auto: a store's rows are streamed
     assert main(['evaluate', '--checkpoint', str(out / 'model.pt')]) == 0
+
+
+def test_half_precision_files_are_stored_as_they_are_read_in_small_chunks_not_mapped(
+        tmp_path, monkeypatch):
+    # a 4096-d fp16 image file of millions of rows would be 8 KB a row: the store keeps
+    # float16 (no widening to twice the bytes), and the file is read in byte-bounded
+    # slices by file reads, never memory-mapped (mapped pages count as resident memory)
+    import native_pyg.data.feature_files as feature_files
+    kg = folder(tmp_path)
+    rows = np.random.default_rng(0).standard_normal((40, 16)).astype(np.float16)
+    (kg / 'features' / 'image.npy').unlink()
+    np.save(kg / 'features' / 'image.npy', rows)
+    numeric = np.load(kg / 'features' / 'numeric.npy').astype(np.float16)
+    (kg / 'features' / 'numeric.npy').unlink()
+    np.save(kg / 'features' / 'numeric.npy', numeric)
+    memory = load(kg)[0]
+    monkeypatch.setattr(feature_files, 'CHUNK_BYTES', 16 * 4 * 3)  # 3 image rows a chunk
+    real_load, mapped = np.load, []
+    monkeypatch.setattr(np, 'load', lambda path, *a, **k: mapped.append((path, k)) or
+                        real_load(path, *a, **k))
+    ds = load(kg, store_features=True, force_reload=True)
+    assert not [p for p, k in mapped if k.get('mmap_mode') and str(p).endswith('image.npy')]
+    store = DiskFeatureStore(ds.feature_store_path)
+    assert store.storage_dtype == {'image': 'float16', 'numeric': 'float16'}
+    for m in ('image', 'numeric'):
+        assert torch.equal(store.get_tensor(m, 'x', index=None), memory[m].x.float())
+        assert torch.equal(store.get_tensor(m, 'mask', index=None), memory[m].mask)
+    assert feature_files.chunk_rows_for(4096) == 4096  # 64 MiB of float32 rows
