@@ -103,6 +103,7 @@ def main(argv=None) -> None:
     p.add_argument('--num-neighbors', default='10,5')
     p.add_argument('--steps-per-epoch', type=int, default=200)
     p.add_argument('--epochs', type=int, default=2)
+    p.add_argument('--eval-every', type=int, default=1, help='epochs between validations')
     p.add_argument('--eval-sample', type=int, default=500,
                    help='valid triples per validation, and test triples of the final test')
     p.add_argument('--queries', type=int, default=1000,
@@ -134,7 +135,8 @@ def main(argv=None) -> None:
              '--set', 'training.num_negatives=128', '--set', 'training.shared_negatives=1024',
              '--set', 'training.table_optimizer=rowwise_adagrad',
              '--set', f'training.steps_per_epoch={args.steps_per_epoch}',
-             '--set', 'training.eval_every=1', '--set', f'training.eval_sample={args.eval_sample}',
+             '--set', f'training.eval_every={args.eval_every}',
+             '--set', f'training.eval_sample={args.eval_sample}',
              '--set', f'training.test_sample={args.eval_sample}', '--set', 'training.compile=true']
     if args.encoder != 'none':
         train += ['--encoder', args.encoder, '--num-neighbors', args.num_neighbors]

@@ -17,6 +17,20 @@ def triple_keys(triples: Tensor, num_entities: int, num_relations: int) -> Tenso
     return (h * num_relations + r) * num_entities + t
 
 
+def distinct_triples(triples: Tensor, num_entities: int) -> Tensor:
+    """The distinct ``(h, r, t)`` rows of ``[E, 3]`` ``triples``, sorted, as
+    ``torch.unique(triples, dim=0)`` gives them: by one int64 key per row
+    where it fits (an integer sort), since ``unique(dim=0)`` on millions of
+    rows needs about twelve times their bytes; else row-wise."""
+    triples = triples.long()
+    num_relations = int(triples[:, 1].max()) + 1 if triples.numel() else 1
+    if num_entities * num_entities * num_relations >= 2 ** 63:
+        return torch.unique(triples, dim=0)
+    key = torch.unique(triple_keys(triples, num_entities, num_relations))
+    ht, t = key.div(num_entities, rounding_mode='floor'), key % num_entities
+    return torch.stack([ht.div(num_relations, rounding_mode='floor'), ht % num_relations, t], 1)
+
+
 def unpack_triples(head_or_edge_index: Tensor, rel_or_edge_type: Tensor,
                    tail_index: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
     """``(head_index, rel_type, tail_index)`` from either that triple or an

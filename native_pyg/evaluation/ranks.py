@@ -7,7 +7,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from native_pyg.data.relations import triple_keys
+from native_pyg.data.relations import distinct_triples
 
 #: the supported tie rules, the default first
 TIES = ('realistic', 'optimistic', 'pessimistic')
@@ -151,18 +151,6 @@ def ranking_metrics(ranks: Tensor, hits: Sequence[int] = (1, 3, 10)) -> Dict[str
     return out
 
 
-def _distinct_triples(known: Tensor, num_entities: int) -> Tuple[Tensor, Tensor, Tensor]:
-    """``(h, r, t)`` of the distinct rows of ``known``: by one int64 key per
-    row where it fits (an integer sort; ``unique(dim=0)`` on millions of rows
-    needs several times their memory), else row-wise."""
-    num_relations = int(known[:, 1].max()) + 1 if known.numel() else 1
-    if num_entities * num_entities * num_relations >= 2 ** 63:
-        return torch.unique(known, dim=0).unbind(1)
-    key = torch.unique(triple_keys(known, num_entities, num_relations))
-    ht, t = key.div(num_entities, rounding_mode='floor'), key % num_entities
-    return ht.div(num_relations, rounding_mode='floor'), ht % num_relations, t
-
-
 class KnownTripleFilter:
     r"""Looks up the known answers of batches of link-prediction queries, for
     filtered ranking.
@@ -189,7 +177,7 @@ class KnownTripleFilter:
             if int(known[:, 1].min()) < 0:
                 raise ValueError("known triples hold negative relation ids")
         self.num_entities = n = int(num_entities)
-        h, r, t = _distinct_triples(known.cpu(), n)
+        h, r, t = distinct_triples(known.cpu(), n).unbind(1)
         self.num_known = h.numel()
         self._tables = {
             torch.device('cpu'): (self._sorted(r * n + h, t), self._sorted(r * n + t, h))}

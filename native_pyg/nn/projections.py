@@ -10,6 +10,8 @@ from torch import Tensor
 
 #: the name of the structural "modality" (column 0 of every modality tensor)
 STRUCTURE = 'structure'
+#: without gradient, raw feature rows are read and projected this many float32 bytes at a time
+PROJECT_BYTES = 2 ** 26
 
 
 class EntityRows(Protocol):
@@ -101,14 +103,33 @@ class ModalityProjections(torch.nn.Module):
                 mask = source.mask(m, entity_index)
                 rows = mask.nonzero().view(-1)
                 src = rows if entity_index is None else entity_index[rows]
-                e = like.new_zeros(num, self.out_channels).index_copy(
-                    0, rows, self.encode(m, source.rows(m, src)).to(like.dtype))
                 present.append(mask)
             else:
-                e = self.encode(m, source.rows(m, entity_index)).to(like.dtype)
+                rows = None
+                src = entity_index  # None: all rows, as the source holds them
                 present.append(torch.ones(num, dtype=torch.bool, device=like.device))
+            if torch.is_grad_enabled() or (num if src is None else src.numel()) \
+                    <= self._block_rows(m):
+                e = self.encode(m, source.rows(m, src)).to(like.dtype)
+                cols.append(like.new_zeros(num, self.out_channels).index_copy(0, rows, e)
+                            if masked else e)
+                continue
+            # without gradient (evaluation, 1-vs-all): the raw rows a block at a time,
+            # so that a chunk of 4096-d rows is never held whole as float32
+            if rows is None:
+                rows = torch.arange(num, device=like.device)
+                src = rows if entity_index is None else entity_index
+            e = like.new_zeros(num, self.out_channels)
+            step = self._block_rows(m)
+            for start in range(0, src.numel(), step):
+                part = slice(start, start + step)
+                e.index_copy_(0, rows[part], self.encode(m, source.rows(m, src[part])).to(like.dtype))
             cols.append(e)
         return cols, present
+
+    def _block_rows(self, modality: str) -> int:
+        """Raw rows of ``modality`` in :data:`PROJECT_BYTES` of float32."""
+        return max(1, PROJECT_BYTES // (4 * self.in_channels[modality]))
 
     def mean_embedding(self, source: EntityRows, entity_index: Optional[Tensor], like: Tensor,
                        masked: bool = True) -> Tensor:

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from native_pyg.data.loader import KGBatch
 from native_pyg.data.neighbourhood import full_neighbourhood
+from native_pyg.data.relations import distinct_triples
 from native_pyg.data.schema import fingerprint, fingerprint_differences, split_triples
 from native_pyg.evaluation import LinkPredictionEvaluator
 from native_pyg.nn import CoMATGenerator, NativE
@@ -131,7 +132,8 @@ class Trainer:
         torch.manual_seed(cfg.seed + rank)
         self.model = model.to(self.device)
         train = split_triples(data, 'train')
-        self.train_triples = torch.unique(train, dim=0) if cfg.dedupe_train else train
+        self.train_triples = (distinct_triples(train, data['entity'].num_nodes)
+                              if cfg.dedupe_train else train)
         n, r = data['entity'].num_nodes, data.num_relations
         self.sampler = build_negative_sampler(self.train_triples, n, r, cfg.num_negatives,
                                               cfg.bernoulli, cfg.filter_negatives,

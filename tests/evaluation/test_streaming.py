@@ -481,3 +481,28 @@ def test_streamed_equals_in_memory_on_mkg_y(tmp_path):
     got = ev.ranks(net, subset)
     differ = sum(int((a != b).sum()) for a, b in zip(expected, got))
     assert differ <= 4, f'{differ} of {4 * subset.size(0)} ranks differ'
+
+
+def test_raw_rows_projected_a_block_at_a_time_without_gradient(monkeypatch):
+    # a chunk of 4096-d rows would be 1 GB as float32: evaluation reads and projects
+    # them a block at a time (nn.projections.PROJECT_BYTES), training's step all at once
+    from native_pyg.nn import projections
+    train, known, test = problem()
+    net = build('features', train)
+    with torch.no_grad():
+        whole = net.modality_embeddings(None)
+    expected = LinkPredictionEvaluator(N, known).ranks(net, test)
+    monkeypatch.setattr(projections, 'PROJECT_BYTES', 4 * 7 * 3)  # 3 rows of the 7-d modality
+    read = []
+    real = net.inputs.rows
+    monkeypatch.setattr(net.inputs, 'rows', lambda m, index: read.append(
+        None if index is None else index.numel()) or real(m, index))
+    with torch.no_grad():
+        blocked = net.modality_embeddings(None)
+    assert read and max(read) <= 4  # 3 rows of m1, 4 of the 5-d m0
+    torch.testing.assert_close(blocked, whole, rtol=1e-6, atol=1e-6)
+    assert_same(expected, StreamingLinkPredictionEvaluator(
+        N, known, candidate_chunk=16, batch_size=5).ranks(net, test))
+    read.clear()
+    emb, _ = net.modality_embeddings(torch.arange(N))  # with gradient: one read per modality
+    assert emb.requires_grad and len(read) == 2 and max(read) > 4
