@@ -103,7 +103,8 @@ class TrainConfig:
     # PyTorch's CPU threads, set where a command starts (null: the cores the load
     # average leaves free, or OMP_NUM_THREADS; native_pyg.training.threads)
     threads: Optional[int] = None
-    # Linux CPUs: malloc keeps freed memory for reuse (no page faults per large tensor)
+    # Linux CPUs: from fit() on, malloc keeps freed memory for reuse (no page faults per
+    # large tensor; the process's resident memory stays at its peak)
     reuse_memory: bool = True
     # RotatE distances by torch.compile kernels: evaluation on CPUs, training's negatives
     # (needs a C++ compiler on CPUs; compiles once per process)

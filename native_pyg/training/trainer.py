@@ -118,8 +118,6 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         check_precision(self.device, cfg.precision)
         self.cpu_blas = resolve_cpu_blas(cfg.cpu_blas, cfg.deterministic, self.device)
-        if cfg.reuse_memory and self.device.type == 'cpu':
-            reuse_freed_memory()
         if cfg.deterministic:
             make_deterministic()
         self.data_fingerprint = fingerprint(data)
@@ -366,6 +364,10 @@ class Trainer:
         returns the history. Ends with the best (valid MRR) parameters loaded
         when validation ran; a later ``fit`` continues from the last epoch."""
         target = self.cfg.epochs if epochs is None else epochs
+        if self.cfg.reuse_memory and self.device.type == 'cpu':
+            # from the first step on, not during setup: the setup's transients (sorting
+            # millions of triples) would otherwise stay resident until the process ends
+            reuse_freed_memory()
         if self._last_state is not None:  # continue from the last epoch, not the best
             self.model.load_state_dict(self._last_state)
             self._last_state = None

@@ -104,3 +104,19 @@ def test_validation_on_a_disk_store_never_asks_for_all_rows(small, tmp_path, mon
     assert trainer.eval_protocol == 'streamed'
     trainer.fit()  # validation after the epoch: streamed, chunk by chunk
     assert 'valid_mrr' in trainer.history[-1]
+
+
+def test_malloc_keeps_freed_memory_from_fit_on_not_during_setup(small, monkeypatch):
+    # the setup sorts millions of triples on a large graph; kept for reuse, those
+    # transients would stay resident until the process ends
+    import native_pyg.training.trainer as trainer_module
+    calls = []
+    monkeypatch.setattr(trainer_module, 'reuse_freed_memory', lambda: calls.append(1) or True)
+    run = small_run(adversarial=False, epochs=1, eval_every=0)
+    trainer = Trainer(build_model(small, run), small, run)
+    assert calls == []
+    trainer.fit()
+    assert calls == [1]
+    off = Trainer(build_model(small, run), small, run.override(['training.reuse_memory=false']))
+    off.fit()
+    assert calls == [1]
