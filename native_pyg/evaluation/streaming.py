@@ -19,8 +19,9 @@ from .ranks import _combine
 
 __all__ = ['StreamingLinkPredictionEvaluator']
 
-#: the most scores (queries x candidates) held for one chunk
-SCORE_BUDGET = 2 ** 26
+#: the most scores and fusion weights (their number per candidate x candidates) held for
+#: one chunk (128 MiB of float32)
+SCORE_BUDGET = 2 ** 25
 
 
 def _logits(model: Any, emb: Tensor) -> Optional[Tensor]:
@@ -105,9 +106,10 @@ class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
     queries of one relation and direction, ``scorer.query``); each query
     counts the chunk's candidates scoring above and equal to its target,
     and those of them that are known answers (filtered out). Memory: one
-    chunk's embeddings and the unique queries' scores against it (at most
-    :data:`SCORE_BUDGET`; fewer candidates per chunk where more queries
-    would pass it).
+    chunk's embeddings, the fusion weights of each relation and the unique
+    queries' scores against it (at most :data:`SCORE_BUDGET` elements;
+    fewer candidates per chunk where more queries and relations would pass
+    it).
 
     Exactness: a target is compared with the candidates at the score it gets
     *as a candidate in its own chunk* (as the in-memory evaluator reads it
@@ -192,16 +194,18 @@ class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
         block.removed = (row[order], col[order])
         block.reset(self.tolerance, self.window_limit)
 
-    def _width(self, blocks: List[_Block]) -> int:
-        """Candidates per chunk: ``candidate_chunk``, fewer where the blocks'
-        scores against one chunk would pass :data:`SCORE_BUDGET` elements."""
-        queries = max(1, sum(int(b.unique.numel()) for b in blocks))
-        return min(self.candidate_chunk, max(FUSE_TILE, SCORE_BUDGET // queries))
+    def _width(self, blocks: List[_Block], num_modalities: int) -> int:
+        """Candidates per chunk: ``candidate_chunk``, fewer where what is held
+        per candidate of a chunk (a score per unique query, fusion weights
+        per relation) would pass :data:`SCORE_BUDGET` elements."""
+        queries = sum(int(b.unique.numel()) for b in blocks)
+        per_candidate = max(1, queries + num_modalities * len({b.rel for b in blocks}))
+        return min(self.candidate_chunk, max(FUSE_TILE, SCORE_BUDGET // per_candidate))
 
     def _stream(self, model: Any, blocks: List[_Block], device: torch.device) -> None:
         groups = _RelationGroups(blocks)
         rel_index = {rel: torch.tensor(rel, device=device) for rel in groups.relations}
-        width = self._width(blocks)
+        width = self._width(blocks, len(getattr(model, 'modality_names', ())) or 1)
         for start in tqdm(range(0, self.num_entities, width), unit='chunk',
                           desc='streamed ranking', disable=None if self.progress else True):
             end = min(start + width, self.num_entities)
