@@ -192,8 +192,11 @@ def top_new_tails(model, known: KnownTails, heads: Tensor, r: int, k: int, n: in
         scores = model.scorer.score_tails(query, rel_emb, candidates).float().cpu()
         inside = (cols >= start) & (cols < end)
         scores[rows[inside], cols[inside] - start] = float('-inf')
-        merged = torch.cat([best, scores], 1)
-        ids = torch.cat([best_ids, torch.arange(start, end).expand(b, -1)], 1)
+        # the chunk's own top k first: only [B, 2k] are merged, never a copy of the chunk
+        values, at = scores.topk(min(k, scores.size(1)), dim=1)
+        del scores
+        merged = torch.cat([best, values], 1)
+        ids = torch.cat([best_ids, at + start], 1)
         best, at = merged.topk(min(k, merged.size(1)), dim=1)
         best_ids = ids.gather(1, at)
     return best, best_ids
