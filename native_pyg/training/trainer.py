@@ -194,7 +194,7 @@ class Trainer:
         self.epoch_callbacks: List[Callable[['Trainer', Dict[str, Any]], None]] = []
         self.best_state: Optional[Dict[str, torch.Tensor]] = None
         # the last epoch's parameters while fit() has the best ones loaded
-        self._last_state: Optional[Dict[str, torch.Tensor]] = None
+        self._last_state: Optional[Union[str, Dict[str, torch.Tensor]]] = None
 
     @property
     def best_mrr(self) -> float:
@@ -369,7 +369,9 @@ class Trainer:
             # millions of triples) would otherwise stay resident until the process ends
             reuse_freed_memory()
         if self._last_state is not None:  # continue from the last epoch, not the best
-            self.model.load_state_dict(self._last_state)
+            last = self._last_state
+            self.model.load_state_dict(load_checkpoint(last)['model'] if isinstance(last, str)
+                                       else last)
             self._last_state = None
         if self.model.stand_in is not None:  # fitted again after training
             self.model.stand_in.fitted.fill_(False)
@@ -386,8 +388,7 @@ class Trainer:
                 rec['valid_mrr'] = metrics['both']['mrr']
                 rec['valid_hits@10'] = metrics['both']['hits@10']
                 if self.stopper.update(self.epoch, rec['valid_mrr']):
-                    self.best_state = {k: v.detach().clone()
-                                       for k, v in self.model.state_dict().items()}
+                    self._keep_best()
                     if self.writes:
                         save_checkpoint(self.state_dict(best_only=True), self._path('best.pt'))
                 stopped = self.stopper.should_stop
@@ -408,7 +409,11 @@ class Trainer:
                     f.write(json.dumps(rec) + '\n')
         outer.close()
         if self.best_state is not None:
-            self._last_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            # the last epoch's parameters, for a later fit(): in last.pt where it was just
+            # written (a copy of a table of millions of rows is gigabytes), else in memory
+            last = self._path('last.pt') if self.writes else None
+            self._last_state = last if last and osp.exists(last) else {
+                k: v.detach().clone() for k, v in self.model.state_dict().items()}
             self.model.load_state_dict(self.best_state)
         if self.model.stand_in is not None:  # on the selected parameters
             fit_structure_stand_in(self.model, self.train_triples, self.cfg.stand_in_epochs,
@@ -423,6 +428,18 @@ class Trainer:
             if osp.exists(self._path('best.pt')):
                 os.remove(self._path('best.pt'))
         return self.history
+
+    def _keep_best(self) -> None:
+        """Keeps the current parameters as the best: copied into the tensors
+        kept before where they have the same shapes, so that a third copy of
+        a large table never exists, not even for a moment."""
+        state, best = self.model.state_dict(), self.best_state
+        if best is not None and best.keys() == state.keys() and all(
+                best[k].shape == v.shape and best[k].dtype == v.dtype for k, v in state.items()):
+            for k, v in state.items():
+                best[k].copy_(v.detach())
+        else:
+            self.best_state = {k: v.detach().clone() for k, v in state.items()}
 
     # --- checkpoints ----------------------------------------------------------------
     def _kept_checkpoint(self) -> str:

@@ -175,16 +175,25 @@ def test_config_overrides_and_errors(tmp_path):
         RunConfig.from_yaml(str(bad))
 
 
-def test_second_fit_continues_from_last_epoch(small, one_thread):
+@pytest.mark.parametrize('out', [False, True])
+def test_second_fit_continues_from_last_epoch(small, one_thread, tmp_path, out):
     run = small_run(adversarial=False, epochs=4, eval_every=1)
     straight = Trainer(build_model(small, run), small, run)
     straight.fit()
-    split = Trainer(build_model(small, run), small, run)
+    split = Trainer(build_model(small, run), small, run,
+                    out_dir=str(tmp_path) if out else None)
     split.fit(epochs=2)  # ends with the best parameters loaded ...
+    kept = {k: v.data_ptr() for k, v in split.best_state.items()}
+    # with a run directory the last parameters are not copied: last.pt holds them
+    assert isinstance(split._last_state, str) == out
     split.fit()          # ... but continues from the last ones
     assert [r['loss'] for r in split.history] == [r['loss'] for r in straight.history]
     for k, v in straight.model.state_dict().items():
         assert torch.equal(v, split.model.state_dict()[k])
+    # a better epoch is copied into the kept best tensors, never a third copy of the table
+    assert {k: v.data_ptr() for k, v in split.best_state.items()} == kept
+    for k, v in straight.best_state.items():
+        assert torch.equal(v, split.best_state[k])
 
 
 def test_early_stopping_survives_resume(small, tmp_path, one_thread):
