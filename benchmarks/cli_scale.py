@@ -2,7 +2,7 @@
 user's folder: ``stats``, ``train`` (validation on a sample every
 ``--steps-per-epoch`` steps), ``evaluate --protocol streamed`` on
 ``--queries`` test triples and ``complete`` for ``--queries`` heads; prints
-one JSON line per command (seconds, peak RSS of that command's own process)
+one JSON line per command (seconds, CPU seconds, peak RSS of that command's own process)
 and a summary line.
 
     python benchmarks/cli_scale.py --graph DIR --folder FOLDER --runs DIR \\
@@ -85,6 +85,7 @@ def run(name: str, cmd, env) -> dict:
     seconds = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     out = {'command': name, 'seconds': round(seconds, 1),
+           'cpu_seconds': round(usage.ru_utime + usage.ru_stime, 1),
            'peak_rss_bytes': usage.ru_maxrss * 1024, 'exit_code': code,
            'argv': ' '.join(cmd[2:])}
     if code != 0:
@@ -163,6 +164,7 @@ def main(argv=None) -> None:
         'peak_rss_fraction_of_features': {r['command']: round(r['peak_rss_bytes'] / feature_bytes, 3)
                                           for r in results},
         'seconds': {r['command']: r['seconds'] for r in results},
+        'cpu_seconds': {r['command']: r['cpu_seconds'] for r in results},
         'peak_rss_gb': {r['command']: round(r['peak_rss_bytes'] / 1e9, 2) for r in results},
         'all_exit_0': all(r['exit_code'] == 0 for r in results)}), flush=True)
 
