@@ -138,8 +138,8 @@ def modulus_distance_compiled(query: Tensor, candidates: Tensor,
     2D]`` candidates (``[re | im]``) by one kernel compiled for any number of
     queries and candidates (dynamic shapes: no padding, no recompilation),
     ``candidate_block`` candidates per call so that a block stays in cache
-    across the queries; 2.5-4x faster than the eager kernel on a CPU for
-    1 to 32 queries. ``None`` if compiling failed."""
+    across the queries; faster than the eager kernel on a CPU from one
+    query on (docs/benchmarks.md). ``None`` if compiling failed."""
     num_c = candidates.size(0)
     out = query.new_empty(query.size(0), num_c)
     for j in range(0, num_c, candidate_block):
