@@ -75,9 +75,7 @@ def relation_tph_hpt(triples: Tensor, num_relations: int) -> Tuple[Tensor, Tenso
     Relations without triples get ``tph = hpt = 1``.
     """
     n = int(triples[:, [0, 2]].max()) + 1 if triples.numel() else 1
-    triples = triples.long()
-    keys = torch.unique(triple_keys(triples, n, num_relations))  # unique rows, cheaply
-    h, r, t = keys // (num_relations * n), (keys // n) % num_relations, keys % n
+    h, r, t = distinct_triples(triples, n).unbind(1)
     count = torch.zeros(num_relations).index_add_(0, r, torch.ones(r.numel()))
 
     def distinct(entity: Tensor) -> Tensor:  # distinct partners per relation

@@ -81,14 +81,11 @@ class _RelationGroups:
         self.queries = {rel: torch.cat([b.prepared for b in group])
                         if all(torch.is_tensor(b.prepared) for b in group) else None
                         for rel, group in self.blocks.items()}
-
-    def rows(self, rel: int) -> List[slice]:
-        """Each block's rows of its relation's concatenated queries."""
-        out, start = [], 0
-        for b in self.blocks[rel]:
-            out.append(slice(start, start + b.unique.numel()))
-            start += b.unique.numel()
-        return out
+        #: each block's rows of its relation's concatenated queries
+        self.rows: Dict[int, List[slice]] = {}
+        for rel, group in self.blocks.items():
+            ends = torch.tensor([b.unique.numel() for b in group]).cumsum(0).tolist()
+            self.rows[rel] = [slice(end - b.unique.numel(), end) for b, end in zip(group, ends)]
 
 
 class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
@@ -233,7 +230,7 @@ class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
                             block.chunk[:, tile] = self._score(model, block, candidates)
             del emb, weights
             for rel, group in groups.blocks.items():
-                for block, rows in zip(group, groups.rows(rel)):
+                for block, rows in zip(group, groups.rows[rel]):
                     chunk = block.chunk if scores[rel] is None else scores[rel][rows]
                     self._count(block, chunk[block.inverse], start, end)
                     block.chunk = None

@@ -191,17 +191,17 @@ class LayerRows:
 
     device = torch.device('cpu')
 
-    def __init__(self, root: str, owns: Optional[str] = None):
+    def __init__(self, root: str):
         from native_pyg.data.feature_store import DiskFeatureStore
         self.root = root
         self.store = DiskFeatureStore(root)
         self.shape = torch.Size([self.store.num_entities, self.store.dims['h']])
-        # what close() removes: the layer's directory, or a temporary one holding it
-        self._finalizer = weakref.finalize(self, shutil.rmtree, owns or root, True)
+        # what close() removes: the layer's directory (or, see adopt, one holding it)
+        self._finalizer = weakref.finalize(self, shutil.rmtree, root, True)
 
     @classmethod
-    def write(cls, root: str, num_nodes: int, outputs: Iterator[Tuple[Tensor, Tensor]],
-              owns: Optional[str] = None) -> 'LayerRows':
+    def write(cls, root: str, num_nodes: int,
+              outputs: Iterator[Tuple[Tensor, Tensor]]) -> 'LayerRows':
         """Writes ``(targets, rows)`` batches, which must come in row order."""
         from native_pyg.data.feature_store import FeatureStoreWriter
         writer = FeatureStoreWriter(root, num_nodes, 'float32')
@@ -220,9 +220,9 @@ class LayerRows:
             writer.write('h', chunks(), masks=None)
             writer.close()
         except BaseException:
-            shutil.rmtree(owns or root, ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)
             raise
-        return cls(root, owns)
+        return cls(root)
 
     def size(self, dim: Optional[int] = None):
         return self.shape if dim is None else self.shape[dim]
@@ -314,21 +314,19 @@ def layerwise_structural_embeddings(model, batch_size: int = 65536, progress: bo
                     x[index] = rows
             else:
                 x = LayerRows.write(osp.join(scratch, 'input'), table.size(0), chunks())
+    result = None
     try:
         result = layerwise_inference(encoder, x, *model.inputs.graph(), num_nodes=table.size(0),
                                      batch_size=batch_size, progress=progress, device=device,
                                      out=out, scratch=scratch)
-    except BaseException:
-        if owns is not None:
-            shutil.rmtree(owns, ignore_errors=True)
-        raise
     finally:
         if isinstance(x, LayerRows):
             x.close()
-    if isinstance(result, LayerRows) and owns is not None:
-        result.adopt(owns)  # the temporary directory goes with it
-    elif owns is not None:
-        shutil.rmtree(owns, ignore_errors=True)
+        if owns is not None:  # the temporary directory goes with the rows, else now
+            if isinstance(result, LayerRows):
+                result.adopt(owns)
+            else:
+                shutil.rmtree(owns, ignore_errors=True)
     return result
 
 

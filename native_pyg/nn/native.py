@@ -468,7 +468,9 @@ class NativE(EntityCaches, torch.nn.Module):
         (:func:`~native_pyg.nn.redaf.weighted_sum` of them is :meth:`fuse`
         without gradient); the structure column alone without fusion."""
         if self.fusion is None:
-            return emb.new_zeros(mask.shape).index_fill_(1, mask.new_zeros(1, dtype=torch.long), 1)
+            weights = emb.new_zeros(mask.shape)
+            weights[:, 0] = 1
+            return weights
         return self.fusion.dense_weights(emb, mask, self._idx(rel_type), logits)
 
     def fuse_rows(self, emb: Tensor, mask: Tensor,

@@ -125,6 +125,16 @@ class ReDAF(torch.nn.Module):
             return torch.ones(rel_type.numel(), device=self._device)
         return torch.sigmoid(self.theta(rel_type)).view(-1)
 
+    def _row_temperature(self, rel_type: Optional[Union[Tensor, int]], rows: int,
+                         dtype: torch.dtype) -> Tensor:
+        """:meth:`temperature` of one relation, or of one per output row."""
+        if rel_type is None:
+            raise ValueError("ReDAF with relation_temperature needs rel_type")
+        tau = self.temperature(rel_type).to(dtype)
+        if tau.numel() not in (1, rows):
+            raise ValueError(f"rel_type has {tau.numel()} entries for {rows} rows")
+        return tau
+
     def logits(self, emb: Tensor) -> Tensor:
         r"""Attention logits :math:`a_m = \mathbf{u}^\top\tanh(\mathbf{e}_m)`:
         ``[U, M, D] -> [U, M]`` (independent of the relation)."""
@@ -194,11 +204,7 @@ class ReDAF(torch.nn.Module):
                 pair_logit = self.logits(emb)[src, col]
             pair_logit = pair_logit.to(emb.dtype)  # autocast may lower it
             if self.theta is not None:
-                if rel_type is None:
-                    raise ValueError("ReDAF with relation_temperature needs rel_type")
-                tau = self.temperature(rel_type).to(emb.dtype)
-                if tau.numel() not in (1, size):
-                    raise ValueError(f"rel_type has {tau.numel()} entries for {size} rows")
+                tau = self._row_temperature(rel_type, size, emb.dtype)
                 pair_logit = pair_logit / (tau if tau.numel() == 1 else tau[row])
             pair_weight = softmax(pair_logit, row, num_nodes=size)
 
@@ -228,12 +234,7 @@ class ReDAF(torch.nn.Module):
             return mask.to(emb.dtype) / mask.sum(1, keepdim=True).clamp(min=1).to(emb.dtype)
         a = (self.logits(emb) if logits is None else logits).to(emb.dtype)
         if self.theta is not None:
-            if rel_type is None:
-                raise ValueError("ReDAF with relation_temperature needs rel_type")
-            tau = self.temperature(rel_type).to(emb.dtype)
-            if tau.numel() not in (1, emb.size(0)):
-                raise ValueError(f"rel_type has {tau.numel()} entries for {emb.size(0)} rows")
-            a = a / tau.view(-1, 1)
+            a = a / self._row_temperature(rel_type, emb.size(0), emb.dtype).view(-1, 1)
         # over the first dimension of the transpose: vectorised across rows, where a last
         # dimension of size M leaves a short loop per row
         a = a.masked_fill(~mask, float('-inf')).t().contiguous()
