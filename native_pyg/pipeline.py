@@ -418,8 +418,8 @@ def load_run(checkpoint: str, root: Optional[str] = None, device: Optional[str] 
             root does not exist, the data differs from what the model was
             trained on, or the weights do not fit the model.
     """
-    try:
-        state = load_checkpoint(checkpoint)
+    try:  # mapped: the model takes the file's tensors as its own, one copy of the table
+        state = load_checkpoint(checkpoint, mmap=True)
     except (FileNotFoundError, RuntimeError) as e:
         aside = osp.join(osp.dirname(osp.abspath(checkpoint)), REPLACED)
         if isinstance(e, FileNotFoundError) and osp.isdir(aside):
@@ -454,8 +454,8 @@ def load_run(checkpoint: str, root: Optional[str] = None, device: Optional[str] 
         raise ValueError(f"{checkpoint}: the feature store {store.root} changed since the model "
                          f"was trained (its features.json or files differ); give the store it "
                          f"was trained with (--feature-store PATH)")
-    try:
-        model.load_state_dict(state['model'])
+    try:  # assigned, not copied: the freshly initialised parameters are freed
+        model.load_state_dict(state['model'], assign=True)
     except (ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0]
         raise ValueError(f"{checkpoint}: its weights do not fit the model its config builds on "

@@ -15,13 +15,16 @@ first steps still fault while the heap grows to what a step needs.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import sys
+from typing import Iterator
 
-#: ``mallopt`` parameters of glibc's ``malloc.h``
+#: ``mallopt`` parameters of glibc's ``malloc.h``, and their defaults
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-_STATE = {'done': False}
+DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
+_STATE = {'done': False, 'libc': None}
 
 
 def reuse_freed_memory() -> bool:
@@ -37,5 +40,26 @@ def reuse_freed_memory() -> bool:
     except (OSError, AttributeError):  # musl and others: no mallopt
         return False
     ok = mallopt(M_MMAP_MAX, 0) == 1 and mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1) == 1
-    _STATE['done'] = ok
+    _STATE['done'], _STATE['libc'] = ok, libc if ok else None
     return ok
+
+
+@contextlib.contextmanager
+def freed_memory_returned() -> Iterator[None]:
+    """Within it, ``malloc`` as glibc's defaults (large blocks mapped and
+    returned on ``free``), after the heap kept by :func:`reuse_freed_memory`
+    is trimmed; on exit, freed memory is kept again. For work between steps
+    (validation) whose blocks differ from a step's: kept apart, the two
+    heaps would add up."""
+    libc = _STATE['libc']
+    if libc is None:
+        yield
+        return
+    libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
+    libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+    libc.malloc_trim(0)
+    try:
+        yield
+    finally:
+        libc.mallopt(M_MMAP_MAX, 0)
+        libc.mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1)

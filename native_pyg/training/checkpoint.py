@@ -1,8 +1,12 @@
 """Atomic checkpoints that load safely (``weights_only=True``)."""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import sys
 import tempfile
+import zipfile
 from typing import Any, Dict
 
 import torch
@@ -82,13 +86,62 @@ def write_text_atomically(path: str, text: str, replace: bool = True) -> None:
         raise
 
 
-def load_checkpoint(path: str, map_location: Any = 'cpu') -> Dict[str, Any]:
+def load_checkpoint(path: str, map_location: Any = 'cpu', mmap: bool = False) -> Dict[str, Any]:
     """Loads a checkpoint with ``weights_only=True``: a file from the internet
     cannot run code. Errors are one line naming the file
-    (:func:`~native_pyg.data.safe_load.load_pt`)."""
+    (:func:`~native_pyg.data.safe_load.load_pt`).
+
+    With ``mmap``, tensors are read from the file as they are touched (a
+    private mapping: writing to them changes the memory, never the file), so
+    that a model can take them as its parameters without a second copy in
+    memory; a file in the format before zip archives is read whole."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: checkpoint not found")
+    kwargs = {'mmap': True} if mmap and zipfile.is_zipfile(path) else {}
     try:
-        return load_pt(path, 'a checkpoint', map_location=map_location)
+        return load_pt(path, 'a checkpoint', map_location=map_location, **kwargs)
     except ValueError as e:
         raise RuntimeError(str(e)) from None
+
+
+#: bytes of a large tensor copied from a mapped checkpoint before its pages are let go
+BLOCK_BYTES = 64 * 2 ** 20
+_MADV_DONTNEED = 4
+
+
+def _let_go(t: torch.Tensor, libc) -> None:
+    """Drops the resident pages of ``t``, a slice of a private file mapping:
+    touched again, they are read from the file again."""
+    page = 4096
+    start = -(-t.data_ptr() // page) * page
+    end = (t.data_ptr() + t.numel() * t.element_size()) // page * page
+    if end > start:
+        libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_DONTNEED)
+
+
+def load_weights_into(model: torch.nn.Module, path: str) -> Dict[str, Any]:
+    """Copies the ``'model'`` weights of checkpoint ``path`` into ``model``'s
+    own tensors; returns the checkpoint. The file is mapped, and a large
+    tensor is copied in blocks of :data:`BLOCK_BYTES` whose pages are let
+    go once copied, so that the model's table and the file's are never both
+    resident (Linux; elsewhere the file's pages stay until the copy ends)."""
+    mapped = zipfile.is_zipfile(path)
+    state = load_checkpoint(path, mmap=True)
+    weights, own = dict(state['model']), model.state_dict()
+    libc = None
+    if mapped and sys.platform.startswith('linux'):
+        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+    with torch.no_grad():
+        for key, src in weights.items():
+            dst = own.get(key)
+            if (libc is None or dst is None or dst.shape != src.shape or dst.dtype != src.dtype
+                    or src.device.type != 'cpu' or not src.is_contiguous() or src.dim() == 0
+                    or src.numel() * src.element_size() <= BLOCK_BYTES):
+                continue
+            rows = max(1, BLOCK_BYTES // max(1, src[0].numel() * src.element_size()))
+            for start in range(0, src.size(0), rows):
+                dst[start:start + rows].copy_(src[start:start + rows])
+                _let_go(src[start:start + rows], libc)
+            weights[key] = dst  # in place already
+    model.load_state_dict(weights)
+    return state

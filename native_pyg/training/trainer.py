@@ -23,10 +23,11 @@ from native_pyg.nn.comat import critic_terms, generator_loss
 from native_pyg.nn.gnn import LayerwiseEncoder
 from native_pyg.nn.distance_kernels import compiled_distances
 from native_pyg.training import distributed
-from native_pyg.training.allocator import reuse_freed_memory
+from native_pyg.training.allocator import freed_memory_returned, reuse_freed_memory
 from native_pyg.training.curves import plot_curves
 from native_pyg.training.batching import passes_of, training_steps
-from native_pyg.training.checkpoint import (load_checkpoint, save_checkpoint,
+from native_pyg.training.best_weights import BestWeights
+from native_pyg.training.checkpoint import (load_checkpoint, load_weights_into, save_checkpoint,
                                             write_text_atomically)
 from native_pyg.training.config import RunConfig, TrainConfig
 from native_pyg.training.cpu_blas import cpu_products, resolve_cpu_blas
@@ -192,7 +193,10 @@ class Trainer:
         self.stopper = stopper if stopper is not None else EarlyStopper(cfg.patience)
         #: called as ``fn(trainer, record)`` after every epoch (trackers, tuning's pruner)
         self.epoch_callbacks: List[Callable[['Trainer', Dict[str, Any]], None]] = []
-        self.best_state: Optional[Dict[str, torch.Tensor]] = None
+        # with a folder only in best.pt; in memory too on every rank under torch.distributed
+        self.best = BestWeights(self.out_dir if self.writes else None,
+                                in_memory=None if self.writes and not self.dist.enabled
+                                else True)
         # the last epoch's parameters while fit() has the best ones loaded
         self._last_state: Optional[Union[str, Dict[str, torch.Tensor]]] = None
 
@@ -356,8 +360,9 @@ class Trainer:
         ``training.test_sample`` (:mod:`~native_pyg.training.validation`)."""
         self.evaluator.progress = progress and self.dist.is_main
         sample = self.cfg.eval_sample if split == 'valid' else self.cfg.test_sample
-        return evaluate_split(self.evaluator, self.model, split_triples(self.data, split),
-                              self.eval_protocol, self.dist, sample, seed=self.cfg.seed)
+        with freed_memory_returned():  # its blocks are not a step's: a heap of its own
+            return evaluate_split(self.evaluator, self.model, split_triples(self.data, split),
+                                  self.eval_protocol, self.dist, sample, seed=self.cfg.seed)
 
     def fit(self, epochs: Optional[int] = None) -> List[Dict[str, Any]]:
         """Trains until ``epochs`` (default: the config's) or early stopping;
@@ -370,8 +375,10 @@ class Trainer:
             reuse_freed_memory()
         if self._last_state is not None:  # continue from the last epoch, not the best
             last = self._last_state
-            self.model.load_state_dict(load_checkpoint(last)['model'] if isinstance(last, str)
-                                       else last)
+            if isinstance(last, str):
+                load_weights_into(self.model, last)
+            else:
+                self.model.load_state_dict(last)
             self._last_state = None
         if self.model.stand_in is not None:  # fitted again after training
             self.model.stand_in.fitted.fill_(False)
@@ -388,9 +395,7 @@ class Trainer:
                 rec['valid_mrr'] = metrics['both']['mrr']
                 rec['valid_hits@10'] = metrics['both']['hits@10']
                 if self.stopper.update(self.epoch, rec['valid_mrr']):
-                    self._keep_best()
-                    if self.writes:
-                        save_checkpoint(self.state_dict(best_only=True), self._path('best.pt'))
+                    self.best.keep(self.model, self.epoch)
                 stopped = self.stopper.should_stop
             self.history.append(rec)
             for callback in self.epoch_callbacks:
@@ -404,17 +409,20 @@ class Trainer:
                 state = self.state_dict()  # under torch.distributed every rank gathers
                 if self.writes:
                     save_checkpoint(state, self._path('last.pt'))
+                    # after last.pt: a kill between the two leaves the best in last.pt
+                    self.best.commit(lambda: self.state_dict(best_only=True))
             if self.writes:
                 with open(self._path('history.jsonl'), 'a') as f:
                     f.write(json.dumps(rec) + '\n')
         outer.close()
-        if self.best_state is not None:
+        if self.best.kept:
             # the last epoch's parameters, for a later fit(): in last.pt where it was just
             # written (a copy of a table of millions of rows is gigabytes), else in memory
             last = self._path('last.pt') if self.writes else None
             self._last_state = last if last and osp.exists(last) else {
                 k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            self.model.load_state_dict(self.best_state)
+            with freed_memory_returned():
+                self.best.load_into(self.model)
         if self.model.stand_in is not None:  # on the selected parameters
             fit_structure_stand_in(self.model, self.train_triples, self.cfg.stand_in_epochs,
                                    self.cfg.batch_size, self.cfg.num_negatives,
@@ -425,21 +433,10 @@ class Trainer:
             # the selected model (best on valid, else the last) for evaluate/predict; it
             # supersedes best.pt, the best so far that a killed run keeps
             save_checkpoint(self.state_dict(best_only=True), self._path('model.pt'))
+            self.best.superseded('model.pt')
             if osp.exists(self._path('best.pt')):
                 os.remove(self._path('best.pt'))
         return self.history
-
-    def _keep_best(self) -> None:
-        """Keeps the current parameters as the best: copied into the tensors
-        kept before where they have the same shapes, so that a third copy of
-        a large table never exists, not even for a moment."""
-        state, best = self.model.state_dict(), self.best_state
-        if best is not None and best.keys() == state.keys() and all(
-                best[k].shape == v.shape and best[k].dtype == v.dtype for k, v in state.items()):
-            for k, v in state.items():
-                best[k].copy_(v.detach())
-        else:
-            self.best_state = {k: v.detach().clone() for k, v in state.items()}
 
     # --- checkpoints ----------------------------------------------------------------
     def _kept_checkpoint(self) -> str:
@@ -453,7 +450,7 @@ class Trainer:
     def state_dict(self, best_only: bool = False) -> Dict[str, Any]:
         """Everything needed to resume exactly (``best_only``: model + config)."""
         # best.pt / model.pt hold the best weights once validation ran
-        weights_epoch = self.best_epoch if best_only and self.best_state is not None else self.epoch
+        weights_epoch = self.best_epoch if best_only and self.best.kept else self.epoch
         state = {'config': self.run.to_dict(), 'data': self.data_fingerprint,
                  'feature_store': self.store_identity,
                  'epoch': self.epoch, 'world_size': self.dist.world_size,
@@ -470,7 +467,7 @@ class Trainer:
             'shuffle_rng': self.shuffle_gen.get_state(),
             'step_windows': self.windows.state_dict(),
             'history': self.history, 'bad_evals': self.bad_evals,
-            'best_state': self.best_state, 'config_log': self.config_log,
+            'best_state': self.best.state_dict(), 'config_log': self.config_log,
         })
         if self.dist.enabled:  # every rank's own draws (a collective: all ranks call this)
             state['ranks'] = distributed.gather_objects(draws, self.dist)
@@ -507,7 +504,7 @@ class Trainer:
         self.stopper.load_state_dict({'best_value': state['best_mrr'],
                                       'best_epoch': state['best_epoch'],
                                       'bad_evals': state['bad_evals']})
-        self.best_state = state['best_state']
+        self.best.load_state_dict(state['best_state'], state['best_epoch'])
         self.config_log = list(state.get('config_log', []))
         # the current config's learning rates win over the optimizers' saved ones
         for opt, lr in ((self.optimizer, self.cfg.lr),
@@ -532,6 +529,8 @@ class Trainer:
             raise ValueError(f"{path}: the data differs from the data it was trained on "
                              f"({differs}); resume with the same dataset files")
         self.load_state_dict(state)
+        if self.writes:  # a kill between last.pt and best.pt: the best is last.pt's own
+            self.best.resumed(self.model, self.epoch, lambda: self.state_dict(best_only=True))
         if changes:
             self.config_log.append({'epoch': self.epoch, 'changes': [
                 {'key': k, 'old': a, 'new': b} for k, a, b in changes]})

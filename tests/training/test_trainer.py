@@ -183,17 +183,22 @@ def test_second_fit_continues_from_last_epoch(small, one_thread, tmp_path, out):
     split = Trainer(build_model(small, run), small, run,
                     out_dir=str(tmp_path) if out else None)
     split.fit(epochs=2)  # ends with the best parameters loaded ...
-    kept = {k: v.data_ptr() for k, v in split.best_state.items()}
+    kept = {k: v.data_ptr() for k, v in split.best.state.items()} if not out else None
     # with a run directory the last parameters are not copied: last.pt holds them
     assert isinstance(split._last_state, str) == out
     split.fit()          # ... but continues from the last ones
     assert [r['loss'] for r in split.history] == [r['loss'] for r in straight.history]
     for k, v in straight.model.state_dict().items():
         assert torch.equal(v, split.model.state_dict()[k])
-    # a better epoch is copied into the kept best tensors, never a third copy of the table
-    assert {k: v.data_ptr() for k, v in split.best_state.items()} == kept
-    for k, v in straight.best_state.items():
-        assert torch.equal(v, split.best_state[k])
+    assert split.best.epoch == straight.best.epoch
+    if out:  # with a run folder the best weights are only in its files, never in memory
+        assert split.best.state is None and not (tmp_path / 'best.pt').exists()
+        best = load_checkpoint(str(tmp_path / 'model.pt'))['model']
+    else:  # a better epoch is copied into the kept best tensors, never a third copy
+        assert {k: v.data_ptr() for k, v in split.best.state.items()} == kept
+        best = split.best.state
+    for k, v in straight.best.state.items():
+        assert torch.equal(v, best[k])
 
 
 def test_early_stopping_survives_resume(small, tmp_path, one_thread):
