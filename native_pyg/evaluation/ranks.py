@@ -155,14 +155,16 @@ class KnownTripleFilter:
     r"""Looks up the known answers of batches of link-prediction queries, for
     filtered ranking.
 
-    The known triples are kept as two CSR-like tables: the unique ``(h, r, t)``
-    rows sorted by the query key :math:`r \cdot N + h` (tail queries, answers
-    :math:`t`) and by :math:`r \cdot N + t` (head queries, answers :math:`h`).
-    A batch of queries finds its answer ranges with two
-    :func:`torch.searchsorted` calls and expands them with
+    The known triples are kept as two sorted tables of int64 keys: the unique
+    ``(h, r, t)`` rows by :math:`(r \cdot N + h) \cdot N + t` (tail queries,
+    answers :math:`t`) and by :math:`(r \cdot N + t) \cdot N + h` (head
+    queries, answers :math:`h`). A query's answers are one contiguous range
+    of keys, found with :func:`torch.searchsorted`, and each answer is its key
+    modulo :math:`N`; batches of queries expand their ranges with
     :func:`torch.repeat_interleave` into ``(query row, answer)`` index pairs
     (or a dense ``[B, N]`` mask built with ``index_put_``), with no Python
-    loop per query.
+    loop per query. Where :math:`R N^2` would pass int64, each table is a
+    query key :math:`r \cdot N + h` and the answers beside it.
 
     Args:
         known_triples (torch.Tensor): ``[E, 3]`` ``(head, relation, tail)`` rows.
@@ -179,11 +181,14 @@ class KnownTripleFilter:
         self.num_entities = n = int(num_entities)
         h, r, t = distinct_triples(known.cpu(), n).unbind(1)
         self.num_known = h.numel()
-        self._tables = {
-            torch.device('cpu'): (self._sorted(r * n + h, t), self._sorted(r * n + t, h))}
+        num_relations = int(r.max()) + 1 if r.numel() else 1
+        #: one key per triple with the answer inside it (half the memory of key and answer)
+        self.packed = num_relations * n * n < 2 ** 63
+        self._tables = {torch.device('cpu'): (self._sorted(r * n + h, t), self._sorted(r * n + t, h))}
 
-    @staticmethod
-    def _sorted(key: Tensor, answer: Tensor) -> Tuple[Tensor, Tensor]:
+    def _sorted(self, key: Tensor, answer: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        if self.packed:
+            return torch.sort(key * self.num_entities + answer).values, None
         order = torch.argsort(key, stable=True)
         return key[order].contiguous(), answer[order].contiguous()
 
@@ -194,19 +199,24 @@ class KnownTripleFilter:
             device = torch.device('cuda', torch.cuda.current_device())
         if device not in self._tables:
             cpu = self._tables[torch.device('cpu')]
-            self._tables[device] = tuple((k.to(device), a.to(device)) for k, a in cpu)
+            self._tables[device] = tuple((k.to(device), None if a is None else a.to(device))
+                                         for k, a in cpu)
         return self._tables[device]
 
-    def _pairs(self, table: Tuple[Tensor, Tensor], query_key: Tensor) -> Tuple[Tensor, Tensor]:
+    def _pairs(self, table: Tuple[Tensor, Optional[Tensor]],
+               query_key: Tensor) -> Tuple[Tensor, Tensor]:
         keys, answers = table
-        # keys are integers: the end of key k's range is the start of k + 1's
-        start, end = torch.searchsorted(keys, torch.cat([query_key, query_key + 1])).chunk(2)
+        n = self.num_entities
+        # keys are integers: the end of a query's range is the start of the next query key's
+        bounds = torch.cat([query_key, query_key + 1])
+        start, end = torch.searchsorted(keys, bounds * n if answers is None else bounds).chunk(2)
         count = end - start
         row = torch.repeat_interleave(torch.arange(query_key.numel(), device=query_key.device),
                                       count, output_size=int(count.sum()))
         # position of each answer inside its query's range
         offset = torch.arange(row.numel(), device=row.device) - (count.cumsum(0) - count)[row]
-        return row, answers[start[row] + offset]
+        at = start[row] + offset
+        return row, (keys[at] % n if answers is None else answers[at])
 
     def tail_pairs(self, head_index: Tensor, rel_type: Tensor) -> Tuple[Tensor, Tensor]:
         """``(row, tail)`` index pairs: every known ``(h_row, r_row, tail)``."""

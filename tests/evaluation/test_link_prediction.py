@@ -188,6 +188,24 @@ def test_known_triple_filter_masks():
         KnownTripleFilter(torch.tensor([[0, 0, 5]]), num_entities=5)
 
 
+def test_known_triple_filter_pairs_equal_with_and_without_packed_keys():
+    gen = torch.Generator().manual_seed(0)
+    known = torch.stack([torch.randint(0, 40, (300,), generator=gen),
+                         torch.randint(0, 3, (300,), generator=gen),
+                         torch.randint(0, 40, (300,), generator=gen)], 1)
+    packed = KnownTripleFilter(known, num_entities=40)
+    # 3 relations x (2^31 entities)^2 passes int64: keys and answers kept apart
+    apart = KnownTripleFilter(known, num_entities=2 ** 31)
+    assert packed.packed and not apart.packed
+    ents, rels = torch.arange(40).repeat(3), torch.arange(3).repeat_interleave(40)
+    expected_tails = {(int(h), int(r), int(t)) for h, r, t in known}
+    for f in (packed, apart):
+        row, tail = f.tail_pairs(ents, rels)
+        assert {(int(ents[i]), int(rels[i]), int(t)) for i, t in zip(row, tail)} == expected_tails
+        row, head = f.head_pairs(rels, ents)
+        assert {(int(h), int(rels[i]), int(ents[i])) for i, h in zip(row, head)} == expected_tails
+
+
 # --- evaluator ---------------------------------------------------------------
 
 def test_evaluator_head_and_tail_filtered_and_raw():
