@@ -76,7 +76,9 @@ def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Tensor,
             sampled on CPU.
         edge_type (torch.Tensor): ``[E]`` edge types.
         num_nodes (int, optional): :math:`N`. (default: ``x.size(0)``)
-        batch_size (int, optional): Target nodes per batch.
+        batch_size (int, optional): Target nodes per batch, fewer where
+            their in-edges would pass about :data:`LAYER_EDGES` on average
+            (the messages of a batch are a few ``[edges, D]`` tensors).
             (default: :obj:`65536`)
         progress (bool, optional): Show a progress bar over layers
             :math:`\times` batches. (default: :obj:`False`)
@@ -128,7 +130,9 @@ def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Tensor,
     if num_nodes == 0:
         return out if out is not None else torch.empty(0, x.shape[1], device=x.device)
 
-    loader = full_neighbour_loader(edge_index, edge_type, num_nodes, int(batch_size))
+    per_node = edge_index.size(1) / num_nodes  # in-edges of a target, on average
+    batch_size = min(int(batch_size), max(256, int(LAYER_EDGES / max(per_node, 1.0))))
+    loader = full_neighbour_loader(edge_index, edge_type, num_nodes, batch_size)
     num_layers = int(encoder.num_layers)
     bar = None
     if progress:
@@ -263,6 +267,10 @@ def full_neighbour_loader(edge_index: Tensor, edge_type: Tensor, num_nodes: int,
                               batch_size=batch_size, shuffle=False,
                               subgraph_type='directional')
 
+
+#: in-edges of a batch of layer-wise inference, on average: its messages are a
+#: few ``[edges, D]`` tensors, whatever the number of targets
+LAYER_EDGES = 2 ** 18
 
 #: with ``scratch='auto'``, layer outputs larger than this go to disk
 LAYER_SCRATCH_BYTES = 2 ** 30

@@ -246,3 +246,29 @@ def test_structure_plus_modalities_input_is_built_once_never_as_a_second_table(
     with model.cached_entities(structure=got):
         torch.testing.assert_close(model.structural_embeddings(torch.tensor([3, 1])),
                                    expected[[3, 1]], rtol=1e-5, atol=1e-5)
+
+
+def test_batches_are_bounded_by_in_edges(monkeypatch):
+    import native_pyg.nn.layerwise as lw
+    seen = []
+    real = lw.full_neighbour_loader
+
+    def spy(edge_index, edge_type, num_nodes, batch_size):
+        seen.append(batch_size)
+        return real(edge_index, edge_type, num_nodes, batch_size)
+
+    monkeypatch.setattr(lw, 'full_neighbour_loader', spy)
+    monkeypatch.setattr(lw, 'LAYER_EDGES', 1024)
+    gen = torch.Generator().manual_seed(0)
+    n, e = 1000, 8000  # 8 in-edges per node on average: 128 targets per batch of 1024 edges
+    edge_index = torch.randint(0, n, (2, e), generator=gen)
+    edge_type = torch.randint(0, 3, (e,), generator=gen)
+    from native_pyg.nn.gnn import RGCNEncoder
+    encoder = RGCNEncoder(16, 3, num_layers=2)
+    x = torch.randn(n, 16, generator=gen)
+    small = lw.layerwise_inference(encoder, x, edge_index, edge_type, batch_size=100_000)
+    assert seen == [256]  # at least 256 targets
+    monkeypatch.setattr(lw, 'LAYER_EDGES', 10 ** 9)
+    whole = lw.layerwise_inference(encoder, x, edge_index, edge_type, batch_size=100_000)
+    assert seen[-1] == 100_000
+    torch.testing.assert_close(small, whole)
