@@ -19,28 +19,39 @@ import contextlib
 import ctypes
 import ctypes.util
 import sys
-from typing import Iterator
+from typing import Iterator, Optional
 
 #: ``mallopt`` parameters of glibc's ``malloc.h``, and their defaults
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
 DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
-_STATE = {'done': False, 'libc': None}
+_STATE = {'libc': None}  # glibc, once it keeps freed memory
+
+
+def c_library() -> Optional[ctypes.CDLL]:
+    """The process's C library on Linux, else :obj:`None`."""
+    if not sys.platform.startswith('linux'):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+    except OSError:
+        return None
+
+
+def _keep_freed(libc: ctypes.CDLL) -> bool:
+    return libc.mallopt(M_MMAP_MAX, 0) == 1 and \
+        libc.mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1) == 1
 
 
 def reuse_freed_memory() -> bool:
     """Tells glibc's ``malloc`` to keep freed memory for reuse (once per
     process); ``False`` where the C library is not glibc (nothing changes)."""
-    if _STATE['done']:
+    if _STATE['libc'] is not None:
         return True
-    if not sys.platform.startswith('linux'):
+    libc = c_library()
+    if libc is None or not hasattr(libc, 'mallopt'):  # musl and others: no mallopt
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and others: no mallopt
-        return False
-    ok = mallopt(M_MMAP_MAX, 0) == 1 and mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1) == 1
-    _STATE['done'], _STATE['libc'] = ok, libc if ok else None
+    ok = _keep_freed(libc)
+    _STATE['libc'] = libc if ok else None
     return ok
 
 
@@ -61,5 +72,4 @@ def freed_memory_returned() -> Iterator[None]:
     try:
         yield
     finally:
-        libc.mallopt(M_MMAP_MAX, 0)
-        libc.mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1)
+        _keep_freed(libc)

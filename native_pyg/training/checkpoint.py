@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
-import sys
 import tempfile
 import zipfile
 from typing import Any, Dict
@@ -12,6 +10,7 @@ from typing import Any, Dict
 import torch
 
 from native_pyg.data.safe_load import load_pt
+from native_pyg.training.allocator import c_library
 
 
 class _WriteAll:
@@ -128,9 +127,7 @@ def load_weights_into(model: torch.nn.Module, path: str) -> Dict[str, Any]:
     mapped = zipfile.is_zipfile(path)
     state = load_checkpoint(path, mmap=True)
     weights, own = dict(state['model']), model.state_dict()
-    libc = None
-    if mapped and sys.platform.startswith('linux'):
-        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+    libc = c_library() if mapped else None
     with torch.no_grad():
         for key, src in weights.items():
             dst = own.get(key)

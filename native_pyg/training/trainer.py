@@ -195,8 +195,7 @@ class Trainer:
         self.epoch_callbacks: List[Callable[['Trainer', Dict[str, Any]], None]] = []
         # with a folder only in best.pt; in memory too on every rank under torch.distributed
         self.best = BestWeights(self.out_dir if self.writes else None,
-                                in_memory=None if self.writes and not self.dist.enabled
-                                else True)
+                                in_memory=self.dist.enabled or not self.writes)
         # the last epoch's parameters while fit() has the best ones loaded
         self._last_state: Optional[Union[str, Dict[str, torch.Tensor]]] = None
 
