@@ -264,15 +264,27 @@ class DiskFeatureStore(FeatureStore):
         array = self._maps.get((attr.group_name, attr.attr_name))
         if array is None:
             return None
-        index = attr.index
+        out = self._read(array, attr.index)
+        return out.float() if attr.attr_name == ROWS else out
+
+    def stored_rows(self, modality: str, index=None) -> Tensor:
+        """Feature rows of ``modality`` in the dtype they are stored in
+        (float16 by default; :meth:`get_tensor` gives float32), for
+        readers that cast them later, a block at a time."""
+        array = self._maps.get((modality, ROWS))
+        if array is None:
+            raise KeyError(f"{self.root}: no modality {modality!r} (it has {self.modalities})")
+        return self._read(array, index)
+
+    @staticmethod
+    def _read(array: np.memmap, index) -> Tensor:
         if isinstance(index, Tensor):
             index = index.cpu().numpy()
         # rows are read from the file, never through the map: mapped pages would
         # count as this process's memory for as long as the map lives
         span = _span(index, array.shape[0])
-        rows = _read_rows(array, *span) if span is not None else _read_index(array, index)
-        out = torch.from_numpy(rows)
-        return out.float() if attr.attr_name == ROWS else out
+        return torch.from_numpy(_read_rows(array, *span) if span is not None
+                                else _read_index(array, index))
 
     def _put_tensor(self, tensor: Tensor, attr: TensorAttr) -> bool:
         raise ValueError(f"{self.root}: a DiskFeatureStore is read-only; write a new store "

@@ -72,7 +72,8 @@ class KGBatch:
         e_id: ``[E]`` the training-triple row of each message edge.
         x_dict, mask_dict: per feature modality, the rows ``[n, d_m]`` and
             masks ``[n]`` of ``n_id``, or of its first (seed) nodes only
-            (fetched from the feature store).
+            (fetched from the feature store; a disk store's rows in their
+            stored dtype, float16 by default).
         num_sampled_nodes, num_sampled_edges: nodes per hop (seeds first)
             and message edges per hop of a sampled subgraph whose nodes and
             edges are ordered by hop (``None``: not known), so that an
@@ -340,12 +341,15 @@ class KGNeighborLoader(torch.utils.data.DataLoader):
         e_id = e_id[keep]
         n_id = out.node
         rows = n_id if self.fetch == 'nodes' else n_id[:seeds.numel()]  # seeds come first
+        # a disk store's rows as stored (float16: half the bytes of a step's subgraph)
+        stored = getattr(self.features, 'stored_rows', None)
         return KGBatch(
             pos, step.neg, step.corrupt_head, n_id=n_id,
             edge_index=torch.stack([out.row[keep], out.col[keep]]),
             edge_type=self.graph.edge_type_of(e_id),
             e_id=self.graph.triple_index(e_id),
-            x_dict={m: self.features.get_tensor(group_name=m, attr_name='x', index=rows)
+            x_dict={m: stored(m, rows) if stored is not None else
+                    self.features.get_tensor(group_name=m, attr_name='x', index=rows)
                     for m in self.modalities},
             mask_dict={m: self.features.get_tensor(group_name=m, attr_name='mask', index=rows)
                        for m in self.modalities},

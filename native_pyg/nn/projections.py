@@ -8,6 +8,8 @@ from typing import Dict, Iterable, List, Mapping, Optional, Protocol, Tuple
 import torch
 from torch import Tensor
 
+from native_pyg.nn.frozen_input_linear import frozen_input_linear
+
 #: the name of the structural "modality" (column 0 of every modality tensor)
 STRUCTURE = 'structure'
 #: without gradient, raw feature rows are read and projected this many float32 bytes at a time
@@ -86,8 +88,19 @@ class ModalityProjections(torch.nn.Module):
                     layer.reset_parameters()
 
     def encode(self, modality: str, x: Tensor) -> Tensor:
-        """Projects ``x [*, d_m]`` of one modality to ``[*, d]``."""
-        return self.mlps[modality](x)
+        """Projects ``x [*, d_m]`` of one modality to ``[*, d]``. Rows of
+        another float dtype (float16 from a disk store) are cast to the
+        weights'; with gradient and more than one block of
+        :data:`PROJECT_BYTES`, a block at a time, and kept as given for the
+        backward pass (:func:`~native_pyg.nn.frozen_input_linear.frozen_input_linear`)."""
+        mlp = self.mlps[modality]
+        first = mlp[0]
+        if x.dtype != first.weight.dtype and x.dim() == 2 and torch.is_grad_enabled() \
+                and x.size(0) > self._block_rows(modality) \
+                and not torch.is_autocast_enabled(x.device.type):
+            return mlp[1:](frozen_input_linear(x, first.weight, first.bias,
+                                               self._block_rows(modality)))
+        return mlp(x.to(first.weight.dtype))
 
     def project_entities(self, source: EntityRows, entity_index: Optional[Tensor], num: int,
                          like: Tensor, masked: bool = True) -> Tuple[List[Tensor], List[Tensor]]:

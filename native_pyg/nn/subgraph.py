@@ -116,12 +116,19 @@ class StepSubgraph:
         return local
 
     def rows(self, modality: str, index: Optional[Tensor] = None) -> Tensor:
-        """``[U, d_m]`` feature rows of the entities ``index``."""
+        """``[U, d_m]`` feature rows of the entities ``index``: those fetched
+        in a narrower float dtype (float16 from a disk store) as fetched,
+        others in the model's."""
         local = self._fetched(modality, index)
         if local is None:
             return self.inputs.rows(modality, index)
+        x = self.x_dict[modality][local]
         # the dtype without reading rows: a store's rows(m) would read every row
-        return self.x_dict[modality][local].to(self.inputs.feature_dtype(modality))
+        dtype = self.inputs.feature_dtype(modality)
+        if x.is_floating_point() and dtype.is_floating_point and x.element_size() < \
+                dtype.itemsize:  # e.g. float16 from a disk store: the projection casts
+            return x
+        return x.to(dtype)
 
     def mask(self, modality: str, index: Optional[Tensor] = None) -> Tensor:
         """``[U]`` presence of ``modality`` for the entities ``index``."""

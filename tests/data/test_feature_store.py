@@ -40,6 +40,12 @@ def test_round_trip_fp32_exact_and_fp16_within_its_precision(tmp_path):
             torch.testing.assert_close(store.get_tensor(m, 'x', index=index), expect[index],
                                        rtol=tol, atol=tol)
             assert torch.equal(store[m, 'mask', index], masks[m][index])
+            for index in (None, torch.tensor([3, 0, 49, 3]), torch.arange(5, 9)):
+                raw = store.stored_rows(m, index)  # as stored (float16): the same values
+                assert raw.dtype == getattr(torch, dtype)
+                assert torch.equal(raw.float(), store.get_tensor(m, 'x', index=index))
+    with pytest.raises(KeyError, match="no modality 'audio'"):
+        store.stored_rows('audio')
     assert store.get_tensor_size('image', 'x') == (50, 6)
     assert sorted((a.group_name, a.attr_name) for a in store.get_all_tensor_attrs()) == [
         ('image', 'mask'), ('image', 'x'), ('text', 'mask'), ('text', 'x')]

@@ -55,6 +55,34 @@ def test_neighbor_loader_fetches_from_the_feature_store(graph, tmp_path):
 
 
 @pytest.mark.skipif(neighbor_sampling_backend() is None, reason='needs torch_sparse')
+def test_a_float16_store_gives_its_rows_as_stored(graph, tmp_path):
+    """The step's subgraph holds float16 rows (half the bytes of float32);
+    the model's scores and gradients on them are those of float32 rows."""
+    from native_pyg.data.feature_store import write_feature_store
+    run = run_config(tmp_path, 'disk')
+    run.model.encoder = 'rgcn'
+    model = build_model(graph, run)
+    x = {m: model.inputs.store.get_tensor(m, 'x', index=None) for m in model.feature_modalities}
+    k = {m: model.inputs.store.get_tensor(m, 'mask', index=None) for m in x}
+    half = write_feature_store(str(tmp_path / 'half'), x, k, dtype='float16')
+    pos = torch.tensor([[0, 0, 3], [5, 1, 9]])
+    steps = [KGBatch(pos, torch.tensor([[7, 8], [9, 10]]), torch.tensor([True, False]))]
+    batch = next(iter(KGNeighborLoader(graph, [3], steps, feature_store=half)))
+    assert {v.dtype for v in batch.x_dict.values()} == {torch.float16}
+    for m, v in batch.x_dict.items():
+        assert torch.equal(v.float(), half.get_tensor(m, 'x', index=batch.n_id))
+    losses = []
+    for rows in (batch.x_dict, {m: v.float() for m, v in batch.x_dict.items()}):
+        model.zero_grad()
+        with model.subgraph(**{**batch.subgraph_kwargs(), 'x_dict': rows}):
+            loss = model(pos[:, 0], pos[:, 1], pos[:, 2]).sum()
+        loss.backward()
+        losses.append((loss.detach(), [p.grad.clone() for p in model.projections.parameters()]))
+    assert torch.equal(losses[0][0], losses[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(losses[0][1], losses[1][1]))
+
+
+@pytest.mark.skipif(neighbor_sampling_backend() is None, reason='needs torch_sparse')
 def test_seed_rows_only_give_the_same_scores(graph, tmp_path):
     run = run_config(tmp_path, 'disk')
     run.model.encoder = 'rgcn'
