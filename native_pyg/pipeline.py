@@ -45,6 +45,7 @@ from native_pyg.training.runs import (REPLACED, RunDirectoryError, RunLock, prep
 from native_pyg.training.threads import apply_threads
 from native_pyg.training.trained_setup import trained_setup
 from native_pyg.training.trainer import Trainer, resolve_device
+from native_pyg.training.validation import evaluate_splits
 
 #: config section of every key a :func:`pipeline` keyword may name (no key
 #: is in two sections, so a bare key is never ambiguous)
@@ -204,9 +205,8 @@ def final_metrics(trainer: Trainer, progress: bool = False) -> Dict[str, Any]:
     trainer's (selected) model on valid and test, the best and the last
     epoch, the epoch of the weights, the number of processes and what
     trained (:func:`trained_setup`)."""
-    return {'trained': trained_setup(trainer),
-            'valid': trainer.evaluate('valid'),
-            'test': trainer.evaluate('test', progress),
+    valid, test = evaluate_splits(trainer, ('valid', 'test'), progress).values()
+    return {'trained': trained_setup(trainer), 'valid': valid, 'test': test,
             'best_epoch': trainer.best_epoch, 'epochs': trainer.epoch,
             'weights_epoch': trainer.state_dict(best_only=True)['weights_epoch'],
             'world_size': trainer.dist.world_size}

@@ -30,9 +30,19 @@ class EntityCaches:
         tensor or :class:`~native_pyg.nn.layerwise.LayerRows` on disk) and
         modality embeddings of all entities are computed once (no gradient)
         and reused inside, as are the fused candidates of the last relation.
-        Leave the context (or do not use it) whenever parameters change."""
+        Leave the context (or do not use it) whenever parameters change.
+        Inside one, a nested call without ``structure`` keeps the outer
+        cache (e.g. valid and test of one model, encoded once)."""
+        if structure is None and self.entities_cached:
+            yield self
+            return
         with self._caching(CandidateCache(self.inputs.version, structure)):
             yield self
+
+    @property
+    def entities_cached(self) -> bool:
+        """Whether a :meth:`cached_entities` context is active."""
+        return self._candidates is not None
 
     @contextmanager
     def step_embeddings(self) -> Iterator['EntityCaches']:

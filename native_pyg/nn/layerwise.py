@@ -344,9 +344,9 @@ def entities_encoded_once(model, batch_size: int = 65536, progress: bool = False
     a structural encoder with the per-layer API runs once, by
     :func:`layerwise_structural_embeddings` (its output on disk past
     :data:`LAYER_SCRATCH_BYTES`, removed on exit); a model without
-    ``cached_entities`` is used as it is."""
-    if not hasattr(model, 'cached_entities'):
-        yield model
+    ``cached_entities``, or inside such a context already, is used as it is."""
+    if not hasattr(model, 'cached_entities') or getattr(model, 'entities_cached', False):
+        yield model  # nothing to cache, or encoded already by an enclosing context
         return
     encoder = getattr(model, 'structural_encoder', None)
     structure = (None if missing_layerwise_api(encoder) else

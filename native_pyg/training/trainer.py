@@ -34,6 +34,7 @@ from native_pyg.training.cpu_blas import cpu_products, resolve_cpu_blas
 from native_pyg.training.early_stopping import EarlyStopper
 from native_pyg.training.losses import LOSSES, structural_l2
 from native_pyg.training.negative_sampling import build_negative_sampler
+from native_pyg.training.optimizer_state import OptimizerStateInFile
 from native_pyg.training.optimizers import build_optimizer
 from native_pyg.training.precision import check_precision, step_autocast, step_matmuls
 from native_pyg.training.runs import config_changes
@@ -155,6 +156,8 @@ class Trainer:
                              f"gradients; a full-graph GNN step reads the whole table: set "
                              f"training.num_neighbors")
         self.optimizer = build_optimizer(self.model, cfg.lr, cfg.table_optimizer)
+        # between fits, in last.pt only where the run has a folder
+        self.optimizer_state = OptimizerStateInFile(self.optimizer)
         self.generator: Optional[CoMATGenerator] = None
         self.optimizer_g: Optional[torch.optim.Optimizer] = None
         if cfg.adversarial and model.feature_modalities:
@@ -372,6 +375,8 @@ class Trainer:
             # from the first step on, not during setup: the setup's transients (sorting
             # millions of triples) would otherwise stay resident until the process ends
             reuse_freed_memory()
+        self.optimizer_state.restore()
+        first_epoch = self.epoch
         if self._last_state is not None:  # continue from the last epoch, not the best
             last = self._last_state
             if isinstance(last, str):
@@ -422,6 +427,8 @@ class Trainer:
                 k: v.detach().clone() for k, v in self.model.state_dict().items()}
             with freed_memory_returned():
                 self.best.load_into(self.model)
+        if self.writes and self.epoch > first_epoch and osp.exists(self._path('last.pt')):
+            self.optimizer_state.release(self._path('last.pt'))  # this fit's last epoch's
         if self.model.stand_in is not None:  # on the selected parameters
             fit_structure_stand_in(self.model, self.train_triples, self.cfg.stand_in_epochs,
                                    self.cfg.batch_size, self.cfg.num_negatives,
@@ -459,6 +466,7 @@ class Trainer:
         if best_only:
             return state
         draws = self._draw_state()
+        self.optimizer_state.restore()
         state.update({
             'optimizer': self.optimizer.state_dict(),
             'optimizer_g': self.optimizer_g.state_dict() if self.generator else None,
@@ -488,6 +496,7 @@ class Trainer:
         if self.generator is not None and state.get('generator') is not None:
             self.generator.load_state_dict(state['generator'])
         self.optimizer.load_state_dict(state['optimizer'])
+        self.optimizer_state.forget()
         if self.generator is not None and state.get('optimizer_g') is not None:
             self.optimizer_g.load_state_dict(state['optimizer_g'])
         self.sampler.load_state_dict(state['sampler'])

@@ -120,3 +120,27 @@ def test_malloc_keeps_freed_memory_from_fit_on_not_during_setup(small, monkeypat
     off = Trainer(build_model(small, run), small, run.override(['training.reuse_memory=false']))
     off.fit()
     assert calls == [1]
+
+
+@pytest.mark.skipif(__import__('native_pyg.data.loader', fromlist=['x']).neighbor_sampling_backend()
+                    is None, reason='needs torch_sparse')
+def test_final_valid_and_test_encode_the_graph_once(small, monkeypatch):
+    """A GNN under the streamed protocol: one layer-wise pass for the final
+    valid and test, the metrics of two separate evaluations."""
+    import native_pyg.nn.layerwise as layerwise
+    run = small_run(adversarial=False, epochs=1, eval_protocol='streamed',
+                    num_neighbors=[3, 2])
+    run.model.encoder = 'rgcn'
+    trainer = Trainer(build_model(small, run), small, run)
+    trainer.fit()
+    apart = {s: trainer.evaluate(s) for s in ('valid', 'test')}
+    passes, inner = [], layerwise.layerwise_structural_embeddings
+    monkeypatch.setattr(layerwise, 'layerwise_structural_embeddings',
+                        lambda *a, **k: passes.append(1) or inner(*a, **k))
+    metrics = final_metrics(trainer)
+    assert len(passes) == 1
+    for split in ('valid', 'test'):
+        assert metrics[split]['both'] == apart[split]['both']
+    assert not trainer.model.entities_cached  # the cache went with the evaluation
+    trainer.evaluate('valid')
+    assert len(passes) == 2  # a later evaluation encodes again
