@@ -259,8 +259,11 @@ class RotatE(KGScorer):
         if not grad and candidates.device.type == 'cpu':  # GPUs prefer one large broadcast
             out = (modulus_distance_compiled(query, candidates.contiguous())
                    if compiled_distances_on() else None)
-            return self.margin - (out if out is not None else modulus_distance_blocked(
-                *query.chunk(2, dim=-1), *candidates.chunk(2, dim=-1)))
+            if out is None:
+                out = modulus_distance_blocked(*query.chunk(2, dim=-1),
+                                               *candidates.chunk(2, dim=-1))
+            # margin - d in place: -d + margin is the same float, without a second [B, N]
+            return out.neg_().add_(self.margin)
         re_q, im_q = (x[:, None] for x in query.chunk(2, dim=-1))
 
         def score_chunk(sl: slice) -> Tensor:
