@@ -369,7 +369,10 @@ class Trainer:
     def fit(self, epochs: Optional[int] = None) -> List[Dict[str, Any]]:
         """Trains until ``epochs`` (default: the config's) or early stopping;
         returns the history. Ends with the best (valid MRR) parameters loaded
-        when validation ran; a later ``fit`` continues from the last epoch."""
+        when validation ran; a later ``fit`` continues from the last epoch.
+        With a run folder the optimiser's state is then in ``last.pt`` only
+        (:class:`~native_pyg.training.optimizer_state.OptimizerStateInFile`),
+        read back by the next ``fit`` or a full :meth:`state_dict`."""
         target = self.cfg.epochs if epochs is None else epochs
         if self.cfg.reuse_memory and self.device.type == 'cpu':
             # from the first step on, not during setup: the setup's transients (sorting
