@@ -30,12 +30,7 @@ class EntityCaches:
         tensor or :class:`~native_pyg.nn.layerwise.LayerRows` on disk) and
         modality embeddings of all entities are computed once (no gradient)
         and reused inside, as are the fused candidates of the last relation.
-        Leave the context (or do not use it) whenever parameters change.
-        Inside one, a nested call without ``structure`` keeps the outer
-        cache (e.g. valid and test of one model, encoded once)."""
-        if structure is None and self.entities_cached:
-            yield self
-            return
+        Leave the context (or do not use it) whenever parameters change."""
         with self._caching(CandidateCache(self.inputs.version, structure)):
             yield self
 

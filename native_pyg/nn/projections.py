@@ -94,12 +94,10 @@ class ModalityProjections(torch.nn.Module):
         :data:`PROJECT_BYTES`, a block at a time, and kept as given for the
         backward pass (:func:`~native_pyg.nn.frozen_input_linear.frozen_input_linear`)."""
         mlp = self.mlps[modality]
-        first = mlp[0]
+        first, block = mlp[0], self._block_rows(modality)
         if x.dtype != first.weight.dtype and x.dim() == 2 and torch.is_grad_enabled() \
-                and x.size(0) > self._block_rows(modality) \
-                and not torch.is_autocast_enabled(x.device.type):
-            return mlp[1:](frozen_input_linear(x, first.weight, first.bias,
-                                               self._block_rows(modality)))
+                and x.size(0) > block and not torch.is_autocast_enabled(x.device.type):
+            return mlp[1:](frozen_input_linear(x, first.weight, first.bias, block))
         return mlp(x.to(first.weight.dtype))
 
     def project_entities(self, source: EntityRows, entity_index: Optional[Tensor], num: int,

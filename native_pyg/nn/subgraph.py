@@ -125,8 +125,9 @@ class StepSubgraph:
         x = self.x_dict[modality][local]
         # the dtype without reading rows: a store's rows(m) would read every row
         dtype = self.inputs.feature_dtype(modality)
-        if x.is_floating_point() and dtype.is_floating_point and x.element_size() < \
-                dtype.itemsize:  # e.g. float16 from a disk store: the projection casts
+        # narrower float rows (float16 from a disk store) stay so: the projection casts
+        if x.is_floating_point() and dtype.is_floating_point and \
+                x.dtype.itemsize < dtype.itemsize:
             return x
         return x.to(dtype)
 

@@ -24,7 +24,8 @@ from typing import Iterator, Optional
 #: ``mallopt`` parameters of glibc's ``malloc.h``, and their defaults
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
 DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
-_STATE = {'libc': None}  # glibc, once it keeps freed memory
+# glibc, once it keeps freed memory; how many freed_memory_returned contexts are open
+_STATE = {'libc': None, 'returning': 0}
 
 
 def c_library() -> Optional[ctypes.CDLL]:
@@ -61,15 +62,20 @@ def freed_memory_returned() -> Iterator[None]:
     returned on ``free``), after the heap kept by :func:`reuse_freed_memory`
     is trimmed; on exit, freed memory is kept again. For work between steps
     (validation) whose blocks differ from a step's: kept apart, the two
-    heaps would add up."""
+    heaps would add up. Nested, only the outermost context changes and
+    restores the setting."""
     libc = _STATE['libc']
     if libc is None:
         yield
         return
-    libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
-    libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
-    libc.malloc_trim(0)
+    if _STATE['returning'] == 0:
+        libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
+        libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+        libc.malloc_trim(0)
+    _STATE['returning'] += 1
     try:
         yield
     finally:
-        _keep_freed(libc)
+        _STATE['returning'] -= 1
+        if _STATE['returning'] == 0:
+            _keep_freed(libc)

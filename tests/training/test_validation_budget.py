@@ -144,3 +144,33 @@ def test_final_valid_and_test_encode_the_graph_once(small, monkeypatch):
     assert not trainer.model.entities_cached  # the cache went with the evaluation
     trainer.evaluate('valid')
     assert len(passes) == 2  # a later evaluation encodes again
+
+
+def test_nested_freed_memory_contexts_restore_once(monkeypatch):
+    """Valid and test inside one evaluate_splits: the inner contexts leave
+    malloc's defaults in place until the outermost one ends."""
+    import native_pyg.training.allocator as allocator
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, param, value):
+            calls.append(('mallopt', param, value))
+            return 1
+
+        def malloc_trim(self, pad):
+            calls.append(('trim',))
+
+    monkeypatch.setattr(allocator, '_STATE', {'libc': FakeLibc(), 'returning': 0})
+    keep = [('mallopt', allocator.M_MMAP_MAX, 0),
+            ('mallopt', allocator.M_TRIM_THRESHOLD, 2 ** 31 - 1)]
+    with allocator.freed_memory_returned():
+        entered = list(calls)
+        with allocator.freed_memory_returned():
+            pass
+        with allocator.freed_memory_returned():
+            pass
+        assert calls == entered  # inner contexts changed nothing
+    assert entered == [('mallopt', allocator.M_MMAP_MAX, allocator.DEFAULT_MMAP_MAX),
+                       ('mallopt', allocator.M_TRIM_THRESHOLD,
+                        allocator.DEFAULT_TRIM_THRESHOLD), ('trim',)]
+    assert calls[len(entered):] == keep  # kept again once, at the outermost exit
