@@ -65,6 +65,8 @@ MIN_MACS = 1 << 31
 #: (0.24 ms once set up), so products under about 1.3e8 multiply-adds stay
 #: with PyTorch (with 4e6, NativE on R-GCN's epoch took 9.1 s against 7.6)
 ONEDNN_MIN_MACS = 1 << 27
+#: rows of each oneDNN product (:class:`_OneDNNLinear`); fewer go to PyTorch
+ONEDNN_ROWS = 2048
 _POOLS: Dict[Tuple[int, int], ThreadPoolExecutor] = {}
 
 
@@ -148,17 +150,51 @@ def _onednn(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
     return onednn_inner_product()(x, weight, bias, 'none', [], '')
 
 
+def _rows_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+    """``x @ weight.T + bias``: whole blocks of :data:`ONEDNN_ROWS` rows by
+    oneDNN, the remaining rows by PyTorch (``addmm``, which no routing mode
+    sends back here)."""
+    if x.size(0) == ONEDNN_ROWS:
+        return _onednn(x, weight, bias)
+    full = x.size(0) - x.size(0) % ONEDNN_ROWS
+    out = x.new_empty(x.size(0), weight.size(0))
+    for start in range(0, full, ONEDNN_ROWS):
+        out[start:start + ONEDNN_ROWS] = _onednn(x[start:start + ONEDNN_ROWS], weight, bias)
+    if full < x.size(0):
+        torch.addmm(x.new_zeros(()) if bias is None else bias, x[full:], weight.t(),
+                    out=out[full:])
+    return out
+
+
+def _rows_weight_grad(grad: Tensor, x: Tensor) -> Tensor:
+    """``grad.T @ x``, the sum over rows taken a block of :data:`ONEDNN_ROWS`
+    rows per oneDNN call (the partial products summed), the remaining rows
+    by PyTorch."""
+    full = x.size(0) - x.size(0) % ONEDNN_ROWS
+    out = x.new_zeros(grad.size(1), x.size(1))
+    for start in range(0, full, ONEDNN_ROWS):
+        rows = slice(start, start + ONEDNN_ROWS)
+        out += _onednn(grad[rows].t(), x[rows].t())
+    if full < x.size(0):
+        out.addmm_(grad[full:].t(), x[full:])
+    return out
+
+
 class _OneDNNLinear(torch.autograd.Function):
     r""":math:`\mathbf{Y} = \mathbf{X}\mathbf{W}^\top + \mathbf{b}` by oneDNN
     (float32), with :math:`\partial L/\partial \mathbf{X} = \mathbf{G}
     \mathbf{W}`, :math:`\partial L/\partial \mathbf{W} = \mathbf{G}^\top
     \mathbf{X}` and :math:`\partial L/\partial \mathbf{b} = \sum_i
-    \mathbf{G}_i` for the upstream gradient :math:`\mathbf{G}`."""
+    \mathbf{G}_i` for the upstream gradient :math:`\mathbf{G}`. oneDNN
+    sees only blocks of :data:`ONEDNN_ROWS` rows (the rest goes to
+    PyTorch), so a layer's three products have one shape each whatever the
+    number of rows: oneDNN keeps every primitive it sets up, a new shape
+    kept about 1.2 MB, and a step's row counts change from step to step."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
         ctx.save_for_backward(x, weight)
-        return _onednn(x, weight, bias)
+        return _rows_linear(x, weight, bias)
 
     @staticmethod
     @once_differentiable
@@ -166,9 +202,9 @@ class _OneDNNLinear(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:  # dX = dY W, as a linear layer of weight W^T
-            grad_x = _onednn(grad, weight.t())
+            grad_x = _rows_linear(grad, weight.t())
         if ctx.needs_input_grad[1]:  # dW = dY^T X
-            grad_w = _onednn(grad.t(), x.t())
+            grad_w = _rows_weight_grad(grad, x)
         if ctx.needs_input_grad[2]:  # False without a bias
             grad_b = grad.sum(0)
         return grad_x, grad_w, grad_b

@@ -12,6 +12,7 @@ from native_pyg.nn import NativE
 from native_pyg.nn.comat import frozen
 from native_pyg.nn.structure_stand_in import stand_in_terms
 from native_pyg.training.losses import self_adversarial_loss
+from native_pyg.training.optimizers import dense_adam
 
 
 def fit_structure_stand_in(model: NativE, triples: Tensor, epochs: int = 10, batch_size: int = 1024,
@@ -83,7 +84,7 @@ def fit_structure_stand_in(model: NativE, triples: Tensor, epochs: int = 10, bat
             emb, mask = model.modality_embeddings(None)
     triples = torch.as_tensor(triples).long().to(device)
     gen = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(stand_in.parameters(), lr=lr)
+    optimizer = dense_adam(stand_in.parameters(), lr)
 
     losses = []
     with frozen(model, keep=stand_in):

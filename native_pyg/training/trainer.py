@@ -35,7 +35,7 @@ from native_pyg.training.early_stopping import EarlyStopper
 from native_pyg.training.losses import LOSSES, structural_l2
 from native_pyg.training.negative_sampling import build_negative_sampler
 from native_pyg.training.optimizer_state import OptimizerStateInFile
-from native_pyg.training.optimizers import build_optimizer
+from native_pyg.training.optimizers import build_optimizer, dense_adam
 from native_pyg.training.precision import check_precision, step_autocast, step_matmuls
 from native_pyg.training.runs import config_changes
 from native_pyg.training.structure_dropout import StructureDropout
@@ -163,8 +163,8 @@ class Trainer:
         if cfg.adversarial and model.feature_modalities:
             self.generator = CoMATGenerator(model.feature_modalities, model.entity_dim,
                                             noise_dim=cfg.noise_dim).to(self.device)
-            self.optimizer_g = torch.optim.Adam(self.generator.parameters(),
-                                                lr=cfg.lrg if cfg.lrg is not None else cfg.lr)
+            self.optimizer_g = dense_adam(self.generator.parameters(),
+                                         cfg.lrg if cfg.lrg is not None else cfg.lr)
         self.structure_dropout = None
         if cfg.structure_dropout > 0:
             if not model.masks_structure:

@@ -111,6 +111,7 @@ def test_a_step_with_routed_products_equals_the_torch_step(monkeypatch, blas):
     data = SyntheticMMKG(seed=1, num_entities=300, num_relations=4)[0]
     monkeypatch.setattr(cpu_blas, 'MIN_MACS', 1)  # route every product of the small model
     monkeypatch.setattr(cpu_blas, 'ONEDNN_MIN_MACS', 1)
+    monkeypatch.setattr(cpu_blas, 'ONEDNN_ROWS', 8)  # blocks of 8 rows and the rest
     if blas == 'numpy':
         routed, real = [], cpu_blas.threaded_matmul
         monkeypatch.setattr(cpu_blas, 'threaded_matmul',
@@ -136,8 +137,10 @@ def test_a_step_with_routed_products_equals_the_torch_step(monkeypatch, blas):
 
 
 @needs_onednn
-@pytest.mark.parametrize('shape', [(50, 7, 9), (4, 60, 3), (300, 128, 64)])
-def test_onednn_products_equal_torch_in_values_and_gradients(shape):
+@pytest.mark.parametrize('shape', [(50, 7, 9), (4, 60, 3), (300, 128, 64), (32, 5, 6)])
+def test_onednn_products_equal_torch_in_values_and_gradients(shape, monkeypatch):
+    # blocks of 16 rows with 2 and 12 left over, none (4 rows), exactly 2 blocks
+    monkeypatch.setattr(cpu_blas, 'ONEDNN_ROWS', 16)
     m, k, n = shape
     g = torch.Generator().manual_seed(0)
     x = torch.randn(k, m, generator=g).t().requires_grad_()  # a transposed view is read in place
@@ -155,6 +158,7 @@ def test_onednn_products_equal_torch_in_values_and_gradients(shape):
 def test_the_onednn_mode_routes_large_float32_cpu_products_and_nothing_else(monkeypatch):
     calls = count_onednn_calls(monkeypatch)
     monkeypatch.setattr(cpu_blas, 'ONEDNN_MIN_MACS', 1000)
+    monkeypatch.setattr(cpu_blas, 'ONEDNN_ROWS', 40)  # one block per product
     x, w = torch.randn(40, 30, requires_grad=True), torch.randn(20, 30, requires_grad=True)
     lin = torch.nn.Linear(30, 20)
     with OneDNNProducts():
@@ -195,6 +199,7 @@ def test_onednn_missing_from_the_build_is_one_warning_and_torch_products(monkeyp
 def test_odd_biases_sparse_and_keyword_calls_stay_correct_in_the_onednn_mode(monkeypatch):
     calls = count_onednn_calls(monkeypatch)
     monkeypatch.setattr(cpu_blas, 'ONEDNN_MIN_MACS', 1000)
+    monkeypatch.setattr(cpu_blas, 'ONEDNN_ROWS', 40)
     x, w = torch.randn(40, 30), torch.randn(20, 30)
     strided, expanded = torch.randn(40)[::2], torch.ones(1).expand(20)
     wide_bias = torch.randn(1, 20)
@@ -267,3 +272,18 @@ def test_auto_respects_deterministic_algorithms_set_outside_the_config(monkeypat
     monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability', lambda: 'AVX512')
     monkeypatch.setattr(torch, 'are_deterministic_algorithms_enabled', lambda: True)
     assert cpu_blas.resolve_cpu_blas('auto') == 'torch'
+
+
+@needs_onednn
+def test_onednn_sees_one_shape_per_product_whatever_the_number_of_rows(monkeypatch):
+    """oneDNN keeps a primitive per shape it has seen: a step's row counts
+    vary, so it is handed blocks of ONEDNN_ROWS rows only (the rest goes to
+    PyTorch), and products of many row counts leave three shapes."""
+    calls = count_onednn_calls(monkeypatch)
+    monkeypatch.setattr(cpu_blas, 'ONEDNN_ROWS', 16)
+    w = torch.randn(6, 5, requires_grad=True)
+    for m in (16, 37, 50, 64, 9):
+        x = torch.randn(m, 5, requires_grad=True)
+        onednn_linear(x, w).sum().backward()
+    assert set(calls) == {(16, 5), (16, 6), (6, 16)}  # forward, input and weight gradients
+    assert len(calls) == 3 * (1 + 2 + 3 + 4)  # whole blocks only; 9 rows never reach it

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from native_pyg.training.optimizers import (TABLE_OPTIMIZERS, RowWiseAdagrad, SplitOptimizer,
-                                            build_optimizer)
+                                            build_optimizer, dense_adam)
 
 
 def _pair(n=10, d=4, dtype=torch.float64):
@@ -231,3 +231,49 @@ def test_rowwise_adagrad_on_cuda_matches_cpu():
     torch.testing.assert_close(gpu.weight.cpu(), cpu.weight, atol=1e-6, rtol=1e-5)
     opts[1].load_state_dict(opts[0].state_dict())  # a CPU checkpoint loads onto CUDA
     assert opts[1].state[gpu.weight]['sum'].is_cuda
+
+
+def _allocated_bytes_during(fn) -> int:
+    """Bytes the CPU allocator hands out while ``fn`` runs (nested calls
+    counted more than once: an upper bound)."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    return sum(e.cpu_memory_usage for e in prof.events() if e.cpu_memory_usage > 0)
+
+
+def test_dense_adam_is_fused_on_cpu_and_steps_as_adam_without_temporaries():
+    torch.manual_seed(0)
+    weight = torch.nn.Parameter(torch.randn(64, 1024))
+    plain_weight = torch.nn.Parameter(weight.detach().clone())
+    opt = dense_adam([weight], lr=1e-2)
+    plain = torch.optim.Adam([plain_weight], lr=1e-2)
+    assert opt.param_groups[0]['fused'] is True and not plain.param_groups[0]['fused']
+    for _ in range(5):
+        grad = torch.randn_like(weight)
+        weight.grad, plain_weight.grad = grad.clone(), grad.clone()
+        opt.step()
+        plain.step()
+    torch.testing.assert_close(weight, plain_weight, rtol=1e-5, atol=1e-6)
+    # the unfused step draws two parameter-sized temporaries; the fused one none
+    size = weight.numel() * weight.element_size()
+    assert _allocated_bytes_during(plain.step) >= 2 * size
+    assert _allocated_bytes_during(opt.step) < size // 16
+
+
+def test_build_optimizer_fuses_every_adam_and_a_loaded_state_keeps_its_own_setting():
+    model = torch.nn.Sequential(torch.nn.Embedding(10, 4, sparse=True), torch.nn.Linear(4, 4))
+    assert build_optimizer(model, 1e-3, 'adam').param_groups[0]['fused'] is True
+    split = build_optimizer(model, 1e-3, 'rowwise_adagrad')
+    assert split.dense.param_groups[0]['fused'] is True
+    # a checkpoint of an unfused run resumes unfused: it steps as it was saved
+    dense = torch.nn.Linear(4, 4)
+    saved = torch.optim.Adam(dense.parameters(), lr=1e-3).state_dict()
+    opt = dense_adam(dense.parameters(), 1e-3)
+    opt.load_state_dict(saved)
+    assert not opt.param_groups[0]['fused']
+
+
+def test_dense_adam_leaves_unsupported_devices_unfused():
+    params = [torch.nn.Parameter(torch.zeros(2, device='meta'))]
+    assert dense_adam(params, 1e-3).param_groups[0]['fused'] is None
