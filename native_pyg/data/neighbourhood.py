@@ -8,11 +8,12 @@ need, see :meth:`LayerwiseEncoder.forward
 Pure PyTorch (no sampling backend): it is what
 :class:`~torch_geometric.loader.NeighborLoader` returns with
 ``num_neighbors=[-1] * num_hops``, so an encoder's output on the seeds
-equals its full-graph output on them.
+equals its full-graph output on them. :class:`InNeighbourhoods` gives the
+1-hop case for every node of a graph, batch by batch (layer-wise inference).
 """
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Callable, Dict, List, NamedTuple, Tuple
 
 import torch
 from torch import Tensor
@@ -64,3 +65,89 @@ def full_neighbourhood(seeds: Tensor, edge_index: Tensor, edge_type: Tensor,
     return dict(n_id=torch.cat(nodes), edge_index=torch.stack([torch.cat(rows), torch.cat(cols)]),
                 edge_type=torch.cat(types), num_sampled_nodes=[n.numel() for n in nodes],
                 num_sampled_edges=[t.numel() for t in types])
+
+
+class NeighbourhoodBatch(NamedTuple):
+    """Targets ``n_id[:batch_size]`` (consecutive ids), then their in-edges'
+    other sources; ``edge_index`` local ``src -> dst``, every ``dst`` a
+    target; the edges' ``edge_type``."""
+    n_id: Tensor
+    edge_index: Tensor
+    edge_type: Tensor
+    batch_size: int
+
+
+class InNeighbourhoods:
+    r"""A graph's in-edges sorted by destination (CSC), read as batches of
+    consecutive target nodes with **all** their in-edges: what
+    :class:`~torch_geometric.loader.NeighborLoader` gives with
+    ``num_neighbors=[-1]``, ``subgraph_type='directional'`` and targets in
+    order, as slices of one sorted copy of the edges (PyG's loader holds
+    the ``[2, E]`` edges in a ``Data`` object and sorts a copy of its own).
+
+    Args:
+        colptr (torch.Tensor): ``[N + 1]`` offsets of each node's in-edges.
+        row (torch.Tensor): ``[E]`` the sources, sorted by destination.
+        edge_id (torch.Tensor): ``[E]`` the edge id at each sorted position.
+        type_of (callable): The ``edge_type`` of edge ids.
+    """
+    def __init__(self, colptr: Tensor, row: Tensor, edge_id: Tensor,
+                 type_of: Callable[[Tensor], Tensor]):
+        if colptr.dim() != 1 or colptr.numel() < 1 or int(colptr[-1]) != row.numel() \
+                or edge_id.shape != row.shape:
+            raise ValueError(f"colptr [N + 1] must end at the {row.numel()} edges of row, "
+                             f"and edge_id match row's shape")
+        self.colptr, self.row, self.edge_id, self.type_of = colptr, row, edge_id, type_of
+        self.num_nodes = colptr.numel() - 1
+
+    @classmethod
+    def from_edges(cls, edge_index: Tensor, edge_type: Tensor,
+                   num_nodes: int) -> 'InNeighbourhoods':
+        """From explicit ``[2, E]`` edges ``src -> dst`` and their ``[E]`` types."""
+        from torch_geometric.utils import index_sort
+        src, dst = edge_index.detach().cpu().long()
+        colptr = torch.zeros(int(num_nodes) + 1, dtype=torch.long)
+        colptr[1:] = torch.bincount(dst, minlength=int(num_nodes)).cumsum(0)
+        perm = index_sort(dst)[1]
+        types = edge_type.detach().cpu()
+        return cls(colptr, src[perm], perm, lambda e: types[e])
+
+    @classmethod
+    def of_training_graph(cls, graph) -> 'InNeighbourhoods':
+        """From a :class:`~native_pyg.data.loader.TrainingGraph` (triples plus
+        inverse edges), without building its :math:`2E` edge arrays."""
+        colptr, row, perm = graph.sampling_csc()
+        return cls(colptr, row, perm, lambda e: graph.edge_type_of(e.long()))
+
+    def __len__(self) -> int:
+        return self.row.numel()
+
+    def bounds(self, max_targets: int, max_edges: int) -> List[Tuple[int, int]]:
+        """``(start, stop)`` of consecutive targets covering all nodes in
+        order, each range of at most ``max_targets`` targets and, where a
+        target allows, at most ``max_edges`` in-edges (a target with more
+        comes alone)."""
+        if max_targets < 1 or max_edges < 1:
+            raise ValueError(f"max_targets and max_edges must be >= 1, got "
+                             f"{max_targets} and {max_edges}")
+        colptr, n, a, out = self.colptr, self.num_nodes, 0, []
+        while a < n:
+            within = int(torch.searchsorted(colptr, colptr[a] + max_edges, right=True)) - 1
+            b = max(a + 1, min(a + max_targets, n, within))
+            out.append((a, b))
+            a = b
+        return out
+
+    def batch(self, start: int, stop: int) -> NeighbourhoodBatch:
+        """Targets ``start:stop`` with all their in-edges."""
+        lo, hi = int(self.colptr[start]), int(self.colptr[stop])
+        src = self.row[lo:hi].long()
+        outside = (src < start) | (src >= stop)
+        others = torch.unique(src[outside])
+        local = src - start
+        local[outside] = (stop - start) + torch.searchsorted(others, src[outside])
+        dst = torch.repeat_interleave(torch.arange(stop - start),
+                                      self.colptr[start:stop + 1].diff())
+        return NeighbourhoodBatch(torch.cat([torch.arange(start, stop), others]),
+                                  torch.stack([local, dst]),
+                                  self.type_of(self.edge_id[lo:hi]), stop - start)

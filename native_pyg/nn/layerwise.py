@@ -5,13 +5,28 @@ from __future__ import annotations
 
 import os.path as osp
 import shutil
-import warnings
 import weakref
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
+
+from native_pyg.data.loader import TrainingGraph
+from native_pyg.data.neighbourhood import InNeighbourhoods
+
+def _check_edges(edge_index: Tensor, edge_type: Tensor, num_nodes: int) -> None:
+    if edge_index is None or edge_type is None:
+        raise ValueError("layer-wise inference needs edge_index and edge_type "
+                         "(or neighbourhoods)")
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
+    if edge_type.shape != (edge_index.size(1),):
+        raise ValueError(f"edge_type must have shape [E={edge_index.size(1)}], "
+                         f"got {tuple(edge_type.shape)}")
+    if edge_index.numel() and not 0 <= int(edge_index.min()) <= int(edge_index.max()) < num_nodes:
+        raise ValueError(f"edge_index holds node ids outside [0, {num_nodes})")
+
 
 #: what an encoder needs for layer-wise inference (see :class:`LayerwiseEncoder
 #: <native_pyg.nn.gnn.LayerwiseEncoder>`)
@@ -25,11 +40,12 @@ def missing_layerwise_api(encoder: Any) -> list:
 
 
 @torch.no_grad()
-def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Tensor,
-                        edge_type: Tensor, num_nodes: Optional[int] = None,
+def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Optional[Tensor],
+                        edge_type: Optional[Tensor], num_nodes: Optional[int] = None,
                         batch_size: int = 65536, progress: bool = False,
                         device: Optional[Union[str, torch.device]] = None,
-                        out: Optional[Tensor] = None, scratch: Optional[str] = None) -> Tensor:
+                        out: Optional[Tensor] = None, scratch: Optional[str] = None,
+                        neighbourhoods: Optional[InNeighbourhoods] = None) -> Tensor:
     r"""The output ``[N, D]`` of a structural encoder over a whole graph,
     computed one layer at a time and, within a layer, one batch of target
     nodes at a time,
@@ -57,11 +73,13 @@ def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Tensor,
     unlike sampling :math:`L` hops per batch, no node is computed twice per
     layer).
 
-    The batches come from PyG's :class:`~torch_geometric.loader.NeighborLoader`
-    over all nodes in order (``num_neighbors=[-1]``: one hop, every
-    in-neighbour), whose first ``batch_size`` subgraph nodes are the targets.
-    The encoder runs in eval mode (no dropout; its mode is restored
-    afterwards) and without autograd.
+    The batches are consecutive targets with every in-edge, slices of the
+    edges sorted by destination
+    (:class:`~native_pyg.data.neighbourhood.InNeighbourhoods`: what PyG's
+    :class:`~torch_geometric.loader.NeighborLoader` gives with
+    ``num_neighbors=[-1]``, without a second copy of the edges). The encoder
+    runs in eval mode (no dropout; its mode is restored afterwards) and
+    without autograd.
 
     Args:
         encoder (torch.nn.Module): A structural encoder with the per-layer
@@ -73,13 +91,13 @@ def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Tensor,
             ``device`` is a GPU).
         edge_index (torch.Tensor): ``[2, E]`` edges (with inverse edges for
             the encoders here, see :func:`~native_pyg.nn.gnn.add_inverse_edges`);
-            sampled on CPU.
-        edge_type (torch.Tensor): ``[E]`` edge types.
+            sorted on CPU. :obj:`None` with ``neighbourhoods``.
+        edge_type (torch.Tensor): ``[E]`` edge types. :obj:`None` with
+            ``neighbourhoods``.
         num_nodes (int, optional): :math:`N`. (default: ``x.size(0)``)
         batch_size (int, optional): Target nodes per batch, fewer where
-            their in-edges would pass about :data:`LAYER_EDGES` on average
-            (the messages of a batch are a few ``[edges, D]`` tensors).
-            (default: :obj:`65536`)
+            their in-edges would pass :data:`LAYER_EDGES` (the messages of a
+            batch are a few ``[edges, D]`` tensors). (default: :obj:`65536`)
         progress (bool, optional): Show a progress bar over layers
             :math:`\times` batches. (default: :obj:`False`)
         device (torch.device, optional): Where each batch is computed.
@@ -96,6 +114,10 @@ def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Tensor,
             next one is done, and the last one is returned as
             :class:`LayerRows` (unless ``out`` is given).
             (default: :obj:`None`, in memory)
+        neighbourhoods (InNeighbourhoods, optional): The graph's in-edges
+            already sorted by destination, instead of ``edge_index`` and
+            ``edge_type`` (e.g. a training graph's, built from its triples
+            without the inverse edges' arrays). (default: :obj:`None`)
 
     Returns:
         torch.Tensor or LayerRows: ``[N, D]``, the last layer's output.
@@ -107,13 +129,15 @@ def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Tensor,
     num_nodes = x.shape[0] if num_nodes is None else int(num_nodes)
     if len(x.shape) != 2 or x.shape[0] != num_nodes:
         raise ValueError(f"x must have shape [num_nodes={num_nodes}, F], got {tuple(x.shape)}")
-    if edge_index.dim() != 2 or edge_index.size(0) != 2:
-        raise ValueError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
-    if edge_type.shape != (edge_index.size(1),):
-        raise ValueError(f"edge_type must have shape [E={edge_index.size(1)}], "
-                         f"got {tuple(edge_type.shape)}")
-    if edge_index.numel() and not 0 <= int(edge_index.min()) <= int(edge_index.max()) < num_nodes:
-        raise ValueError(f"edge_index holds node ids outside [0, {num_nodes})")
+    if neighbourhoods is not None:
+        if edge_index is not None or edge_type is not None:
+            raise ValueError("give the graph as edge_index and edge_type or as "
+                             "neighbourhoods, not both")
+        if neighbourhoods.num_nodes != num_nodes:
+            raise ValueError(f"neighbourhoods cover {neighbourhoods.num_nodes} nodes, "
+                             f"x has {num_nodes}")
+    else:
+        _check_edges(edge_index, edge_type, num_nodes)
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if out is not None:
@@ -130,14 +154,14 @@ def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Tensor,
     if num_nodes == 0:
         return out if out is not None else torch.empty(0, x.shape[1], device=x.device)
 
-    per_node = edge_index.size(1) / num_nodes  # in-edges of a target, on average
-    batch_size = min(int(batch_size), max(256, int(LAYER_EDGES / max(per_node, 1.0))))
-    loader = full_neighbour_loader(edge_index, edge_type, num_nodes, batch_size)
+    if neighbourhoods is None:
+        neighbourhoods = InNeighbourhoods.from_edges(edge_index, edge_type, num_nodes)
+    bounds = neighbourhoods.bounds(int(batch_size), LAYER_EDGES)
     num_layers = int(encoder.num_layers)
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=num_layers * len(loader), desc='layer-wise inference', unit='batch')
+        bar = tqdm(total=num_layers * len(bounds), desc='layer-wise inference', unit='batch')
     was_training = encoder.training
     encoder.eval()
     rows: Union[Tensor, LayerRows] = x
@@ -147,12 +171,9 @@ def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Tensor,
             last = i == num_layers - 1
 
             def outputs(i=i, state=state, rows=rows):
-                for batch in loader:
-                    b = int(batch.batch_size)
-                    if batch.edge_index.numel() and int(batch.edge_index[1].max()) >= b:
-                        raise RuntimeError("NeighborLoader returned edges that do not end in "
-                                           "the batch's targets; layer-wise inference needs "
-                                           "1-hop directional subgraphs")
+                for start, stop in bounds:
+                    batch = neighbourhoods.batch(start, stop)
+                    b = batch.batch_size
                     h = encoder.layer_forward(i, rows[batch.n_id.to(rows.device)].to(device),
                                               batch.edge_index.to(device),
                                               batch.edge_type.to(device), state, num_targets=b)
@@ -251,23 +272,6 @@ class LayerRows:
         return f'{self.__class__.__name__}({self.root!r}, shape={tuple(self.shape)})'
 
 
-def full_neighbour_loader(edge_index: Tensor, edge_type: Tensor, num_nodes: int,
-                          batch_size: int):
-    r"""PyG's :class:`~torch_geometric.loader.NeighborLoader` over all
-    ``num_nodes`` nodes in order, ``batch_size`` targets per batch, each
-    batch the 1-hop subgraph of **all** in-edges of its targets
-    (``num_neighbors=[-1]``), targets first, with the edges' ``edge_type``."""
-    from torch_geometric.data import Data
-    from torch_geometric.loader import NeighborLoader
-    data = Data(edge_index=edge_index.detach().cpu(), edge_type=edge_type.detach().cpu(),
-                num_nodes=num_nodes)
-    with warnings.catch_warnings():  # PyG's advice to install pyg-lib, unavailable here
-        warnings.filterwarnings('ignore', message=".*without a 'pyg-lib' installation")
-        return NeighborLoader(data, num_neighbors=[-1], input_nodes=None,
-                              batch_size=batch_size, shuffle=False,
-                              subgraph_type='directional')
-
-
 #: in-edges of a batch of layer-wise inference, on average: its messages are a
 #: few ``[edges, D]`` tensors, whatever the number of targets
 LAYER_EDGES = 2 ** 18
@@ -324,9 +328,13 @@ def layerwise_structural_embeddings(model, batch_size: int = 65536, progress: bo
                 x = LayerRows.write(osp.join(scratch, 'input'), table.size(0), chunks())
     result = None
     try:
-        result = layerwise_inference(encoder, x, *model.inputs.graph(), num_nodes=table.size(0),
+        # the triples' CSC: no [2, 2E] edge arrays beside it (1.8 GB less at 16 M triples)
+        graph = TrainingGraph(model.inputs.edge_index, model.inputs.edge_type,
+                              table.size(0), model.inputs.num_relations)
+        result = layerwise_inference(encoder, x, None, None, num_nodes=table.size(0),
                                      batch_size=batch_size, progress=progress, device=device,
-                                     out=out, scratch=scratch)
+                                     out=out, scratch=scratch,
+                                     neighbourhoods=InNeighbourhoods.of_training_graph(graph))
     finally:
         if isinstance(x, LayerRows):
             x.close()

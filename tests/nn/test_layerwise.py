@@ -7,8 +7,9 @@ import torch
 
 from native_pyg.nn import NativE
 from native_pyg.nn.gnn import CompGCNEncoder, RGCNEncoder, add_inverse_edges
-from native_pyg.nn.layerwise import (LayerRows, full_neighbour_loader, layerwise_inference,
-                                     layerwise_structural_embeddings)
+from native_pyg.data.loader import TrainingGraph
+from native_pyg.data.neighbourhood import InNeighbourhoods
+from native_pyg.nn.layerwise import LayerRows, layerwise_inference, layerwise_structural_embeddings
 
 N, R, C = 36, 3, 8
 ENCODERS = {
@@ -108,9 +109,57 @@ def test_batches_are_partial_1_hop_subgraphs_holding_every_in_edge_once():
         assert sum(c[3] for c in mine) == N
         assert sum(c[2] for c in mine) == edge_index.size(1)  # every edge in exactly one batch
         assert all(c[1] < N and c[2] < edge_index.size(1) for c in mine)
-    batches = list(full_neighbour_loader(edge_index, edge_type, N, 5))
+    source = InNeighbourhoods.from_edges(edge_index, edge_type, N)
+    batches = [source.batch(*b) for b in source.bounds(5, 1000)]
     assert [b.n_id[:b.batch_size].tolist() for b in batches][:2] == [[0, 1, 2, 3, 4],
                                                                       [5, 6, 7, 8, 9]]
+
+
+def _in_edges(batch):
+    """Each target's in-edges of a batch as sorted (target, source, type) global triples."""
+    n_id, (src, dst) = batch.n_id, batch.edge_index
+    return sorted(zip(n_id[dst].tolist(), n_id[src].tolist(), batch.edge_type.tolist()))
+
+
+@pytest.mark.filterwarnings("ignore:Using 'NeighborSampler' without a 'pyg-lib'")
+def test_in_neighbourhoods_are_what_pyg_neighbor_loader_gives_with_all_neighbours():
+    from torch_geometric.data import Data
+    from torch_geometric.loader import NeighborLoader
+    from native_pyg.data.loader import neighbor_sampling_backend
+    if neighbor_sampling_backend() is None:
+        pytest.skip('neighbour sampling needs torch_sparse or pyg-lib (make install-accel)')
+    edge_index, edge_type = _graph()
+    ours = InNeighbourhoods.from_edges(edge_index, edge_type, N)
+    pyg = NeighborLoader(Data(edge_index=edge_index, edge_type=edge_type, num_nodes=N),
+                         num_neighbors=[-1], batch_size=6, shuffle=False,
+                         subgraph_type='directional')
+    for (start, stop), theirs in zip(ours.bounds(6, 10 ** 6), pyg):
+        mine = ours.batch(start, stop)
+        assert mine.n_id[:mine.batch_size].tolist() == \
+            theirs.n_id[:theirs.batch_size].tolist() == list(range(start, stop))
+        assert mine.edge_index.size(1) == 0 or int(mine.edge_index[1].max()) < mine.batch_size
+        assert mine.n_id.unique().numel() == mine.n_id.numel()
+        assert _in_edges(mine) == _in_edges(theirs)
+
+
+def test_a_training_graphs_neighbourhoods_equal_those_of_its_edges_and_bound_the_edges():
+    g = torch.Generator().manual_seed(1)
+    h, t, r = (torch.randint(0, 20, (60,), generator=g), torch.randint(0, 20, (60,), generator=g),
+               torch.randint(0, R, (60,), generator=g))
+    graph = TrainingGraph(torch.stack([h, t]), r, 24, R)  # 20..23 isolated
+    of_triples = InNeighbourhoods.of_training_graph(graph)
+    of_edges = InNeighbourhoods.from_edges(*graph.edges(), 24)
+    assert len(of_triples) == len(of_edges) == 120
+    bounds = of_triples.bounds(7, 9)
+    assert bounds == of_edges.bounds(7, 9) and bounds[0][0] == 0 and bounds[-1][1] == 24
+    assert all(a < b for a, b in bounds) and all(b == c for (_, b), (c, _) in
+                                                 zip(bounds, bounds[1:]))
+    degree = torch.bincount(torch.cat([t, h]), minlength=24)
+    for a, b in bounds:
+        assert b - a <= 7 and (int(degree[a:b].sum()) <= 9 or b - a == 1)
+        assert _in_edges(of_triples.batch(a, b)) == _in_edges(of_edges.batch(a, b))
+    with pytest.raises(ValueError, match='max_targets and max_edges must be >= 1'):
+        of_triples.bounds(0, 9)
 
 
 def test_dropout_is_off_and_the_mode_restored_and_out_is_filled(tmp_path):
@@ -154,6 +203,19 @@ def test_layerwise_structural_embeddings_equal_the_models(gnn_small, encoder, kw
     assert torch.allclose(out, full, atol=1e-5), (out - full).abs().max()
 
 
+def test_layerwise_structural_embeddings_never_build_the_inverse_edges(gnn_small, monkeypatch):
+    """The model's graph is read from its triples' CSC: the [2, 2E] edge
+    arrays (inputs.graph()) would double the graph's memory beside it."""
+    from native_pyg.data import loader
+    torch.manual_seed(0)
+    net = NativE.from_data(gnn_small, 8, margin=6.0, encoder='rgcn').eval()
+    full = net.structural_embeddings(None)
+    monkeypatch.setattr(loader, 'add_inverse_edges', None)  # TrainingGraph.edges() would fail
+    monkeypatch.setattr(type(net.inputs), 'graph', None)
+    out = layerwise_structural_embeddings(net, batch_size=64)
+    assert torch.allclose(out, full, atol=1e-5), (out - full).abs().max()
+
+
 def test_one_line_errors(gnn_small):
     encoder = RGCNEncoder(C, R)
     x, (edge_index, edge_type) = torch.randn(N, C), _graph()
@@ -172,6 +234,14 @@ def test_one_line_errors(gnn_small):
          lambda: layerwise_inference(encoder, x[:20], edge_index, edge_type)),
         (ValueError, 'batch_size must be >= 1',
          lambda: layerwise_inference(encoder, x, edge_index, edge_type, batch_size=0)),
+        (ValueError, 'give the graph as edge_index and edge_type or as neighbourhoods',
+         lambda: layerwise_inference(encoder, x, edge_index, edge_type, neighbourhoods=
+                                     InNeighbourhoods.from_edges(edge_index, edge_type, N))),
+        (ValueError, 'neighbourhoods cover 32 nodes, x has 36',
+         lambda: layerwise_inference(encoder, x, None, None, neighbourhoods=
+                                     InNeighbourhoods.from_edges(edge_index, edge_type, 32))),
+        (ValueError, 'needs edge_index and edge_type',
+         lambda: layerwise_inference(encoder, x, None, None)),
         (ValueError, 'out must have shape',
          lambda: layerwise_inference(encoder, x, edge_index, edge_type, out=torch.empty(3, C))),
         (ValueError, 'share memory',
@@ -251,24 +321,26 @@ def test_structure_plus_modalities_input_is_built_once_never_as_a_second_table(
 def test_batches_are_bounded_by_in_edges(monkeypatch):
     import native_pyg.nn.layerwise as lw
     seen = []
-    real = lw.full_neighbour_loader
 
-    def spy(edge_index, edge_type, num_nodes, batch_size):
-        seen.append(batch_size)
-        return real(edge_index, edge_type, num_nodes, batch_size)
+    def spy(i, x_sub, ei, et, state=None, num_targets=None):
+        seen.append((num_targets, ei.size(1)))
+        return forward(i, x_sub, ei, et, state, num_targets=num_targets)
 
-    monkeypatch.setattr(lw, 'full_neighbour_loader', spy)
     monkeypatch.setattr(lw, 'LAYER_EDGES', 1024)
     gen = torch.Generator().manual_seed(0)
-    n, e = 1000, 8000  # 8 in-edges per node on average: 128 targets per batch of 1024 edges
+    n, e = 1000, 8000  # 8 in-edges per node on average: about 128 targets per batch
     edge_index = torch.randint(0, n, (2, e), generator=gen)
     edge_type = torch.randint(0, 3, (e,), generator=gen)
     from native_pyg.nn.gnn import RGCNEncoder
     encoder = RGCNEncoder(16, 3, num_layers=2)
+    forward = encoder.layer_forward
+    encoder.layer_forward = spy
     x = torch.randn(n, 16, generator=gen)
     small = lw.layerwise_inference(encoder, x, edge_index, edge_type, batch_size=100_000)
-    assert seen == [256]  # at least 256 targets
+    assert all(edges <= 1024 for _, edges in seen) and 2 * 8 <= len(seen) <= 2 * 10
+    assert sum(targets for targets, _ in seen) == 2 * n
+    seen.clear()
     monkeypatch.setattr(lw, 'LAYER_EDGES', 10 ** 9)
     whole = lw.layerwise_inference(encoder, x, edge_index, edge_type, batch_size=100_000)
-    assert seen[-1] == 100_000
+    assert seen == [(n, e), (n, e)]  # one batch per layer
     torch.testing.assert_close(small, whole)
