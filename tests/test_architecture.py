@@ -25,16 +25,33 @@ def _parse():
 _MODULES = list(_parse())
 
 
-def imported(name, tree):
-    """The native_pyg modules a module imports (anywhere in it)."""
+def _package(name, path):
+    """The package a module's relative imports start from."""
+    return name if path.name == '__init__.py' else name.rpartition('.')[0]
+
+
+def _absolute(name, path, node):
+    """The module an ``ImportFrom`` names, relative ones resolved (``None``
+    outside native_pyg)."""
+    if node.level == 0:
+        return node.module if node.module and node.module.startswith('native_pyg') else None
+    base = _package(name, path).split('.')
+    base = base[:len(base) - (node.level - 1)]
+    return '.'.join(base + ([node.module] if node.module else []))
+
+
+def imported(name, path, tree):
+    """The native_pyg modules a module imports (anywhere in it), absolute
+    and relative imports alike."""
     out = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name.startswith('native_pyg')}
-        elif isinstance(node, ast.ImportFrom) and node.module and \
-                node.module.startswith('native_pyg') and node.level == 0:
-            out.add(node.module)
-            out |= {f'{node.module}.{a.name}' for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            module = _absolute(name, path, node)
+            if module is not None:
+                out.add(module)
+                out |= {f'{module}.{a.name}' for a in node.names}
     known = {n for n, _, _ in modules()}
     return {m for m in out if m in known and m != name}
 
@@ -45,7 +62,7 @@ def layer(module):
 
 
 def test_imports_form_no_circle_and_never_run_upwards():
-    graph = {name: imported(name, tree) for name, _, tree in modules()}
+    graph = {name: imported(name, path, tree) for name, path, tree in modules()}
     # the top-level face ('native_pyg', e.g. native_pyg.tune) hands on names of any layer
     upwards = [(a, b) for a, targets in graph.items() for b in targets
                if b != 'native_pyg' and a != 'native_pyg' and layer(b) > layer(a)]
@@ -89,3 +106,37 @@ def test_no_module_reads_another_objects_private_members():
                     continue
                 found.append(f'{path.relative_to(PACKAGE)}:{node.lineno} .{node.attr}')
     assert not found, found
+
+
+def private_imports(name, path, tree):
+    """``from x import _name`` (absolute or relative) and ``import
+    native_pyg.x._y`` of a module: reaching into another module's insides."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and _absolute(name, path, node) is not None:
+            found += [f'{path.relative_to(PACKAGE)}:{node.lineno} {a.name}'
+                      for a in node.names if a.name.startswith('_')
+                      and not a.name.startswith('__')]
+        elif isinstance(node, ast.Import):
+            found += [f'{path.relative_to(PACKAGE)}:{node.lineno} {a.name}'
+                      for a in node.names if a.name.startswith('native_pyg') and any(
+                          p.startswith('_') and not p.startswith('__')
+                          for p in a.name.split('.'))]
+    return found
+
+
+def test_no_module_imports_another_modules_private_names():
+    found = [f for name, path, tree in modules() for f in private_imports(name, path, tree)]
+    assert not found, found
+
+
+def test_relative_imports_are_read():
+    """The checks above see relative imports: an upward import and a
+    private name planted in evaluation/ are both found."""
+    source = 'from ..training import trainer\nfrom .ranks import _combine\n'
+    path = PACKAGE / 'evaluation' / 'planted.py'
+    tree = ast.parse(source)
+    name = 'native_pyg.evaluation.planted'
+    assert 'native_pyg.training.trainer' in imported(name, path, tree)
+    assert any(layer(m) > layer(name) for m in imported(name, path, tree))
+    assert private_imports(name, path, tree) == ['evaluation/planted.py:2 _combine']

@@ -20,7 +20,7 @@ from native_pyg.data.schema import (
     ENTITY,
     REL,
     SPLITS,
-    _PREFIX,
+    SPLIT_PREFIX,
     modalities,
     seen_entities,
     split_triples,
@@ -117,7 +117,7 @@ def clean_splits(data: HeteroData, dedupe: bool = True,
             seen = ids['train'] if split == 'valid' else torch.cat([ids['train'], ids['valid']])
             keep &= ~_isin(ids[split], seen)
         t = triples[split][keep]
-        p = _PREFIX[split]
+        p = SPLIT_PREFIX[split]
         out[REL][f'{p}edge_index'] = torch.stack([t[:, 0], t[:, 2]], dim=0).contiguous()
         out[REL][f'{p}edge_type'] = t[:, 1].contiguous()
     return out

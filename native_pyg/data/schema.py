@@ -24,7 +24,7 @@ ENTITY = 'entity'
 REL = (ENTITY, 'relation', ENTITY)
 SPLITS = ('train', 'valid', 'test')
 #: split name -> attribute prefix on the relation edge store
-_PREFIX = {'train': '', 'valid': 'val_', 'test': 'test_'}
+SPLIT_PREFIX = {'train': '', 'valid': 'val_', 'test': 'test_'}
 #: the modality names used by this library, in their canonical order
 KNOWN_MODALITIES = ('image', 'text', 'numeric', 'audio', 'video')
 
@@ -44,10 +44,10 @@ def modalities(data: HeteroData) -> List[str]:
 def split_triples(data: HeteroData, split: str = 'train') -> Tensor:
     """The ``split`` triples of ``data`` as a ``[E, 3]`` long tensor of
     ``(head, relation, tail)`` rows."""
-    if split not in _PREFIX:
+    if split not in SPLIT_PREFIX:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     store = data[REL]
-    p = _PREFIX[split]
+    p = SPLIT_PREFIX[split]
     ei, et = store[f'{p}edge_index'], store[f'{p}edge_type']
     return torch.stack([ei[0], et, ei[1]], dim=1)
 
@@ -64,9 +64,9 @@ def seen_entities(data: HeteroData, split: str = 'train') -> Tensor:
 
 def split_edges(data: HeteroData, split: str = 'train') -> Tuple[Tensor, Tensor]:
     """``(edge_index [2, E], edge_type [E])`` of one split."""
-    if split not in _PREFIX:
+    if split not in SPLIT_PREFIX:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-    p = _PREFIX[split]
+    p = SPLIT_PREFIX[split]
     return data[REL][f'{p}edge_index'], data[REL][f'{p}edge_type']
 
 
@@ -113,7 +113,7 @@ def build_mmkg(
     empty = torch.empty(0, 3, dtype=torch.long)
     for split, t in zip(SPLITS, (train, valid, test)):
         t = _as_triples(empty if t is None else t, split)
-        p = _PREFIX[split]
+        p = SPLIT_PREFIX[split]
         data[REL][f'{p}edge_index'] = torch.stack([t[:, 0], t[:, 2]], dim=0).contiguous()
         data[REL][f'{p}edge_type'] = t[:, 1].contiguous()
     data.num_relations = int(num_relations)
@@ -164,7 +164,7 @@ def validate_mmkg(data: HeteroData) -> HeteroData:
     if REL not in data.edge_types:
         raise SchemaError(f"missing edge store {REL}")
     store = data[REL]
-    for split, p in _PREFIX.items():
+    for split, p in SPLIT_PREFIX.items():
         ei_key, et_key = f'{p}edge_index', f'{p}edge_type'
         field = f"data['entity', 'relation', 'entity'].{ei_key}"
         if ei_key not in store or et_key not in store:

@@ -17,7 +17,7 @@ from .ranks import (KnownTripleFilter, check_ties, filtered_and_raw_ranks,
 DIRECTIONS = ('head', 'tail', 'both')
 
 
-def _model_device(model: Any) -> torch.device:
+def model_device(model: Any) -> torch.device:
     """The device of the model's first parameter or buffer, else CPU."""
     tensors = itertools.chain(
         model.parameters() if hasattr(model, 'parameters') else (),
@@ -210,7 +210,7 @@ class LinkPredictionEvaluator:
         """``(head_ranks, tail_ranks, raw_head_ranks, raw_tail_ranks)``, each a
         ``[E]`` float CPU tensor aligned with the rows of ``triples``."""
         triples = self._check_triples(triples)
-        device = _model_device(model)
+        device = model_device(model)
         head, rel, tail = triples.to(device).unbind(1)
         out = torch.empty(4, triples.size(0), dtype=torch.float, device=device)
         chunks = self._chunks(rel)

@@ -20,9 +20,11 @@ def check_ties(ties: str) -> str:
     return ties
 
 
-def _combine(greater: Tensor, tied: Tensor, ties: str) -> Tensor:
-    # greater: candidates strictly better than the target; tied: candidates
-    # (other than the target) with exactly the target's score.
+def rank_from_counts(greater: Tensor, tied: Tensor, ties: str) -> Tensor:
+    r"""The rank of a target from the numbers of candidates ``greater``
+    (strictly better) and ``tied`` (other than the target, the same score):
+    :math:`g + 1` (``'optimistic'``), :math:`g + t + 1` (``'pessimistic'``)
+    or :math:`g + t/2 + 1` (``'realistic'``)."""
     greater, tied = greater.to(torch.float), tied.to(torch.float)
     if ties == 'optimistic':
         return greater + 1.0
@@ -64,7 +66,7 @@ def filtered_and_raw_ranks(
         tied = torch.zeros_like(greater)
     else:
         tied = torch.count_nonzero(scores == target_score, dim=1) - 1  # minus the target
-    raw = _combine(greater, tied, ties)
+    raw = rank_from_counts(greater, tied, ties)
     if removed is None or removed[0].numel() == 0:
         return raw, raw
     row, col = removed
@@ -73,7 +75,7 @@ def filtered_and_raw_ranks(
     removed_greater = torch.zeros_like(greater).index_add_(
         0, row, ((value > against) & keep).long())
     removed_tied = torch.zeros_like(tied).index_add_(0, row, ((value == against) & keep).long())
-    return _combine(greater - removed_greater, tied - removed_tied, ties), raw
+    return rank_from_counts(greater - removed_greater, tied - removed_tied, ties), raw
 
 
 def rank_from_scores(

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .link_prediction import _model_device, eval_mode
+from .link_prediction import model_device, eval_mode
 from .query_subsets import ProtocolEvaluator, check_model_api
 from .ranks import filtered_and_raw_ranks
 
@@ -145,7 +145,7 @@ class SampledLinkPredictionEvaluator(ProtocolEvaluator):
         ranks, twice (the protocol has no raw variant), ``[E]`` float CPU."""
         check_model_api(model, ('embed_entities', 'fuse_rows', 'relation_embedding', 'scorer'))
         triples = self._check_triples(triples)
-        triples = triples.to(device := _model_device(model))
+        triples = triples.to(device := model_device(model))
         head, rel, tail = triples.unbind(1)
         out = torch.empty(2, triples.size(0), dtype=torch.float, device=device)
         with eval_mode(model, self.compile):

@@ -13,9 +13,9 @@ from tqdm.auto import tqdm
 
 from ..nn.layerwise import entities_encoded_once
 from ..nn.redaf import FUSE_TILE, weighted_sum
-from .link_prediction import _model_device, eval_mode
+from .link_prediction import model_device, eval_mode
 from .query_subsets import ProtocolEvaluator, check_model_api
-from .ranks import _combine
+from .ranks import rank_from_counts
 
 __all__ = ['StreamingLinkPredictionEvaluator']
 
@@ -307,7 +307,7 @@ class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
         triples = self._check_triples(triples)
         if getattr(model, 'num_entities', self.num_entities) < self.num_entities:
             raise ValueError(f"the model has fewer entities than {self.num_entities}")
-        triples = triples.to(device := _model_device(model))
+        triples = triples.to(device := model_device(model))
         out = torch.empty(4, triples.size(0), dtype=torch.float, device=device)
         self.passes = 0
         with eval_mode(model, self.compile), entities_encoded_once(
@@ -336,9 +336,9 @@ class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
                 if self.ties == 'optimistic':
                     tied = removed_tied = torch.zeros_like(tied)
                 row = 1 if block.tails else 0
-                out[row, block.index] = _combine(greater - removed_greater,
+                out[row, block.index] = rank_from_counts(greater - removed_greater,
                                                  tied - removed_tied, self.ties)
-                out[row + 2, block.index] = _combine(greater, tied, self.ties)
+                out[row + 2, block.index] = rank_from_counts(greater, tied, self.ties)
         head_ranks, tail_ranks, raw_head, raw_tail = out.cpu().unbind(0)
         return head_ranks, tail_ranks, raw_head, raw_tail
 

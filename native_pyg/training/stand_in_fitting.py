@@ -49,7 +49,9 @@ def fit_structure_stand_in(model: NativE, triples: Tensor, epochs: int = 10, bat
     it (:meth:`~native_pyg.data.TrainingGraph.full_batch` entered with
     :meth:`NativE.subgraph <native_pyg.nn.NativE.subgraph>`), so what it
     fits to matches what an entity without triples meets at test time: no
-    edge of the triple being scored.
+    edge of the triple being scored. The model's mode is restored
+    afterwards; a fit that fails or is interrupted also restores the
+    stand-in's weights and ``fitted`` flags as they were.
 
     Args:
         model (NativE): A trained model built with ``structure_stand_in=True``.
@@ -73,8 +75,23 @@ def fit_structure_stand_in(model: NativE, triples: Tensor, epochs: int = 10, bat
                          "structure_stand_in=True, model.structure_stand_in=true in a config)")
     if epochs < 1:
         raise ValueError(f"the stand-in needs at least one epoch, got {epochs}")
-    stand_in.fitted.fill_(False)  # the real structure of every training entity below
+    before = {k: v.clone() for k, v in stand_in.state_dict().items()}
     was_training = model.training
+    try:
+        losses = _fit(model, stand_in, triples, epochs, batch_size, num_negatives, lr,
+                      adv_temperature, regression, seed, progress)
+    except BaseException:  # an interrupted fit leaves the stand-in as it was
+        stand_in.load_state_dict(before)
+        raise
+    finally:
+        model.train(was_training)
+    return losses
+
+
+def _fit(model: NativE, stand_in, triples, epochs: int, batch_size: int, num_negatives: int,
+         lr: float, adv_temperature: float, regression: float, seed: int,
+         progress: bool) -> List[float]:
+    stand_in.fitted.fill_(False)  # the real structure of every training entity below
     model.eval()
     device = model.device
     graph = None if model.structural_encoder is None else TrainingGraph(
@@ -113,7 +130,6 @@ def fit_structure_stand_in(model: NativE, triples: Tensor, epochs: int = 10, bat
                 total, steps = total + float(loss.detach()), steps + 1
             losses.append(total / max(steps, 1))
     stand_in.fitted.fill_(True)
-    model.train(was_training)
     return losses
 
 

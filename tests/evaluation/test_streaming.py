@@ -506,3 +506,23 @@ def test_raw_rows_projected_a_block_at_a_time_without_gradient(monkeypatch):
     read.clear()
     emb, _ = net.modality_embeddings(torch.arange(N))  # with gradient: one read per modality
     assert emb.requires_grad and len(read) == 2 and max(read) > 4
+
+
+@pytest.mark.parametrize('protocol', ['full', 'streamed', 'sampled'])
+def test_every_protocol_ranks_under_the_compiled_kernels_when_asked(protocol, monkeypatch):
+    """``evaluate --compile`` reaches every protocol (it was once dropped for
+    streamed and sampled): the ranking runs inside ``compiled_distances(True)``."""
+    from native_pyg.datasets import SyntheticMMKG
+    from native_pyg.evaluation import link_prediction
+    from native_pyg.evaluation.protocols import evaluator_for
+    from native_pyg.data import split_triples
+    data = SyntheticMMKG(seed=0, num_entities=60, num_relations=3)[0]
+    net = NativE.from_data(data, 8, margin=6.0)
+    seen, real = [], link_prediction.compiled_distances
+    monkeypatch.setattr(link_prediction, 'compiled_distances',
+                        lambda enabled=True: seen.append(enabled) or real(False))
+    for compile in (True, False):
+        seen.clear()
+        ev = evaluator_for(data, protocol, num_candidates=10, compile=compile)
+        ev.evaluate(net, split_triples(data, 'test')[:4])
+        assert seen and set(seen) == {compile}

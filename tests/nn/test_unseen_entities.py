@@ -179,6 +179,30 @@ def test_a_fitted_stand_in_places_unseen_entities_and_leaves_the_model_alone(dat
     assert torch.all(m.modality_weights(new, torch.zeros(2, dtype=torch.long))[:, 0] > 0)
 
 
+@pytest.mark.parametrize('error', [RuntimeError, KeyboardInterrupt])
+def test_a_failed_stand_in_fit_leaves_the_stand_in_and_the_models_mode_as_they_were(
+        data, monkeypatch, error):
+    from native_pyg.training import stand_in_fitting
+    m = model(data, structure_stand_in=True).train()
+    triples = split_triples(data, 'train')
+    fit_structure_stand_in(m, triples, epochs=1, batch_size=512, num_negatives=2)
+    before = {k: v.clone() for k, v in m.stand_in.state_dict().items()}
+    calls, loss = [], stand_in_fitting.self_adversarial_loss
+
+    def failing(*args):
+        calls.append(1)
+        if len(calls) == 3:  # after two optimiser steps
+            raise error('stopped')
+        return loss(*args)
+
+    monkeypatch.setattr(stand_in_fitting, 'self_adversarial_loss', failing)
+    with pytest.raises(error, match='stopped'):
+        fit_structure_stand_in(m, triples, epochs=2, batch_size=128, num_negatives=2)
+    assert m.training and len(calls) == 3
+    after = m.stand_in.state_dict()
+    assert bool(m.stand_in.fitted) and all(torch.equal(v, after[k]) for k, v in before.items())
+
+
 def test_the_stand_in_fits_to_the_structure_a_training_step_encodes(data, monkeypatch):
     """With a GNN encoder each fitting step encodes the training graph minus
     the step's triples (both directions), as a whole-graph training step does;
