@@ -5,6 +5,7 @@
 #
 #   ROOT=DIR bash examples/study/run_study.sh            # everything, one process
 #   ROOT=DIR DATASETS=MKG-Y VARIANTS=native,mean bash examples/study/run_study.sh
+#   ROOT=DIR DATASETS=DB15K TUNE_ARGS=--remove-leakage bash examples/study/run_study.sh
 #
 # Rerun it after an interruption: finished trials and runs are kept, a killed run resumes.
 # Several copies may run at once on one study (e.g. one per GPU process): trials are shared
@@ -23,6 +24,7 @@ STAGE=${STAGE:-all}           # all | tune | retrain | table
 TEXT=${TEXT-names}            # --text-features (empty: none, e.g. for the synthetic default)
 NP=${NP:-native-pyg}
 SPACES=${SPACES:-}            # a folder of search spaces: VARIANT.yaml, else shared.yaml (empty: built-ins)
+TUNE_ARGS=${TUNE_ARGS:-}      # more options of tune, e.g. --remove-leakage (DB15K: most valid rows are train rows)
 
 for dataset in ${DATASETS//,/ }; do
   for variant in ${VARIANTS//,/ }; do
@@ -33,7 +35,8 @@ for dataset in ${DATASETS//,/ }; do
       space=(--space "$file")
     fi
     if [[ $STAGE == all || $STAGE == tune ]]; then
-      $NP tune "${space[@]}" --dataset "$dataset" --root "$ROOT" ${TEXT:+--text-features "$TEXT"} --variant "$variant" \
+      # shellcheck disable=SC2086  # TUNE_ARGS holds several options
+      $NP tune "${space[@]}" $TUNE_ARGS --dataset "$dataset" --root "$ROOT" ${TEXT:+--text-features "$TEXT"} --variant "$variant" \
         --trials "$TRIALS" --epochs "$EPOCHS" --eval-every "$EVAL_EVERY" --quiet --out "$study"
     fi
     if [[ $STAGE == all || $STAGE == retrain ]]; then
