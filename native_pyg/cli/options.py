@@ -11,7 +11,7 @@ from native_pyg.cli.errors import CLIError
 from native_pyg.cli.paths import path_arg
 
 COMPILE_HELP = ('RotatE distances by torch.compile kernels: evaluation and completion on '
-                'CPUs (about 5x faster scoring; what makes streamed evaluation of millions of '
+                'CPUs (faster scoring: what makes streamed evaluation of millions of '
                 'entities fast) and training negatives (forward and backward); compiles once '
                 'per process, needs a C++ compiler')
 

@@ -2,15 +2,14 @@ r""":math:`\tanh` through the logistic sigmoid on CPUs.
 
 ReDAF's attention logits :math:`\mathbf{u}^\top\tanh(\mathbf{e}_m)` and
 R-GCN's activation apply :math:`\tanh` to every entity's embeddings in each
-step. PyTorch's CPU ``tanh`` costs about eight times its ``sigmoid`` (on
-the AVX-512 machine of ``docs/benchmarks.md``: 6.4 ms against 0.8 ms for
-a ``[13543, 2, 200]`` float tensor on 2 threads); the identity
+step. PyTorch's CPU ``tanh`` costs several times its ``sigmoid``
+(``docs/benchmarks.md``); the identity
 
 .. math::
     \tanh(x) = 2\,\sigma(2x) - 1, \qquad
     \frac{\partial \tanh(x)}{\partial x} = 1 - \tanh^2(x)
 
-gives the same function in 1.9 ms (four passes over one buffer). Its
+gives the same function in four passes over one buffer. Its
 absolute error in float32 is at most about 2e-7 (PyTorch's ``tanh``:
 3e-8), so values near 0 carry a larger relative error; in float64 the two
 agree to 4e-16. Half-precision inputs, other devices and small tensors use

@@ -299,11 +299,10 @@ class EdgewiseRGCNConv(RGCNConv):
 
 def _small_products_pay(x: Tensor) -> bool:
     """Whether many small products (one per relation) beat a few large ones
-    with the same rows: on CPUs in full precision. Under bf16 autocast a
-    large CPU product runs 2.5-4.5x faster and the groups' small ones gain
-    little (an R-GCN epoch on MKG-Y took 8.3 s with them, 6.5 s with the
-    bases' products); on GPUs each small product is a kernel launch, so the
-    bases' path is kept there (not measured)."""
+    with the same rows: on CPUs in full precision. Under bf16 autocast large
+    CPU products gain much more than the groups' small ones (measured in
+    ``docs/benchmarks.md``); on GPUs each small product is a kernel launch,
+    so the bases' path is kept there."""
     return x.device.type == 'cpu' and not cpu_autocast_enabled()
 
 

@@ -11,13 +11,12 @@ destination's weighted messages with one weighted
     \frac{\partial L}{\partial w_e} = \mathbf{x}_{i_e}^\top
     \frac{\partial L}{\partial \mathbf{o}_{b(e)}}.
 
-PyTorch's CPU backward of the input gradient accumulates entry by entry;
-on the 2-core machine of ``docs/benchmarks.md`` it took 8x its forward in an
-R-GCN step (95 ms against 12 ms for a DB15K layer). The input gradient is
-itself a weighted bag, over the output gradient's rows grouped by source
-row (the entries sorted by :math:`i_e`), and :func:`weighted_bag` computes it
-so, with PyTorch's parallel forward kernel: the R-GCN step on DB15K took
-0.93x the time (paired, one process). The weights' gradient stays
+PyTorch's CPU backward of the input gradient accumulates entry by entry,
+several times slower than its forward (figures in ``docs/benchmarks.md``).
+The input gradient is itself a weighted bag, over the output gradient's
+rows grouped by source row (the entries sorted by :math:`i_e`), and
+:func:`weighted_bag` computes it so, with PyTorch's parallel forward
+kernel. The weights' gradient stays
 PyTorch's. On CUDA, PyTorch's own backward is used.
 """
 from __future__ import annotations

@@ -4,11 +4,9 @@ glibc's ``malloc`` serves every block above 32 MB (and smaller ones, by its
 dynamic threshold) with a fresh ``mmap`` and returns it to the system on
 ``free``; each new large tensor then pays a page fault per 4 KB page on
 first touch. A training step at the paper's settings allocates and frees
-gigabytes of such tensors, and on the 2-core machine of
-``docs/benchmarks.md`` the faults cost more than the copies themselves
-(an ``index_select`` of 42,620 rows of ``[4, 200]`` took 101 ms with them
-and 18 ms without). :func:`reuse_freed_memory` makes ``malloc`` keep freed
-memory in its heap for reuse instead (``mallopt``: no ``mmap``, no trimming),
+gigabytes of such tensors, and the faults can cost more than the copies
+themselves (``docs/benchmarks.md``). :func:`reuse_freed_memory` makes
+``malloc`` keep freed memory in its heap for reuse instead (``mallopt``: no ``mmap``, no trimming),
 as PyTorch's CPU tuning guide suggests with jemalloc or tcmalloc. The
 process's resident memory then stays at its peak until it exits, and the
 first steps still fault while the heap grows to what a step needs.

@@ -2,12 +2,10 @@ r"""Large CPU matrix products through numpy's BLAS or oneDNN
 (``training.cpu_blas``).
 
 PyTorch's x86 wheels compute float matrix products with Intel's MKL, which
-on AMD CPUs runs well below the vector units' peak: on the 2-core EPYC of
-``docs/benchmarks.md`` MKL reached 85-107 GFLOP/s on a step's
-``15,000 x 4,096 @ 4,096 x 500`` feature projection, numpy's OpenBLAS
-141-161 GFLOP/s on the same product (AVX2 machine); on the AVX-512 machine
-its forward pass ran at 171 GFLOP/s through MKL, 232 through OpenBLAS and
-394 through oneDNN, PyTorch's other CPU library (``benchmarks/cpu_products.py``). With ``training.cpu_blas: numpy`` or ``onednn`` a training step
+on some AMD CPUs runs well below the vector units' peak, where numpy's
+OpenBLAS or oneDNN, PyTorch's other CPU library, get closer to it on a
+step's feature projections (``benchmarks/cpu_products.py``, figures in
+``docs/benchmarks.md``). With ``training.cpu_blas: numpy`` or ``onednn`` a training step
 routes its large 2-D float products on the CPU
 (:func:`torch.nn.functional.linear`, :func:`torch.mm`,
 :func:`torch.matmul`, ``@``) and the products of their backward pass
@@ -59,11 +57,10 @@ CPU_BLAS = ('auto', 'torch', 'numpy', 'onednn')
 #: products with fewer multiply-adds stay with PyTorch: below about 2e9 the
 #: thread hand-off cost more than OpenBLAS saved (measured on the machine above)
 MIN_MACS = 1 << 31
-#: oneDNN sets up a primitive for each new shape, about 0.4 ms, and a step's
-#: shapes change from step to step (its entities, R-GCN's groups): a
-#: ``[~1000, 200] @ [200, 200]`` product took 0.64 ms new against MKL's 0.52
-#: (0.24 ms once set up), so products under about 1.3e8 multiply-adds stay
-#: with PyTorch (with 4e6, NativE on R-GCN's epoch took 9.1 s against 7.6)
+#: oneDNN sets up a primitive for each new shape, and a step's shapes change
+#: from step to step (its entities, R-GCN's groups): for small products the
+#: set-up costs more than oneDNN saves, so products under about 1.3e8
+#: multiply-adds stay with PyTorch (the threshold measured in docs/benchmarks.md)
 ONEDNN_MIN_MACS = 1 << 27
 #: rows of each oneDNN product (:class:`_OneDNNLinear`); fewer go to PyTorch
 ONEDNN_ROWS = 2048
@@ -297,13 +294,13 @@ class OneDNNProducts(RoutedProducts):
 def resolve_cpu_blas(cpu_blas: str = 'auto', deterministic: bool = False,
                      device: Optional[torch.device] = None) -> str:
     """Where a run's CPU products go. ``'auto'`` is ``'onednn'`` for a run
-    on the CPU (``device``) with AVX-512 kernels (there oneDNN's float32
-    products took half MKL's time on every shape of a step) unless the run
-    is ``deterministic`` or PyTorch's deterministic algorithms are on, and
-    ``'torch'`` otherwise: on AVX2 kernels oneDNN took 0.93-1.05x MKL's
-    time on the projections, too little to change an unmeasured machine's
-    default, and deterministic runs keep PyTorch's own products, with which
-    the recorded golden runs were made. ``'onednn'`` on a build without it
+    on the CPU (``device``) with AVX-512 kernels (where oneDNN's float32
+    products were faster than MKL's on a step's shapes on the machine
+    measured; on another AVX-512 machine they tied, ``docs/benchmarks.md``)
+    unless the run is ``deterministic`` or PyTorch's deterministic
+    algorithms are on, and ``'torch'`` otherwise: on AVX2 kernels oneDNN
+    was no faster than MKL, and deterministic runs keep PyTorch's own
+    products, with which the recorded golden runs were made. ``'onednn'`` on a build without it
     is ``'torch'``, with a warning."""
     if cpu_blas not in CPU_BLAS:
         raise ValueError(f"training.cpu_blas must be one of {CPU_BLAS}, got {cpu_blas!r}")
