@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch_geometric.data import HeteroData
 
+from native_pyg.data.atomic_files import atomic_file
 from native_pyg.data.feature_store import DTYPES, DiskFeatureStore, FeatureStoreWriter
 from native_pyg.data.schema import ENTITY, REL, validate_mmkg
 from native_pyg.datasets.large_synthetic_model import BLOCK, KINDS, MODALITIES, GraphSpec
@@ -212,12 +213,8 @@ def generate_large_mmkg(root: str, num_entities: int, num_relations: int = 500,
             'files': {**SPLIT_FILES, 'features': FEATURES},
             'bytes': _size(tmp),
         }
-        path = osp.join(tmp, META)
-        with open(f'{path}.tmp', 'w') as f:
+        with atomic_file(osp.join(tmp, META), 'w', sync=True) as f:
             json.dump(meta, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(f'{path}.tmp', path)
         _move_into_place(tmp, root, args)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

