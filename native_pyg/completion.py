@@ -31,6 +31,7 @@ from torch import Tensor
 from native_pyg.data.schema import ENTITY, SPLITS, split_triples
 from native_pyg.nn.distance_kernels import compiled_distances
 from native_pyg.nn.layerwise import entities_encoded_once
+from native_pyg.nn.modes import evaluating
 from native_pyg.prediction import model_and_data, resolve
 from native_pyg.training.checkpoint import write_text_atomically
 
@@ -120,13 +121,11 @@ def complete(model_or_run, relations: Sequence[Union[str, int]], out: str,
     labels = model.modality_names if model.fusion is not None else ['structure']
     header = '\t'.join(['head', 'relation', 'tail', 'score', 'rank',
                         *(f'w_{m}' for m in labels)]) + '\n'
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     bar = tqdm(total=total, initial=done, desc='completing', unit='query', unit_scale=True,
                disable=None if progress else True)
     try:
-        with open(out, 'a', encoding='utf-8') as f, torch.no_grad(), \
+        with open(out, 'a', encoding='utf-8') as f, evaluating(model), torch.no_grad(), \
                 entities_encoded_once(model, CANDIDATE_CHUNK), compiled_distances(compile):
             if f.tell() == 0:  # a new table: its header, recorded before any row
                 f.write(header)
@@ -148,7 +147,6 @@ def complete(model_or_run, relations: Sequence[Union[str, int]], out: str,
                     bar.update(h.numel())
     finally:
         bar.close()
-        model.train(was_training)
     os.remove(progress_path)  # finished: the table is whole
     return out
 

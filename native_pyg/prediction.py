@@ -26,6 +26,7 @@ from torch import Tensor
 from native_pyg.data.readers import shown
 from native_pyg.data.schema import ENTITY, split_triples
 from native_pyg.nn import NativE
+from native_pyg.nn.modes import evaluating
 
 #: an id as a user types it: ASCII digits, optionally negative (refused as out of range)
 _ID = re.compile(r'-?[0-9]+')
@@ -172,16 +173,11 @@ def predict(model_or_run, head: Union[str, int, None] = None,
     r = resolve('relation', relation, rels)
     predict_tail = head is not None
     e = resolve('entity', head if predict_tail else tail, names)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            device = next(model.parameters()).device
-            ei, ri = torch.tensor([e], device=device), torch.tensor([r], device=device)
-            scores = (model.score_tails(ei, ri) if predict_tail else
-                      model.score_heads(ri, ei))[0].float().cpu()
-    finally:
-        model.train(was_training)
+    with evaluating(model), torch.no_grad():
+        device = next(model.parameters()).device
+        ei, ri = torch.tensor([e], device=device), torch.tensor([r], device=device)
+        scores = (model.score_tails(ei, ri) if predict_tail else
+                  model.score_heads(ri, ei))[0].float().cpu()
     known = _known(data, r, e, predict_tail)
     if exclude_known and known:
         scores[torch.tensor(sorted(known))] = float('-inf')
@@ -202,13 +198,8 @@ def modality_weights(model_or_run, entities: Sequence[Union[str, int]],
     names = list(data[ENTITY].name) + list(model.added_entity_names)
     ids = torch.tensor([resolve('entity', e, names) for e in entities])
     r = resolve('relation', relation, list(data.relation_names))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            device = next(model.parameters()).device
-            w = model.modality_weights(ids.to(device), r).cpu()
-    finally:
-        model.train(was_training)
+    with evaluating(model), torch.no_grad():
+        device = next(model.parameters()).device
+        w = model.modality_weights(ids.to(device), r).cpu()
     labels = model.modality_names if model.fusion is not None else ['structure']
     return {m: w[:, i] for i, m in enumerate(labels)}

@@ -10,6 +10,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..nn.distance_kernels import compiled_distances
+from ..nn.modes import evaluating
 from ..data.relations import CATEGORIES
 from .ranks import (KnownTripleFilter, check_ties, filtered_and_raw_ranks,
                     ranking_metrics)
@@ -29,15 +30,8 @@ def model_device(model: Any) -> torch.device:
 @contextlib.contextmanager
 def eval_mode(model: Any, compile: bool) -> Iterator[None]:
     """Eval mode and no gradient for the duration; training mode restored."""
-    was_training = getattr(model, 'training', None)
-    if hasattr(model, 'eval'):
-        model.eval()
-    try:
-        with torch.no_grad(), compiled_distances(compile):
-            yield
-    finally:
-        if was_training is not None and hasattr(model, 'train'):
-            model.train(was_training)
+    with evaluating(model), torch.no_grad(), compiled_distances(compile):
+        yield
 
 
 def _direction_metrics(head: Tensor, tail: Tensor,

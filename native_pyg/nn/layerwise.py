@@ -14,6 +14,7 @@ from torch import Tensor
 
 from native_pyg.data.loader import TrainingGraph
 from native_pyg.data.neighbourhood import InNeighbourhoods
+from native_pyg.nn.modes import evaluating
 
 def _check_edges(edge_index: Tensor, edge_type: Tensor, num_nodes: int) -> None:
     if edge_index is None or edge_type is None:
@@ -162,48 +163,46 @@ def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Optiona
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=num_layers * len(bounds), desc='layer-wise inference', unit='batch')
-    was_training = encoder.training
-    encoder.eval()
     rows: Union[Tensor, LayerRows] = x
-    try:
-        states = [_to(s, device) for s in encoder.layer_states()]
-        for i, state in enumerate(states):
-            last = i == num_layers - 1
+    with evaluating(encoder):
+        try:
+            states = [_to(s, device) for s in encoder.layer_states()]
+            for i, state in enumerate(states):
+                last = i == num_layers - 1
 
-            def outputs(i=i, state=state, rows=rows):
-                for start, stop in bounds:
-                    batch = neighbourhoods.batch(start, stop)
-                    b = batch.batch_size
-                    h = encoder.layer_forward(i, rows[batch.n_id.to(rows.device)].to(device),
-                                              batch.edge_index.to(device),
-                                              batch.edge_type.to(device), state, num_targets=b)
-                    if bar is not None:
-                        bar.update(1)
-                    yield batch.n_id[:b], h
+                def outputs(i=i, state=state, rows=rows):
+                    for start, stop in bounds:
+                        batch = neighbourhoods.batch(start, stop)
+                        b = batch.batch_size
+                        h = encoder.layer_forward(i, rows[batch.n_id.to(rows.device)].to(device),
+                                                  batch.edge_index.to(device),
+                                                  batch.edge_type.to(device), state, num_targets=b)
+                        if bar is not None:
+                            bar.update(1)
+                        yield batch.n_id[:b], h
 
-            if scratch is not None and not (last and out is not None):
-                previous = rows
-                rows = LayerRows.write(osp.join(scratch, f'layer{i}'), num_nodes, outputs())
-                if isinstance(previous, LayerRows):  # the layer before is read no more
-                    previous.close()
-            else:
-                nxt = out if last else None
-                for targets, h in outputs():
-                    if nxt is None:
-                        nxt = torch.empty(num_nodes, h.size(1), dtype=h.dtype,
-                                          device=x.device)
-                    nxt[targets.to(nxt.device)] = h.to(nxt.device, nxt.dtype)
-                if isinstance(rows, LayerRows):
-                    rows.close()
-                rows = nxt
-    except BaseException:
-        if isinstance(rows, LayerRows):
-            rows.close()
-        raise
-    finally:
-        encoder.train(was_training)
-        if bar is not None:
-            bar.close()
+                if scratch is not None and not (last and out is not None):
+                    previous = rows
+                    rows = LayerRows.write(osp.join(scratch, f'layer{i}'), num_nodes, outputs())
+                    if isinstance(previous, LayerRows):  # the layer before is read no more
+                        previous.close()
+                else:
+                    nxt = out if last else None
+                    for targets, h in outputs():
+                        if nxt is None:
+                            nxt = torch.empty(num_nodes, h.size(1), dtype=h.dtype,
+                                              device=x.device)
+                        nxt[targets.to(nxt.device)] = h.to(nxt.device, nxt.dtype)
+                    if isinstance(rows, LayerRows):
+                        rows.close()
+                    rows = nxt
+        except BaseException:
+            if isinstance(rows, LayerRows):
+                rows.close()
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
     return rows
 
 

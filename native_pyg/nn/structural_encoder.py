@@ -11,6 +11,7 @@ import torch
 
 from native_pyg.data.safe_load import first_line
 from native_pyg.nn.gnn import STRUCTURAL_ENCODERS
+from native_pyg.nn.modes import evaluating
 
 
 def make_structural_encoder(encoder: Union[str, torch.nn.Module, None], width: int,
@@ -43,15 +44,11 @@ def check_encoder_width(encoder: torch.nn.Module, width: int) -> None:
     edge_type = torch.zeros(2, dtype=torch.long, device=device)
     need = (f"the encoder must map x [n, {width}] (model.entity_dim: twice hidden_channels "
             f"for RotatE and ComplEx) to [n, {width}]")
-    was_training = encoder.training
-    encoder.eval()  # no dropout, no batch statistics updated by the probe
-    try:
-        with torch.no_grad():
+    try:  # in eval mode: no dropout, no batch statistics updated by the probe
+        with evaluating(encoder), torch.no_grad():
             out = encoder(x, edge_index, edge_type)
     except (RuntimeError, ValueError, IndexError, TypeError) as e:
         raise ValueError(f"{need}; on x [2, {width}] it failed: {first_line(e)}") from None
-    finally:
-        encoder.train(was_training)
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, width):
         got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(f"{need}; on x [2, {width}] it returned {got}")

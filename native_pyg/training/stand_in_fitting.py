@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 from native_pyg.data.loader import TrainingGraph
 from native_pyg.nn import NativE
 from native_pyg.nn.comat import frozen
+from native_pyg.nn.modes import evaluating
 from native_pyg.nn.structure_stand_in import stand_in_terms
 from native_pyg.training.losses import self_adversarial_loss
 from native_pyg.training.optimizers import dense_adam
@@ -76,23 +77,19 @@ def fit_structure_stand_in(model: NativE, triples: Tensor, epochs: int = 10, bat
     if epochs < 1:
         raise ValueError(f"the stand-in needs at least one epoch, got {epochs}")
     before = {k: v.clone() for k, v in stand_in.state_dict().items()}
-    was_training = model.training
     try:
-        losses = _fit(model, stand_in, triples, epochs, batch_size, num_negatives, lr,
-                      adv_temperature, regression, seed, progress)
+        with evaluating(model):
+            return _fit(model, stand_in, triples, epochs, batch_size, num_negatives, lr,
+                        adv_temperature, regression, seed, progress)
     except BaseException:  # an interrupted fit leaves the stand-in as it was
         stand_in.load_state_dict(before)
         raise
-    finally:
-        model.train(was_training)
-    return losses
 
 
 def _fit(model: NativE, stand_in, triples, epochs: int, batch_size: int, num_negatives: int,
          lr: float, adv_temperature: float, regression: float, seed: int,
          progress: bool) -> List[float]:
     stand_in.fitted.fill_(False)  # the real structure of every training entity below
-    model.eval()
     device = model.device
     graph = None if model.structural_encoder is None else TrainingGraph(
         model.inputs.edge_index, model.inputs.edge_type, model.num_entities, model.num_relations)

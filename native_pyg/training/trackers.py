@@ -22,11 +22,11 @@ import io
 import json
 import os
 import os.path as osp
-from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 
+from native_pyg.nn.modes import evaluating
 from native_pyg.training.checkpoint import write_text_atomically
 from native_pyg.training.config import flatten
 
@@ -35,17 +35,6 @@ TRACKERS = ('csv', 'tensorboard', 'mlflow', 'wandb')
 
 #: what each tracker needs installed
 _PACKAGES = {'tensorboard': 'tensorboard', 'mlflow': 'mlflow-skinny', 'wandb': 'wandb'}
-
-
-@contextmanager
-def _evaluating(model) -> Iterator[None]:
-    """``model`` in eval mode inside, its own mode restored after (errors too)."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 @torch.no_grad()
@@ -57,7 +46,7 @@ def modality_weights_by_relation(model, triples: torch.Tensor,
     if getattr(model, 'fusion', None) is None or triples.numel() == 0:
         return {}
     out = {}
-    with _evaluating(model):
+    with evaluating(model):
         for r in torch.unique(triples[:, 1]).tolist():
             heads = triples[triples[:, 1] == r, 0].to(model.device)
             weights = model.modality_weights(heads, r).float().mean(0).tolist()
@@ -80,7 +69,7 @@ def modality_weights_by_presence(model, triples: torch.Tensor) -> Dict[str, Dict
         return {}
     ent = torch.cat([triples[:, 0], triples[:, 2]]).to(model.device)
     rel = torch.cat([triples[:, 1], triples[:, 1]]).to(model.device)
-    with _evaluating(model):
+    with evaluating(model):
         weights = torch.cat([model.modality_weights(e, r).float()
                              for e, r in zip(ent.split(4096), rel.split(4096))])
     out: Dict[str, Dict[str, Any]] = {}
