@@ -19,6 +19,14 @@ import torch
 from torch import Tensor
 
 
+def local_index(n_id: Tensor, num_nodes: int) -> Tensor:
+    """``[num_nodes]``: the position of each node in ``n_id`` (distinct
+    global ids, e.g. a subgraph's nodes), ``-1`` for nodes not in it."""
+    local = torch.full((int(num_nodes),), -1, dtype=torch.long, device=n_id.device)
+    local[n_id] = torch.arange(n_id.numel(), device=n_id.device)
+    return local
+
+
 def full_neighbourhood(seeds: Tensor, edge_index: Tensor, edge_type: Tensor,
                        num_nodes: int, num_hops: int) -> Dict[str, object]:
     r"""The ``num_hops``-hop neighbourhood of ``seeds`` with all edges.
@@ -42,8 +50,7 @@ def full_neighbourhood(seeds: Tensor, edge_index: Tensor, edge_type: Tensor,
     src, dst = edge_index
     device = src.device
     seeds = seeds.to(device).long().view(-1)
-    local = torch.full((num_nodes,), -1, dtype=torch.long, device=device)
-    local[seeds] = torch.arange(seeds.numel(), device=device)
+    local = local_index(seeds, num_nodes)
     nodes: List[Tensor] = [seeds]
     rows: List[Tensor] = []
     cols: List[Tensor] = []

@@ -9,6 +9,7 @@ from typing import List, Mapping, Optional
 import torch
 from torch import Tensor
 
+from native_pyg.data.neighbourhood import local_index
 from native_pyg.nn.entity_inputs import EntityInputs
 
 
@@ -59,8 +60,7 @@ class StepSubgraph:
         self.n_id = torch.as_tensor(n_id, device=device).long().view(-1)
         self.edge_index = torch.as_tensor(edge_index, device=device).long()
         self.edge_type = torch.as_tensor(edge_type, device=device).long()
-        self.local = torch.full((inputs.num_entities,), -1, dtype=torch.long, device=device)
-        self.local[self.n_id] = torch.arange(self.n_id.numel(), device=device)
+        self.local = local_index(self.n_id, inputs.num_entities)
         fetched = inputs.missing != 'random'
         self.x_dict = {m: torch.as_tensor(x).to(device)
                        for m, x in (x_dict or {}).items()} if fetched else {}

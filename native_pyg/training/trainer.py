@@ -14,7 +14,7 @@ from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
 from native_pyg.data.loader import KGBatch
-from native_pyg.data.neighbourhood import full_neighbourhood
+from native_pyg.data.neighbourhood import full_neighbourhood, local_index
 from native_pyg.data.relations import distinct_triples
 from native_pyg.data.schema import fingerprint, fingerprint_differences, split_triples
 from native_pyg.evaluation import LinkPredictionEvaluator
@@ -262,10 +262,7 @@ class Trainer:
         if (not batch.has_subgraph or batch.num_sampled_nodes is not None or batch.x_dict
                 or not isinstance(encoder, LayerwiseEncoder)):
             return self._on_subgraph(batch, hidden)
-        local = torch.full((self.model.num_entities,), -1, dtype=torch.long,
-                           device=batch.n_id.device)
-        local[batch.n_id] = torch.arange(batch.n_id.numel(), device=batch.n_id.device)
-        seeds = local[torch.unique(torch.cat([e.reshape(-1) for e in entities]))]
+        seeds = local_index(batch.n_id, self.model.num_entities)[torch.unique(torch.cat([e.reshape(-1) for e in entities]))]
         if bool((seeds < 0).any()):  # an entity outside the step's graph: leave it as it is
             return self._on_subgraph(batch, hidden)
         sub = full_neighbourhood(seeds, batch.edge_index, batch.edge_type, batch.n_id.numel(),

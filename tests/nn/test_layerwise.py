@@ -344,3 +344,9 @@ def test_batches_are_bounded_by_in_edges(monkeypatch):
     whole = lw.layerwise_inference(encoder, x, edge_index, edge_type, batch_size=100_000)
     assert seen == [(n, e), (n, e)]  # one batch per layer
     torch.testing.assert_close(small, whole)
+
+
+def test_local_index_maps_a_subgraphs_nodes_to_their_positions():
+    from native_pyg.data.neighbourhood import local_index
+    local = local_index(torch.tensor([4, 0, 2]), 6)
+    assert local.tolist() == [1, -1, 2, -1, 0, -1]
