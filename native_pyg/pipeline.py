@@ -448,7 +448,7 @@ def load_run(checkpoint: str, root: Optional[str] = None, device: Optional[str] 
         raise ValueError(f"{checkpoint}: {where} differs from the data this model was trained "
                          f"on ({differs})")
     model = build_model(data, run)  # its own errors (e.g. a damaged feature store) as they are
-    store = getattr(model.inputs, 'store', None)
+    store = model.inputs.store
     recorded = state.get('feature_store')
     if recorded and hasattr(store, 'identity') and store.identity() != recorded:
         raise ValueError(f"{checkpoint}: the feature store {store.root} changed since the model "

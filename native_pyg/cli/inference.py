@@ -36,7 +36,7 @@ def cmd_evaluate(args) -> int:
         loaded = _restore(args.checkpoint, args.root, args.device or 'auto',
                           args.feature_store)
     run, data, model = loaded.run, loaded.data, loaded.model
-    protocol = args.protocol or ('streamed' if hasattr(model.inputs, 'store') else 'full')
+    protocol = args.protocol or ('streamed' if model.inputs.store is not None else 'full')
     try:
         ev = evaluator_for(data, protocol, args.num_candidates, ties=args.ties,
                            progress=info.is_main, compile=args.compile)

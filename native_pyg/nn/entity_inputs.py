@@ -11,7 +11,7 @@ on disk) can replace the resident buffers behind the same methods.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -141,6 +141,11 @@ class EntityInputs(torch.nn.Module):
                              persistent=False)
         self.register_buffer('edge_index', torch.empty(2, 0, dtype=torch.long), persistent=False)
         self.register_buffer('edge_type', torch.empty(0, dtype=torch.long), persistent=False)
+
+    #: the feature store the rows are read from (set by
+    #: :class:`~native_pyg.nn.stored_inputs.StoredEntityInputs`); :obj:`None`
+    #: where the rows are held in memory
+    store: Optional[Any] = None
 
     @property
     def modalities(self) -> List[str]:

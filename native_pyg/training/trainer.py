@@ -123,7 +123,7 @@ class Trainer:
         if cfg.deterministic:
             make_deterministic()
         self.data_fingerprint = fingerprint(data)
-        store = getattr(model.inputs, 'store', None)  # recorded: a rewritten store is refused
+        store = model.inputs.store  # recorded: a rewritten store is refused
         self.store_identity = store.identity() if hasattr(store, 'identity') else None
         # under torch.distributed: per-rank draws, rank 0 writes (see training.distributed)
         self.dist = distributed.current()
@@ -146,7 +146,7 @@ class Trainer:
                                     model.structural_encoder is not None,
                                     model.feature_modalities,
                                     shard=(rank, self.dist.world_size),
-                                    feature_store=getattr(model.inputs, 'store', None),
+                                    feature_store=model.inputs.store,
                                     # features enter the encoder: every node's rows
                                     fetch='nodes' if model.encoder_input != 'structure'
                                     else 'seeds')
@@ -184,7 +184,7 @@ class Trainer:
                 self._ddp_generator = distributed.wrap(self.generator, self.device)
         self.windows = StepWindows(self.steps, passes_of(self.steps), self.shuffle_gen,
                                    cfg.steps_per_epoch)
-        stored = getattr(model.inputs, 'store', None) is not None
+        stored = model.inputs.store is not None
         if evaluator is None:
             self.eval_protocol, evaluator = training_evaluator(data, cfg, stored)
         else:  # a caller's evaluator: its own protocol

@@ -48,6 +48,9 @@ def test_the_same_scores_as_on_resident_features(data, tmp_path, missing):
     torch.testing.assert_close(stored.score_tails(h, r), resident.score_tails(h, r),
                                rtol=0, atol=0)
     assert torch.equal(stored.inputs.has_structure(), resident.inputs.has_structure())
+    # where the rows live is a public property of the inputs: no probing for it
+    assert resident.inputs.store is None
+    assert isinstance(stored.inputs.store, DiskFeatureStore)
 
 
 def test_fp16_storage_stays_close(data, tmp_path):
