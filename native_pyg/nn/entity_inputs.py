@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from native_pyg.data.relations import add_inverse_edges
+from native_pyg.nn.missing import Missing
 from native_pyg.nn.projections import check_modality_names
 
 
@@ -130,7 +131,7 @@ class EntityInputs(torch.nn.Module):
         self.num_entities, self.num_relations = int(num_entities), int(num_relations)
         self.in_channels: Dict[str, int] = {m: int(d) for m, d in in_channels.items()}
         check_modality_names(self.in_channels)
-        self.missing, self.seed = missing, int(seed)
+        self.missing, self.seed = Missing.of(missing), int(seed)
         self.version = 0
         self.added: Optional[AddedEntities] = None
         for m, d in self.in_channels.items():
@@ -232,7 +233,7 @@ class EntityInputs(torch.nn.Module):
                 raise ValueError(f"modality {m!r}: mask must have shape [{self.num_entities}], "
                                  f"got {tuple(mask.shape)}")
             x, mask = x.cpu().float(), mask.cpu()
-            if self.missing == 'random':
+            if self.missing.drawn:
                 x = random_rows(x, mask, generator)
             self.register_buffer(f'x_{m}', x.to(device, self.feature_dtype(m)), persistent=False)
             self.register_buffer(f'mask_{m}', mask.to(device), persistent=False)
@@ -286,7 +287,7 @@ class EntityInputs(torch.nn.Module):
         for m in self.modalities:
             x_old, mask_old = self.rows(m), self.mask(m)
             x_new = features[m]
-            if self.missing == 'random':  # stand-ins drawn from the stats of present rows
+            if self.missing.drawn:  # stand-ins drawn from the stats of present rows
                 present = torch.cat([x_old[mask_old].cpu().float(), x_new[masks[m]]])
                 x_new = random_rows(torch.cat([present, x_new]),
                                     torch.cat([torch.ones(present.size(0), dtype=torch.bool),

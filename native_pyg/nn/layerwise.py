@@ -316,7 +316,7 @@ def layerwise_structural_embeddings(model, batch_size: int = 65536, progress: bo
             for start in range(0, table.size(0), step):
                 index = torch.arange(start, min(start + step, table.size(0)), device=table.device)
                 yield index, table[index] + model.projections.mean_embedding(
-                    model.inputs, index, table[index], masked=model.missing == 'mask')
+                    model.inputs, index, table[index], masked=model.missing.masked)
 
         with torch.no_grad():
             if scratch is None:

@@ -15,6 +15,7 @@ from native_pyg.nn.candidates import CandidateCache, cached_value, score_one_vs_
 from native_pyg.nn.entity_caches import EntityCaches
 from native_pyg.nn.entity_inputs import EntityInputs, extended_table
 from native_pyg.nn.legacy import upgrade_state_dict
+from native_pyg.nn.missing import Missing
 from native_pyg.nn.projections import (STRUCTURE, EntityRows, ModalityProjections,
                                        check_modality_names)
 from native_pyg.nn.redaf import ReDAF, check_fusion_options
@@ -146,7 +147,7 @@ class NativE(EntityCaches, torch.nn.Module):
         self.num_relations = int(num_relations)
         self.hidden_channels = int(hidden_channels)
         self.epsilon = float(epsilon)
-        self.missing = missing
+        self.missing = Missing.of(missing)
         self.seed = int(seed)
         if isinstance(scorer, str):
             if scorer.lower() not in SCORERS:
@@ -231,7 +232,7 @@ class NativE(EntityCaches, torch.nn.Module):
     @property
     def masks_structure(self) -> bool:
         """Whether structure takes part as a maskable modality."""
-        return self.structure_mask and self.missing == 'mask' and self.fusion is not None
+        return self.structure_mask and self.missing.masked and self.fusion is not None
 
     @contextmanager
     def hidden_structure(self, hidden: Tensor) -> Iterator['NativE']:
@@ -363,7 +364,7 @@ class NativE(EntityCaches, torch.nn.Module):
         x = self.entity_emb.weight if n_id is None else self.entity_emb(n_id)
         if self.encoder_input == 'structure+modalities' and self.feature_modalities:
             x = x + self.projections.mean_embedding(self._source(), n_id, x,
-                                                    masked=self.missing == 'mask')
+                                                    masked=self.missing.masked)
         return (self.structural_encoder(x, *self.inputs.graph()) if sub is None
                 else sub.encode(self.structural_encoder, x))
 
@@ -434,7 +435,7 @@ class NativE(EntityCaches, torch.nn.Module):
         s = self.structural_embeddings(entity_index)
         cols, present = ([], []) if self.projections is None else \
             self.projections.project_entities(self._source(), entity_index, s.size(0), s,
-                                              masked=self.missing == 'mask')
+                                              masked=self.missing.masked)
         has_structure = self._structure_present(entity_index, present, s)
         emb, mask = torch.stack([s, *cols], dim=1), torch.stack([has_structure, *present], dim=1)
         if self.stand_in is None:

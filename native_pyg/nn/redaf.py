@@ -8,20 +8,20 @@ from torch import Tensor
 from torch_geometric.utils import softmax
 
 from native_pyg.nn.activations import tanh
+from native_pyg.nn.missing import Missing
 from native_pyg.nn.weighted_bag import weighted_bag
 
 FUSIONS = ('redaf', 'mean')
 #: rows of one tile of the weighted sum when all rows are fused without gradient
 FUSE_TILE = 2048
-MISSING = ('mask', 'random', 'zero')
+MISSING = tuple(m.value for m in Missing)
 
 
 def check_fusion_options(fusion: str, missing: str) -> None:
     """Rejects unknown ``fusion`` / ``missing`` options with a clear error."""
     if fusion not in FUSIONS:
         raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
-    if missing not in MISSING:
-        raise ValueError(f"missing must be one of {MISSING}, got {missing!r}")
+    Missing.of(missing)
 
 EmbeddingInput = Union[Tensor, Mapping[str, Tensor]]
 MaskInput = Optional[Union[Tensor, Mapping[str, Tensor]]]
@@ -101,7 +101,7 @@ class ReDAF(torch.nn.Module):
         self.channels = int(channels)
         self.num_relations = int(num_relations)
         self.fusion = fusion
-        self.missing = missing
+        self.missing = Missing.of(missing)
         self.relation_temperature = bool(relation_temperature) and fusion == 'redaf'
         self.theta_range = float(theta_range)
         # only the parameters the chosen variant uses exist (nothing idle to train)
@@ -178,7 +178,7 @@ class ReDAF(torch.nn.Module):
         """
         emb, mask = _stack(emb, mask)
         num_rows, num_modalities = emb.size(0), emb.size(1)
-        if mask is None or self.missing != 'mask':
+        if mask is None or not self.missing.masked:
             mask = torch.ones(num_rows, num_modalities, dtype=torch.bool, device=emb.device)
         mask = mask.to(emb.device).bool()
         if index is None and not torch.is_grad_enabled():  # all rows: 1-vs-all candidates
@@ -227,7 +227,7 @@ class ReDAF(torch.nn.Module):
         softmax: what fusing all candidates under one relation needs, with
         :func:`weighted_sum` (:meth:`forward` without gradient and
         ``index``). A row's weights do not depend on the other rows."""
-        if mask is None or self.missing != 'mask':
+        if mask is None or not self.missing.masked:
             mask = torch.ones(emb.shape[:2], dtype=torch.bool, device=emb.device)
         mask = mask.to(emb.device).bool()
         if self.fusion == 'mean':

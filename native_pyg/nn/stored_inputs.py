@@ -11,6 +11,7 @@ from torch import Tensor
 from torch_geometric.data import FeatureStore
 
 from native_pyg.nn.entity_inputs import EntityInputs
+from native_pyg.nn.missing import Missing
 
 
 class StoredEntityInputs(EntityInputs):
@@ -48,7 +49,7 @@ class StoredEntityInputs(EntityInputs):
         if unknown := sorted(set(modalities) - set(dims)):
             raise ValueError(f"modalities {unknown} are not in the feature store "
                              f"(it has {sorted(dims)})")
-        if missing == 'random':
+        if Missing.of(missing).drawn:
             raise ValueError("missing='random' draws stand-in rows from the statistics of all "
                              "rows; with a feature store use missing='mask' or 'zero'")
         super().__init__(store.num_entities, num_relations, {m: dims[m] for m in modalities},

@@ -61,7 +61,7 @@ class StepSubgraph:
         self.edge_index = torch.as_tensor(edge_index, device=device).long()
         self.edge_type = torch.as_tensor(edge_type, device=device).long()
         self.local = local_index(self.n_id, inputs.num_entities)
-        fetched = inputs.missing != 'random'
+        fetched = not inputs.missing.drawn
         self.x_dict = {m: torch.as_tensor(x).to(device)
                        for m, x in (x_dict or {}).items()} if fetched else {}
         self.mask_dict = {m: torch.as_tensor(k).to(device).bool()

@@ -144,3 +144,17 @@ def test_calls_over_all_entities_are_refused_inside_a_subgraph():
             with pytest.raises(ValueError, match='inside model.subgraph'):
                 call()
     assert model.score_tails(torch.tensor([0]), torch.tensor([0])).shape == (1, N)
+
+
+def test_the_missing_option_is_one_type_asked_by_name():
+    from native_pyg.nn.missing import Missing
+    assert [Missing.of(m).masked for m in ('mask', 'zero', 'random')] == [True, False, False]
+    assert [Missing.of(m).drawn for m in ('mask', 'zero', 'random')] == [False, False, True]
+    assert Missing.MASK == 'mask' and f'{Missing.ZERO}' == 'zero'
+    assert repr(Missing.RANDOM) == "'random'"
+    with pytest.raises(ValueError, match=r"missing must be one of \('mask', 'random', 'zero'\), "
+                                         r"got 'drop'"):
+        Missing.of('drop')
+    model = NativE(N, R, HIDDEN, *feats(), missing='zero')
+    assert model.missing is Missing.ZERO and model.inputs.missing is Missing.ZERO
+    assert "missing='zero'" in repr(model)
