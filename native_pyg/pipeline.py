@@ -44,7 +44,8 @@ from native_pyg.training.runs import (REPLACED, RunDirectoryError, RunLock, prep
                                       replacing_run)
 from native_pyg.training.threads import apply_threads
 from native_pyg.training.trained_setup import trained_setup
-from native_pyg.training.trainer import Trainer, resolve_device
+from native_pyg.training.process import resolve_device
+from native_pyg.training.trainer import Trainer
 from native_pyg.training.validation import evaluate_splits
 
 #: config section of every key a :func:`pipeline` keyword may name (no key

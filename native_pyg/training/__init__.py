@@ -10,7 +10,8 @@ from native_pyg.training.losses import (LOSSES, margin_ranking_loss, self_advers
 from native_pyg.training.negative_sampling import BernoulliNegativeSampler
 from native_pyg.training.structure_dropout import StructureDropout
 from native_pyg.training.stand_in_fitting import fit_structure_stand_in
-from native_pyg.training.trainer import NonFiniteLossError, Trainer, resolve_device
+from native_pyg.training.process import resolve_device
+from native_pyg.training.trainer import NonFiniteLossError, Trainer
 
 __all__ = [
     'BernoulliNegativeSampler', 'StructureDropout', 'fit_structure_stand_in',

@@ -1,7 +1,7 @@
 """Losses over positive scores ``[B]`` and negative scores ``[B, K]``."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -56,3 +56,40 @@ def structural_l2(model: torch.nn.Module, head_index: Tensor, rel_type: Tensor,
 
 
 LOSSES = {'self_adversarial': self_adversarial_loss, 'margin': margin_ranking_loss}
+
+
+def corruption_side(corrupt_head: Tensor, neg: Tensor) -> Tensor:
+    """``corrupt_head`` of a batch as ``[B, 1]`` (one side per positive) or
+    ``[B, K]`` (one per negative), broadcastable against ``neg`` ``[B, K]``."""
+    batch, num_neg = neg.shape
+    if corrupt_head.shape == (batch,):
+        return corrupt_head.view(batch, 1)
+    if corrupt_head.shape == (batch, num_neg):
+        return corrupt_head
+    raise ValueError(f"KGBatch.corrupt_head: expected shape [{batch}] or [{batch}, {num_neg}] "
+                     f"for neg [{batch}, {num_neg}], got {list(corrupt_head.shape)}")
+
+
+def kgc_loss(model: torch.nn.Module, batch: Any, cfg: Any, fuse_once: bool = False) -> Tensor:
+    r"""The link-prediction loss of a training batch (positives ``batch.pos``
+    ``[B, 3]``, negatives ``batch.neg`` ``[B, K]`` on the sides
+    ``batch.corrupt_head``): ``training.loss`` (:data:`LOSSES`) of the
+    model's scores, plus ``training.regul_rate`` times :func:`structural_l2`
+    over the positive and negative triples (as the reference code),
+
+    .. math::
+        \mathcal{L} = \ell(S^+, S^-) + \lambda\, \mathrm{L2}(\mathcal{T}^+ \cup \mathcal{T}^-).
+
+    ``fuse_once``: the negatives are shared by the batch (fused once)."""
+    h, r, t = batch.pos.unbind(1)
+    neg, corrupt_head = batch.neg, batch.corrupt_head
+    flip = corruption_side(corrupt_head, neg)
+    pos_s, neg_s = model.score_negatives(h, r, t, neg, corrupt_head, fuse_once=fuse_once)
+    setting = cfg.adv_temperature if cfg.loss == 'self_adversarial' else cfg.ranking_margin
+    loss = LOSSES[cfg.loss](pos_s.float(), neg_s.float(), setting)
+    if cfg.regul_rate > 0:
+        heads = torch.cat([h, torch.where(flip, neg, h.unsqueeze(1)).flatten()])
+        tails = torch.cat([t, torch.where(flip, t.unsqueeze(1), neg).flatten()])
+        rels = torch.cat([r, r.repeat_interleave(neg.size(1))])
+        loss = loss + cfg.regul_rate * structural_l2(model, heads, rels, tails)
+    return loss

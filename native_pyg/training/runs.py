@@ -9,6 +9,8 @@ import shutil
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Tuple
 
+from native_pyg.data.schema import fingerprint_differences
+from native_pyg.training.checkpoint import load_checkpoint
 from native_pyg.training.config import flatten, with_legacy_defaults
 
 #: the files ``train`` writes into ``--out``
@@ -174,3 +176,22 @@ def config_changes(saved: Dict[str, Any], new: Dict[str, Any], path: str,
 
 def _list(changes: List[Tuple[str, Any, Any]]) -> str:
     return ', '.join(f'{k} ({a!r} -> {b!r})' for k, a, b in changes)
+
+
+def resumable_checkpoint(path: str, config: Dict[str, Any], data_fingerprint: Dict[str, Any],
+                         allow_changes: bool = False) -> Tuple[Dict[str, Any], List[Tuple]]:
+    """``(state, changes)`` of a ``last.pt`` that a run of ``config`` on data
+    of ``data_fingerprint`` can continue: a one-line :class:`ValueError`
+    for another kind of file or other data, and the config's changes
+    (:func:`config_changes`). The state stays on the CPU (RNG states must)."""
+    state = load_checkpoint(path, map_location='cpu')
+    needed = {'config', 'model', 'optimizer', 'epoch', 'sampler', 'history'}
+    if not isinstance(state, dict) or not needed <= set(state):
+        raise ValueError(f"{path}: not a native_pyg training checkpoint (expected the "
+                         f"last.pt that 'train' writes)")
+    changes = config_changes(state['config'], config, path, allow_changes)
+    differs = fingerprint_differences(state.get('data') or {}, data_fingerprint)
+    if state.get('data') and differs:
+        raise ValueError(f"{path}: the data differs from the data it was trained on "
+                         f"({differs}); resume with the same dataset files")
+    return state, changes

@@ -233,3 +233,11 @@ def make_tracker(name: str, directory: str, run_name: Optional[str] = None) -> T
     except ImportError:
         raise ValueError(f"the {name} tracker needs {_PACKAGES[name]}: "
                          f"pip install {_PACKAGES[name]}") from None
+
+
+def epoch_line(rec: Dict[str, Any], target: int) -> str:
+    """The one line a trainer prints for an epoch's record ``rec``."""
+    line = f"epoch {rec['epoch']}/{target}  loss {rec['loss']:.4f}"
+    if 'valid_mrr' in rec:
+        line += f"  valid MRR {100 * rec['valid_mrr']:.2f} %"
+    return line + f"  {rec['seconds']:.1f} s  {rec['triples_per_s']:,.0f} triples/s"

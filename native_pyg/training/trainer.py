@@ -14,54 +14,40 @@ from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
 from native_pyg.data.loader import KGBatch
-from native_pyg.data.neighbourhood import full_neighbourhood, local_index
 from native_pyg.data.relations import distinct_triples
-from native_pyg.data.schema import fingerprint, fingerprint_differences, split_triples
+from native_pyg.data.schema import fingerprint, split_triples
 from native_pyg.evaluation import LinkPredictionEvaluator
 from native_pyg.nn import CoMATGenerator, NativE
 from native_pyg.nn.comat import critic_terms, generator_loss
-from native_pyg.nn.gnn import LayerwiseEncoder
 from native_pyg.nn.distance_kernels import compiled_distances
 from native_pyg.training import distributed
 from native_pyg.training.allocator import freed_memory_returned, reuse_freed_memory
 from native_pyg.training.curves import plot_curves
 from native_pyg.training.batching import passes_of, training_steps
 from native_pyg.training.best_weights import BestWeights
-from native_pyg.training.checkpoint import (load_checkpoint, load_weights_into, save_checkpoint,
+from native_pyg.training.checkpoint import (load_weights_into, save_checkpoint,
                                             write_text_atomically)
 from native_pyg.training.config import RunConfig, TrainConfig
 from native_pyg.training.cpu_blas import cpu_products, resolve_cpu_blas
 from native_pyg.training.early_stopping import EarlyStopper
-from native_pyg.training.losses import LOSSES, structural_l2
+from native_pyg.training.losses import LOSSES, kgc_loss
 from native_pyg.training.negative_sampling import build_negative_sampler
 from native_pyg.training.optimizer_state import OptimizerStateInFile
 from native_pyg.training.optimizers import build_optimizer, dense_adam
 from native_pyg.training.precision import check_precision, step_autocast, step_matmuls
-from native_pyg.training.runs import config_changes
+from native_pyg.training.process import make_deterministic, resolve_device
+from native_pyg.training.runs import resumable_checkpoint
 from native_pyg.training.structure_dropout import StructureDropout
 from native_pyg.training.stand_in_fitting import fit_structure_stand_in
+from native_pyg.training.step_graph import neighbourhood_graph, step_graph
 from native_pyg.training.step_windows import StepWindows
+from native_pyg.training.trackers import epoch_line
 from native_pyg.training.trained_setup import model_name
 from native_pyg.training.validation import evaluate_split, training_evaluator
 
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN/Inf loss; the last good checkpoint is kept."""
-
-
-def resolve_device(name: str = 'auto') -> torch.device:
-    """``'auto'`` (CUDA when available), ``'cpu'``, ``'cuda'`` or ``'cuda:N'``;
-    a device this machine lacks is a one-line :class:`ValueError`."""
-    if name == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; expected auto, cpu, cuda or cuda:N") from None
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available here "
-                         f"(use --device cpu or auto)")
-    return device
 
 
 class Trainer:
@@ -190,7 +176,6 @@ class Trainer:
         else:  # a caller's evaluator: its own protocol
             self.eval_protocol = getattr(evaluator, 'protocol', 'full')
         self.evaluator = evaluator
-        self.loss_fn = LOSSES[cfg.loss]
         self.epoch, self.history = 0, []
         self.config_log: List[Dict[str, Any]] = []  # config changes applied on resume
         self.stopper = stopper if stopper is not None else EarlyStopper(cfg.patience)
@@ -219,56 +204,17 @@ class Trainer:
 
     # --- one step -----------------------------------------------------------------
     def _kgc_loss(self, batch: KGBatch) -> torch.Tensor:
-        cfg = self.cfg
-        h, r, t = batch.pos.unbind(1)
-        neg, corrupt_head = batch.neg, batch.corrupt_head
-        flip = _corruption_side(corrupt_head, neg)
-        pos_s, neg_s = self.model.score_negatives(h, r, t, neg, corrupt_head,
-                                                  fuse_once=self.shared_negatives)
-        if cfg.loss == 'self_adversarial':
-            loss = self.loss_fn(pos_s.float(), neg_s.float(), cfg.adv_temperature)
-        else:
-            loss = self.loss_fn(pos_s.float(), neg_s.float(), cfg.ranking_margin)
-        if cfg.regul_rate > 0:  # over positives and negatives, as the reference code
-            heads = torch.cat([h, torch.where(flip, neg, h.unsqueeze(1)).flatten()])
-            tails = torch.cat([t, torch.where(flip, t.unsqueeze(1), neg).flatten()])
-            rels = torch.cat([r, r.repeat_interleave(neg.size(1))])
-            loss = loss + cfg.regul_rate * structural_l2(self.model, heads, rels, tails)
-        return loss
+        return kgc_loss(self.model, batch, self.cfg, fuse_once=self.shared_negatives)
 
     def _on_subgraph(self, batch: KGBatch, hidden: Optional[torch.Tensor] = None,
                      subgraph: Optional[Dict[str, Any]] = None):
-        """The context a step's model calls run in: the batch's subgraph (or
-        the given ``subgraph`` arguments) for a model with a structural
-        encoder (encoded once per context), and the structure hidden by
-        structure dropout."""
-        stack = contextlib.ExitStack()
-        if subgraph is not None or batch.has_subgraph:
-            stack.enter_context(self.model.subgraph(**(subgraph or batch.subgraph_kwargs())))
-        if hidden is not None:
-            stack.enter_context(self.model.hidden_structure(hidden))
-        return stack
+        """:func:`~native_pyg.training.step_graph.step_graph` of the model."""
+        return step_graph(self.model, batch, hidden, subgraph)
 
     def _neighbourhood_graph(self, batch: KGBatch, hidden: Optional[torch.Tensor],
                              entities: Sequence[torch.Tensor]):
-        """The context of model calls that read only the ``entities`` (global
-        ids, tensors of any shape). A full-graph step's subgraph (the
-        training graph less the batch's positives) is cut to the exact
-        neighbourhood of those entities: the built-in (layer-wise, mean over
-        each destination's edges) encoders then give them the same values
-        from a fraction of the graph, each layer computed only for the nodes
-        later layers read (with encoder dropout, the same in distribution)."""
-        encoder = self.model.structural_encoder
-        if (not batch.has_subgraph or batch.num_sampled_nodes is not None or batch.x_dict
-                or not isinstance(encoder, LayerwiseEncoder)):
-            return self._on_subgraph(batch, hidden)
-        seeds = local_index(batch.n_id, self.model.num_entities)[torch.unique(torch.cat([e.reshape(-1) for e in entities]))]
-        if bool((seeds < 0).any()):  # an entity outside the step's graph: leave it as it is
-            return self._on_subgraph(batch, hidden)
-        sub = full_neighbourhood(seeds, batch.edge_index, batch.edge_type, batch.n_id.numel(),
-                                 encoder.num_layers)
-        sub['n_id'] = batch.n_id[sub['n_id']]
-        return self._on_subgraph(batch, hidden, sub)
+        """:func:`~native_pyg.training.step_graph.neighbourhood_graph` of the model."""
+        return neighbourhood_graph(self.model, batch, hidden, entities)
 
     def _forward_context(self):
         """The context of a step's forward passes: its precision and where
@@ -408,7 +354,7 @@ class Trainer:
             outer.set_postfix(loss=f"{rec['loss']:.4f}",
                               valid_mrr=f"{100 * rec.get('valid_mrr', float('nan')):.2f} %")
             if plain:
-                print(_epoch_line(rec, target), flush=True)
+                print(epoch_line(rec, target), flush=True)
             if self.writes or (self.out_dir and self.dist.enabled):
                 state = self.state_dict()  # under torch.distributed every rank gathers
                 if self.writes:
@@ -525,17 +471,8 @@ class Trainer:
         that this trainer's config can continue it
         (:func:`~native_pyg.training.runs.config_changes`); applied changes
         are recorded in :attr:`config_log`."""
-        # RNG states must stay on the CPU; load_state_dict moves the rest
-        state = load_checkpoint(path, map_location='cpu')
-        needed = {'config', 'model', 'optimizer', 'epoch', 'sampler', 'history'}
-        if not isinstance(state, dict) or not needed <= set(state):
-            raise ValueError(f"{path}: not a native_pyg training checkpoint (expected the "
-                             f"last.pt that 'train' writes)")
-        changes = config_changes(state['config'], self.run.to_dict(), path, allow_changes)
-        differs = fingerprint_differences(state.get('data') or {}, self.data_fingerprint)
-        if state.get('data') and differs:
-            raise ValueError(f"{path}: the data differs from the data it was trained on "
-                             f"({differs}); resume with the same dataset files")
+        state, changes = resumable_checkpoint(path, self.run.to_dict(), self.data_fingerprint,
+                                              allow_changes)
         self.load_state_dict(state)
         if self.writes:  # a kill between last.pt and best.pt: the best is last.pt's own
             self.best.resumed(self.model, self.epoch, lambda: self.state_dict(best_only=True))
@@ -561,32 +498,3 @@ class Trainer:
 def _bars(progress: bool) -> Optional[bool]:
     """tqdm's ``disable``: ``None`` shows bars only on a terminal."""
     return None if progress else True
-
-
-def _epoch_line(rec: Dict[str, Any], target: int) -> str:
-    line = f"epoch {rec['epoch']}/{target}  loss {rec['loss']:.4f}"
-    if 'valid_mrr' in rec:
-        line += f"  valid MRR {100 * rec['valid_mrr']:.2f} %"
-    return line + f"  {rec['seconds']:.1f} s  {rec['triples_per_s']:,.0f} triples/s"
-
-
-def _corruption_side(corrupt_head: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-    """``corrupt_head`` of a batch as ``[B, 1]`` (one side per positive) or
-    ``[B, K]`` (one per negative), broadcastable against ``neg`` ``[B, K]``."""
-    batch, num_neg = neg.shape
-    if corrupt_head.shape == (batch,):
-        return corrupt_head.view(batch, 1)
-    if corrupt_head.shape == (batch, num_neg):
-        return corrupt_head
-    raise ValueError(f"KGBatch.corrupt_head: expected shape [{batch}] or [{batch}, {num_neg}] "
-                     f"for neg [{batch}, {num_neg}], got {list(corrupt_head.shape)}")
-
-
-def make_deterministic() -> None:
-    """One CPU thread and PyTorch's deterministic algorithms: a rerun of the
-    same config is bit-identical (several threads change the order of
-    floating-point reductions). Affects the whole process."""
-    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')  # deterministic cuBLAS
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-

@@ -264,7 +264,7 @@ def test_auto_takes_onednn_for_cpu_runs_on_avx512_cpus_only(monkeypatch, capabil
     run.training.deterministic = deterministic
     from native_pyg.training import trainer as trainer_module
     # (this process keeps its threads and algorithms)
-    monkeypatch.setattr(trainer_module, 'make_deterministic', lambda: None)
+    monkeypatch.setattr(trainer_module, 'make_deterministic', lambda: None)  # as imported there
     assert Trainer(build_model(data, run), data, run).cpu_blas == want
 
 
