@@ -16,6 +16,7 @@ from native_pyg.data.loader import TrainingGraph
 from native_pyg.data.neighbourhood import InNeighbourhoods
 from native_pyg.nn.modes import evaluating
 
+
 def _check_edges(edge_index: Tensor, edge_type: Tensor, num_nodes: int) -> None:
     if edge_index is None or edge_type is None:
         raise ValueError("layer-wise inference needs edge_index and edge_type "
