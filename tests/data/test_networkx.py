@@ -101,7 +101,7 @@ def test_custom_keys():
         [('0', '1', 'p', 'valid'), ('1', '0', 'q', 'train')]
 
 
-def test_errors():
+def test_bad_graphs_edges_splits_and_node_features_are_one_line_errors():
     with pytest.raises(TypeError, match='MultiDiGraph'):
         from_networkx(nx.DiGraph([(0, 1)]))
 

@@ -260,7 +260,7 @@ def test_seeded_initialisation_leaves_global_rng_alone():
     assert torch.equal(a.projections.mlps['text'][0].weight, b.projections.mlps['text'][0].weight)
 
 
-def test_errors():
+def test_unknown_scorer_missing_mode_or_mismatched_features_are_refused():
     feats, masks = features(1)
     with pytest.raises(ValueError):
         NativE(N, R, HIDDEN, feats, masks, scorer='nope')
@@ -273,7 +273,7 @@ def test_errors():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
-def test_cuda():
+def test_the_model_and_comat_losses_run_on_cuda_and_match_the_cpu():
     from native_pyg.nn import CoMATGenerator, critic_loss, generator_loss, gradient_penalty
     net = model(3).cuda()
     assert net.inputs.rows('image').is_cuda and net.inputs.mask('image').is_cuda

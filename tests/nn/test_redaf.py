@@ -136,7 +136,7 @@ def test_gradients_reach_attention_and_temperature():
     assert (emb.grad[~mask] == 0).all()  # a missing modality takes no part at all
 
 
-def test_errors():
+def test_unknown_fusion_or_missing_mode_and_a_missing_relation_are_refused():
     emb, mask, rel = batch()
     with pytest.raises(ValueError):
         ReDAF(D, R, fusion='max')
