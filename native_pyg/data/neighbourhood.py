@@ -27,6 +27,17 @@ def local_index(n_id: Tensor, num_nodes: int) -> Tensor:
     return local
 
 
+def destination_order(dst: Tensor, num_nodes: int) -> Tuple[Tensor, Tensor]:
+    """``(colptr [N + 1], perm [E])`` of edges ending in ``dst``: the offsets
+    of each node's in-edges once sorted by destination, and the sorting
+    permutation, in the order PyG's samplers sort them
+    (:func:`~torch_geometric.utils.index_sort`, so the same neighbour order)."""
+    from torch_geometric.utils import index_sort
+    colptr = torch.zeros(int(num_nodes) + 1, dtype=torch.long)
+    colptr[1:] = torch.bincount(dst, minlength=int(num_nodes)).cumsum(0)
+    return colptr, index_sort(dst)[1]
+
+
 def full_neighbourhood(seeds: Tensor, edge_index: Tensor, edge_type: Tensor,
                        num_nodes: int, num_hops: int) -> Dict[str, object]:
     r"""The ``num_hops``-hop neighbourhood of ``seeds`` with all edges.
@@ -111,11 +122,8 @@ class InNeighbourhoods:
     def from_edges(cls, edge_index: Tensor, edge_type: Tensor,
                    num_nodes: int) -> 'InNeighbourhoods':
         """From explicit ``[2, E]`` edges ``src -> dst`` and their ``[E]`` types."""
-        from torch_geometric.utils import index_sort
         src, dst = edge_index.detach().cpu().long()
-        colptr = torch.zeros(int(num_nodes) + 1, dtype=torch.long)
-        colptr[1:] = torch.bincount(dst, minlength=int(num_nodes)).cumsum(0)
-        perm = index_sort(dst)[1]
+        colptr, perm = destination_order(dst, num_nodes)
         types = edge_type.detach().cpu()
         return cls(colptr, src[perm], perm, lambda e: types[e])
 

@@ -337,7 +337,7 @@ class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
                     tied = removed_tied = torch.zeros_like(tied)
                 row = 1 if block.tails else 0
                 out[row, block.index] = rank_from_counts(greater - removed_greater,
-                                                 tied - removed_tied, self.ties)
+                                                         tied - removed_tied, self.ties)
                 out[row + 2, block.index] = rank_from_counts(greater, tied, self.ties)
         head_ranks, tail_ranks, raw_head, raw_tail = out.cpu().unbind(0)
         return head_ranks, tail_ranks, raw_head, raw_tail

@@ -7,7 +7,7 @@ import json
 import os
 import os.path as osp
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 from torch_geometric.data import HeteroData
@@ -39,7 +39,7 @@ from native_pyg.training.process import make_deterministic, resolve_device
 from native_pyg.training.runs import resumable_checkpoint
 from native_pyg.training.structure_dropout import StructureDropout
 from native_pyg.training.stand_in_fitting import fit_structure_stand_in
-from native_pyg.training.step_graph import neighbourhood_graph, step_graph
+from native_pyg.training.step_graph import neighbourhood_graph
 from native_pyg.training.step_windows import StepWindows
 from native_pyg.training.trackers import epoch_line
 from native_pyg.training.trained_setup import model_name
@@ -206,16 +206,6 @@ class Trainer:
     def _kgc_loss(self, batch: KGBatch) -> torch.Tensor:
         return kgc_loss(self.model, batch, self.cfg, fuse_once=self.shared_negatives)
 
-    def _on_subgraph(self, batch: KGBatch, hidden: Optional[torch.Tensor] = None,
-                     subgraph: Optional[Dict[str, Any]] = None):
-        """:func:`~native_pyg.training.step_graph.step_graph` of the model."""
-        return step_graph(self.model, batch, hidden, subgraph)
-
-    def _neighbourhood_graph(self, batch: KGBatch, hidden: Optional[torch.Tensor],
-                             entities: Sequence[torch.Tensor]):
-        """:func:`~native_pyg.training.step_graph.neighbourhood_graph` of the model."""
-        return neighbourhood_graph(self.model, batch, hidden, entities)
-
     def _forward_context(self):
         """The context of a step's forward passes: its precision and where
         its CPU products run (``training.precision``, ``training.cpu_blas``)."""
@@ -231,7 +221,7 @@ class Trainer:
         h, r, t = batch.pos.unbind(1)
         read = (batch.pos[:, 0], batch.pos[:, 2], batch.neg)
         # the critic gathers the positives' modality embeddings from the KGC loss's
-        with self._forward_context(), self._neighbourhood_graph(batch, hidden, read), \
+        with self._forward_context(), neighbourhood_graph(self.model, batch, hidden, read), \
                 self.model.step_embeddings(), compiled_distances(cfg.compile):
             loss = self._kgc_loss(batch)
             out = {'kgc_loss': float(loss.detach())}
@@ -269,7 +259,7 @@ class Trainer:
         if self.generator is not None:
             # fresh: parameters changed
             positives = (batch.pos[:, 0], batch.pos[:, 2])
-            with self._forward_context(), self._neighbourhood_graph(batch, hidden, positives):
+            with self._forward_context(), neighbourhood_graph(self.model, batch, hidden, positives):
                 g_loss = generator_loss(self.model, self._ddp_generator or self.generator,
                                         h, r, t)
             self.optimizer_g.zero_grad(set_to_none=True)  # drop the critic's gradients

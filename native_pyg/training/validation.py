@@ -66,9 +66,8 @@ def evaluate_split(evaluator, model, triples: Tensor, protocol: str,
 
 def evaluate_splits(trainer, splits: Sequence[str], progress: bool = False) -> Dict[str, Any]:
     """``{split: trainer.evaluate(split)}`` of one model: under the streamed
-    protocol its structural encoder runs once for all the splits (by
-    layer-wise inference: at 2.5 M entities a pass of minutes and gigabytes
-    of edge arrays, once instead of once per split)."""
+    protocol its structural encoder runs once for all the splits (one
+    layer-wise inference over the whole graph, instead of one per split)."""
     shared = contextlib.nullcontext()
     if trainer.eval_protocol == 'streamed':
         chunk = getattr(trainer.evaluator, 'candidate_chunk', 65536)

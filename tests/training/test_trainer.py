@@ -365,6 +365,8 @@ def test_a_full_graph_gnn_step_on_the_cut_neighbourhood_equals_the_whole_graph(s
     # the step's graph is cut to the exact neighbourhood of the entities it reads (the
     # generator's to the positives'): the same losses and gradients, fewer nodes per pass
     from native_pyg.nn.comat import generator_loss
+    from native_pyg.training import trainer as trainer_module
+    from native_pyg.training.step_graph import step_graph
     from tests.conftest import gnn_run_config
     run = gnn_run_config('rgcn', batch_size=32, shared_negatives=shared, mu=0.1)
     run = run.override(['model.num_layers=2', 'model.num_bases=2'])
@@ -383,13 +385,14 @@ def test_a_full_graph_gnn_step_on_the_cut_neighbourhood_equals_the_whole_graph(s
         torch.manual_seed(0)
         loss, _ = trainer._model_loss(batch, None)
         grads = torch.autograd.grad(loss, params, allow_unused=True)
-        with trainer._neighbourhood_graph(batch, None, (batch.pos[:, 0], batch.pos[:, 2])):
+        with trainer_module.neighbourhood_graph(trainer.model, batch, None,
+                                                (batch.pos[:, 0], batch.pos[:, 2])):
             g_loss = generator_loss(trainer.model, trainer.generator, *batch.pos.unbind(1))
         return (loss, g_loss, *grads, *torch.autograd.grad(g_loss, gen_params)), list(nodes)
 
     cut, cut_nodes = losses_and_gradients()
-    monkeypatch.setattr(trainer, '_neighbourhood_graph',
-                        lambda b, hidden, entities: trainer._on_subgraph(b, hidden))
+    monkeypatch.setattr(trainer_module, 'neighbourhood_graph',
+                        lambda model, b, hidden, entities: step_graph(model, b, hidden))
     whole, whole_nodes = losses_and_gradients()
     for a, b in zip(cut, whole):
         if a is None:
