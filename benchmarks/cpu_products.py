@@ -38,7 +38,7 @@ def median_ms(call, repeats: int) -> float:
 
 def main():
     import torch
-    from native_pyg.training.cpu_blas import onednn_linear as onednn
+    from native_pyg.kernels.cpu_blas import onednn_linear as onednn
 
     p = argparse.ArgumentParser()
     p.add_argument('--repeats', type=int, default=5)

@@ -26,7 +26,7 @@ one step of each in turn, each with the median over rounds of its step over
   for its accuracy);
 * ``numpy-blas``: ``native`` with ``training.cpu_blas=numpy`` (the large
   CPU matrix products and their gradients by numpy's OpenBLAS, one BLAS
-  thread per Python thread; ``native_pyg/training/cpu_blas.py``);
+  thread per Python thread; ``native_pyg/kernels/cpu_blas.py``);
 * ``numpy-blas-shared``: both of the above;
 * ``onednn``: ``native`` with ``training.cpu_blas=onednn`` (the float32
   products and their gradients by oneDNN's inner product; ``native`` takes

@@ -15,7 +15,7 @@ import json
 import torch
 
 from native_pyg.data import split_triples
-from native_pyg.data.loader import neighbor_sampling_backend
+from native_pyg.loader.neighbor_loader import neighbor_sampling_backend
 from native_pyg.datasets import SyntheticMMKG
 from native_pyg.evaluation import format_metrics
 from native_pyg.pipeline import build_model

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from native_pyg.data.schema import ENTITY, SPLITS, split_triples
-from native_pyg.nn.distance_kernels import compiled_distances
+from native_pyg.kernels.distance_kernels import compiled_distances
 from native_pyg.nn.layerwise import entities_encoded_once
 from native_pyg.nn.modes import evaluating
 from native_pyg.prediction import model_and_data, resolve
@@ -91,7 +91,7 @@ def complete(model_or_run, relations: Sequence[Union[str, int]], out: str,
         source (str, optional): The checkpoint's path, when ``model_or_run``
             was restored from one (a resumed table must come from it).
         compile (bool): Score by compiled distance kernels
-            (:func:`~native_pyg.nn.distance_kernels.compiled_distances`).
+            (:func:`~native_pyg.kernels.distance_kernels.compiled_distances`).
 
     Raises:
         ValueError: One line: an unknown name, ``k < 1``, or ``out`` holds

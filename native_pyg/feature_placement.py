@@ -12,7 +12,7 @@ from torch_geometric.data import HeteroData
 
 from native_pyg.data.feature_store import DiskFeatureStore
 from native_pyg.data.schema import ENTITY
-from native_pyg.training.config import RunConfig
+from native_pyg.config.run_config import RunConfig
 
 #: the values of ``data.feature_store`` that are not a store's path
 FEATURE_STORE_PLACES = ('memory', 'disk', 'auto')

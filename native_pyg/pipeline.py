@@ -38,7 +38,7 @@ from native_pyg.nn.gnn import STRUCTURAL_ENCODERS
 from native_pyg.nn.stored_inputs import StoredEntityInputs
 from native_pyg.training.checkpoint import (load_checkpoint, save_checkpoint,
                                            write_text_atomically)
-from native_pyg.training.config import (DataConfig, ModelConfig, RunConfig, TrainConfig,
+from native_pyg.config.run_config import (DataConfig, ModelConfig, RunConfig, TrainConfig,
                                         with_legacy_defaults)
 from native_pyg.training.runs import (REPLACED, RunDirectoryError, RunLock, prepare_run_dir,
                                       replacing_run)

@@ -34,7 +34,7 @@ import yaml
 from native_pyg.data.os_errors import os_error_message
 from native_pyg.experiments import VARIANTS
 from native_pyg.pipeline import build_model, load_data, locate_data
-from native_pyg.training.config import RunConfig
+from native_pyg.config.run_config import RunConfig
 from native_pyg.training.checkpoint import write_text_atomically
 from native_pyg.training.runs import RunLock
 from native_pyg.training.trackers import check_tracker, make_tracker
@@ -125,7 +125,7 @@ def check_space(space: Mapping[str, Any], source: str = 'search space') -> Dict[
 
 def load_space(path: str) -> Dict[str, dict]:
     """The search space of a YAML file (see :func:`check_space`)."""
-    from native_pyg.training.config_checks import load_yaml
+    from native_pyg.config.rules import load_yaml
     try:
         return check_space(load_yaml(path), source=path)
     except OSError as e:

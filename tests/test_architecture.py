@@ -6,8 +6,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / 'native_pyg'
 #: layer of each top-level part of the package; an import may only go to the same or a lower one
-LAYERS = {'data': 0, 'features': 0, 'nn': 1, 'datasets': 1, 'evaluation': 2, 'training': 3,
-          'pipeline': 4, 'feature_placement': 4, 'prediction': 4, 'completion': 5, 'experiments': 5, 'tuning': 5, 'cli': 6, '__main__': 6, '__init__': 0}
+LAYERS = {'kernels': 0, 'data': 1, 'features': 1, 'loader': 2, 'nn': 3, 'datasets': 3, 'config': 4,
+          'evaluation': 5, 'training': 6, 'pipeline': 7, 'feature_placement': 7, 'prediction': 7,
+          'completion': 8, 'experiments': 8, 'tuning': 8, 'cli': 9, '__main__': 9, '__init__': 0}
 MAX_LINES = 600
 
 

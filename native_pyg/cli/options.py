@@ -113,7 +113,7 @@ def base_config(args):
 def given_keys(args) -> set:
     """The ``section.key`` names the user's ``--config`` file and ``--set``
     gave (not the defaults)."""
-    from native_pyg.training.config_checks import load_yaml
+    from native_pyg.config.rules import load_yaml
     given = set()
     if args.config:
         doc = load_yaml(args.config) or {}

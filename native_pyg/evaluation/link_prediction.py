@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..nn.distance_kernels import compiled_distances
+from ..kernels.distance_kernels import compiled_distances
 from ..nn.modes import evaluating
 from ..data.relations import CATEGORIES
 from .ranks import (KnownTripleFilter, check_ties, filtered_and_raw_ranks,
@@ -83,7 +83,7 @@ class LinkPredictionEvaluator:
         progress (bool): Show a progress bar. (default: :obj:`False`)
         compile (bool): On a CPU, compute RotatE's 1-vs-all distances with a
             :func:`torch.compile`-generated kernel (see
-            :func:`~native_pyg.nn.distance_kernels.compiled_distances`).
+            :func:`~native_pyg.kernels.distance_kernels.compiled_distances`).
             (default: :obj:`False`)
         seen_entities (torch.Tensor, optional): ``[N]`` bool, the entities
             that occur in a training triple; metrics are then also reported

@@ -9,7 +9,6 @@ from native_pyg.nn.scorers import SCORERS, ComplEx, DistMult, KGScorer, RotatE, 
 from native_pyg.nn.gnn import (STRUCTURAL_ENCODERS, CompGCNConv, CompGCNEncoder,
                                EdgewiseRGCNConv, LayerwiseEncoder, RGCNEncoder)
 from native_pyg.nn.layerwise import layerwise_inference, layerwise_structural_embeddings
-from native_pyg.nn.subgraph import StepSubgraph
 from native_pyg.nn.candidates import CandidateCache, score_one_vs_all
 from native_pyg.nn.native import NativE
 from native_pyg.nn.structure_stand_in import StructureStandIn
@@ -21,7 +20,7 @@ __all__ = [
     'STRUCTURE', 'EntityRows', 'ModalityProjections', 'EntityInputs', 'AddedEntities', 'ReDAF',
     'KGScorer', 'RotatE', 'TransE', 'DistMult', 'ComplEx', 'SCORERS', 'STRUCTURAL_ENCODERS',
     'RGCNEncoder', 'EdgewiseRGCNConv', 'CompGCNConv', 'CompGCNEncoder', 'LayerwiseEncoder',
-    'layerwise_inference', 'layerwise_structural_embeddings', 'StepSubgraph',
+    'layerwise_inference', 'layerwise_structural_embeddings',
     'CandidateCache', 'score_one_vs_all', 'NativE', 'unpack_triples', 'StructureStandIn',
     'CoMATGenerator', 'fake_joint_embeddings', 'adversarial_embeddings', 'critic_loss',
     'critic_terms', 'generator_loss', 'gradient_penalty',

@@ -23,7 +23,7 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.inits import glorot, zeros
 
 from native_pyg.data.relations import add_inverse_edges  # noqa: F401 (re-exported)
-from native_pyg.nn.activations import tanh
+from native_pyg.kernels.activations import tanh
 from native_pyg.nn.rgcn_conv import EdgewiseRGCNConv, group_mean_weights
 
 __all__ = ['circular_correlation', 'group_mean_weights', 'COMPOSITIONS', 'CompGCNConv',

@@ -12,8 +12,8 @@ from typing import Any, Iterator, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from native_pyg.data.loader import TrainingGraph
-from native_pyg.data.neighbourhood import InNeighbourhoods
+from native_pyg.loader.neighbor_loader import TrainingGraph
+from native_pyg.loader.neighbourhood import InNeighbourhoods
 from native_pyg.nn.modes import evaluating
 
 
@@ -77,7 +77,7 @@ def layerwise_inference(encoder: torch.nn.Module, x: Tensor, edge_index: Optiona
 
     The batches are consecutive targets with every in-edge, slices of the
     edges sorted by destination
-    (:class:`~native_pyg.data.neighbourhood.InNeighbourhoods`: what PyG's
+    (:class:`~native_pyg.loader.neighbourhood.InNeighbourhoods`: what PyG's
     :class:`~torch_geometric.loader.NeighborLoader` gives with
     ``num_neighbors=[-1]``, without a second copy of the edges). The encoder
     runs in eval mode (no dropout; its mode is restored afterwards) and

@@ -23,7 +23,7 @@ from native_pyg.nn.scorers import SCORERS, KGScorer
 from native_pyg.nn.step_embeddings import StepEmbeddings, entity_rows
 from native_pyg.nn.structure_stand_in import StructureStandIn
 from native_pyg.nn.structural_encoder import make_structural_encoder
-from native_pyg.nn.subgraph import StepSubgraph
+from native_pyg.loader.step_subgraph import StepSubgraph
 
 
 class NativE(EntityCaches, torch.nn.Module):

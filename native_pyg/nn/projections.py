@@ -19,7 +19,7 @@ PROJECT_BYTES = 2 ** 26
 class EntityRows(Protocol):
     """What reads raw feature rows by entity id: :class:`EntityInputs
     <native_pyg.nn.entity_inputs.EntityInputs>`, a step's
-    :class:`~native_pyg.nn.subgraph.StepSubgraph`, or any store with these
+    :class:`~native_pyg.loader.step_subgraph.StepSubgraph`, or any store with these
     two methods (``index=None``: all entities)."""
 
     def rows(self, modality: str, index: Optional[Tensor] = None) -> Tensor: ...

@@ -7,9 +7,9 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import softmax
 
-from native_pyg.nn.activations import tanh
+from native_pyg.kernels.activations import tanh
 from native_pyg.nn.missing import Missing
-from native_pyg.nn.weighted_bag import weighted_bag
+from native_pyg.kernels.weighted_bag import weighted_bag
 
 FUSIONS = ('redaf', 'mean')
 #: rows of one tile of the weighted sum when all rows are fused without gradient

@@ -9,8 +9,8 @@ from torch import Tensor
 from torch_geometric.nn import RGCNConv
 from torch_geometric.utils import scatter
 
-from native_pyg.nn.autocast import cpu_autocast_enabled
-from native_pyg.nn.weighted_bag import weighted_bag
+from native_pyg.kernels.autocast import cpu_autocast_enabled
+from native_pyg.kernels.weighted_bag import weighted_bag
 
 __all__ = ['EdgewiseRGCNConv', 'group_mean_weights']
 
@@ -51,7 +51,7 @@ class EdgewiseRGCNConv(RGCNConv):
       small ones there), each destination sums its edges' weighted basis
       products :math:`a_{rb} \mathbf{V}_b \mathbf{x}_u /
       |\mathcal{N}_r(v)|` as one weighted embedding bag
-      (:func:`~native_pyg.nn.weighted_bag.weighted_bag`, no ``[E, B, C]``
+      (:func:`~native_pyg.kernels.weighted_bag.weighted_bag`, no ``[E, B, C]``
       message tensor), :math:`O(B \cdot N \cdot C^2 + E \cdot B \cdot C)`.
 
     .. math::

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from native_pyg.nn.distance_kernels import (ModulusDistance, complex_modulus_sum,
+from native_pyg.kernels.distance_kernels import (ModulusDistance, complex_modulus_sum,
                                             compiled_distances_on, modulus_distance_blocked,
                                             modulus_distance_compiled)
 

@@ -3,7 +3,7 @@
 A run is built from a config by :mod:`native_pyg.pipeline` (``build_model``,
 ``load_run``, ``pipeline``), which sits above this package."""
 from native_pyg.training.checkpoint import load_checkpoint, save_checkpoint
-from native_pyg.training.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from native_pyg.config.run_config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from native_pyg.training.early_stopping import EarlyStopper
 from native_pyg.training.losses import (LOSSES, margin_ranking_loss, self_adversarial_loss,
                                         structural_l2)

@@ -7,14 +7,14 @@ from typing import Iterable, Iterator, Optional, Tuple
 import torch
 from torch import Tensor
 
-from native_pyg.data.loader import KGBatch, KGNeighborLoader, TrainingGraph
-from native_pyg.training.config import TrainConfig
+from native_pyg.loader.neighbor_loader import KGBatch, KGNeighborLoader, TrainingGraph
+from native_pyg.config.run_config import TrainConfig
 from native_pyg.training.distributed import shard_permutation
 from native_pyg.training.negative_sampling import BernoulliNegativeSampler
 
 
 class TripleBatches:
-    r"""One epoch of :class:`~native_pyg.data.loader.KGBatch` steps per
+    r"""One epoch of :class:`~native_pyg.loader.neighbor_loader.KGBatch` steps per
     iteration: a fresh permutation of the training triples cut into
     ``floor(E / batch_size)`` batches (as the reference code), each with the
     negatives of ``sampler`` drawn right before it is used.

@@ -10,7 +10,7 @@ import torch
 
 from native_pyg.data.atomic_files import atomic_file
 from native_pyg.data.safe_load import load_pt
-from native_pyg.training.allocator import c_library
+from native_pyg.kernels.allocator import c_library
 
 
 class _WriteAll:

@@ -8,11 +8,11 @@ from typing import Dict, Tuple
 import torch
 from torch import Tensor
 
+from native_pyg.config.rules import CORRUPT_SIDES
 from native_pyg.data.relations import isin_sorted, relation_tph_hpt, triple_keys
 
 #: ``training.corrupt_side``: one side per positive row (``corrupt_head``
 #: ``[B]``) or one per negative (``[B, K]``, as the authors' Base.cpp)
-CORRUPT_SIDES = ('row', 'negative')
 
 
 def check_corrupt_side(corrupt_side: str) -> str:

@@ -14,8 +14,9 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 import torch
 from torch import Tensor
 
+from native_pyg.config.rules import TABLE_OPTIMIZERS
+
 #: Accepted ``table_optimizer`` names of :func:`build_optimizer`.
-TABLE_OPTIMIZERS = ('adam', 'sparse_adam', 'rowwise_adagrad')
 
 #: Devices with PyTorch's fused Adam kernel.
 FUSED_ADAM_DEVICES = ('cpu', 'cuda')

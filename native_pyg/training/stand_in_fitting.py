@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from native_pyg.data.loader import TrainingGraph
+from native_pyg.loader.neighbor_loader import TrainingGraph
 from native_pyg.nn import NativE
 from native_pyg.nn.comat import frozen
 from native_pyg.nn.modes import evaluating

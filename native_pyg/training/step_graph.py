@@ -8,8 +8,8 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-from native_pyg.data.loader import KGBatch
-from native_pyg.data.neighbourhood import full_neighbourhood, local_index
+from native_pyg.loader.neighbor_loader import KGBatch
+from native_pyg.loader.neighbourhood import full_neighbourhood, local_index
 from native_pyg.nn import NativE
 from native_pyg.nn.gnn import LayerwiseEncoder
 

@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterable, Iterator, Optional
 
 import torch
 
-from native_pyg.data.loader import KGBatch
+from native_pyg.loader.neighbor_loader import KGBatch
 
 
 class StepWindows:

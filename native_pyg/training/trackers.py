@@ -28,7 +28,7 @@ import torch
 
 from native_pyg.nn.modes import evaluating
 from native_pyg.training.checkpoint import write_text_atomically
-from native_pyg.training.config import flatten
+from native_pyg.config.run_config import flatten
 
 #: tracker names (``--tracker``)
 TRACKERS = ('csv', 'tensorboard', 'mlflow', 'wandb')

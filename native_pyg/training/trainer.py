@@ -13,28 +13,28 @@ import torch
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
-from native_pyg.data.loader import KGBatch
+from native_pyg.loader.neighbor_loader import KGBatch
 from native_pyg.data.relations import distinct_triples
 from native_pyg.data.schema import fingerprint, split_triples
 from native_pyg.evaluation import LinkPredictionEvaluator
 from native_pyg.nn import CoMATGenerator, NativE
 from native_pyg.nn.comat import critic_terms, generator_loss
-from native_pyg.nn.distance_kernels import compiled_distances
+from native_pyg.kernels.distance_kernels import compiled_distances
 from native_pyg.training import distributed
-from native_pyg.training.allocator import freed_memory_returned, reuse_freed_memory
+from native_pyg.kernels.allocator import freed_memory_returned, reuse_freed_memory
 from native_pyg.training.curves import plot_curves
 from native_pyg.training.batching import passes_of, training_steps
 from native_pyg.training.best_weights import BestWeights
 from native_pyg.training.checkpoint import (load_weights_into, save_checkpoint,
                                             write_text_atomically)
-from native_pyg.training.config import RunConfig, TrainConfig
-from native_pyg.training.cpu_blas import cpu_products, resolve_cpu_blas
+from native_pyg.config.run_config import RunConfig, TrainConfig
+from native_pyg.kernels.cpu_blas import cpu_products, resolve_cpu_blas
 from native_pyg.training.early_stopping import EarlyStopper
 from native_pyg.training.losses import LOSSES, kgc_loss
 from native_pyg.training.negative_sampling import build_negative_sampler
 from native_pyg.training.optimizer_state import OptimizerStateInFile
 from native_pyg.training.optimizers import build_optimizer, dense_adam
-from native_pyg.training.precision import check_precision, step_autocast, step_matmuls
+from native_pyg.kernels.precision import check_precision, step_autocast, step_matmuls
 from native_pyg.training.process import make_deterministic, resolve_device
 from native_pyg.training.runs import resumable_checkpoint
 from native_pyg.training.structure_dropout import StructureDropout

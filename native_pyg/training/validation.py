@@ -22,8 +22,8 @@ from native_pyg.evaluation.protocols import evaluator_for
 from native_pyg.evaluation.query_subsets import evaluate_sample
 from native_pyg.nn.layerwise import entities_encoded_once
 from native_pyg.training import distributed
-from native_pyg.training.allocator import freed_memory_returned
-from native_pyg.training.config import TrainConfig
+from native_pyg.kernels.allocator import freed_memory_returned
+from native_pyg.config.run_config import TrainConfig
 
 #: the values of ``training.eval_protocol``
 EVAL_PROTOCOLS = ('auto', 'full', 'streamed', 'sampled')

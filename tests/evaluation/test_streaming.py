@@ -101,7 +101,8 @@ def test_tiles_inside_chunks_and_compiled_kernels_keep_the_in_memory_ranks(monke
     # a chunk is fused and scored in tiles (several relations per tile, head and tail
     # queries of one relation scored at once); tiles of 3 rows cross every chunk
     from native_pyg.evaluation import streaming
-    from native_pyg.nn import distance_kernels, redaf
+    from native_pyg.kernels import distance_kernels
+    from native_pyg.nn import redaf
     monkeypatch.setattr(redaf, 'FUSE_TILE', 3)
     monkeypatch.setattr(streaming, 'FUSE_TILE', 3)
     train, known, test = problem()

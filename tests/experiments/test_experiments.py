@@ -153,7 +153,7 @@ def test_cells_record_the_valid_curve_and_fusion_weights_by_presence(small, tmp_
     and without each modality."""
     from native_pyg.experiments import run_cell
     from native_pyg.evaluation import LinkPredictionEvaluator
-    from native_pyg.training.config import RunConfig
+    from native_pyg.config.run_config import RunConfig
     base = RunConfig().override(TINY.overrides() + ['training.epochs=2', 'training.progress=false'])
     evaluators = {'realistic': LinkPredictionEvaluator.from_data(small, ties='realistic')}
     record = run_cell(small, base, 'native-no-comat', 'entity-0.6', 0, evaluators)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from native_pyg.data import split_edges, split_triples
-from native_pyg.data.loader import KGNeighborLoader, TrainingGraph
+from native_pyg.loader.neighbor_loader import KGNeighborLoader, TrainingGraph
 from native_pyg.nn import NativE
 from native_pyg.nn.gnn import (CompGCNConv, CompGCNEncoder, RGCNEncoder, add_inverse_edges,
                                circular_correlation)

@@ -7,8 +7,8 @@ import torch
 
 from native_pyg.nn import NativE
 from native_pyg.nn.gnn import CompGCNEncoder, RGCNEncoder, add_inverse_edges
-from native_pyg.data.loader import TrainingGraph
-from native_pyg.data.neighbourhood import InNeighbourhoods
+from native_pyg.loader.neighbor_loader import TrainingGraph
+from native_pyg.loader.neighbourhood import InNeighbourhoods
 from native_pyg.nn.layerwise import LayerRows, layerwise_inference, layerwise_structural_embeddings
 
 N, R, C = 36, 3, 8
@@ -125,7 +125,7 @@ def _in_edges(batch):
 def test_in_neighbourhoods_are_what_pyg_neighbor_loader_gives_with_all_neighbours():
     from torch_geometric.data import Data
     from torch_geometric.loader import NeighborLoader
-    from native_pyg.data.loader import neighbor_sampling_backend
+    from native_pyg.loader.neighbor_loader import neighbor_sampling_backend
     if neighbor_sampling_backend() is None:
         pytest.skip('neighbour sampling needs torch_sparse or pyg-lib (make install-accel)')
     edge_index, edge_type = _graph()
@@ -206,7 +206,7 @@ def test_layerwise_structural_embeddings_equal_the_models(gnn_small, encoder, kw
 def test_layerwise_structural_embeddings_never_build_the_inverse_edges(gnn_small, monkeypatch):
     """The model's graph is read from its triples' CSC: the [2, 2E] edge
     arrays (inputs.graph()) would double the graph's memory beside it."""
-    from native_pyg.data import loader
+    from native_pyg.loader import neighbor_loader as loader
     torch.manual_seed(0)
     net = NativE.from_data(gnn_small, 8, margin=6.0, encoder='rgcn').eval()
     full = net.structural_embeddings(None)
@@ -347,6 +347,6 @@ def test_batches_are_bounded_by_in_edges(monkeypatch):
 
 
 def test_local_index_maps_a_subgraphs_nodes_to_their_positions():
-    from native_pyg.data.neighbourhood import local_index
+    from native_pyg.loader.neighbourhood import local_index
     local = local_index(torch.tensor([4, 0, 2]), 6)
     assert local.tolist() == [1, -1, 2, -1, 0, -1]

@@ -152,7 +152,7 @@ def test_score_corrupted_matches_explicit_triples(name, per_negative):
 
 
 def test_compiled_cpu_distances_match_the_eager_kernel():
-    from native_pyg.nn import distance_kernels as scorers
+    from native_pyg.kernels import distance_kernels as scorers
     scorer, ent, rel = make('rotate')
     g = torch.Generator().manual_seed(0)
     # more queries and candidates than one 32 x 1024 tile, neither a multiple
@@ -171,7 +171,7 @@ def test_compiled_cpu_distances_match_the_eager_kernel():
 
 def test_compiled_corrupted_distances_equal_eager_values_and_gradients():
     # the training step's [B, 1, 2D] queries against [B, K, 2D] corrupted candidates
-    from native_pyg.nn import distance_kernels as scorers
+    from native_pyg.kernels import distance_kernels as scorers
     scorer = SCORERS['rotate'](6, margin=6.0)
     g = torch.Generator().manual_seed(0)
     h, t = (torch.randn(5, scorer.entity_dim, generator=g, requires_grad=True) for _ in range(2))
@@ -196,7 +196,7 @@ def test_compiled_corrupted_distances_equal_eager_values_and_gradients():
 
 
 def test_without_a_compiler_the_eager_kernels_run_after_one_warning(monkeypatch):
-    from native_pyg.nn import distance_kernels as scorers
+    from native_pyg.kernels import distance_kernels as scorers
 
     def no_compiler(fn, **kwargs):
         def kernel(*args):

@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from native_pyg.data.loader import KGBatch, KGNeighborLoader, neighbor_sampling_backend
+from native_pyg.loader.neighbor_loader import KGBatch, KGNeighborLoader, neighbor_sampling_backend
 from native_pyg.datasets import SyntheticMMKG
 from native_pyg.nn.stored_inputs import StoredEntityInputs
 from native_pyg.feature_placement import feature_store_dir

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from native_pyg.data import split_triples
-from native_pyg.data.loader import (KGBatch, KGNeighborLoader, NeighborSamplingUnavailable,
+from native_pyg.loader.neighbor_loader import (KGBatch, KGNeighborLoader, NeighborSamplingUnavailable,
                                     TrainingGraph, neighbor_sampling_backend)
 from native_pyg.data.relations import triple_keys
 from native_pyg.pipeline import build_model

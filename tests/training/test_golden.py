@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from native_pyg.data.loader import neighbor_sampling_backend
+from native_pyg.loader.neighbor_loader import neighbor_sampling_backend
 from native_pyg.nn.legacy import upgrade_state_dict
 
 REPO = Path(__file__).resolve().parents[2]

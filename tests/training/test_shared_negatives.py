@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from native_pyg.data import split_triples
-from native_pyg.data.loader import KGBatch
+from native_pyg.loader.neighbor_loader import KGBatch
 from native_pyg.data.relations import triple_keys
 from native_pyg.datasets import SyntheticMMKG
 from native_pyg.pipeline import build_model

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from native_pyg.data import split_triples
-from native_pyg.data.loader import KGBatch
+from native_pyg.loader.neighbor_loader import KGBatch
 from native_pyg.datasets import SyntheticMMKG
 from native_pyg.pipeline import build_model
 from native_pyg.training import RunConfig, Trainer

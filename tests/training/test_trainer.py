@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from native_pyg.data import relation_tph_hpt, split_triples
-from native_pyg.data.loader import KGBatch
+from native_pyg.loader.neighbor_loader import KGBatch
 from native_pyg.datasets import SyntheticMMKG
 from native_pyg.pipeline import build_model
 from native_pyg.training import (BernoulliNegativeSampler, NonFiniteLossError, RunConfig, Trainer,
@@ -295,7 +295,7 @@ class _NewAPIOnly:
 def test_tf32_switch_is_restored_after_the_step_and_after_an_error(monkeypatch, backend, flag,
                                                                    off, on):
     import types
-    from native_pyg.training.precision import step_matmuls
+    from native_pyg.kernels.precision import step_matmuls
     stand_in = types.SimpleNamespace(allow_tf32=False) if backend == 'legacy' else _NewAPIOnly()
     monkeypatch.setattr(torch.backends.cuda, 'matmul', stand_in)
     with step_matmuls('tf32'):
@@ -337,7 +337,7 @@ def test_reused_freed_memory_spares_large_tensors_their_page_faults():
     # fresh mmap, so its pages are already resident: no new page faults
     import subprocess
     import sys
-    allocator = Path(__file__).resolve().parents[2] / 'native_pyg' / 'training' / 'allocator.py'
+    allocator = Path(__file__).resolve().parents[2] / 'native_pyg' / 'kernels' / 'allocator.py'
     code = (  # the module alone: importing the package would double the test's time
         "import importlib.util, resource, torch\n"
         f"spec = importlib.util.spec_from_file_location('allocator', {str(allocator)!r})\n"

@@ -122,7 +122,7 @@ def test_malloc_keeps_freed_memory_from_fit_on_not_during_setup(small, monkeypat
     assert calls == [1]
 
 
-@pytest.mark.skipif(__import__('native_pyg.data.loader', fromlist=['x']).neighbor_sampling_backend()
+@pytest.mark.skipif(__import__('native_pyg.loader.neighbor_loader', fromlist=['x']).neighbor_sampling_backend()
                     is None, reason='needs torch_sparse')
 def test_final_valid_and_test_encode_the_graph_once(small, monkeypatch):
     """A GNN under the streamed protocol: one layer-wise pass for the final
@@ -149,7 +149,7 @@ def test_final_valid_and_test_encode_the_graph_once(small, monkeypatch):
 def test_nested_freed_memory_contexts_restore_once(monkeypatch):
     """Valid and test inside one evaluate_splits: the inner contexts leave
     malloc's defaults in place until the outermost one ends."""
-    import native_pyg.training.allocator as allocator
+    import native_pyg.kernels.allocator as allocator
     calls = []
 
     class FakeLibc:

@@ -1,7 +1,7 @@
 """Whether CPU autocast is on, on every PyTorch the package supports.
 
 R-GCN's choice of products (``nn/gnn.py``) and the routing of a step's CPU
-products (``training/cpu_blas.py``) both leave autocast's lowered products
+products (``kernels/cpu_blas.py``) both leave autocast's lowered products
 alone; ``torch.is_autocast_enabled`` takes a device type only from PyTorch
 2.4 on.
 """

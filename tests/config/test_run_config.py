@@ -10,11 +10,11 @@ from native_pyg.nn import SCORERS
 from native_pyg.nn.comat import GP_ON
 from native_pyg.nn.gnn import COMPOSITIONS, STRUCTURAL_ENCODERS
 from native_pyg.nn.redaf import FUSIONS, MISSING
-from native_pyg.training.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from native_pyg.training.config_checks import FREE, RULES, Choices, HopList, Range, load_yaml
+from native_pyg.config.run_config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from native_pyg.config.rules import FREE, LOSS_NAMES, RULES, Choices, HopList, Range, load_yaml
 from native_pyg.training.losses import LOSSES
-from native_pyg.training.negative_sampling import CORRUPT_SIDES
-from native_pyg.training.optimizers import TABLE_OPTIMIZERS
+from native_pyg.config.rules import CORRUPT_SIDES
+from native_pyg.config.rules import TABLE_OPTIMIZERS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SECTIONS = {'model': ModelConfig, 'training': TrainConfig, 'data': DataConfig}
@@ -147,7 +147,7 @@ def test_the_choices_are_those_the_code_accepts():
     assert values['encoder'] == ('none', *STRUCTURAL_ENCODERS) == ('none', 'rgcn', 'compgcn')
     assert values['composition'] == tuple(COMPOSITIONS) == ('sub', 'mult', 'corr')
     assert values['encoder_input'] == ('structure', 'structure+modalities')
-    assert values['loss'] == tuple(LOSSES) and values['gp_on'] == GP_ON
+    assert values['loss'] == tuple(LOSSES) == LOSS_NAMES and values['gp_on'] == GP_ON
     assert values['table_optimizer'] == TABLE_OPTIMIZERS
     assert values['nan_rows'] == ('error', 'missing')
     assert 'feature_store' in FREE['data']  # memory, disk or a store's path: checked on use

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from native_pyg.data.neighbourhood import full_neighbourhood
+from native_pyg.loader.neighbourhood import full_neighbourhood
 from native_pyg.nn.gnn import RGCNEncoder
 
 

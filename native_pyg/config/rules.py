@@ -24,11 +24,15 @@ from native_pyg.nn.comat import GP_ON
 from native_pyg.nn.gnn import COMPOSITIONS, STRUCTURAL_ENCODERS
 from native_pyg.nn.redaf import FUSIONS, MISSING
 from native_pyg.nn.scorers import SCORERS
-from native_pyg.training.cpu_blas import CPU_BLAS
-from native_pyg.training.losses import LOSSES
-from native_pyg.training.negative_sampling import CORRUPT_SIDES
-from native_pyg.training.optimizers import TABLE_OPTIMIZERS
-from native_pyg.training.precision import PRECISIONS
+from native_pyg.kernels.cpu_blas import CPU_BLAS
+from native_pyg.kernels.precision import PRECISIONS
+
+#: ``training.loss``: the losses of :data:`native_pyg.training.losses.LOSSES`.
+LOSS_NAMES = ('self_adversarial', 'margin')
+#: ``training.corrupt_side``: one corrupted side per positive row, or per negative.
+CORRUPT_SIDES = ('row', 'negative')
+#: ``training.table_optimizer``: the optimiser of the structural table.
+TABLE_OPTIMIZERS = ('adam', 'sparse_adam', 'rowwise_adagrad')
 
 
 def _fmt(x: Union[int, float]) -> str:
@@ -169,12 +173,12 @@ RULES: Dict[str, Dict[str, Rule]] = {
         'steps_per_epoch': Range(0),
         # Adam steps beyond 10 only overflow
         'lr': Range(0.0, 10.0, low_open=True),
-        'table_optimizer': Choices(tuple(TABLE_OPTIMIZERS)),
+        'table_optimizer': Choices(TABLE_OPTIMIZERS),
         'num_negatives': Range(1, MAX_NEGATIVES),
         'shared_negatives': Range(0),
         'in_batch_negatives': Range(0, MAX_NEGATIVES),
         'corrupt_side': Choices(CORRUPT_SIDES),
-        'loss': Choices(tuple(LOSSES)),
+        'loss': Choices(LOSS_NAMES),
         # 0: uniform weights over the negatives
         'adv_temperature': Range(0.0),
         'ranking_margin': Range(0.0),

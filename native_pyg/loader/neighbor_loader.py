@@ -21,7 +21,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from native_pyg.data.neighbourhood import destination_order
+from native_pyg.loader.neighbourhood import destination_order
 from native_pyg.data.relations import add_inverse_edges, isin_sorted, triple_keys
 from native_pyg.data.schema import ENTITY, modalities as data_modalities, split_edges
 
@@ -218,7 +218,7 @@ class TrainingGraph:
         them for its samplers (the same neighbour order, so the same samples),
         with ``perm`` mapping a sorted position to its edge id (int32 where
         it fits). Built from the triples without keeping the :math:`2E` edge
-        arrays (:func:`~native_pyg.data.neighbourhood.destination_order`)."""
+        arrays (:func:`~native_pyg.loader.neighbourhood.destination_order`)."""
         h, t = self.triple_edge_index
         dst = torch.cat([t, h])
         colptr, perm = destination_order(dst, self.num_entities)

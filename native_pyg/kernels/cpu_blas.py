@@ -51,7 +51,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch.overrides import TorchFunctionMode
 
-from native_pyg.nn.autocast import cpu_autocast_enabled
+from native_pyg.kernels.autocast import cpu_autocast_enabled
 
 CPU_BLAS = ('auto', 'torch', 'numpy', 'onednn')
 #: products with fewer multiply-adds stay with PyTorch: below about 2e9 the

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from native_pyg.nn.weighted_bag import weighted_bag
+from native_pyg.kernels.weighted_bag import weighted_bag
 
 
 def _grads(fn, x, w, upstream):

@@ -51,7 +51,7 @@ def full_neighbourhood(seeds: Tensor, edge_index: Tensor, edge_type: Tensor,
         num_hops (int): Hops (a GNN's number of layers).
 
     Returns:
-        The arguments of :class:`~native_pyg.nn.subgraph.StepSubgraph`
+        The arguments of :class:`~native_pyg.loader.step_subgraph.StepSubgraph`
         (:meth:`NativE.subgraph <native_pyg.nn.NativE.subgraph>`):
         ``n_id`` (nodes by hop, seeds first), local ``edge_index`` and
         ``edge_type`` (the edges of hop :math:`k` end in the nodes first
@@ -129,7 +129,7 @@ class InNeighbourhoods:
 
     @classmethod
     def of_training_graph(cls, graph) -> 'InNeighbourhoods':
-        """From a :class:`~native_pyg.data.loader.TrainingGraph` (triples plus
+        """From a :class:`~native_pyg.loader.neighbor_loader.TrainingGraph` (triples plus
         inverse edges), without building its :math:`2E` edge arrays."""
         colptr, row, perm = graph.sampling_csc()
         return cls(colptr, row, perm, lambda e: graph.edge_type_of(e.long()))

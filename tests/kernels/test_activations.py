@@ -3,7 +3,7 @@ equal torch.tanh's, and the fallbacks."""
 import pytest
 import torch
 
-from native_pyg.nn.activations import MIN_NUMEL, tanh
+from native_pyg.kernels.activations import MIN_NUMEL, tanh
 
 
 def test_values_and_gradients_equal_torch_tanh_in_float64():

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from native_pyg.datasets import SyntheticMMKG
 from native_pyg.pipeline import build_model
 from native_pyg.training import RunConfig, Trainer
-from native_pyg.training import cpu_blas
-from native_pyg.training.cpu_blas import (NumpyBLASProducts, OneDNNProducts, numpy_linear,
+from native_pyg.kernels import cpu_blas
+from native_pyg.kernels.cpu_blas import (NumpyBLASProducts, OneDNNProducts, numpy_linear,
                                           numpy_matmul, onednn_inner_product, onednn_linear,
                                           onednn_matmul, threaded_matmul)
 from tests.conftest import small_run

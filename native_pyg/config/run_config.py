@@ -1,6 +1,6 @@
 """Run configuration: ``data``, ``model`` and ``training`` sections
 (YAML-friendly); the allowed values of every key are in
-:mod:`native_pyg.training.config_checks`."""
+:mod:`native_pyg.config.rules`."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Mapping, Optional
 import yaml
 
 from native_pyg.data.yaml_bounds import safe_load
-from native_pyg.training.config_checks import check_section, coerce, load_yaml
+from native_pyg.config.rules import check_section, coerce, load_yaml
 
 
 @dataclass
@@ -200,7 +200,7 @@ class RunConfig:
             ValueError: one line naming ``source``, the key and what is
                 allowed: an unknown section or key, a value of the wrong
                 type, outside its range or not one of its choices
-                (:mod:`~native_pyg.training.config_checks`).
+                (:mod:`~native_pyg.config.rules`).
         """
         if d is not None and not isinstance(d, dict):
             raise ValueError(f"{source}: expected a mapping with sections 'dataset', 'data', "

@@ -9,8 +9,7 @@ from typing import List, Mapping, Optional
 import torch
 from torch import Tensor
 
-from native_pyg.data.neighbourhood import local_index
-from native_pyg.nn.entity_inputs import EntityInputs
+from native_pyg.loader.neighbourhood import local_index
 
 
 class StepSubgraph:
@@ -28,7 +27,7 @@ class StepSubgraph:
     (:meth:`encode`).
 
     With the per-hop sizes of a sampled subgraph (nodes and edges ordered by
-    hop, seeds first, see :func:`~native_pyg.data.loader.hop_sizes`), an
+    hop, seeds first, see :func:`~native_pyg.loader.neighbor_loader.hop_sizes`), an
     encoder whose ``forward`` takes PyG's ``num_sampled_nodes_per_hop`` and
     ``num_sampled_edges_per_hop`` (e.g.
     :class:`~native_pyg.nn.gnn.LayerwiseEncoder`) computes each layer only
