@@ -34,6 +34,7 @@ def main():
     from native_pyg.datasets import load_dataset
     from native_pyg.pipeline import build_model
     from native_pyg.training import RunConfig, Trainer
+    from native_pyg.training.process import setup_process
     p = argparse.ArgumentParser()
     p.add_argument('--dataset', default='synthetic')
     p.add_argument('--root', default=None)
@@ -74,7 +75,9 @@ def main():
             sets.append(f'training.num_neighbors=[{args.num_neighbors}]')
         base = RunConfig.from_yaml(args.config) if args.config else RunConfig()
         run = base.override(sets)
-        trainer = Trainer(build_model(data, run), data, run)
+        model = build_model(data, run)
+        setup_process(run.training, threads=False)  # seeds, as a run does
+        trainer = Trainer(model, data, run)
         start = time.perf_counter()
         history = trainer.fit()
         seconds = time.perf_counter() - start

@@ -51,6 +51,7 @@ def layer_seconds(repeats: int) -> dict:
 def step_seconds(root: str, repeats: int) -> dict:
     from native_pyg.pipeline import build_model
     from native_pyg.training import RunConfig, Trainer
+    from native_pyg.training.process import setup_process
     data = load_mkgy(root)
     out = {}
     for encoder in ('none', 'rgcn', 'compgcn'):
@@ -58,7 +59,9 @@ def step_seconds(root: str, repeats: int) -> dict:
             f'model.encoder={encoder}', 'model.num_bases=4', 'model.hidden_channels=64',
             'model.margin=4.0', 'model.modalities=[]', 'training.num_negatives=32',
             'training.batch_size=1024', 'training.progress=false'])
-        trainer = Trainer(build_model(data, run), data, run)
+        model = build_model(data, run)
+        setup_process(run.training, threads=False)  # seeds, as a run does
+        trainer = Trainer(model, data, run)
         steps = list(itertools.islice(trainer.steps, repeats + 1))
         trainer.train_step(steps[0])  # warm-up
         start = time.perf_counter()

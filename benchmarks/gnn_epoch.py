@@ -48,13 +48,16 @@ def load_data(args):
 def build_trainer(args, variant: str, data=None):
     from native_pyg.pipeline import build_model
     from native_pyg.training import RunConfig, Trainer
+    from native_pyg.training.process import setup_process
     data = data if data is not None else load_data(args)
     run = RunConfig.from_dict({
         'model': {'hidden_channels': 100, 'margin': 4.0},
         'training': {'batch_size': 1024, 'num_negatives': 32, 'lr': 1e-3, 'adversarial': True,
                      'eval_every': 0, 'progress': False, 'device': args.device}})
     run = run.override(VARIANTS[variant] + list(args.set))
-    return Trainer(build_model(data, run), data, run)
+    model = build_model(data, run)
+    setup_process(run.training, threads=False)  # seeds, as a run does
+    return Trainer(model, data, run)
 
 
 def child(args) -> dict:

@@ -27,6 +27,7 @@ def child(args) -> dict:
     import torch
     from native_pyg.pipeline import build_model
     from native_pyg.training import RunConfig, Trainer
+    from native_pyg.training.process import setup_process
     data = load_mkgy(args.root, {'image': 4096, 'text': 768})
     run = RunConfig.from_dict({
         'model': {'hidden_channels': args.dim, 'margin': 4.0, 'encoder': args.encoder,
@@ -34,7 +35,9 @@ def child(args) -> dict:
         'training': {'batch_size': args.batch_size, 'num_negatives': args.negatives,
                      'lr': 1e-4, 'mu': 1e-4, 'adversarial': True, 'device': args.device,
                      'progress': False, 'num_neighbors': SETTINGS[args.only]}})
-    trainer = Trainer(build_model(data, run), data, run)
+    model = build_model(data, run)
+    setup_process(run.training, threads=False)  # seeds, as a run does
+    trainer = Trainer(model, data, run)
     sync = torch.cuda.synchronize if trainer.device.type == 'cuda' else (lambda: None)
     it = iter(trainer.steps)
     trainer.train_step(next(it))  # warm-up

@@ -22,7 +22,7 @@ failed=0
 $PY -m pytest -q -p no:cacheprovider \
     tests/training/test_trainer.py::test_cuda_steps_follow_the_cpu_step \
     tests/nn/test_native.py::test_the_model_and_comat_losses_run_on_cuda_and_match_the_cpu \
-    tests/evaluation/test_link_prediction.py::test_cuda_matches_cpu \
+    tests/evaluation/test_full.py::test_cuda_matches_cpu \
     tests/training/test_optimizers.py::test_rowwise_adagrad_on_cuda_matches_cpu \
     > "$OUT/cuda_tests.txt" 2>&1 || failed=$((failed + 1))
 for ds in MKG-Y DB15K; do

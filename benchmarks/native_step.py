@@ -94,6 +94,7 @@ def load_data(args):
 def build_trainer(args, variant: str, data=None):
     from native_pyg.pipeline import build_model
     from native_pyg.training import RunConfig, Trainer
+    from native_pyg.training.process import setup_process
     data = data if data is not None else load_data(args)
     run = RunConfig.from_dict({
         'model': {'hidden_channels': args.dim, 'margin': 4.0},
@@ -101,7 +102,9 @@ def build_trainer(args, variant: str, data=None):
                      'lr': 1e-4, 'mu': 1e-4, 'regul_rate': 1e-5, 'adversarial': True,
                      'eval_every': 0, 'progress': False, 'device': args.device}}
                           ).override(VARIANTS[variant])
-    trainer = Trainer(build_model(data, run), data, run)
+    model = build_model(data, run)
+    setup_process(run.training, threads=False)  # seeds, as a run does
+    trainer = Trainer(model, data, run)
     if variant == 'per-row':
         per_row(trainer.model)
     if variant == 'authors':

@@ -54,6 +54,7 @@ def measure(args) -> dict:
     from native_pyg.nn.stored_inputs import StoredEntityInputs
     from native_pyg.pipeline import encoder_arguments
     from native_pyg.training import RunConfig, Trainer
+    from native_pyg.training.process import setup_process
 
     path = graph_dir(args.root, args.only, args)
     start = time.perf_counter()
@@ -78,6 +79,7 @@ def measure(args) -> dict:
         data, candidate_chunk=args.candidate_chunk, compile=args.compile)
         if args.eval_protocol == 'full' else
         SampledLinkPredictionEvaluator.from_data(data, num_candidates=1000, compile=args.compile))
+    setup_process(run.training, threads=False)  # seeds, as a run does
     trainer = Trainer(model, data, run, evaluator=evaluator)
     setup = time.perf_counter() - start
     steps, distinct, nodes = [], [], []

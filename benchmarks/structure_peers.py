@@ -43,12 +43,15 @@ def _triples(data):
 def native(args, data, regul: float) -> dict:
     from native_pyg.pipeline import build_model
     from native_pyg.training import RunConfig, Trainer
+    from native_pyg.training.process import setup_process
     run = RunConfig.from_dict({
         'model': {'hidden_channels': args.dim, 'margin': args.margin, 'modalities': []},
         'training': {'batch_size': args.batch_size, 'num_negatives': args.negatives,
                      'lr': args.lr, 'regul_rate': regul, 'adversarial': False,
                      'eval_every': 0, 'progress': False, 'device': 'cpu'}})
-    trainer = Trainer(build_model(data, run), data, run)
+    model = build_model(data, run)
+    setup_process(run.training, threads=False)  # seeds, as a run does
+    trainer = Trainer(model, data, run)
     trainer.train_epoch()  # warm-up
     return timed(trainer.train_epoch, args.epochs)
 

@@ -18,6 +18,7 @@ import torch
 from native_pyg.data import build_mmkg
 from native_pyg.pipeline import build_model
 from native_pyg.training import RunConfig, Trainer
+from native_pyg.training.process import setup_process
 
 p = argparse.ArgumentParser()
 p.add_argument('--steps', type=int, default=3)
@@ -39,7 +40,9 @@ run = RunConfig.from_dict({'model': {'hidden_channels': 250, 'margin': 12.0},
                            'training': {'batch_size': 1024, 'num_negatives': args.num_negatives,
                                         'lr': 1e-4, 'mu': 1e-4, 'adversarial': True,
                                         'device': args.device, 'progress': False}})
-trainer = Trainer(build_model(data, run), data, run)
+model = build_model(data, run)
+setup_process(run.training, threads=False)  # seeds, as a run does
+trainer = Trainer(model, data, run)
 batches = list(itertools.islice(trainer.steps, args.steps + 1))
 trainer.train_step(batches[0])  # warm-up
 sync = torch.cuda.synchronize if trainer.device.type == 'cuda' else (lambda: None)

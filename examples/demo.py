@@ -12,6 +12,7 @@ from native_pyg.datasets import SyntheticMMKG
 from native_pyg.evaluation import compare_metrics
 from native_pyg.pipeline import build_model
 from native_pyg.training import RunConfig, Trainer
+from native_pyg.training.process import setup_process
 from native_pyg.training.curves import plot_curves
 from native_pyg.training.trained_setup import describe_setup, trained_setup
 from native_pyg.training.threads import apply_threads
@@ -23,6 +24,7 @@ OUT = os.path.join('outputs', 'demo')
 def train(data, run, name):
     start = time.perf_counter()
     model = build_model(data, run)
+    setup_process(run.training, threads=False)  # seeds and determinism; threads are chosen below
     trainer = Trainer(model, data, run, out_dir=os.path.join(OUT, name))
     print(describe_setup(trained_setup(trainer), 'synthetic'), flush=True)
     trainer.fit()

@@ -20,6 +20,7 @@ from native_pyg.datasets import SyntheticMMKG
 from native_pyg.evaluation import format_metrics
 from native_pyg.pipeline import build_model
 from native_pyg.training import RunConfig, Trainer
+from native_pyg.training.process import setup_process
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument('--encoder', default='rgcn', choices=['rgcn', 'compgcn'])
@@ -45,6 +46,7 @@ run = RunConfig().override([
     'training.lrg=1e-2', 'training.mu=1e-3', 'training.adv_temperature=1.0',
     f'training.eval_every={args.epochs}'])
 model = build_model(data, run)
+setup_process(run.training)  # threads, seeds, determinism
 trainer = Trainer(model, data, run)
 print(model)
 print(model.structural_encoder)

@@ -17,6 +17,7 @@ from native_pyg.datasets import load_dataset
 from native_pyg.evaluation import format_metrics
 from native_pyg.pipeline import build_model
 from native_pyg.training import RunConfig, Trainer
+from native_pyg.training.process import setup_process
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -37,6 +38,7 @@ report(data)
 run = RunConfig.from_yaml(args.config)
 model = build_model(data, run)
 print(model)
+setup_process(run.training)  # threads, seeds, determinism
 trainer = Trainer(model, data, run, out_dir=args.out)
 trainer.fit()
 

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from native_pyg.data.schema import ENTITY, SPLITS, split_triples
-from native_pyg.kernels.distance_kernels import compiled_distances
+from native_pyg.kernels.runtime import Runtime
 from native_pyg.nn.layerwise import entities_encoded_once
 from native_pyg.nn.modes import evaluating
 from native_pyg.prediction import model_and_data, resolve
@@ -91,7 +91,7 @@ def complete(model_or_run, relations: Sequence[Union[str, int]], out: str,
         source (str, optional): The checkpoint's path, when ``model_or_run``
             was restored from one (a resumed table must come from it).
         compile (bool): Score by compiled distance kernels
-            (:func:`~native_pyg.kernels.distance_kernels.compiled_distances`).
+            (:class:`~native_pyg.kernels.runtime.Runtime`).
 
     Raises:
         ValueError: One line: an unknown name, ``k < 1``, or ``out`` holds
@@ -118,7 +118,7 @@ def complete(model_or_run, relations: Sequence[Union[str, int]], out: str,
     signature = _signature(source, rel_ids, head_ids, k)
     done = _resume_point(out, progress_path, signature)
     known = KnownTails(data)
-    labels = model.modality_names if model.fusion is not None else ['structure']
+    labels = model.modality_names  # ['structure'] alone without fusion
     header = '\t'.join(['head', 'relation', 'tail', 'score', 'rank',
                         *(f'w_{m}' for m in labels)]) + '\n'
     device = next(model.parameters()).device
@@ -126,7 +126,7 @@ def complete(model_or_run, relations: Sequence[Union[str, int]], out: str,
                disable=None if progress else True)
     try:
         with open(out, 'a', encoding='utf-8') as f, evaluating(model), torch.no_grad(), \
-                entities_encoded_once(model, CANDIDATE_CHUNK), compiled_distances(compile):
+                entities_encoded_once(model, CANDIDATE_CHUNK), Runtime(compile=compile):
             if f.tell() == 0:  # a new table: its header, recorded before any row
                 f.write(header)
                 f.flush()

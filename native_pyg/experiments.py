@@ -169,10 +169,12 @@ def run_cell(data: HeteroData, base, variant: str, setting: str, seed: int, eval
     """Trains and evaluates one cell; returns its record."""
     from native_pyg.pipeline import build_model
     from native_pyg.training import Trainer
+    from native_pyg.training.process import setup_process
     run = base.override([*VARIANTS[variant][1], f'training.seed={seed}',
                          f'training.progress={str(progress).lower()}'])
     cell_data = setting_data(data, setting, seed)
     model = build_model(cell_data, run)
+    setup_process(run.training, threads=False)  # the command chose the threads
     trainer = Trainer(model, cell_data, run, evaluator=evaluators['realistic'])
     start = time.perf_counter()
     trainer.fit()

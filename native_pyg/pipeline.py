@@ -17,6 +17,7 @@ built there are the same run::
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -24,7 +25,7 @@ import os.path as osp
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from torch_geometric.data import HeteroData
 
@@ -38,13 +39,13 @@ from native_pyg.nn.gnn import STRUCTURAL_ENCODERS
 from native_pyg.nn.stored_inputs import StoredEntityInputs
 from native_pyg.training.checkpoint import (load_checkpoint, save_checkpoint,
                                            write_text_atomically)
-from native_pyg.config.run_config import (DataConfig, ModelConfig, RunConfig, TrainConfig,
-                                        with_legacy_defaults)
+from native_pyg.config.legacy import with_legacy_defaults
+from native_pyg.config.run_config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from native_pyg.training.runs import (REPLACED, RunDirectoryError, RunLock, prepare_run_dir,
                                       replacing_run)
-from native_pyg.training.threads import apply_threads
 from native_pyg.training.trained_setup import trained_setup
-from native_pyg.training.process import resolve_device
+from native_pyg.training.distributed import DistributedInfo, main_first
+from native_pyg.training.process import resolve_device, setup_process
 from native_pyg.training.trainer import Trainer
 from native_pyg.training.validation import evaluate_splits
 
@@ -69,17 +70,18 @@ def load_data(run: RunConfig) -> HeteroData:
             missing optional dependency.
     """
     from native_pyg.datasets import is_dataset_path, is_large_mmkg, load_dataset, load_large_mmkg
-    if is_dataset_path(run.dataset) and is_large_mmkg(run.dataset):
+    kwargs = run.data.dataset_kwargs()
+    folder = is_dataset_path(run.dataset)
+    if folder and is_large_mmkg(run.dataset):
         # a graph generate_large_mmkg wrote: its triples, and features that stay in its store
-        if run.data.dataset_kwargs():
-            raise ValueError(f"{', '.join(run.data.dataset_kwargs())}: options for datasets read "
-                             f"from files, not a generated large graph ({run.dataset})")
+        if kwargs:
+            raise ValueError(f"{', '.join(kwargs)}: options for datasets read from files, not "
+                             f"a generated large graph ({run.dataset})")
         data, store = load_large_mmkg(run.dataset)
         if run.data.feature_store in FEATURE_STORE_PLACES:
             run.data.feature_store = osp.abspath(store.root)
         return data
-    kwargs = run.data.dataset_kwargs()
-    if is_dataset_path(run.dataset):
+    if folder:
         kwargs['store_features'] = stores_folder_features(run.dataset, run.data.feature_store)
     try:
         ds = load_dataset(run.dataset, run.root, **kwargs)
@@ -213,6 +215,31 @@ def final_metrics(trainer: Trainer, progress: bool = False) -> Dict[str, Any]:
             'world_size': trainer.dist.world_size}
 
 
+@contextlib.contextmanager
+def run_folder(out: str, resume: bool = False, overwrite: bool = False,
+               options: Tuple[str, str] = ('resume=True', 'overwrite=True'),
+               info: Optional[DistributedInfo] = None) -> Iterator[None]:
+    """The run directory ``out``, held while a run trains into it: locked
+    (one process per run directory), the run it holds checked against
+    ``resume`` and ``overwrite``, named in errors as ``options`` says
+    (:func:`~native_pyg.training.runs.prepare_run_dir`), and a run to be
+    replaced set aside until the new one has a checkpoint
+    (:func:`~native_pyg.training.runs.replacing_run`). Under ``torchrun``
+    (``info``; default: one process) rank 0 holds it, and the other ranks
+    wait until it is prepared."""
+    info = info or DistributedInfo()
+    if not info.is_main:  # rank 0 owns the folder: its lock, checks and files
+        with main_first(info):
+            pass
+        yield
+        return
+    with RunLock(out):
+        with main_first(info):
+            prepare_run_dir(out, resume, overwrite, options)
+        with replacing_run(out, overwrite):
+            yield
+
+
 # --- pipeline ----------------------------------------------------------------------
 @dataclass(repr=False)
 class PipelineResult:
@@ -318,15 +345,13 @@ def pipeline(dataset: Optional[str] = None, root: Optional[str] = None,
         trainer = _handle_training(model, data, run, None)
         return _handle_evaluation(trainer, evaluate)
     os.makedirs(out, exist_ok=True)
-    with RunLock(out):  # one process per run directory, as 'native-pyg train'
-        prepare_run_dir(out, resume, overwrite, options=('resume=True', 'overwrite=True'))
+    with run_folder(out, resume, overwrite):  # one process per run directory, as 'native-pyg train'
         last = osp.join(out, 'last.pt')
         if resume and not osp.exists(last):
             raise RunDirectoryError(f"resume=True: no checkpoint at {last}")
-        with replacing_run(out, overwrite):
-            trainer = _handle_training(model, data, run, out, last if resume else None)
-            result = _handle_evaluation(trainer, evaluate)
-            result.save(out)
+        trainer = _handle_training(model, data, run, out, last if resume else None)
+        result = _handle_evaluation(trainer, evaluate)
+        result.save(out)
     return result
 
 
@@ -356,8 +381,8 @@ def _handle_model(data: HeteroData, run: RunConfig) -> NativE:
 
 def _handle_training(model: NativE, data: HeteroData, run: RunConfig,
                      out: Optional[str], resume_from: Optional[str] = None) -> Trainer:
-    if run.training.threads is not None:  # asked for: this process's threads (else the caller's)
-        apply_threads(run.training.threads)
+    # threads where asked for (else the caller's), determinism, the seed
+    setup_process(run.training, threads=run.training.threads is not None)
     trainer = Trainer(model, data, run, out_dir=out)
     if resume_from is not None:
         trainer.resume(resume_from)
@@ -451,7 +476,7 @@ def load_run(checkpoint: str, root: Optional[str] = None, device: Optional[str] 
     model = build_model(data, run)  # its own errors (e.g. a damaged feature store) as they are
     store = model.inputs.store
     recorded = state.get('feature_store')
-    if recorded and hasattr(store, 'identity') and store.identity() != recorded:
+    if recorded and store is not None and store.identity() != recorded:
         raise ValueError(f"{checkpoint}: the feature store {store.root} changed since the model "
                          f"was trained (its features.json or files differ); give the store it "
                          f"was trained with (--feature-store PATH)")

@@ -201,5 +201,5 @@ def modality_weights(model_or_run, entities: Sequence[Union[str, int]],
     with evaluating(model), torch.no_grad():
         device = next(model.parameters()).device
         w = model.modality_weights(ids.to(device), r).cpu()
-    labels = model.modality_names if model.fusion is not None else ['structure']
+    labels = model.modality_names  # ['structure'] alone without fusion
     return {m: w[:, i] for i, m in enumerate(labels)}

@@ -36,6 +36,7 @@ from native_pyg.experiments import VARIANTS
 from native_pyg.pipeline import build_model, load_data, locate_data
 from native_pyg.config.run_config import RunConfig
 from native_pyg.training.checkpoint import write_text_atomically
+from native_pyg.training.process import setup_process
 from native_pyg.training.runs import RunLock
 from native_pyg.training.trackers import check_tracker, make_tracker
 from native_pyg.training.trainer import Trainer
@@ -125,7 +126,7 @@ def check_space(space: Mapping[str, Any], source: str = 'search space') -> Dict[
 
 def load_space(path: str) -> Dict[str, dict]:
     """The search space of a YAML file (see :func:`check_space`)."""
-    from native_pyg.config.rules import load_yaml
+    from native_pyg.config.yaml_reader import load_yaml
     try:
         return check_space(load_yaml(path), source=path)
     except OSError as e:
@@ -306,7 +307,9 @@ def tune(dataset: Optional[str] = None, root: Optional[str] = None,
         lock.release()  # the trial exists now: the next process may count it and ask
         run = base.override(suggest(trial, space))
         trial.set_user_attr('config', run.to_dict())
-        trainer = Trainer(build_model(data, run), data, run)
+        model = build_model(data, run)
+        setup_process(run.training, threads=False)  # the command chose the threads
+        trainer = Trainer(model, data, run)
 
         def report(_, rec: Dict[str, Any]) -> None:
             if 'valid_mrr' in rec:

@@ -5,6 +5,19 @@ code 2 (:class:`~native_pyg.cli.errors.CLIError`, an :class:`OSError` on a
 path the command reads or writes); Ctrl-C ends in one line saying how to
 continue, exit code 130, and SIGTERM the same, exit code 143; under
 ``torchrun`` only rank 0 speaks.
+
+One module per command (``stats``, ``train``, ``experiment``, ``tune``,
+``convert_features``, ``evaluate``, ``complete``, ``predict``), each with its
+help line, its options and what it does; the parser that gathers them
+(:mod:`~native_pyg.cli.parser`); and what several commands share: their
+errors (:mod:`~native_pyg.cli.errors`), the paths they read and write
+(:mod:`~native_pyg.cli.paths`), the options they share and the run config
+made of them (:mod:`~native_pyg.cli.options`), the setup of their process
+(:mod:`~native_pyg.cli.process`) and the data and checkpoints they read
+(:mod:`~native_pyg.cli.loading`).
+
+May import every other part of :mod:`native_pyg`; only ``python -m native_pyg``
+(``native_pyg/__main__.py``) imports it.
 """
 from __future__ import annotations
 

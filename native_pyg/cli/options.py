@@ -1,21 +1,29 @@
-"""Options shared by several ``native-pyg`` commands, and the run config
-built from them."""
+"""Options shared by several ``native-pyg`` commands, and what they become:
+the run config (:func:`base_config`) and, for ``train``, the run it is
+asked for (:func:`train_job`)."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
-from typing import List
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from native_pyg.cli.errors import CLIError
 from native_pyg.cli.paths import path_arg
+
+if TYPE_CHECKING:
+    from native_pyg.config.run_config import RunConfig
 
 COMPILE_HELP = ('RotatE distances by torch.compile kernels: evaluation and completion on '
                 'CPUs (faster scoring: what makes streamed evaluation of millions of '
                 'entities fast) and training negatives (forward and backward); compiles once '
                 'per process, needs a C++ compiler')
+THREADS_HELP = ("PyTorch's CPU threads (default: the cores the load average leaves free, or "
+                "OMP_NUM_THREADS; with other work on the cores, 1 is safest)")
 
 
+# --- declared -------------------------------------------------------------------
 def add_dataset_args(p: argparse.ArgumentParser) -> None:
     """The options that choose a dataset and how its files are read."""
     p.add_argument('--dataset', default='synthetic',
@@ -59,26 +67,9 @@ def add_config_args(p: argparse.ArgumentParser, config_help: str,
     p.add_argument('--set', action='append', metavar='KEY=VALUE', help=set_help)
 
 
-def data_sets(args) -> List[str]:
-    """``--set data.*`` assignments of the dataset flags that were given."""
-    flags = {'dedupe': args.dedupe, 'remove_leakage': args.remove_leakage,
-             'nan_rows': args.nan_rows, 'verify': args.verify,
-             'text_features': args.text_features, 'text_model': args.text_model,
-             'feature_store': args.feature_store}
-    from native_pyg.feature_placement import FEATURE_STORE_PLACES
-    if flags['feature_store'] not in (None, *FEATURE_STORE_PLACES):  # a store's path:
-        flags['feature_store'] = os.path.abspath(  # absolute: checkpoints find it anywhere
-            os.path.expanduser(flags['feature_store']))
-    sets = [f'data.{k}={json.dumps(v)}' for k, v in flags.items() if v is not None]
-    if getattr(args, 'allow_missing_modalities', None):
-        sets.append('model.allow_missing_modalities=true')
-    if getattr(args, 'threads', None) is not None:
-        sets.append(f'training.threads={args.threads}')
-    return sets
-
-
-THREADS_HELP = ("PyTorch's CPU threads (default: the cores the load average leaves free, or "
-                "OMP_NUM_THREADS; with other work on the cores, 1 is safest)")
+def add_out_arg(p: argparse.ArgumentParser, help: str) -> None:
+    """``--out``, required: where the command writes."""
+    p.add_argument('--out', required=True, type=path_arg, help=help)
 
 
 def add_threads_arg(p: argparse.ArgumentParser) -> None:
@@ -86,73 +77,63 @@ def add_threads_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument('--threads', type=int, metavar='N', help=THREADS_HELP)
 
 
-def use_threads(requested) -> int:
-    """Sets this process's CPU threads (:mod:`native_pyg.training.threads`);
-    a busy machine is one warning line."""
-    import warnings
-    from native_pyg.training.threads import apply_threads
-    if requested is not None and not 1 <= requested <= 1024:
-        raise CLIError(f"--threads {requested}: expected a number of threads from 1 to 1024")
-    threads, warning = apply_threads(requested)
-    if warning:
-        warnings.warn(warning)
-    return threads
+def add_restore_args(p: argparse.ArgumentParser) -> None:
+    """The last options of a command that restores a checkpoint: where the
+    run's converted feature store lies now, and ``--threads``."""
+    p.add_argument('--feature-store', type=path_arg, metavar='PATH',
+                   help="the run's converted feature store, where it lies now (default: "
+                        "where it was trained)")
+    add_threads_arg(p)
 
 
-def base_config(args):
-    """The :class:`~native_pyg.training.RunConfig` of ``--config`` (or the
-    defaults) with ``--dataset``, ``--root`` (absolute, so checkpoints find
-    the data from any directory), the dataset flags and ``--set``."""
+def add_root_arg(p: argparse.ArgumentParser) -> None:
+    """``--root`` of a command that restores a checkpoint: where its dataset
+    lies now."""
+    p.add_argument('--root', type=path_arg,
+                   help='look for the dataset here instead of the recorded root')
+
+
+# --- read -----------------------------------------------------------------------
+def data_sets(args) -> List[str]:
+    """``--set``-style assignments of the dataset flags that were given (and
+    of ``--allow-missing-modalities`` and ``--threads``)."""
+    from native_pyg.feature_placement import FEATURE_STORE_PLACES
+    store = args.feature_store
+    if store not in (None, *FEATURE_STORE_PLACES):  # a store's path: absolute, so that
+        store = os.path.abspath(os.path.expanduser(store))  # checkpoints find it anywhere
+    given = {'data.dedupe': args.dedupe, 'data.remove_leakage': args.remove_leakage,
+             'data.nan_rows': args.nan_rows, 'data.verify': args.verify,
+             'data.text_features': args.text_features, 'data.text_model': args.text_model,
+             'data.feature_store': store,
+             'model.allow_missing_modalities': getattr(args, 'allow_missing_modalities',
+                                                       None) or None,
+             'training.threads': getattr(args, 'threads', None)}
+    return [f'{key}={json.dumps(value)}' for key, value in given.items() if value is not None]
+
+
+def base_config(args) -> 'RunConfig':
+    """The :class:`~native_pyg.config.run_config.RunConfig` of ``--config``
+    (or the defaults) with ``--dataset``, ``--root`` (absolute, so
+    checkpoints find the data from any directory), the dataset flags and
+    ``--set``."""
+    from native_pyg.config.run_config import RunConfig
     from native_pyg.pipeline import locate_data
-    from native_pyg.training import RunConfig
+    sets = data_sets(args) + list(args.set or [])
     run = RunConfig.from_yaml(args.config) if args.config else RunConfig()
     locate_data(run, args.dataset, args.root)
-    return run.override(data_sets(args) + list(args.set or []))
+    return run.override(sets)
 
 
 def given_keys(args) -> set:
     """The ``section.key`` names the user's ``--config`` file and ``--set``
     gave (not the defaults)."""
-    from native_pyg.config.rules import load_yaml
+    from native_pyg.config.yaml_reader import load_yaml
     given = set()
     if args.config:
         doc = load_yaml(args.config) or {}
         for section in ('data', 'model', 'training'):
             given |= {f'{section}.{k}' for k in (doc.get(section) or {})}
     return given | {s.partition('=')[0].strip() for s in args.set or []}
-
-
-def run_config(args):
-    """The run config of ``native-pyg train``: :func:`base_config` plus the
-    shortcut flags (``--epochs``, ``--encoder``...); one line on failure."""
-    try:
-        run = base_config(args)
-        sets = []
-        if args.modalities is not None:
-            mods = [] if args.modalities.strip().lower() == 'none' else \
-                [m.strip() for m in args.modalities.split(',') if m.strip()]
-            sets.append(f'model.modalities={mods}')
-        if args.scorer:
-            sets.append(f'model.scorer={args.scorer}')
-        if args.no_adversarial:
-            sets.append('training.adversarial=false')
-        if args.epochs is not None:
-            sets.append(f'training.epochs={args.epochs}')
-        if args.device:
-            sets.append(f'training.device={args.device}')
-        if args.encoder:
-            sets.append(f'model.encoder={args.encoder}')
-        if args.num_neighbors is not None:
-            sets.append(f'training.num_neighbors={num_neighbors(args.num_neighbors)}')
-        if args.quiet:
-            sets.append('training.progress=false')
-        if args.deterministic:
-            sets.append('training.deterministic=true')
-        if args.compile:
-            sets.append('training.compile=true')
-        return run.override(sets) if sets else run
-    except (ValueError, OSError) as e:
-        raise CLIError(str(e)) from None
 
 
 def num_neighbors(text: str):
@@ -180,19 +161,64 @@ def seeds(text: str) -> List[int]:
     return values
 
 
-def load(run):
-    """The graph of a run config; bad files, checksums, no network: one line."""
-    from native_pyg.pipeline import load_data
+# --- train ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainJob:
+    """What ``native-pyg train`` is asked for: a run, its config built and
+    every key checked, trained into a folder.
+
+    Args:
+        run (RunConfig): The run's config.
+        out (str): The run folder.
+        resume (bool): Continue the run in ``out``.
+        overwrite (bool): Replace the run in ``out``.
+        allow_config_changes (bool): On resuming, apply changes beyond
+            those always allowed.
+        trackers (tuple[str]): The result trackers, each once.
+        quiet (bool): No model summary, no progress.
+    """
+    run: 'RunConfig'
+    out: str
+    resume: bool = False
+    overwrite: bool = False
+    allow_config_changes: bool = False
+    trackers: Tuple[str, ...] = ()
+    quiet: bool = False
+
+
+def train_job(args) -> TrainJob:
+    """The :class:`TrainJob` of ``native-pyg train``'s options:
+    :func:`base_config` plus the shortcut flags (``--epochs``,
+    ``--encoder``...); one line on failure."""
     try:
-        return load_data(run)
-    except ValueError as e:
+        sets = _shortcut_sets(args)
+        run = base_config(args)
+        run = run.override(sets) if sets else run
+    except (ValueError, OSError) as e:
         raise CLIError(str(e)) from None
+    return TrainJob(run, args.out, args.resume, args.overwrite, args.allow_config_changes,
+                    tuple(dict.fromkeys(args.tracker or [])), args.quiet)
 
 
-def distributed(device):
-    """Joins the ``torchrun`` process group, if any (one line on failure)."""
-    from native_pyg.training.distributed import init_distributed
-    try:
-        return init_distributed(device or 'auto')
-    except (RuntimeError, ValueError) as e:
-        raise CLIError(f"torch.distributed: {e}") from None
+def _shortcut_sets(args) -> List[str]:
+    """``--set``-style assignments of ``train``'s shortcut flags that were
+    given, e.g. ``--epochs 5`` -> ``'training.epochs=5'``."""
+    neighbours = None if args.num_neighbors is None else num_neighbors(args.num_neighbors)
+    given = ((args.modalities is not None, f'model.modalities={_modalities(args.modalities)}'),
+             (args.scorer, f'model.scorer={args.scorer}'),
+             (args.no_adversarial, 'training.adversarial=false'),
+             (args.epochs is not None, f'training.epochs={args.epochs}'),
+             (args.device, f'training.device={args.device}'),
+             (args.encoder, f'model.encoder={args.encoder}'),
+             (args.num_neighbors is not None, f'training.num_neighbors={neighbours}'),
+             (args.quiet, 'training.progress=false'),
+             (args.deterministic, 'training.deterministic=true'),
+             (args.compile, 'training.compile=true'))
+    return [assignment for on, assignment in given if on]
+
+
+def _modalities(text: Optional[str]) -> List[str]:
+    """``--modalities``: ``'image,text'`` -> ``['image', 'text']``; ``'none'`` -> ``[]``."""
+    if text is None or text.strip().lower() == 'none':
+        return []
+    return [m.strip() for m in text.split(',') if m.strip()]

@@ -1,31 +1,27 @@
-"""The allowed values of every config key, in one table per section, and
-the checks that read them: a value outside its range or choices is a
-one-line :class:`ValueError` naming the source, the key and what is allowed
-(``"run.yaml: training.lr: must be > 0 (range (0, 10]), got -1.0"``).
+"""The rule types of config keys and the checks that read them.
+
+A section of the run config (:mod:`native_pyg.config.run_config`) declares
+each key with its rule beside it, in the dataclass field's metadata::
+
+    lr: float = key(1e-3, Range(0.0, 10.0, low_open=True))
 
 Numeric keys have a :class:`Range` (floats must also be finite), string keys
-with a fixed set of values have :class:`Choices`; the few free-text keys are
-listed in :data:`FREE`; bool keys are checked by type alone. The sets of
-names come from the modules that accept them (scorers, losses, encoders...),
-so a new scorer is allowed here as soon as it is registered there.
+with a fixed set of values have :class:`Choices`, hop lists a
+:class:`HopList`, and the few free-text keys :data:`FREE`; bool keys are
+declared plainly and checked by type alone. A value of the wrong type
+(:func:`coerce`) or outside its rule (:func:`check_section`) is a one-line
+:class:`ValueError` naming the source, the key and what is allowed
+(``"run.yaml: training.lr: must be > 0 (range (0, 10]), got -1.0"``).
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Set, Tuple, Union
-
-import yaml
-
-from native_pyg.data.readers import read_text
-from native_pyg.data.yaml_bounds import BoundedLoader, expanded_size
-from native_pyg.nn.comat import GP_ON
-from native_pyg.nn.gnn import COMPOSITIONS, STRUCTURAL_ENCODERS
-from native_pyg.nn.redaf import FUSIONS, MISSING
-from native_pyg.nn.scorers import SCORERS
-from native_pyg.kernels.cpu_blas import CPU_BLAS
-from native_pyg.kernels.precision import PRECISIONS
+from types import MappingProxyType
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 #: ``training.loss``: the losses of :data:`native_pyg.training.losses.LOSSES`.
 LOSS_NAMES = ('self_adversarial', 'margin')
@@ -33,6 +29,9 @@ LOSS_NAMES = ('self_adversarial', 'margin')
 CORRUPT_SIDES = ('row', 'negative')
 #: ``training.table_optimizer``: the optimiser of the structural table.
 TABLE_OPTIMIZERS = ('adam', 'sparse_adam', 'rowwise_adagrad')
+
+#: the field metadata entry that holds a key's rule
+RULE = 'rule'
 
 
 def _fmt(x: Union[int, float]) -> str:
@@ -138,80 +137,55 @@ class Choices:
         return self.describe()
 
 
-Rule = Union[Range, HopList, Choices]
+@dataclass(frozen=True)
+class Free:
+    """Any value of the key's type: names the checks cannot know (modalities
+    are checked against the dataset, a text model when it is loaded)."""
 
-#: bounds of sizes that allocate per entity, relation or positive (a mistyped
-#: 1e11 is a one-line error, not an allocation failure)
-MAX_CHANNELS = 65536
-MAX_NEGATIVES = 65536
+    def describe(self) -> str:
+        """What is allowed, in words."""
+        return 'any name'
 
-#: the allowed values of every non-bool key but the free-text ones, per section
-RULES: Dict[str, Dict[str, Rule]] = {
-    'model': {
-        'hidden_channels': Range(1, MAX_CHANNELS),
-        'scorer': Choices(tuple(SCORERS)),
-        'margin': Range(0.0, low_open=True),
-        'epsilon': Range(0.0, low_open=True),
-        'missing': Choices(tuple(MISSING)),
-        'fusion': Choices(tuple(FUSIONS)),
-        'encoder': Choices(('none', *STRUCTURAL_ENCODERS)),
-        'num_layers': Range(1, 64),
-        'encoder_dropout': Range(0.0, 1.0, high_open=True),
-        'num_bases': Range(1, MAX_CHANNELS, nullable=True),
-        'num_blocks': Range(1, MAX_CHANNELS, nullable=True),
-        'composition': Choices(tuple(COMPOSITIONS)),
-        'encoder_input': Choices(('structure', 'structure+modalities')),
-    },
-    'training': {
-        'epochs': Range(1),
-        'batch_size': Range(1),
-        'threads': Range(1, 1024, nullable=True),
-        'eval_protocol': Choices(('auto', 'full', 'streamed', 'sampled')),
-        'eval_sample': Range(0),
-        'test_sample': Range(0),
-        'eval_candidates': Range(1),
-        'steps_per_epoch': Range(0),
-        # Adam steps beyond 10 only overflow
-        'lr': Range(0.0, 10.0, low_open=True),
-        'table_optimizer': Choices(TABLE_OPTIMIZERS),
-        'num_negatives': Range(1, MAX_NEGATIVES),
-        'shared_negatives': Range(0),
-        'in_batch_negatives': Range(0, MAX_NEGATIVES),
-        'corrupt_side': Choices(CORRUPT_SIDES),
-        'loss': Choices(LOSS_NAMES),
-        # 0: uniform weights over the negatives
-        'adv_temperature': Range(0.0),
-        'ranking_margin': Range(0.0),
-        'regul_rate': Range(0.0),
-        'mu': Range(0.0),
-        'lrg': Range(0.0, 10.0, low_open=True, nullable=True),
-        'beta': Range(0.0),
-        'gp_on': Choices(tuple(GP_ON)),
-        'noise_dim': Range(1, MAX_CHANNELS),
-        'structure_dropout': Range(0.0, 1.0, high_open=True),
-        # 0 is fine without model.structure_stand_in (the trainer refuses it with)
-        'stand_in_epochs': Range(0),
-        'eval_every': Range(0),
-        'eval_batch_size': Range(1),
-        'patience': Range(0),
-        'seed': Range(0, 2 ** 32 - 1),
-        # resolve_device: 'auto' or a torch device; the CLI documents these
-        'device': Choices(('auto', 'cpu', 'cuda', 'cuda:N', 'mps')),
-        'precision': Choices(PRECISIONS),
-        'cpu_blas': Choices(CPU_BLAS),
-        'num_neighbors': HopList(),
-        'num_workers': Range(0, 1024),
-    },
-    'data': {
-        'nan_rows': Choices(('error', 'missing')),
-        'text_features': Choices(('names',), nullable=True),
-    },
-}
+    def violation(self, v: Any) -> Optional[str]:
+        """Always ``None``: the type check (:func:`coerce`) is the whole check."""
+        return None
 
-#: keys whose values are names the checks cannot know (modalities are checked
-#: against the dataset, the text model when it is loaded)
-FREE: Dict[str, Tuple[str, ...]] = {'model': ('modalities',), 'training': (),
-                                    'data': ('text_model', 'feature_store')}
+
+#: the rule of a free-text key
+FREE = Free()
+
+Rule = Union[Range, HopList, Choices, Free]
+
+
+def key(default: Any, rule: Rule) -> Any:
+    """A config key: a dataclass field with ``default`` and ``rule`` (kept in
+    the field's metadata under :data:`RULE`, read by :func:`section_rules`).
+
+    Args:
+        default: the key's value when a config does not give it (immutable).
+        rule: what values are allowed (:class:`Range`, :class:`Choices`,
+            :class:`HopList` or :data:`FREE`).
+    """
+    return dataclasses.field(default=default, metadata={RULE: rule})
+
+
+@functools.lru_cache(maxsize=None)
+def section_rules(cls: type) -> Mapping[str, Rule]:
+    """The rules of the section dataclass ``cls``, key by key in declaration
+    order (a read-only view; bool keys, checked by type alone, are left out).
+
+    Raises:
+        TypeError: a key that is neither a bool nor declared with :func:`key`.
+    """
+    rules: Dict[str, Rule] = {}
+    for f in dataclasses.fields(cls):
+        rule = f.metadata.get(RULE)
+        if rule is None and not isinstance(f.default, bool):
+            raise TypeError(f"{cls.__name__}.{f.name}: a non-bool key needs a rule: declare "
+                            f"it as key(default, rule)")
+        if rule is not None:
+            rules[f.name] = rule
+    return MappingProxyType(rules)
 
 
 def coerce(kind: str, default: Any, value: Any, where: str) -> Any:
@@ -262,73 +236,16 @@ def coerce(kind: str, default: Any, value: Any, where: str) -> Any:
     return value
 
 
-def check_section(section: str, values: Dict[str, Any], where: str) -> None:
-    """Checks the given keys of one section against :data:`RULES`.
+def check_section(cls: type, values: Dict[str, Any], where: str) -> None:
+    """Checks the given keys of the section dataclass ``cls`` against their
+    rules (:func:`section_rules`), in declaration order.
 
     Raises:
         ValueError: ``"<where>.<key>: must be <allowed>, got <value>"`` for
             the first key outside its range or choices.
     """
-    for key, rule in RULES.get(section, {}).items():
-        if key in values:
-            problem = rule.violation(values[key])
+    for name, rule in section_rules(cls).items():
+        if name in values:
+            problem = rule.violation(values[name])
             if problem is not None:
-                raise ValueError(f"{where}.{key}: must be {problem}, got {values[key]!r}")
-
-
-class DuplicateKeyError(yaml.YAMLError):
-    """A mapping of a YAML document gives a key twice."""
-
-
-class UniqueKeyLoader(BoundedLoader):
-    """:class:`yaml.SafeLoader` that refuses a key given twice in one mapping
-    (PyYAML keeps the last silently), naming the key and both lines.
-    Merge keys (``<<: *base``) may still be overridden."""
-
-    def construct_document(self, node: yaml.Node) -> Any:
-        """Checks the document's size with aliases expanded
-        (:class:`~native_pyg.data.yaml_bounds.BoundedLoader`) and the keys
-        of every mapping, then builds it."""
-        expanded_size(node)
-        self._check_keys(node, (), set())
-        return super().construct_document(node)
-
-    def _check_keys(self, node: yaml.Node, at: Tuple[str, ...], seen: Set[int]) -> None:
-        if id(node) in seen:  # an alias of a node already checked (or of its parent)
-            return
-        seen.add(id(node))
-        if isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self._check_keys(item, at + (f'[{i}]',), seen)
-        elif isinstance(node, yaml.MappingNode):
-            lines: Dict[str, int] = {}
-            for key, value in node.value:
-                if key.tag == 'tag:yaml.org,2002:merge' or not isinstance(key, yaml.ScalarNode):
-                    continue
-                line = key.start_mark.line + 1  # marks count from 0
-                if key.value in lines:
-                    name = '.'.join(at + (key.value,))
-                    raise DuplicateKeyError(f"line {line}: duplicate key {name!r} (first "
-                                            f"given on line {lines[key.value]})")
-                lines[key.value] = line
-                self._check_keys(value, at + (key.value,), seen)
-
-
-def load_yaml(path: str) -> Any:
-    """The YAML document in ``path``, read by :class:`UniqueKeyLoader`.
-
-    Raises:
-        ValueError: one line naming the file: invalid YAML (with its line)
-            or a key given twice.
-    """
-    text = read_text(path)  # not UTF-8: one line with the file, line and byte
-    try:
-        return yaml.load(text, Loader=UniqueKeyLoader)
-    except DuplicateKeyError as e:
-        raise ValueError(f"{path}: {e}") from None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = f' at line {mark.line + 1}' if mark is not None else ''
-        raise ValueError(f"{path}: invalid YAML{line} ({e.problem or e.context})") from None
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: invalid YAML ({' '.join(str(e).split())})") from None
+                raise ValueError(f"{where}.{name}: must be {problem}, got {values[name]!r}")

@@ -1,4 +1,11 @@
-"""PyG dataset classes for multi-modal knowledge graphs."""
+"""PyG dataset classes for multi-modal knowledge graphs: the embedded
+synthetic default, WildKGC (DB15K, MKG-W, MKG-Y, TIVA, KVC16K), an MMKG in
+OpenKE files (:class:`MMKGDataset`), a user's folder and a large synthetic
+graph written in chunks; all over :class:`SafeCacheDataset` (processed files
+read with ``weights_only=True`` only).
+
+May import: :mod:`native_pyg.kernels`, :mod:`native_pyg.data`,
+:mod:`native_pyg.features`, :mod:`native_pyg.loader`."""
 import os
 
 from native_pyg.datasets.large_synthetic import (generate_large_mmkg, is_large_mmkg,

@@ -1,14 +1,9 @@
-r"""Evaluation on a seeded subset of the queries, with confidence intervals
-(:func:`sample_queries`, :func:`confidence_interval`, :func:`evaluate_sample`),
-and what the streamed and sampled protocols share (:class:`ProtocolEvaluator`:
-``evaluate(model, triples, sample=n, seed=0)`` with the protocol in the
-result).
-
-Models are duck-typed on the API of :class:`~native_pyg.nn.NativE`:
-``embed_entities``, ``fuse``, ``fuse_rows``, ``relation_embedding``,
-``scorer`` (``score_tails``, ``score_heads``, ``score_corrupted``) and
-optionally ``fusion`` (ReDAF) and ``cached_entities``.
-"""
+r"""Evaluation on a seeded subset of the queries, with confidence intervals:
+the subset (:func:`sample_queries`), the half-widths of the metrics'
+intervals (:func:`confidence_interval`) and the metrics of any evaluator on
+a subset (:func:`evaluate_sample`, what
+:meth:`~native_pyg.evaluation.base.RankingEvaluator.evaluate` does with
+``sample``)."""
 from __future__ import annotations
 
 import math
@@ -18,17 +13,7 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 from torch import Tensor
 
-from .link_prediction import LinkPredictionEvaluator
-
-__all__ = ['sample_queries', 'confidence_interval', 'evaluate_sample', 'ProtocolEvaluator',
-           'check_model_api']
-
-
-def check_model_api(model: Any, names: Sequence[str]) -> None:
-    if [n for n in names if not hasattr(model, n)]:
-        raise TypeError(f"{type(model).__name__} lacks the NativE API {list(names)} the "
-                        f"streamed and sampled evaluators need (LinkPredictionEvaluator "
-                        f"only needs score_tails and score_heads)")
+__all__ = ['sample_queries', 'confidence_interval', 'evaluate_sample']
 
 
 def sample_queries(triples: Tensor, n: int, seed: int = 0,
@@ -89,7 +74,7 @@ def confidence_interval(values: Tensor, level: float = 0.95, hits: Sequence[int]
             for key, v in per_unit.items()}
 
 
-def evaluate_sample(evaluator: LinkPredictionEvaluator, model: Any, triples: Tensor,
+def evaluate_sample(evaluator: Any, model: Any, triples: Tensor,
                     sample: Optional[int] = None, seed: int = 0,
                     level: float = 0.95, ranks_of=None) -> Dict[str, Any]:
     r"""The metrics of ``evaluator`` (its ``ranks`` and
@@ -101,8 +86,8 @@ def evaluate_sample(evaluator: LinkPredictionEvaluator, model: Any, triples: Ten
     filtered MRR, MR and Hits@k over both directions
     (:func:`confidence_interval` with the triple as sampling unit, its head
     and tail rank averaged, finite-population corrected). Works with any
-    evaluator that has ``ranks`` and ``metrics_from_ranks``, e.g.
-    :class:`~native_pyg.evaluation.LinkPredictionEvaluator`. ``ranks_of``
+    evaluator that has ``ranks``, ``metrics_from_ranks`` and ``hits``, e.g.
+    every :class:`~native_pyg.evaluation.base.RankingEvaluator`. ``ranks_of``
     (``triples -> ranks``, default ``evaluator.ranks(model, triples)``)
     ranks the chosen triples another way, e.g. split over processes."""
     if ranks_of is None:
@@ -120,16 +105,3 @@ def evaluate_sample(evaluator: LinkPredictionEvaluator, model: Any, triples: Ten
     out.update(sampled_queries=int(subset.size(0)), total_queries=int(total),
                sample_seed=int(seed))
     return out
-
-class ProtocolEvaluator(LinkPredictionEvaluator):
-    """``evaluate`` with query subsampling, and the protocol in the result."""
-    protocol = 'streamed'
-
-    def evaluate(self, model: Any, triples: Tensor, sample: Optional[int] = None,
-                 seed: int = 0, level: float = 0.95) -> Dict[str, Any]:
-        """:meth:`LinkPredictionEvaluator.evaluate`'s metrics plus
-        ``'protocol'``; with ``sample`` on a seeded subset of ``sample``
-        triples, with confidence intervals (see :func:`evaluate_sample`)."""
-        out = evaluate_sample(self, model, triples, sample, seed, level)
-        out['protocol'] = self.protocol
-        return out

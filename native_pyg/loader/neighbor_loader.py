@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from native_pyg.loader.neighbourhood import destination_order
+from native_pyg.data.feature_store import DiskFeatureStore
 from native_pyg.data.relations import add_inverse_edges, isin_sorted, triple_keys
 from native_pyg.data.schema import ENTITY, modalities as data_modalities, split_edges
 
@@ -339,20 +340,25 @@ class KGNeighborLoader(torch.utils.data.DataLoader):
         e_id = e_id[keep]
         n_id = out.node
         rows = n_id if self.fetch == 'nodes' else n_id[:seeds.numel()]  # seeds come first
-        # a disk store's rows as stored (float16: half the bytes of a step's subgraph)
-        stored = getattr(self.features, 'stored_rows', None)
         return KGBatch(
             pos, step.neg, step.corrupt_head, n_id=n_id,
             edge_index=torch.stack([out.row[keep], out.col[keep]]),
             edge_type=self.graph.edge_type_of(e_id),
             e_id=self.graph.triple_index(e_id),
-            x_dict={m: stored(m, rows) if stored is not None else
-                    self.features.get_tensor(group_name=m, attr_name='x', index=rows)
-                    for m in self.modalities},
+            x_dict={m: self.feature_rows(m, rows) for m in self.modalities},
             mask_dict={m: self.features.get_tensor(group_name=m, attr_name='mask', index=rows)
                        for m in self.modalities},
             num_sampled_nodes=None if hops is None else hops[0],
             num_sampled_edges=None if hops is None else kept)
+
+    def feature_rows(self, modality: str, rows: Tensor) -> Tensor:
+        """The raw feature rows of ``rows``: a
+        :class:`~native_pyg.data.feature_store.DiskFeatureStore`'s as stored
+        (float16: half the bytes of a step's subgraph), any other store's
+        through PyG's ``get_tensor``."""
+        if isinstance(self.features, DiskFeatureStore):
+            return self.features.stored_rows(modality, rows)
+        return self.features.get_tensor(group_name=modality, attr_name='x', index=rows)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(num_neighbors={self.num_neighbors}, '

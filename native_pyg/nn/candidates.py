@@ -3,14 +3,16 @@ query, as filtered ranking needs, with what an evaluation may reuse kept in
 a :class:`CandidateCache`."""
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 from torch.nn import Module
 
+from native_pyg.nn.embedding_cache import EmbeddingCache, cached_value
 
-class CandidateCache:
+
+class CandidateCache(EmbeddingCache):
     r"""What 1-vs-all scoring reuses while :meth:`NativE.cached_entities
     <native_pyg.nn.NativE.cached_entities>` is active: the structural
     embeddings of all entities (a GNN encoder runs once), the modality
@@ -29,61 +31,27 @@ class CandidateCache:
             (default: :obj:`None`, computed when first asked for)
     """
 
+    serves_one_vs_all = True
+
     def __init__(self, version: Optional[int] = None, structure: Optional[Tensor] = None):
-        self._store: Dict[str, object] = {}
-        self._version: Optional[int] = version
+        super().__init__(version)
         if structure is not None:
             self._store['structure'] = structure
 
-    def clear(self) -> None:
-        self._store.clear()
 
-    def _check(self, version: int) -> None:
-        if version != self._version:
-            self._store.clear()
-            self._version = version
-
-    def get(self, key: str, version: int, compute: Callable[[], object]) -> object:
-        """The value kept under ``key``, computed (without gradient) if absent."""
-        self._check(version)
-        if key not in self._store:
-            with torch.no_grad():
-                self._store[key] = compute()
-        return self._store[key]
-
-    def get_last(self, key: str, tag: object, version: int,
-                 compute: Callable[[], object]) -> object:
-        """Like :meth:`get`, keeping one value per ``key``: the last ``tag``'s."""
-        self._check(version)
-        if key not in self._store or self._store[f'{key}:tag'] != tag:
-            with torch.no_grad():
-                self._store[key] = compute()
-            self._store[f'{key}:tag'] = tag
-        return self._store[key]
-
-    def __repr__(self) -> str:
-        return f'{self.__class__.__name__}({sorted(k for k in self._store if ":" not in k)})'
-
-
-def cached_value(cache: Optional[CandidateCache], key: str, version: int,
-                 compute: Callable[[], object]) -> object:
-    """``cache.get(key, version, compute)``, or ``compute()`` without a cache."""
-    return compute() if cache is None else cache.get(key, version, compute)
-
-
-def _all_entities(model: Module, cache: Optional[CandidateCache]) -> Tuple[Tensor, Tensor]:
+def _all_entities(model: Module, cache: Optional[EmbeddingCache]) -> Tuple[Tensor, Tensor]:
     return cached_value(cache, 'all', model.inputs.version,
                         lambda: model.modality_embeddings(None))
 
 
-def _all_logits(model: Module, emb: Tensor, cache: Optional[CandidateCache]) -> Optional[Tensor]:
-    if cache is None or model.fusion is None or model.fusion.u is None:
+def _all_logits(model: Module, emb: Tensor, cache: Optional[EmbeddingCache]) -> Optional[Tensor]:
+    if cache is None or not model.uses_relation_guided_fusion:
         return None
-    return cache.get('logits', model.inputs.version, lambda: model.fusion.logits(emb))
+    return cache.get('logits', model.inputs.version, lambda: model.attention_logits(emb))
 
 
 def _candidates(model: Module, rel: int, emb: Tensor, mask: Tensor, logits: Optional[Tensor],
-                cache: Optional[CandidateCache]) -> Tensor:
+                cache: Optional[EmbeddingCache]) -> Tensor:
     """All ``N`` entities fused under relation ``rel`` (one ReDAF call)."""
     rel_index = torch.tensor(rel, device=model.device)
     if cache is None:
@@ -94,12 +62,13 @@ def _candidates(model: Module, rel: int, emb: Tensor, mask: Tensor, logits: Opti
 
 def score_one_vs_all(model: Module, query_index: Tensor, rel_type: Tensor, tails: bool,
                      chunk_size: Optional[int] = None,
-                     cache: Optional[CandidateCache] = None) -> Tensor:
+                     cache: Optional[EmbeddingCache] = None) -> Tensor:
     r"""``[B, N]`` scores of every entity as the tail (``tails``) of
     :math:`(q_b, r_b, ?)` or as the head of :math:`(?, r_b, q_b)`. Per
     distinct relation all entities are fused under it once; candidates are
     scored in memory-bounded chunks (``chunk_size`` candidates, ``None`` =
-    automatic).
+    automatic). Only the model's public methods are used
+    (``docs/architecture.md``, "NativE's public surface").
 
     Args:
         model (NativE): The model.
@@ -108,8 +77,8 @@ def score_one_vs_all(model: Module, query_index: Tensor, rel_type: Tensor, tails
         tails (bool): Score candidate tails (else heads).
         chunk_size (int, optional): Candidates per chunk.
             (default: :obj:`None`, automatic)
-        cache (CandidateCache, optional): Reused across calls.
-            (default: :obj:`None`)
+        cache (EmbeddingCache, optional): Reused across calls, one that
+            :attr:`~EmbeddingCache.serves_one_vs_all`. (default: :obj:`None`)
     """
     query_index = torch.as_tensor(query_index, device=model.device).long().view(-1)
     rel_type = torch.as_tensor(rel_type, device=model.device).long().view(-1)

@@ -116,7 +116,7 @@ def _fake_fuse(model: NativE, emb: Tensor, mask: Tensor, index: Tensor, rel_type
                generator: torch.nn.Module, noise: Optional[Tensor] = None) -> Tensor:
     """Rows ``index`` of ``(emb, mask)`` with the generator's fake feature
     modality embeddings beside the real structure, fused by the model."""
-    if model.fusion is None:
+    if not model.feature_modalities:
         raise ValueError("adversarial training needs at least one feature modality")
     rows, row_mask = emb[index], mask[index]
     fake = generator(rows, noise)  # [B, |M_feat|, De]

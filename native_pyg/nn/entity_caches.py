@@ -3,17 +3,19 @@ through, as contexts: :meth:`EntityCaches.cached_entities` for evaluation
 (all entities, computed once without gradient;
 :class:`~native_pyg.nn.candidates.CandidateCache`) and
 :meth:`EntityCaches.step_embeddings` for one training step (with gradient;
-:class:`~native_pyg.nn.step_embeddings.StepEmbeddings`). The model reads
-``self._cache`` (``None`` outside both) and clears it when its parameters
-are reset."""
+:class:`~native_pyg.nn.step_embeddings.StepEmbeddings`). Both implement
+:class:`~native_pyg.nn.embedding_cache.EmbeddingCache`; the model reads
+``self._cache`` (``None`` outside both) through that protocol only, and
+clears it when its parameters are reset."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, Optional, Union
+from typing import Iterator, Optional
 
 from torch import Tensor
 
 from native_pyg.nn.candidates import CandidateCache
+from native_pyg.nn.embedding_cache import EmbeddingCache
 from native_pyg.nn.step_embeddings import StepEmbeddings
 
 
@@ -21,7 +23,7 @@ class EntityCaches:
     """The cache contexts of a model with entity inputs ``self.inputs`` (a
     ``version`` that changes with them)."""
 
-    _cache: Optional[Union[CandidateCache, StepEmbeddings]] = None
+    _cache: Optional[EmbeddingCache] = None
 
     @contextmanager
     def cached_entities(self, structure: Optional[Tensor] = None) -> Iterator['EntityCaches']:
@@ -50,11 +52,13 @@ class EntityCaches:
             yield self
 
     @property
-    def _candidates(self) -> Optional[CandidateCache]:  # a step's cache serves no 1-vs-all
-        return self._cache if isinstance(self._cache, CandidateCache) else None
+    def _candidates(self) -> Optional[EmbeddingCache]:
+        """The active cache where 1-vs-all scoring may reuse it (a step's may not)."""
+        cache = self._cache
+        return cache if cache is not None and cache.serves_one_vs_all else None
 
     @contextmanager
-    def _caching(self, cache: Union[CandidateCache, StepEmbeddings]) -> Iterator[None]:
+    def _caching(self, cache: EmbeddingCache) -> Iterator[None]:
         previous, self._cache = self._cache, cache
         try:
             yield

@@ -11,14 +11,36 @@ on disk) can replace the resident buffers behind the same methods.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import (Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple,
+                    runtime_checkable)
 
 import torch
 from torch import Tensor
 
 from native_pyg.data.relations import add_inverse_edges
+from native_pyg.loader.neighbor_loader import TrainingGraph
 from native_pyg.nn.missing import Missing
 from native_pyg.nn.projections import check_modality_names
+
+
+@runtime_checkable
+class RowStore(Protocol):
+    r"""A feature store entity inputs read rows from (:attr:`EntityInputs.store`),
+    as :class:`~native_pyg.data.feature_store.DiskFeatureStore` is: a PyG
+    :class:`~torch_geometric.data.FeatureStore` whose groups are modalities
+    with attributes ``'x'`` (rows) and ``'mask'``, that knows its
+    :attr:`num_entities` and feature sizes :attr:`dims`, and whose
+    :meth:`identity` changes when it is rewritten (a run records it, and a
+    checkpoint refuses a rewritten store)."""
+
+    num_entities: int
+    dims: Mapping[str, int]
+
+    def get_tensor(self, *args: Any, **kwargs: Any) -> Tensor:
+        ...
+
+    def identity(self) -> str:
+        ...
 
 
 def random_rows(x: Tensor, mask: Tensor, generator: torch.Generator) -> Tensor:
@@ -36,21 +58,6 @@ def random_rows(x: Tensor, mask: Tensor, generator: torch.Generator) -> Tensor:
     x = x.clone()
     x[missing] = (noise * std.clamp(min=1e-6) + mean).to(x.dtype)
     return x
-
-
-def extended_table(table: torch.nn.Embedding, rows: int, init_: Callable[[Tensor], Tensor],
-                   seed: int) -> torch.nn.Embedding:
-    """A copy of ``table`` with ``rows`` more rows, initialised by ``init_``
-    from ``seed`` (the same model, the same new rows)."""
-    new_rows = torch.empty(rows, table.embedding_dim)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        init_(new_rows)
-    out = torch.nn.Embedding(table.num_embeddings + rows, table.embedding_dim,
-                             sparse=table.sparse).to(table.weight)
-    with torch.no_grad():
-        out.weight.copy_(torch.cat([table.weight.detach(), new_rows.to(table.weight)]))
-    return out
 
 
 class AddedEntities(torch.nn.Module):
@@ -146,7 +153,7 @@ class EntityInputs(torch.nn.Module):
     #: the feature store the rows are read from (set by
     #: :class:`~native_pyg.nn.stored_inputs.StoredEntityInputs`); :obj:`None`
     #: where the rows are held in memory
-    store: Optional[Any] = None
+    store: Optional[RowStore] = None
 
     @property
     def modalities(self) -> List[str]:
@@ -202,6 +209,14 @@ class EntityInputs(torch.nn.Module):
         memory, 0.8 GB at wikikg2's 16 M triples, for the few calls that
         encode the whole graph)."""
         return add_inverse_edges(self.edge_index, self.edge_type, self.num_relations)
+
+    def training_graph(self) -> TrainingGraph:
+        r"""The training graph's ``E`` triples as a
+        :class:`~native_pyg.loader.neighbor_loader.TrainingGraph` (their
+        compressed columns, with no ``[2, 2E]`` inverse-edge arrays), built
+        on each call."""
+        return TrainingGraph(self.edge_index, self.edge_type, self.num_entities,
+                             self.num_relations)
 
     # ----------------------------------------------------------------- writes
     def set_features(self, features: Mapping[str, Tensor],

@@ -12,7 +12,6 @@ from typing import Any, Iterator, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from native_pyg.loader.neighbor_loader import TrainingGraph
 from native_pyg.loader.neighbourhood import InNeighbourhoods
 from native_pyg.nn.modes import evaluating
 
@@ -287,23 +286,25 @@ def layerwise_structural_embeddings(model, batch_size: int = 65536, progress: bo
     r"""``[N, De]``: what ``model.structural_embeddings(None)`` of a
     :class:`~native_pyg.nn.NativE` with a structural encoder computes
     outside a :meth:`~native_pyg.nn.NativE.subgraph` context (the encoder
-    over the whole training graph ``model.inputs.graph()``, from the entity
-    table plus, under ``encoder_input='structure+modalities'``, the mean
-    projected modality embedding), by :func:`layerwise_inference`. The input
-    is built in chunks of ``batch_size`` entities; the encoder runs in eval
-    mode. Arguments as :func:`layerwise_inference`; ``scratch='auto'``
-    puts the layers on disk when one layer's output passes
+    over the whole training graph from
+    :meth:`~native_pyg.nn.NativE.encoder_input`: the entity table plus,
+    under ``encoder_input='structure+modalities'``, the mean projected
+    modality embedding), by :func:`layerwise_inference`. The input is built
+    in chunks of ``batch_size`` entities; the encoder runs in eval mode.
+    Arguments as :func:`layerwise_inference`; ``scratch='auto'`` puts the
+    layers on disk when one layer's output passes
     :data:`LAYER_SCRATCH_BYTES` (in a temporary directory, removed when the
     returned :class:`LayerRows` is closed or collected), else keeps them in
     memory. On disk the input is written there too, never held as a
     second ``[N, De]`` copy of the table.
     """
-    encoder = getattr(model, 'structural_encoder', None)
+    encoder = model.structural_encoder
     if encoder is None:
         raise ValueError("layer-wise structural embeddings need a model with a structural "
                          "encoder (NativE(encoder=...)); without one they are "
-                         "model.entity_emb.weight")
-    table = model.entity_emb.weight.detach()
+                         "model.structural_embeddings()")
+    table = model.entity_emb(None).detach()  # all rows, no copy
+    num_nodes = table.size(0)
     owns = None
     if scratch == 'auto':
         scratch = None
@@ -312,12 +313,11 @@ def layerwise_structural_embeddings(model, batch_size: int = 65536, progress: bo
             scratch = owns = tempfile.mkdtemp(prefix='native_pyg-layers-')
     step = max(int(batch_size), 1)
     x: Union[Tensor, LayerRows] = table
-    if model.encoder_input == 'structure+modalities' and model.feature_modalities:
+    if model.encoder_reads_features:
         def chunks():
-            for start in range(0, table.size(0), step):
-                index = torch.arange(start, min(start + step, table.size(0)), device=table.device)
-                yield index, table[index] + model.projections.mean_embedding(
-                    model.inputs, index, table[index], masked=model.missing.masked)
+            for start in range(0, num_nodes, step):
+                index = torch.arange(start, min(start + step, num_nodes), device=table.device)
+                yield index, model.encoder_input(index)
 
         with torch.no_grad():
             if scratch is None:
@@ -325,13 +325,12 @@ def layerwise_structural_embeddings(model, batch_size: int = 65536, progress: bo
                 for index, rows in chunks():
                     x[index] = rows
             else:
-                x = LayerRows.write(osp.join(scratch, 'input'), table.size(0), chunks())
+                x = LayerRows.write(osp.join(scratch, 'input'), num_nodes, chunks())
     result = None
     try:
         # the triples' CSC: no [2, 2E] edge arrays beside it (1.8 GB less at 16 M triples)
-        graph = TrainingGraph(model.inputs.edge_index, model.inputs.edge_type,
-                              table.size(0), model.inputs.num_relations)
-        result = layerwise_inference(encoder, x, None, None, num_nodes=table.size(0),
+        graph = model.inputs.training_graph()
+        result = layerwise_inference(encoder, x, None, None, num_nodes=num_nodes,
                                      batch_size=batch_size, progress=progress, device=device,
                                      out=out, scratch=scratch,
                                      neighbourhoods=InNeighbourhoods.of_training_graph(graph))

@@ -1,38 +1,40 @@
-r"""The NativE model: a composition of a structural encoder (a lookup table
-or a relational GNN), modality projections, ReDAF and a score function,
-over PyG-style index batches; what entities bring in is read from
-:class:`~native_pyg.nn.entity_inputs.EntityInputs`."""
+r"""The NativE model: a composition of a structural modality (a table, or a
+relational GNN over it; :mod:`~native_pyg.nn.structural_modality`), modality
+projections, ReDAF and a score function, over PyG-style index batches; what
+entities bring in is read from
+:class:`~native_pyg.nn.entity_inputs.EntityInputs`. Its public surface,
+what other packages may use, is listed in ``docs/architecture.md``."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from native_pyg.data.relations import unpack_triples
-from native_pyg.nn.candidates import CandidateCache, cached_value, score_one_vs_all
+from native_pyg.nn.candidates import score_one_vs_all
+from native_pyg.nn.embedding_cache import entity_rows
+from native_pyg.nn.entity_addition import EntityAddition
 from native_pyg.nn.entity_caches import EntityCaches
-from native_pyg.nn.entity_inputs import EntityInputs, extended_table
-from native_pyg.nn.legacy import upgrade_state_dict
+from native_pyg.nn.entity_inputs import EntityInputs
 from native_pyg.nn.missing import Missing
-from native_pyg.nn.projections import (STRUCTURE, EntityRows, ModalityProjections,
-                                       check_modality_names)
+from native_pyg.nn.projections import STRUCTURE, ModalityProjections, check_modality_names
 from native_pyg.nn.redaf import ReDAF, check_fusion_options
 from native_pyg.nn.scorers import SCORERS, KGScorer
-from native_pyg.nn.step_embeddings import StepEmbeddings, entity_rows
+from native_pyg.nn.structural_modality import StructuralModality
 from native_pyg.nn.structure_stand_in import StructureStandIn
 from native_pyg.nn.structural_encoder import make_structural_encoder
-from native_pyg.loader.step_subgraph import StepSubgraph
+from native_pyg.nn.structural_table import StructuralTable, make_table
 
 
-class NativE(EntityCaches, torch.nn.Module):
+class NativE(EntityAddition, EntityCaches, StructuralModality, torch.nn.Module):
     r"""NativE: multi-modal KG completion "in the wild", any number and
     names of modalities, any of them missing for any entity.
 
     Every entity :math:`e` has a structural embedding :math:`\mathbf{e}_s`
-    (a learned table row, or with ``encoder`` the output of a relational
-    GNN over the training graph whose input is that table) and, per feature
+    (a row of the :class:`StructuralTable` :attr:`entity_emb`, or with
+    ``encoder`` the output of a relational GNN over the training graph whose
+    input is that table, :meth:`encoder_input`) and, per feature
     modality :math:`m` it has, a
     projection :math:`\mathbf{e}_m = P_m(\mathbf{x}_m)` of its frozen raw
     feature (:class:`ModalityProjections`). In the context of relation
@@ -113,8 +115,14 @@ class NativE(EntityCaches, torch.nn.Module):
             elsewhere (e.g. :class:`~native_pyg.nn.stored_inputs.StoredEntityInputs`
             over a feature store), instead of ``features`` and ``masks``.
             (default: :obj:`None`)
-        sparse (bool, optional): Sparse entity-table gradients (for row-wise
-            optimisers, see ``training.table_optimizer``). (default: :obj:`False`)
+        sparse (bool, optional): Sparse entity-table gradients (a
+            :class:`~native_pyg.nn.structural_table.RowSparseTable`, for
+            row-wise optimisers, see ``training.table_optimizer``).
+            (default: :obj:`False`)
+        table (StructuralTable, optional): The entity table, built elsewhere
+            (e.g. sharded over devices), :math:`N` rows of the scorer's entity
+            size, its rows set by the scorer's initialisation; instead of
+            ``sparse``. (default: :obj:`None`)
     """
 
     def __init__(
@@ -138,6 +146,7 @@ class NativE(EntityCaches, torch.nn.Module):
         structure_mask: bool = True, structure_stand_in: bool = False,
         inputs: Optional[EntityInputs] = None,
         sparse: bool = False,
+        table: Optional[StructuralTable] = None,
     ):
         super().__init__()
         if encoder_input not in ('structure', 'structure+modalities'):
@@ -170,8 +179,8 @@ class NativE(EntityCaches, torch.nn.Module):
         self.fusion: Optional[ReDAF] = None
         # construction draws default initialisations; keep them off the global RNG
         with torch.random.fork_rng(devices=[]):
-            self.entity_emb = torch.nn.Embedding(int(num_entities), scorer.entity_dim,
-                                                 sparse=sparse)
+            self.entity_emb = make_table(int(num_entities), scorer.entity_dim, sparse) \
+                if table is None else table.checked(int(num_entities), scorer.entity_dim)
             self.rel_emb = torch.nn.Embedding(self.num_relations, scorer.relation_dim)
             if self.feature_modalities:
                 self.projections = ModalityProjections(in_channels, self.entity_dim)
@@ -182,7 +191,7 @@ class NativE(EntityCaches, torch.nn.Module):
             encoder = make_structural_encoder(encoder, self.entity_dim, self.num_relations,
                                               encoder_kwargs)
         self.structural_encoder: Optional[torch.nn.Module] = encoder
-        self.encoder_input = encoder_input
+        self._encoder_input = encoder_input
         self.structure_mask = bool(structure_mask)
         self.stand_in: Optional[StructureStandIn] = None
         if structure_stand_in:
@@ -191,9 +200,6 @@ class NativE(EntityCaches, torch.nn.Module):
                                  "structure_mask=True and missing='mask'")
             with torch.random.fork_rng(devices=[]):
                 self.stand_in = StructureStandIn(self.feature_modalities, self.entity_dim)
-        self._cache: Optional[Union[CandidateCache, StepEmbeddings]] = None
-        self._subgraph: Optional[StepSubgraph] = None
-        self._hidden: Optional[Tensor] = None  # structure hidden for this step (dropout)
         if inputs is None:
             inputs = EntityInputs(num_entities, self.num_relations, in_channels, missing, seed)
             inputs.set_features(features, masks)
@@ -229,28 +235,12 @@ class NativE(EntityCaches, torch.nn.Module):
                    features=features, masks=masks, edge_index=edge_index, edge_type=edge_type,
                    **kwargs)
 
-    @property
-    def masks_structure(self) -> bool:
-        """Whether structure takes part as a maskable modality."""
-        return self.structure_mask and self.missing.masked and self.fusion is not None
-
-    @contextmanager
-    def hidden_structure(self, hidden: Tensor) -> Iterator['NativE']:
-        r"""Context in which the structure of the entities where ``hidden``
-        (``[N]`` bool) is missing, e.g. structure dropout in a training step;
-        entities without any feature keep their structure."""
-        previous, self._hidden = self._hidden, torch.as_tensor(hidden, device=self.device).bool()
-        try:
-            yield self
-        finally:
-            self._hidden = previous
-
     def reset_parameters(self):
         r"""Resets all learnable parameters (deterministically, from ``seed``)."""
         devices = sorted({p.device.index or 0 for p in self.parameters() if p.is_cuda})
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed)
-            self.scorer.init_entity_(self.entity_emb.weight.data)
+            self.entity_emb.initialize_(self.scorer.init_entity_)
             self.scorer.init_relation_(self.rel_emb.weight.data)
             if self.projections is not None:
                 self.projections.reset_parameters()
@@ -262,54 +252,6 @@ class NativE(EntityCaches, torch.nn.Module):
                 self.stand_in.reset_parameters()
         if self._cache is not None:  # parameters changed
             self._cache.clear()
-
-    def add_entities(self, features: Mapping[str, Tensor],
-                     masks: Optional[Mapping[str, Tensor]] = None,
-                     names: Optional[Sequence[str]] = None) -> Tensor:
-        r"""Adds entities that have modality features but no training triple
-        (no retraining): their structure is missing, so their joint
-        embedding is ReDAF's fusion of their projected features, and they
-        are scored and ranked like every other entity. Existing entities'
-        scores do not change. Their features, masks and names are kept in
-        :meth:`state_dict` (:meth:`load_state_dict` restores them).
-
-        Args:
-            features (dict[str, torch.Tensor]): Modality to ``[k, d_m]`` (or
-                ``[d_m]`` for one entity) raw features; modalities left out
-                are missing for the added entities.
-            masks (dict[str, torch.Tensor], optional): Modality to ``[k]``
-                presence. (default: non-zero rows)
-            names (list[str], optional): Names of the added entities.
-                (default: ``'added_<id>'``)
-
-        Returns:
-            ``[k]`` ids of the added entities (``N, ..., N + k - 1``).
-        """
-        old = self.num_entities
-        ids = self.inputs.append(features, masks, names)
-        # the added rows' structure is masked; their table rows are drawn only so that
-        # the table stays the scorer's shape (seeded: the same model, the same rows)
-        self.entity_emb = extended_table(self.entity_emb, ids.numel(), self.scorer.init_entity_,
-                                         self.seed + old)
-        return ids
-
-    @property
-    def added_entity_names(self) -> List[str]:
-        """Names of the entities added after training (:meth:`add_entities`),
-        in id order (their ids follow the dataset's)."""
-        return self.inputs.added_names
-
-    def load_state_dict(self, state_dict: Mapping[str, Tensor], strict: bool = True,
-                        assign: bool = False):
-        """:meth:`torch.nn.Module.load_state_dict`, after mapping the keys of
-        older checkpoints (:func:`upgrade_state_dict`) and re-adding the
-        entities added to the saved model (:meth:`add_entities`)."""
-        state_dict = upgrade_state_dict(state_dict)
-        added = self.inputs.added_state(state_dict, prefix='inputs.added.')
-        if added is not None:
-            features, masks, names = added
-            self.add_entities(features, masks, names)
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     # ------------------------------------------------------------ attributes
     @property
@@ -325,7 +267,18 @@ class NativE(EntityCaches, torch.nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.entity_emb.weight.device
+        return self.rel_emb.weight.device
+
+    @property
+    def uses_relation_guided_fusion(self) -> bool:
+        """Whether modalities are fused by ReDAF's attention (``fusion='redaf'``
+        with feature modalities), whose logits :meth:`attention_logits` gives."""
+        return self.fusion is not None and self.fusion.attends
+
+    @property
+    def fusion_name(self) -> str:
+        """``'redaf'``, ``'mean'``, or ``'none'`` (structure only)."""
+        return 'none' if self.fusion is None else self.fusion.fusion
 
     def feature(self, modality: str) -> Tuple[Tensor, Tensor]:
         """The frozen ``(x [N, d_m], mask [N])`` of a feature modality."""
@@ -338,81 +291,6 @@ class NativE(EntityCaches, torch.nn.Module):
     def relation_embedding(self, rel_type: Tensor) -> Tensor:
         """``[*, Dr]`` relation embeddings (scaled phases for RotatE)."""
         return self.rel_emb(self._idx(rel_type))
-
-    def _source(self) -> EntityRows:
-        """Where raw feature rows are read: the active subgraph's fetched rows
-        (falling back to :attr:`inputs`), else :attr:`inputs`."""
-        return self._subgraph if self._subgraph is not None else self.inputs
-
-    def _structure_present(self, entity_index: Optional[Tensor], present: List[Tensor],
-                           like: Tensor) -> Tensor:
-        """``[U]`` presence of the structure column (all ``True`` unless
-        structure is masked); never removes an entity's last modality."""
-        ones = torch.ones(like.size(0), dtype=torch.bool, device=like.device)
-        if not self.masks_structure or not present:
-            return ones
-        has = self.inputs.has_structure()
-        if self._hidden is not None:
-            has = has & ~self._hidden
-        has = has if entity_index is None else has[entity_index]
-        return has | ~torch.stack(present, 1).any(1)
-
-    def _encode(self, sub: Optional[StepSubgraph] = None) -> Tensor:
-        """The structural encoder over ``sub`` (``None``: the training graph) from
-        the table (+ mean projected modalities under ``'structure+modalities'``)."""
-        n_id = None if sub is None else sub.n_id
-        x = self.entity_emb.weight if n_id is None else self.entity_emb(n_id)
-        if self.encoder_input == 'structure+modalities' and self.feature_modalities:
-            x = x + self.projections.mean_embedding(self._source(), n_id, x,
-                                                    masked=self.missing.masked)
-        return (self.structural_encoder(x, *self.inputs.graph()) if sub is None
-                else sub.encode(self.structural_encoder, x))
-
-    def _refuse_all_in_subgraph(self, what: str) -> None:
-        if self._subgraph is not None:  # the full graph would hold the batch's positives
-            raise ValueError(f"{what} over all entities inside model.subgraph(...): pass "
-                             f"entity ids of the subgraph, or leave the context first")
-
-    def structural_embeddings(self, entity_index: Optional[Tensor] = None) -> Tensor:
-        r"""``[U, De]`` structural embeddings :math:`\mathbf{e}_s` of some
-        entities (``None`` = all; refused inside :meth:`subgraph`): table
-        rows, or the structural encoder's output over the active
-        :meth:`subgraph` (computed once per context) or else over the whole
-        training graph."""
-        if entity_index is None:
-            self._refuse_all_in_subgraph('structural_embeddings')
-        if self.structural_encoder is None:
-            return self.entity_emb.weight if entity_index is None else self.entity_emb(entity_index)
-        sub = self._subgraph
-        if sub is None:  # the whole graph, once per cached_entities context
-            out = cached_value(self._cache, 'structure', self.inputs.version, self._encode)
-            if entity_index is None:  # rows kept on disk (LayerRows): all of them, read
-                return out if torch.is_tensor(out) else out[None]
-            return out[entity_index]
-        if sub.structure is None:
-            self._encode(sub)
-        return sub.structure_of(entity_index)
-
-    @contextmanager
-    def subgraph(self, n_id: Tensor, edge_index: Tensor, edge_type: Tensor,
-                 **kwargs) -> Iterator['NativE']:
-        r"""Context in which the structural encoder runs over a (sampled)
-        subgraph instead of the whole training graph, once, the first time
-        an embedding is asked for; every scoring call inside must only
-        touch entities of ``n_id`` (calls over all entities, such as
-        :meth:`score_tails`, are refused). The arguments are those of
-        :class:`StepSubgraph`: global node ids ``n_id [n]``, local
-        ``edge_index [2, E]`` with inverse edges, ``edge_type [E]`` in
-        :math:`[0, 2R)`, and optional fetched feature rows ``x_dict``
-        ``{m: [n, d_m]}``, masks ``mask_dict`` ``{m: [n]}`` and per-hop
-        sizes ``num_sampled_nodes`` / ``num_sampled_edges``.
-        """
-        previous, self._subgraph = self._subgraph, StepSubgraph(
-            self.inputs, n_id, edge_index, edge_type, **kwargs)
-        try:
-            yield self
-        finally:
-            self._subgraph = previous
 
     def modality_embeddings(self, entity_index: Optional[Tensor] = None
                             ) -> Tuple[Tensor, Tensor]:
@@ -462,6 +340,13 @@ class NativE(EntityCaches, torch.nn.Module):
         if self.fusion is None:  # structure only: the joint embedding is e_s
             return emb[:, 0] if index is None else emb[index, 0]
         return self.fusion(emb, mask, self._idx(rel_type), index, logits)[0]
+
+    def attention_logits(self, emb: Tensor) -> Optional[Tensor]:
+        r"""``[U, M]`` ReDAF's attention logits of modality embeddings ``emb``
+        (independent of the relation: computed once, they may be passed to
+        :meth:`fuse` and :meth:`fusion_weights` under every relation);
+        ``None`` without :attr:`uses_relation_guided_fusion`."""
+        return self.fusion.logits(emb) if self.uses_relation_guided_fusion else None
 
     def fusion_weights(self, emb: Tensor, mask: Tensor, rel_type: Union[Tensor, int],
                        logits: Optional[Tensor] = None) -> Tensor:
@@ -568,12 +453,12 @@ class NativE(EntityCaches, torch.nn.Module):
 
     def __repr__(self) -> str:
         scorer = type(self.scorer).__name__
-        fusion = 'none' if self.fusion is None else self.fusion.fusion
         encoder = ('table' if self.structural_encoder is None
                    else type(self.structural_encoder).__name__)
         return (f'{self.__class__.__name__}({self.num_entities}, '
                 f'num_relations={self.num_relations}, hidden_channels={self.hidden_channels}, '
                 f'modalities={self.feature_modalities}, scorer={scorer}, '
-                f'margin={self.margin}, missing={self.missing!r}, fusion={fusion!r}, '
+                f'margin={self.margin}, missing={self.missing!r}, fusion={self.fusion_name!r}, '
                 f'structure={encoder}, structure_mask={self.masks_structure}, '
                 f'structure_stand_in={self.stand_in is not None})')
+

@@ -135,6 +135,12 @@ class ReDAF(torch.nn.Module):
             raise ValueError(f"rel_type has {tau.numel()} entries for {rows} rows")
         return tau
 
+    @property
+    def attends(self) -> bool:
+        """Whether the weights come from attention logits :meth:`logits`
+        (``'redaf'``; ``'mean'`` has none)."""
+        return self.u is not None
+
     def logits(self, emb: Tensor) -> Tensor:
         r"""Attention logits :math:`a_m = \mathbf{u}^\top\tanh(\mathbf{e}_m)`:
         ``[U, M, D] -> [U, M]`` (independent of the relation)."""

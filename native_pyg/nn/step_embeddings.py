@@ -12,43 +12,35 @@ parameters, so its gradient is the same; only the order of floating-point
 sums differs. Leave the context whenever parameters change."""
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
 
-Rows = Tuple[Tensor, Tensor]
+from native_pyg.nn.embedding_cache import EmbeddingCache, Rows
 
 
-class StepEmbeddings:
-    r"""The store of :meth:`NativE.step_embeddings
+class StepEmbeddings(EmbeddingCache):
+    r"""The cache of :meth:`NativE.step_embeddings
     <native_pyg.nn.NativE.step_embeddings>`: values under keys (the
-    protocol of :class:`~native_pyg.nn.candidates.CandidateCache`, but
-    computed *with* gradient), and the rows ``(emb [U, |M|, De], mask [U,
-    |M|])`` of the largest set of entities embedded so far.
+    :class:`~native_pyg.nn.embedding_cache.EmbeddingCache` protocol, computed
+    *with* gradient), and the rows ``(emb [U, |M|, De], mask [U, |M|])`` of
+    the largest set of entities embedded so far.
 
     Args:
         version (int): The entity inputs' version the values belong to.
     """
 
+    with_gradient = True
+
     def __init__(self, version: int):
-        self._version = version
-        self._store: Dict[str, object] = {}
+        super().__init__(version)
         self._ids: Optional[Tensor] = None
         self._rows: Optional[Rows] = None
 
     def clear(self) -> None:
-        self._store.clear()
+        super().clear()
         self._ids = self._rows = None
-
-    def get(self, key: str, version: int, compute: Callable[[], object]) -> object:
-        """The value kept under ``key``, computed (with gradient) if absent."""
-        if version != self._version:
-            self.clear()
-            self._version = version
-        if key not in self._store:
-            self._store[key] = compute()
-        return self._store[key]
 
     def rows(self, ids: Tensor, compute: Callable[[Tensor], Rows]) -> Rows:
         """``compute(ids)`` for sorted distinct entity ``ids``, or its rows
@@ -67,8 +59,3 @@ class StepEmbeddings:
     def __repr__(self) -> str:
         held = 0 if self._ids is None else self._ids.numel()
         return f'{self.__class__.__name__}(entities={held}, keys={sorted(self._store)})'
-
-
-def entity_rows(cache: object, ids: Tensor, compute: Callable[[Tensor], Rows]) -> Rows:
-    """``compute(ids)``, through ``cache`` where it is a :class:`StepEmbeddings`."""
-    return cache.rows(ids, compute) if isinstance(cache, StepEmbeddings) else compute(ids)

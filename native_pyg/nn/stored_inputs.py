@@ -8,9 +8,8 @@ from typing import Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor
-from torch_geometric.data import FeatureStore
 
-from native_pyg.nn.entity_inputs import EntityInputs
+from native_pyg.nn.entity_inputs import EntityInputs, RowStore
 from native_pyg.nn.missing import Missing
 
 
@@ -31,9 +30,10 @@ class StoredEntityInputs(EntityInputs):
                        edge_index=edge_index, edge_type=edge_type)
 
     Args:
-        store (FeatureStore): The feature store; its ``num_entities`` and
-            ``dims`` give :math:`N` and the feature sizes (as
-            :class:`~native_pyg.data.feature_store.DiskFeatureStore` has).
+        store (RowStore): The feature store; its ``num_entities`` and
+            ``dims`` give :math:`N` and the feature sizes, its ``identity()``
+            tells a rewritten store (as
+            :class:`~native_pyg.data.feature_store.DiskFeatureStore` has them).
         num_relations (int): Number of relations :math:`R`.
         modalities (list[str], optional): The store's modalities to use.
             (default: :obj:`None`, all)
@@ -42,8 +42,12 @@ class StoredEntityInputs(EntityInputs):
             (default: ``'mask'``)
     """
 
-    def __init__(self, store: FeatureStore, num_relations: int,
+    def __init__(self, store: RowStore, num_relations: int,
                  modalities: Optional[Sequence[str]] = None, missing: str = 'mask'):
+        if not isinstance(store, RowStore):
+            raise TypeError(f"a {type(store).__name__} is not a feature store entity inputs can "
+                            f"read: it needs get_tensor, num_entities, dims and identity() "
+                            f"(see native_pyg.nn.entity_inputs.RowStore)")
         dims = dict(store.dims)
         modalities = list(dims) if modalities is None else list(modalities)
         if unknown := sorted(set(modalities) - set(dims)):

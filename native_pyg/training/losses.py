@@ -45,12 +45,7 @@ def structural_l2(model: torch.nn.Module, head_index: Tensor, rel_type: Tensor,
     """
     h, r, t = (torch.as_tensor(i, device=model.device).long()
                for i in unpack_triples(head_index, rel_type, tail_index))
-    table = model.entity_emb
-    if table.sparse:  # gathered rows first: a sparse gradient
-        hs, ts = (table(i).pow(2).mean(dim=1) for i in (h, t))
-    else:  # per-entity means of squares, then gathered: no [rows, De] copies
-        sq = table.weight.pow(2).mean(dim=1)
-        hs, ts = sq[h], sq[t]
+    hs, ts = model.entity_emb.row_mean_squares(h, t)  # sparse or dense, as the table is
     rs = model.rel_emb.weight.pow(2).mean(dim=1)[r]  # no [rows, Dr] copy either
     return (hs.mean() + ts.mean() + rs.mean()) / 3
 

@@ -4,17 +4,19 @@ full relation weights are 640 MB at 2 x 500 edge types, 2 layers and dim 200, de
 weight while a finished run evaluates and predicts."""
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import torch
 
 from native_pyg.training.checkpoint import load_checkpoint
+from native_pyg.training.optimizers import SplitOptimizer
 
 
-def _parts(optimizer) -> List[torch.optim.Optimizer]:
-    """The torch optimisers inside ``optimizer`` (a
-    :class:`~native_pyg.training.optimizers.SplitOptimizer`'s two, or itself)."""
-    return list(getattr(optimizer, 'optimizers', [optimizer]))
+def _parts(optimizer: Union[torch.optim.Optimizer, SplitOptimizer]
+           ) -> List[torch.optim.Optimizer]:
+    """The torch optimisers inside ``optimizer``: a :class:`SplitOptimizer`'s
+    two (or one), or the optimiser itself."""
+    return optimizer.optimizers if isinstance(optimizer, SplitOptimizer) else [optimizer]
 
 
 class OptimizerStateInFile:
@@ -33,7 +35,8 @@ class OptimizerStateInFile:
         key (str): Its entry in the checkpoint. (default: ``'optimizer'``)
     """
 
-    def __init__(self, optimizer, key: str = 'optimizer') -> None:
+    def __init__(self, optimizer: Union[torch.optim.Optimizer, SplitOptimizer],
+                 key: str = 'optimizer') -> None:
         self.optimizer, self.key = optimizer, key
         self.path: Optional[str] = None
 

@@ -1,12 +1,14 @@
 """Optimisers for large entity tables: row-wise Adagrad and a table/dense split.
 
-With millions of entities, :class:`torch.optim.Adam` over ``model.entity_emb``
-keeps two dense moments of the table's size and touches every row each step.
-A ``sparse=True`` embedding gives sparse gradients, which
+With millions of entities, :class:`torch.optim.Adam` over the structural
+table keeps two dense moments of the table's size and touches every row
+each step. A table with sparse gradients (a
+:class:`~native_pyg.nn.structural_table.RowSparseTable`, or any
+``sparse=True`` :class:`torch.nn.Embedding`) is updated lazily by
 :class:`torch.optim.SparseAdam` (two moments, touched rows only) or
-:class:`RowWiseAdagrad` (one scalar per row) update lazily; every other
-parameter stays with :class:`torch.optim.Adam`, fused where PyTorch has
-the fused kernel for the parameters' device (:func:`dense_adam`)."""
+:class:`RowWiseAdagrad` (one scalar per row); every other parameter stays
+with :class:`torch.optim.Adam`, fused where PyTorch has the fused kernel
+for the parameters' device (:func:`dense_adam`)."""
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterable, List, Optional
@@ -15,6 +17,7 @@ import torch
 from torch import Tensor
 
 from native_pyg.config.rules import TABLE_OPTIMIZERS
+from native_pyg.nn.structural_table import StructuralTable
 
 #: Accepted ``table_optimizer`` names of :func:`build_optimizer`.
 
@@ -176,14 +179,21 @@ class SplitOptimizer:
 
 
 def sparse_tables(model: torch.nn.Module) -> List[torch.nn.Parameter]:
-    """The weights of every ``sparse=True`` :class:`torch.nn.Embedding` in
-    ``model``, each once."""
+    """The parameters a row-wise optimiser steps in ``model``, each once: the
+    :meth:`~native_pyg.nn.structural_table.StructuralTable.sparse_parameters`
+    of every structural table and the weight of every ``sparse=True``
+    :class:`torch.nn.Embedding`."""
     seen, out = set(), []
     for module in model.modules():
-        if isinstance(module, torch.nn.Embedding) and module.sparse \
-                and id(module.weight) not in seen:
-            seen.add(id(module.weight))
-            out.append(module.weight)
+        if isinstance(module, StructuralTable):
+            params = module.sparse_parameters()
+        else:
+            params = [module.weight] if isinstance(module, torch.nn.Embedding) \
+                and module.sparse else []
+        for p in params:
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
     return out
 
 
@@ -201,9 +211,8 @@ def build_optimizer(model: torch.nn.Module, lr: float, table_optimizer: str = 'a
         lr (float): Learning rate.
         table_optimizer (str, optional): One of :obj:`TABLE_OPTIMIZERS`.
             (default: :obj:`'adam'`)
-        table_params (iterable, optional): The table parameters; by default
-            the weights of every ``sparse=True`` :class:`torch.nn.Embedding`.
-            (default: :obj:`None`)
+        table_params (iterable, optional): The table parameters.
+            (default: :obj:`None`, :func:`sparse_tables`)
     """
     if table_optimizer not in TABLE_OPTIMIZERS:
         raise ValueError(f"unknown table optimizer {table_optimizer!r}; "
@@ -213,7 +222,8 @@ def build_optimizer(model: torch.nn.Module, lr: float, table_optimizer: str = 'a
     tables = sparse_tables(model) if table_params is None else list(table_params)
     if not tables:
         raise ValueError(f"table optimizer {table_optimizer!r} needs a sparse entity table "
-                         "(a torch.nn.Embedding with sparse=True), but the model has none")
+                         "(NativE(sparse=True) or a torch.nn.Embedding with sparse=True), "
+                         "but the model has none")
     ids = {id(p) for p in tables}
     rest = [p for p in model.parameters() if id(p) not in ids]
     table = (torch.optim.SparseAdam(tables, lr=lr) if table_optimizer == 'sparse_adam'

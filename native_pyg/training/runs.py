@@ -11,7 +11,8 @@ from typing import Any, Dict, Iterator, List, Tuple
 
 from native_pyg.data.schema import fingerprint_differences
 from native_pyg.training.checkpoint import load_checkpoint
-from native_pyg.config.run_config import flatten, with_legacy_defaults
+from native_pyg.config.legacy import with_legacy_defaults
+from native_pyg.config.run_config import flatten
 
 #: the files ``train`` writes into ``--out``
 RUN_FILES = ('last.pt', 'best.pt', 'model.pt', 'metrics.json', 'history.jsonl', 'curves.png')

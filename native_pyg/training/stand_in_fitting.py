@@ -91,8 +91,7 @@ def _fit(model: NativE, stand_in, triples, epochs: int, batch_size: int, num_neg
          progress: bool) -> List[float]:
     stand_in.fitted.fill_(False)  # the real structure of every training entity below
     device = model.device
-    graph = None if model.structural_encoder is None else TrainingGraph(
-        model.inputs.edge_index, model.inputs.edge_type, model.num_entities, model.num_relations)
+    graph = None if model.structural_encoder is None else model.inputs.training_graph()
     if graph is None:  # the table: no edges, the same embeddings at every step
         with torch.no_grad():
             emb, mask = model.modality_embeddings(None)

@@ -43,7 +43,7 @@ def modality_weights_by_relation(model, triples: torch.Tensor,
     r"""``{'weights/<relation>/<modality>': mean w_m}`` over the heads of
     ``triples`` ``[T, 3]`` of each relation (empty for a model without
     fusion)."""
-    if getattr(model, 'fusion', None) is None or triples.numel() == 0:
+    if not model.feature_modalities or triples.numel() == 0:
         return {}
     out = {}
     with evaluating(model):
@@ -65,7 +65,7 @@ def modality_weights_by_presence(model, triples: torch.Tensor) -> Dict[str, Dict
     columns of :attr:`~native_pyg.nn.NativE.modality_names` (empty for a
     model without fusion). This is what tells whether ReDAF leans on
     structure where features are missing."""
-    if getattr(model, 'fusion', None) is None or triples.numel() == 0:
+    if not model.feature_modalities or triples.numel() == 0:
         return {}
     ent = torch.cat([triples[:, 0], triples[:, 2]]).to(model.device)
     rel = torch.cat([triples[:, 1], triples[:, 1]]).to(model.device)

@@ -24,7 +24,7 @@ def trained_setup(trainer) -> Dict[str, Any]:
     mods = list(model.feature_modalities)
     return {'model': model_name(model),
             'modalities': mods,
-            'fusion': 'none' if model.fusion is None else model.fusion.fusion,
+            'fusion': model.fusion_name,
             'comat': trainer.generator is not None,
             'threads': torch.get_num_threads()}
 

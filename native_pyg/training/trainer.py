@@ -1,7 +1,6 @@
 """Trains a :class:`~native_pyg.nn.NativE` model, with or without CoMAT."""
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
@@ -16,10 +15,9 @@ from tqdm.auto import tqdm
 from native_pyg.loader.neighbor_loader import KGBatch
 from native_pyg.data.relations import distinct_triples
 from native_pyg.data.schema import fingerprint, split_triples
-from native_pyg.evaluation import LinkPredictionEvaluator
+from native_pyg.evaluation import RankingEvaluator
 from native_pyg.nn import CoMATGenerator, NativE
 from native_pyg.nn.comat import critic_terms, generator_loss
-from native_pyg.kernels.distance_kernels import compiled_distances
 from native_pyg.training import distributed
 from native_pyg.kernels.allocator import freed_memory_returned, reuse_freed_memory
 from native_pyg.training.curves import plot_curves
@@ -28,14 +26,15 @@ from native_pyg.training.best_weights import BestWeights
 from native_pyg.training.checkpoint import (load_weights_into, save_checkpoint,
                                             write_text_atomically)
 from native_pyg.config.run_config import RunConfig, TrainConfig
-from native_pyg.kernels.cpu_blas import cpu_products, resolve_cpu_blas
+from native_pyg.kernels.cpu_blas import resolve_cpu_blas
 from native_pyg.training.early_stopping import EarlyStopper
 from native_pyg.training.losses import LOSSES, kgc_loss
 from native_pyg.training.negative_sampling import build_negative_sampler
 from native_pyg.training.optimizer_state import OptimizerStateInFile
 from native_pyg.training.optimizers import build_optimizer, dense_adam
-from native_pyg.kernels.precision import check_precision, step_autocast, step_matmuls
-from native_pyg.training.process import make_deterministic, resolve_device
+from native_pyg.kernels.precision import check_precision
+from native_pyg.kernels.runtime import Runtime
+from native_pyg.training.process import resolve_device
 from native_pyg.training.runs import resumable_checkpoint
 from native_pyg.training.structure_dropout import StructureDropout
 from native_pyg.training.stand_in_fitting import fit_structure_stand_in
@@ -83,7 +82,7 @@ class Trainer:
         config (RunConfig or TrainConfig): Options.
         out_dir (str, optional): Where checkpoints and logs go.
             (default: :obj:`None`)
-        evaluator (LinkPredictionEvaluator, optional): A shared evaluator
+        evaluator (RankingEvaluator, optional): A shared evaluator
             for validation (its filter depends on the triples only), e.g.
             across the runs of an experiment. (default: :obj:`None`)
         stopper (EarlyStopper, optional): Decides when to stop on the valid
@@ -92,7 +91,7 @@ class Trainer:
     """
     def __init__(self, model: NativE, data: HeteroData,
                  config: Union[RunConfig, TrainConfig], out_dir: Optional[str] = None,
-                 evaluator: Optional[LinkPredictionEvaluator] = None,
+                 evaluator: Optional[RankingEvaluator] = None,
                  stopper: Optional[EarlyStopper] = None) -> None:
         self.run = copy.deepcopy(config if isinstance(config, RunConfig)
                                  else RunConfig(training=config))
@@ -105,17 +104,17 @@ class Trainer:
         self.cfg, self.data, self.out_dir = cfg, data, out_dir
         self.device = resolve_device(cfg.device)
         check_precision(self.device, cfg.precision)
-        self.cpu_blas = resolve_cpu_blas(cfg.cpu_blas, cfg.deterministic, self.device)
-        if cfg.deterministic:
-            make_deterministic()
+        #: how the step computes (precision, CPU products, compiled distances)
+        self.runtime = Runtime(self.device, cfg.precision, cfg.amp,
+                               resolve_cpu_blas(cfg.cpu_blas, cfg.deterministic, self.device),
+                               cfg.compile)
         self.data_fingerprint = fingerprint(data)
         store = model.inputs.store  # recorded: a rewritten store is refused
-        self.store_identity = store.identity() if hasattr(store, 'identity') else None
+        self.store_identity = store.identity() if store is not None else None
         # under torch.distributed: per-rank draws, rank 0 writes (see training.distributed)
         self.dist = distributed.current()
         rank, self.writes = self.dist.rank, bool(out_dir) and self.dist.is_main
         self.progress = cfg.progress and self.dist.is_main
-        torch.manual_seed(cfg.seed + rank)
         self.model = model.to(self.device)
         train = split_triples(data, 'train')
         self.train_triples = (distinct_triples(train, data['entity'].num_nodes)
@@ -134,7 +133,7 @@ class Trainer:
                                     shard=(rank, self.dist.world_size),
                                     feature_store=model.inputs.store,
                                     # features enter the encoder: every node's rows
-                                    fetch='nodes' if model.encoder_input != 'structure'
+                                    fetch='nodes' if model.encoder_reads_features
                                     else 'seeds')
         if cfg.table_optimizer != 'adam' and model.structural_encoder is not None \
                 and cfg.num_neighbors is None:
@@ -174,7 +173,7 @@ class Trainer:
         if evaluator is None:
             self.eval_protocol, evaluator = training_evaluator(data, cfg, stored)
         else:  # a caller's evaluator: its own protocol
-            self.eval_protocol = getattr(evaluator, 'protocol', 'full')
+            self.eval_protocol = evaluator.protocol
         self.evaluator = evaluator
         self.epoch, self.history = 0, []
         self.config_log: List[Dict[str, Any]] = []  # config changes applied on resume
@@ -206,14 +205,6 @@ class Trainer:
     def _kgc_loss(self, batch: KGBatch) -> torch.Tensor:
         return kgc_loss(self.model, batch, self.cfg, fuse_once=self.shared_negatives)
 
-    def _forward_context(self):
-        """The context of a step's forward passes: its precision and where
-        its CPU products run (``training.precision``, ``training.cpu_blas``)."""
-        stack = contextlib.ExitStack()
-        stack.enter_context(step_autocast(self.device, self.cfg.precision, self.cfg.amp))
-        stack.enter_context(cpu_products(self.cpu_blas))
-        return stack
-
     def _model_loss(self, batch: KGBatch, hidden: Optional[torch.Tensor]):
         """``(loss, info)`` of a step for the model: the KGC loss plus, with
         CoMAT, the critic terms."""
@@ -221,8 +212,8 @@ class Trainer:
         h, r, t = batch.pos.unbind(1)
         read = (batch.pos[:, 0], batch.pos[:, 2], batch.neg)
         # the critic gathers the positives' modality embeddings from the KGC loss's
-        with self._forward_context(), neighbourhood_graph(self.model, batch, hidden, read), \
-                self.model.step_embeddings(), compiled_distances(cfg.compile):
+        with self.runtime, neighbourhood_graph(self.model, batch, hidden, read), \
+                self.model.step_embeddings():
             loss = self._kgc_loss(batch)
             out = {'kgc_loss': float(loss.detach())}
             if self.generator is not None:
@@ -239,7 +230,7 @@ class Trainer:
         if not isinstance(batch, KGBatch):
             batch = KGBatch(batch, *self.sampler.sample(batch))
         batch = batch.to(self.device, non_blocking=True)
-        with step_matmuls(self.cfg.precision):  # forward and backward
+        with self.runtime.step_products():  # forward and backward
             return self._optimisation_step(batch)
 
     def _optimisation_step(self, batch: KGBatch) -> Dict[str, float]:
@@ -259,7 +250,7 @@ class Trainer:
         if self.generator is not None:
             # fresh: parameters changed
             positives = (batch.pos[:, 0], batch.pos[:, 2])
-            with self._forward_context(), neighbourhood_graph(self.model, batch, hidden, positives):
+            with self.runtime, neighbourhood_graph(self.model, batch, hidden, positives):
                 g_loss = generator_loss(self.model, self._ddp_generator or self.generator,
                                         h, r, t)
             self.optimizer_g.zero_grad(set_to_none=True)  # drop the critic's gradients

@@ -13,39 +13,31 @@ steps then costs :math:`n` queries, not :math:`E_{valid}`.
 """
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Dict, Sequence, Tuple
 
 from torch import Tensor
 
-from native_pyg.evaluation.protocols import evaluator_for
+from native_pyg.evaluation.protocols import PROTOCOL_CHOICES, Protocol, evaluator_for
 from native_pyg.evaluation.query_subsets import evaluate_sample
-from native_pyg.nn.layerwise import entities_encoded_once
 from native_pyg.training import distributed
 from native_pyg.kernels.allocator import freed_memory_returned
 from native_pyg.config.run_config import TrainConfig
 
 #: the values of ``training.eval_protocol``
-EVAL_PROTOCOLS = ('auto', 'full', 'streamed', 'sampled')
+EVAL_PROTOCOLS = PROTOCOL_CHOICES
 
 
 def resolve_protocol(protocol: str, stored_features: bool) -> str:
     """The protocol ``auto`` stands for: ``streamed`` when feature rows live
     in a store (``stored_features``), else ``full``."""
-    if protocol not in EVAL_PROTOCOLS:
-        raise ValueError(f"training.eval_protocol must be one of {', '.join(EVAL_PROTOCOLS)}, "
-                         f"got {protocol!r}")
-    if protocol == 'auto':
-        return 'streamed' if stored_features else 'full'
-    return protocol
+    return Protocol.resolve(protocol, stored_features, 'training.eval_protocol').value
 
 
 def training_evaluator(data, cfg: TrainConfig, stored_features: bool) -> Tuple[str, Any]:
     """``(protocol, evaluator)`` for a trainer's validation and test."""
     protocol = resolve_protocol(cfg.eval_protocol, stored_features)
-    kwargs = {'batch_size': cfg.eval_batch_size} if protocol == 'full' else {}
-    return protocol, evaluator_for(data, protocol, cfg.eval_candidates, compile=cfg.compile,
-                                   **kwargs)
+    return protocol, evaluator_for(data, protocol, cfg.eval_candidates,
+                                   eval_batch_size=cfg.eval_batch_size, compile=cfg.compile)
 
 
 def evaluate_split(evaluator, model, triples: Tensor, protocol: str,
@@ -68,10 +60,7 @@ def evaluate_splits(trainer, splits: Sequence[str], progress: bool = False) -> D
     """``{split: trainer.evaluate(split)}`` of one model: under the streamed
     protocol its structural encoder runs once for all the splits (one
     layer-wise inference over the whole graph, instead of one per split)."""
-    shared = contextlib.nullcontext()
-    if trainer.eval_protocol == 'streamed':
-        chunk = getattr(trainer.evaluator, 'candidate_chunk', 65536)
-        shared = entities_encoded_once(trainer.model, chunk, progress)
+    shared = trainer.evaluator.encoded_once(trainer.model, progress)
     with freed_memory_returned(), shared:
         return {split: trainer.evaluate(split, progress and split == splits[-1])
                 for split in splits}

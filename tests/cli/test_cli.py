@@ -393,7 +393,7 @@ def test_no_network_for_a_download_is_one_line(tmp_path, monkeypatch, capsys):
 
 def test_evaluate_protocols_and_a_sample_with_confidence_intervals(trained, tmp_path, capsys):
     # full ranking streamed over candidate chunks is tested against the in-memory
-    # evaluator in tests/evaluation/test_streaming.py; here the flags reach it
+    # evaluator in tests/evaluation/test_streamed.py; here the flags reach it
     model = str(trained / 'model.pt')
     full = json.loads((trained / 'metrics.json').read_text())['test']
     sampled, sample = tmp_path / 'sampled.json', tmp_path / 'sample.json'

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from native_pyg.cli.errors import CLIError
-from native_pyg.cli.inference import resolve
+from native_pyg.prediction import resolve
 from native_pyg.training.runs import REPLACED, prepare_run_dir, replacing_run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -188,7 +187,7 @@ def test_names_match_in_any_unicode_normal_form_and_suggest_case_insensitively()
     names = ['FC_J\u016brmala', 'Riga', 'Tartu']  # NFC: u with macron as one code point
     nfd = 'FC_Ju\u0304rmala'
     assert nfd != names[0] and resolve('entity', nfd, names) == 0
-    with pytest.raises(CLIError, match="did you mean 'Riga'"):
+    with pytest.raises(ValueError, match="did you mean 'Riga'"):
         resolve('entity', 'RIGAA', names)
 
 

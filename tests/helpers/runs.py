@@ -23,3 +23,14 @@ def assert_same_training(a, b, epochs: int) -> None:
         for k, v in a[part].items():
             assert torch.equal(v, b[part][k]), f'{part}.{k} differs after resume'
     assert [r['loss'] for r in a['history']] == [r['loss'] for r in b['history']]
+
+
+def seeded_trainer(data, run, **kwargs):
+    """A :class:`~native_pyg.training.Trainer` built as a run builds it: the
+    model, then the process set up for the run (its seed, determinism; the
+    test's threads kept), then the trainer."""
+    from native_pyg.pipeline import build_model
+    from native_pyg.training import Trainer, setup_process
+    model = build_model(data, run)
+    setup_process(run.training, threads=False)
+    return Trainer(model, data, run, **kwargs)

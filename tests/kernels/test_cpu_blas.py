@@ -188,7 +188,7 @@ def test_onednn_missing_from_the_build_is_one_warning_and_torch_products(monkeyp
     run = small_run(cpu_blas='onednn')
     with pytest.warns(UserWarning, match='no oneDNN') as caught:
         trainer = Trainer(build_model(data, run), data, run)
-    assert trainer.cpu_blas == 'torch' and len([w for w in caught if 'oneDNN' in str(w.message)]) == 1
+    assert trainer.runtime.cpu_blas == 'torch' and len([w for w in caught if 'oneDNN' in str(w.message)]) == 1
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter('error')  # once per trainer, not once per step
@@ -262,10 +262,8 @@ def test_auto_takes_onednn_for_cpu_runs_on_avx512_cpus_only(monkeypatch, capabil
     run = small_run()
     assert run.training.cpu_blas == 'auto'  # the default
     run.training.deterministic = deterministic
-    from native_pyg.training import trainer as trainer_module
-    # (this process keeps its threads and algorithms)
-    monkeypatch.setattr(trainer_module, 'make_deterministic', lambda: None)  # as imported there
-    assert Trainer(build_model(data, run), data, run).cpu_blas == want
+    # (the trainer sets nothing for the process: this one keeps its threads and algorithms)
+    assert Trainer(build_model(data, run), data, run).runtime.cpu_blas == want
 
 
 def test_auto_respects_deterministic_algorithms_set_outside_the_config(monkeypatch):

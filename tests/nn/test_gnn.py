@@ -11,6 +11,7 @@ from native_pyg.pipeline import build_model
 from native_pyg.training import Trainer, self_adversarial_loss
 from native_pyg.training.batching import TripleBatches
 from tests.conftest import gnn_run_config, gnn_steps
+from tests.helpers.runs import seeded_trainer
 
 
 def test_circular_correlation_matches_its_definition():
@@ -205,11 +206,11 @@ def test_resume_with_an_encoder_is_exact(gnn_small, tmp_path):
     torch.set_num_threads(1)
     for num_neighbors in (None, [4, 2]):
         run = gnn_run_config('rgcn', num_neighbors=num_neighbors, epochs=2)
-        full = Trainer(build_model(gnn_small, run), gnn_small, run, out_dir=str(tmp_path / 'a'))
+        full = seeded_trainer(gnn_small, run, out_dir=str(tmp_path / 'a'))
         full.fit()
-        first = Trainer(build_model(gnn_small, run), gnn_small, run, out_dir=str(tmp_path / 'b'))
+        first = seeded_trainer(gnn_small, run, out_dir=str(tmp_path / 'b'))
         first.fit(epochs=1)
-        second = Trainer(build_model(gnn_small, run), gnn_small, run, out_dir=str(tmp_path / 'b'))
+        second = seeded_trainer(gnn_small, run, out_dir=str(tmp_path / 'b'))
         second.resume(str(tmp_path / 'b' / 'last.pt'))
         second.fit()
         for k, v in full.model.state_dict().items():

@@ -317,3 +317,21 @@ def test_tiny_kg_is_fitted_to_filtered_mrr_one():
                 rank = 1 + int((scores[i][keep] > scores[i, target]).sum())
                 reciprocal.append(1.0 / rank)
     assert sum(reciprocal) / len(reciprocal) == 1.0
+
+
+@pytest.mark.parametrize('fusion,num_modalities', [('redaf', 2), ('mean', 2), ('redaf', 0)])
+def test_what_the_model_says_it_does(fusion, num_modalities):
+    net = model(num_modalities, fusion=fusion)
+    emb, mask = net.modality_embeddings(torch.arange(N))
+    guided = fusion == 'redaf' and num_modalities > 0
+    assert net.uses_relation_guided_fusion == guided
+    assert net.fusion_name == (fusion if num_modalities else 'none')
+    logits = net.attention_logits(emb)
+    if guided:  # the logits fuse as the fusion computes them itself
+        assert logits.shape == (N, 1 + num_modalities)
+        rel = torch.tensor(2)
+        torch.testing.assert_close(net.fuse(emb, mask, rel, logits=logits),
+                                   net.fuse(emb, mask, rel))
+    else:
+        assert logits is None
+

@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from native_pyg.kernels.runtime import Runtime, current_runtime
 from native_pyg.nn import SCORERS, ComplEx, DistMult, KGScorer, RotatE, TransE
 
 HIDDEN, MARGIN, EPS = 6, 4.0, 2.0
@@ -160,11 +161,11 @@ def test_compiled_cpu_distances_match_the_eager_kernel():
     h = torch.randn(40, scorer.entity_dim, generator=g)
     r = rel[torch.arange(40) % 5]
     eager = scorer.score_tails(h, r, cand)
-    with scorers.compiled_distances():
+    with Runtime(compile=True):
         compiled = scorer.score_tails(h, r, cand)
         heads = scorer.score_heads(r, h, cand)
-    assert not scorers._COMPILE['failed'], 'torch.compile failed here'
-    assert scorers._COMPILE['on'] is False  # restored on exit
+    assert not scorers._COMPILER['failed'], 'torch.compile failed here'
+    assert current_runtime().compile is False  # restored on exit
     torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(heads, scorer.score_heads(r, h, cand), rtol=1e-5, atol=1e-4)
 
@@ -187,9 +188,9 @@ def test_compiled_corrupted_distances_equal_eager_values_and_gradients():
         return (out, *torch.autograd.grad((out * weights).sum(), (h, r, t, cand)))
 
     eager = scores_and_grads()
-    with scorers.compiled_distances():
+    with Runtime(compile=True):
         fused = scores_and_grads()
-    assert not scorers._COMPILE['failed'], 'torch.compile failed here'
+    assert not scorers._COMPILER['failed'], 'torch.compile failed here'
     for a, b in zip(fused, eager):
         assert torch.isfinite(a).all()
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
@@ -205,12 +206,12 @@ def test_without_a_compiler_the_eager_kernels_run_after_one_warning(monkeypatch)
 
     monkeypatch.setattr(scorers.torch, 'compile', no_compiler)
     monkeypatch.setattr(scorers, '_KERNELS', {})
-    monkeypatch.setitem(scorers._COMPILE, 'failed', False)
+    monkeypatch.setitem(scorers._COMPILER, 'failed', False)
     scorer, ent, rel = make('rotate')
     cand = ent[5:9].unsqueeze(0).expand(5, -1, -1).clone().requires_grad_()
     flip = torch.zeros(5, dtype=torch.bool)
     eager = scorer.score_corrupted(ent[:5], rel[:5], ent[:5], cand, flip)
-    with pytest.warns(UserWarning) as caught, scorers.compiled_distances():
+    with pytest.warns(UserWarning) as caught, Runtime(compile=True):
         step = scorer.score_corrupted(ent[:5], rel[:5], ent[:5], cand, flip)
         step.sum().backward()
         tails = scorer.score_tails(ent[:5], rel[:5], ent[5:9].detach())

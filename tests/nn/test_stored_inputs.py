@@ -90,3 +90,17 @@ def test_added_entities_and_refusals(data, tmp_path):
         NativE(n, 3, 8, features={mod: data[mod].x}, inputs=model.inputs)
     with pytest.raises(ValueError, match='given to a model'):
         NativE(n + 5, 3, 8, inputs=model.inputs)
+
+
+def test_a_store_that_cannot_tell_a_rewrite_is_refused_in_one_line(data, tmp_path):
+    class NoIdentity:  # rows and sizes, but no identity()
+        num_entities, dims = 120, {'image': 4}
+
+        def get_tensor(self, *args, **kwargs):
+            raise AssertionError('never read')
+
+    with pytest.raises(TypeError, match='identity') as err:
+        StoredEntityInputs(NoIdentity(), data.num_relations)
+    assert '\n' not in str(err.value)
+    model = on_store(data, tmp_path / 's')
+    assert model.inputs.store.identity() == DiskFeatureStore(str(tmp_path / 's')).identity()

@@ -10,7 +10,7 @@ from native_pyg.nn import NativE
 from native_pyg.pipeline import build_model
 from native_pyg.training import (RunConfig, StructureDropout, Trainer, fit_structure_stand_in,
                                  load_checkpoint, save_checkpoint)
-from native_pyg.config.run_config import with_legacy_defaults
+from native_pyg.config.legacy import with_legacy_defaults
 
 
 @pytest.fixture(scope='module')

@@ -122,3 +122,18 @@ def test_pipeline_resumes_and_overwrites_like_the_cli(graph, tmp_path):
     assert not (tmp_path / 'run' / '.replaced-run').exists()
     with pytest.raises(ValueError, match='no checkpoint at'):
         pipeline(data=graph, out=str(tmp_path / 'new'), resume=True, **TINY)
+
+
+def test_pipeline_seeds_the_process_right_before_the_trainer(graph, monkeypatch):
+    import native_pyg.pipeline as pipeline_module
+    seeds = []
+
+    class Recording(pipeline_module.Trainer):
+        def __init__(self, *args, **kwargs):
+            seeds.append(torch.initial_seed())
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, 'Trainer', Recording)
+    torch.manual_seed(12345)
+    pipeline(data=graph, evaluate=False, seed=9, **{**TINY, 'epochs': 1})
+    assert seeds == [9]

@@ -10,7 +10,7 @@ from native_pyg.data.relations import triple_keys
 from native_pyg.datasets import SyntheticMMKG
 from native_pyg.pipeline import build_model
 from native_pyg.training import RunConfig, Trainer
-from native_pyg.config.run_config import with_legacy_defaults
+from native_pyg.config.legacy import with_legacy_defaults
 from native_pyg.training.negative_sampling import (CORRUPT_SIDES, BernoulliNegativeSampler,
                                                    SharedNegativeSampler, build_negative_sampler)
 from tests.conftest import gnn_run_config, small_run

@@ -9,6 +9,7 @@ from native_pyg.datasets import SyntheticMMKG
 from native_pyg.pipeline import build_model
 from native_pyg.training import RunConfig, Trainer
 from native_pyg.training.optimizers import SplitOptimizer
+from tests.helpers.runs import seeded_trainer
 
 
 @pytest.fixture(scope='module')
@@ -47,15 +48,15 @@ def test_sparse_rows_learn_and_resume_exactly(small, tmp_path, one_thread):
     losses = {}
     for name in ('adam', 'rowwise_adagrad'):
         run = run_config(name, epochs=4)
-        trainer = Trainer(build_model(small, run), small, run)
+        trainer = seeded_trainer(small, run)
         history = trainer.fit()
         losses[name] = [h['loss'] for h in history]
         assert history[-1]['loss'] < history[0]['loss']
     run = run_config('rowwise_adagrad', epochs=2)
-    first = Trainer(build_model(small, run), small, run, out_dir=str(tmp_path))
+    first = seeded_trainer(small, run, out_dir=str(tmp_path))
     first.fit()
     run.training.epochs = 4
-    resumed = Trainer(build_model(small, run), small, run)
+    resumed = seeded_trainer(small, run)
     resumed.resume(str(tmp_path / 'last.pt'))
     resumed.fit()
     assert [h['loss'] for h in resumed.history] == losses['rowwise_adagrad']

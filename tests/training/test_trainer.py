@@ -13,7 +13,7 @@ from native_pyg.training import (BernoulliNegativeSampler, NonFiniteLossError, R
                                  self_adversarial_loss, structural_l2)
 from native_pyg.data.relations import triple_keys
 from tests.conftest import small_run
-from tests.helpers.runs import assert_same_training
+from tests.helpers.runs import assert_same_training, seeded_trainer
 
 
 @pytest.fixture(scope='module')
@@ -108,14 +108,14 @@ def test_resume_gives_identical_parameters(small, tmp_path, one_thread):
     # structure dropout draws from its own generator: its state must resume too
     run = small_run(adversarial=True, epochs=4, eval_every=2, regul_rate=1e-3,
                     structure_dropout=0.3)
-    straight = Trainer(build_model(small, run), small, run, out_dir=str(tmp_path / 'a'))
+    straight = seeded_trainer(small, run, out_dir=str(tmp_path / 'a'))
     straight.fit()
     last_a = load_checkpoint(str(tmp_path / 'a' / 'last.pt'))
 
-    first = Trainer(build_model(small, run), small, run, out_dir=str(tmp_path / 'b'))
+    first = seeded_trainer(small, run, out_dir=str(tmp_path / 'b'))
     first.fit(epochs=2)
     torch.manual_seed(1234)  # a fresh process: global RNG elsewhere
-    resumed = Trainer(build_model(small, run), small, run, out_dir=str(tmp_path / 'b'))
+    resumed = seeded_trainer(small, run, out_dir=str(tmp_path / 'b'))
     resumed.resume(str(tmp_path / 'b' / 'last.pt'))
     assert resumed.epoch == 2
     resumed.fit()
@@ -250,7 +250,7 @@ def test_bf16_precision_runs_the_projections_in_bf16_and_keeps_fp32_state(small)
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
     assert hist[-1]['kgc_loss'] < 0.8 * hist[0]['kgc_loss']
     # the fp32 default leaves the products in fp32
-    fp32 = Trainer(build_model(small, small_run()), small, small_run())
+    fp32 = seeded_trainer(small, small_run())
     seen.clear()
     mlp = next(iter(fp32.model.projections.mlps.values()))
     mlp.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
@@ -263,7 +263,7 @@ def test_tf32_precision_covers_forward_and_backward_and_restores_the_setting(sma
     before = matmul.allow_tf32
     with pytest.warns(UserWarning, match='tf32 uses the tensor cores of CUDA GPUs; on cpu the '
                                          'step computes in fp32'):
-        trainer = Trainer(build_model(small, small_run()), small, small_run(precision='tf32'))
+        trainer = seeded_trainer(small, small_run(precision="tf32"))
     forward, backward = [], []
     mlp = next(iter(trainer.model.projections.mlps.values()))
     mlp.register_forward_hook(lambda mod, inp, out: forward.append(matmul.allow_tf32))
@@ -273,7 +273,7 @@ def test_tf32_precision_covers_forward_and_backward_and_restores_the_setting(sma
     assert forward and set(forward) == {True} and backward and set(backward) == {True}
     assert matmul.allow_tf32 == before  # evaluation and the user's code keep theirs
     # on a CPU the flag changes nothing: the same step as fp32, bit for bit
-    fp32 = Trainer(build_model(small, small_run()), small, small_run())
+    fp32 = seeded_trainer(small, small_run())
     assert fp32.train_step(batch) == tf32
     assert all(torch.equal(a, b) for a, b in zip(trainer.model.parameters(),
                                                  fp32.model.parameters()))

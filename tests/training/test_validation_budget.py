@@ -10,7 +10,7 @@ from native_pyg.training import Trainer, load_checkpoint
 from native_pyg.training.step_windows import StepWindows
 from native_pyg.training.validation import resolve_protocol
 from tests.conftest import small_run
-from tests.helpers.runs import assert_same_training
+from tests.helpers.runs import assert_same_training, seeded_trainer
 
 
 @pytest.fixture(scope='module')
@@ -41,14 +41,14 @@ def test_epochs_of_s_steps_stream_over_passes(small):
 
 def test_steps_per_epoch_resumes_exactly(small, tmp_path, one_thread):
     run = small_run(adversarial=True, epochs=6, eval_every=2, steps_per_epoch=7, batch_size=64)
-    straight = Trainer(build_model(small, run), small, run, out_dir=str(tmp_path / 'a'))
+    straight = seeded_trainer(small, run, out_dir=str(tmp_path / 'a'))
     straight.fit()
     a = load_checkpoint(str(tmp_path / 'a' / 'last.pt'))
-    first = Trainer(build_model(small, run), small, run, out_dir=str(tmp_path / 'b'))
+    first = seeded_trainer(small, run, out_dir=str(tmp_path / 'b'))
     first.fit(epochs=3)  # stops mid-pass: the next pass position is in the checkpoint
     assert load_checkpoint(str(tmp_path / 'b' / 'last.pt'))['step_windows']['pass_step'] > 0
     torch.manual_seed(99)
-    resumed = Trainer(build_model(small, run), small, run, out_dir=str(tmp_path / 'b'))
+    resumed = seeded_trainer(small, run, out_dir=str(tmp_path / 'b'))
     resumed.resume(str(tmp_path / 'b' / 'last.pt'))
     resumed.fit()
     assert_same_training(a, load_checkpoint(str(tmp_path / 'b' / 'last.pt')), 6)

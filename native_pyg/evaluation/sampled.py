@@ -3,15 +3,14 @@ r"""The sampled-candidates protocol, as OGB's wikikg2
 ``K`` seeded filtered candidates, for graphs where full ranking is too slow."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .link_prediction import model_device, eval_mode
-from .query_subsets import ProtocolEvaluator, check_model_api
-from .ranks import filtered_and_raw_ranks
+from native_pyg.evaluation.base import RankingEvaluator
+from native_pyg.evaluation.ranks import filtered_and_raw_ranks
 
 __all__ = ['SampledLinkPredictionEvaluator']
 
@@ -78,7 +77,7 @@ def _draw_positions(keys: Tensor, count: Tensor, k: int) -> Tuple[Tensor, Tensor
     return y.masked_fill_(~valid, 0), valid
 
 
-class SampledLinkPredictionEvaluator(ProtocolEvaluator):
+class SampledLinkPredictionEvaluator(RankingEvaluator):
     r"""The sampled-candidates protocol (as OGB's ``ogbl-wikikg2``): each
     query ranks its target among ``num_candidates`` (:math:`K`) negative
     candidates drawn uniformly without replacement from its filtered
@@ -92,7 +91,8 @@ class SampledLinkPredictionEvaluator(ProtocolEvaluator):
     global RNG. A query with at most :math:`K` filtered candidates gets all
     of them, so its rank is the full filtered rank. The target and its
     candidates are scored in one ``scorer.score_corrupted`` call. The
-    metrics have :meth:`LinkPredictionEvaluator.evaluate`'s shape plus
+    metrics have the shape of
+    :meth:`~native_pyg.evaluation.base.RankingEvaluator.evaluate`'s plus
     ``'protocol': 'sampled'``, ``'num_candidates'`` and ``'candidate_seed'``;
     ``'raw'`` repeats the sampled ranks (there is no unfiltered variant).
 
@@ -102,9 +102,12 @@ class SampledLinkPredictionEvaluator(ProtocolEvaluator):
         num_candidates (int): :math:`K`. (default: :obj:`1000`)
         seed (int): Seed of the candidates. (default: :obj:`0`)
         batch_size (int): Queries per model call. (default: :obj:`64`)
-        **kwargs: The other :class:`LinkPredictionEvaluator` arguments.
+        **kwargs: The other :class:`~native_pyg.evaluation.base.RankingEvaluator`
+            arguments.
     """
     protocol = 'sampled'
+    model_api = ('embed_entities', 'fuse_rows', 'relation_embedding', 'scorer')
+    _repr_keys = ('num_entities', 'num_known', 'ties', 'num_candidates', 'seed', 'batch_size')
 
     def __init__(self, num_entities: int, known_triples: Tensor, num_candidates: int = 1000,
                  seed: int = 0, batch_size: int = 64, **kwargs):
@@ -140,25 +143,18 @@ class SampledLinkPredictionEvaluator(ProtocolEvaluator):
         cand = positions - start.view(-1, 1) + torch.searchsorted(sorted_key, lookup, right=True)
         return cand.masked_fill_(~valid, 0), valid
 
-    def ranks(self, model: Any, triples: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        """``(head_ranks, tail_ranks, head_ranks, tail_ranks)``: the sampled
-        ranks, twice (the protocol has no raw variant), ``[E]`` float CPU."""
-        check_model_api(model, ('embed_entities', 'fuse_rows', 'relation_embedding', 'scorer'))
-        triples = self._check_triples(triples)
-        triples = triples.to(device := model_device(model))
+    def _rank_triples(self, model: Any, triples: Tensor) -> Tensor:
         head, rel, tail = triples.unbind(1)
-        out = torch.empty(2, triples.size(0), dtype=torch.float, device=device)
-        with eval_mode(model, self.compile):
-            for tails in (False, True):
-                query, target = (head, tail) if tails else (tail, head)
-                for idx in tqdm(self._chunks(rel), desc='sampled ranking', unit='batch',
-                                disable=None if self.progress else True):  # tty only
-                    # per batch (a query's candidates do not depend on its batch)
-                    cand, valid = self.candidates(triples[idx], tails)
-                    out[int(tails), idx] = self._rank(model, query[idx], rel[idx], target[idx],
-                                                      cand, valid, tails)
-        head_ranks, tail_ranks = out.cpu().unbind(0)
-        return head_ranks, tail_ranks, head_ranks.clone(), tail_ranks.clone()
+        out = torch.empty(2, triples.size(0), dtype=torch.float, device=triples.device)
+        for tails in (False, True):
+            query, target = (head, tail) if tails else (tail, head)
+            for idx in tqdm(self._chunks(rel), desc='sampled ranking', unit='batch',
+                            disable=None if self.progress else True):  # tty only
+                # per batch (a query's candidates do not depend on its batch)
+                cand, valid = self.candidates(triples[idx], tails)
+                out[int(tails), idx] = self._rank(model, query[idx], rel[idx], target[idx],
+                                                  cand, valid, tails)
+        return torch.cat([out, out])  # the protocol has no raw variant: the sampled ranks again
 
     def _rank(self, model: Any, query: Tensor, rel: Tensor, target: Tensor, cand: Tensor,
               valid: Tensor, tails: bool) -> Tensor:
@@ -173,14 +169,11 @@ class SampledLinkPredictionEvaluator(ProtocolEvaluator):
         removed = (~valid).nonzero().unbind(1)
         return filtered_and_raw_ranks(scores, torch.zeros_like(target), removed, self.ties)[0]
 
-    def evaluate(self, model: Any, triples: Tensor, sample: Optional[int] = None,
-                 seed: int = 0, level: float = 0.95) -> Dict[str, Any]:
-        out = super().evaluate(model, triples, sample, seed, level)
-        out.update(num_candidates=self.num_candidates, candidate_seed=self.seed)
-        return out
+    def protocol_fields(self) -> Dict[str, Any]:
+        return {**super().protocol_fields(), 'num_candidates': self.num_candidates}
 
-    def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(num_entities={self.num_entities}, '
-                f'num_known={self.filter.num_known}, ties={self.ties!r}, '
-                f'num_candidates={self.num_candidates}, seed={self.seed}, '
-                f'batch_size={self.batch_size})')
+    def _result_fields(self) -> Dict[str, Any]:
+        return {**self.protocol_fields(), 'candidate_seed': self.seed}
+
+    def describe(self) -> str:
+        return f'{super().describe()}, {self.num_candidates} candidates per query'

@@ -1,21 +1,19 @@
-r"""Streamed filtered 1-vs-all ranking with bounded memory
-(:class:`StreamingLinkPredictionEvaluator`): the in-memory evaluator's ranks
-over chunks of candidates, for millions of entities (e.g. features read
-from disk)."""
+r"""The streamed protocol (:class:`StreamingLinkPredictionEvaluator`): the
+full protocol's filtered 1-vs-all ranks over chunks of candidates, with
+bounded memory, for millions of entities (e.g. features read from disk)."""
 from __future__ import annotations
 
 import warnings
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, ContextManager, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..nn.layerwise import entities_encoded_once
-from ..nn.redaf import FUSE_TILE, weighted_sum
-from .link_prediction import model_device, eval_mode
-from .query_subsets import ProtocolEvaluator, check_model_api
-from .ranks import rank_from_counts
+from native_pyg.evaluation.base import RankingEvaluator
+from native_pyg.evaluation.ranks import rank_from_counts
+from native_pyg.nn.layerwise import entities_encoded_once
+from native_pyg.nn.redaf import FUSE_TILE, weighted_sum
 
 __all__ = ['StreamingLinkPredictionEvaluator']
 
@@ -27,10 +25,7 @@ SCORE_BUDGET = 2 ** 25
 def _logits(model: Any, emb: Tensor) -> Optional[Tensor]:
     """ReDAF's attention logits of ``emb`` (``None`` without), once per
     embedded batch as on the in-memory path (the same float path)."""
-    fusion = getattr(model, 'fusion', None)
-    if fusion is None or getattr(fusion, 'u', None) is None:
-        return None
-    return fusion.logits(emb)
+    return model.attention_logits(emb)
 
 
 def _effective(score: Tensor) -> Tensor:
@@ -68,6 +63,7 @@ class _Block:
         self.window: List[Tuple[Tensor, Tensor, Tensor]] = []  # (row, value, removed)
         self.window_size, self.window_limit, self.overflow = 0, window_limit, False
 
+
 class _RelationGroups:
     """The blocks of each relation and their prepared queries, concatenated
     (head and tail queries alike: both are scored against the candidates
@@ -88,7 +84,7 @@ class _RelationGroups:
             self.rows[rel] = [slice(end - b.unique.numel(), end) for b, end in zip(group, ends)]
 
 
-class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
+class StreamingLinkPredictionEvaluator(RankingEvaluator):
     r"""Filtered (and raw) 1-vs-all ranks, those of
     :class:`~native_pyg.evaluation.LinkPredictionEvaluator`, with memory
     bounded for millions of entities (e.g. features memory-mapped from disk).
@@ -140,10 +136,14 @@ class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
             block's mean } |s|)`. (default: :obj:`1e-4`)
         window_limit (int, optional): Most kept candidates per query block.
             (default: ``max(candidate_chunk, 65536)``)
-        **kwargs: The other :class:`LinkPredictionEvaluator` arguments
-            (``relation_category``, ``ties``, ``hits``, ``progress`` (a bar
-            over chunks), ``compile``, ``seen_entities``).
+        **kwargs: The other :class:`~native_pyg.evaluation.base.RankingEvaluator`
+            arguments (``relation_category``, ``ties``, ``hits``, ``progress``
+            (a bar over chunks), ``compile``, ``seen_entities``).
     """
+    protocol = 'streamed'
+    model_api = ('embed_entities', 'fuse', 'relation_embedding', 'scorer', 'attention_logits')
+    _repr_keys = ('num_entities', 'num_known', 'ties', 'batch_size', 'candidate_chunk')
+
     def __init__(self, num_entities: int, known_triples: Tensor,
                  candidate_chunk: int = 65536, batch_size: int = 512,
                  tolerance: float = 1e-4, window_limit: Optional[int] = None, **kwargs):
@@ -300,18 +300,26 @@ class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
             block.counts[3].index_add_(0, row, tied * removed)
         return True
 
-    def ranks(self, model: Any, triples: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        """``(head_ranks, tail_ranks, raw_head_ranks, raw_tail_ranks)``, each a
-        ``[E]`` float CPU tensor aligned with the rows of ``triples``."""
-        check_model_api(model, ('embed_entities', 'fuse', 'relation_embedding', 'scorer'))
-        triples = self._check_triples(triples)
+    def check_model(self, model: Any) -> None:
+        """Raises ``TypeError`` if ``model`` lacks the API the protocol uses,
+        ``ValueError`` if it has fewer entities than the candidates."""
+        super().check_model(model)
         if getattr(model, 'num_entities', self.num_entities) < self.num_entities:
             raise ValueError(f"the model has fewer entities than {self.num_entities}")
-        triples = triples.to(device := model_device(model))
+
+    def encoded_once(self, model: Any, progress: Optional[bool] = None) -> ContextManager[None]:
+        """The structural encoder run once for every evaluation inside, by
+        layer-wise inference (:func:`~native_pyg.nn.layerwise.entities_encoded_once`,
+        ``candidate_chunk`` targets per batch; ``progress`` defaults to the
+        evaluator's)."""
+        return entities_encoded_once(model, self.candidate_chunk,
+                                     self.progress if progress is None else progress)
+
+    def _rank_triples(self, model: Any, triples: Tensor) -> Tensor:
+        device = triples.device
         out = torch.empty(4, triples.size(0), dtype=torch.float, device=device)
         self.passes = 0
-        with eval_mode(model, self.compile), entities_encoded_once(
-                model, self.candidate_chunk, self.progress):
+        with self.encoded_once(model):
             blocks = self._blocks(triples)
             for block in blocks:
                 self._prepare(model, block)
@@ -329,7 +337,7 @@ class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
                     warnings.warn(f"{sum(int(b.target.numel()) for b in todo)} queries' target "
                                   f"scores moved beyond the tolerance (or too many candidates "
                                   f"were near them); streaming their blocks again",
-                                  RuntimeWarning, stacklevel=2)
+                                  RuntimeWarning, stacklevel=3)  # the caller of ranks()
             for block in blocks:
                 greater, tied, removed_greater, removed_tied = block.counts
                 tied = tied - 1  # the target itself
@@ -339,10 +347,4 @@ class StreamingLinkPredictionEvaluator(ProtocolEvaluator):
                 out[row, block.index] = rank_from_counts(greater - removed_greater,
                                                          tied - removed_tied, self.ties)
                 out[row + 2, block.index] = rank_from_counts(greater, tied, self.ties)
-        head_ranks, tail_ranks, raw_head, raw_tail = out.cpu().unbind(0)
-        return head_ranks, tail_ranks, raw_head, raw_tail
-
-    def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(num_entities={self.num_entities}, '
-                f'num_known={self.filter.num_known}, ties={self.ties!r}, '
-                f'batch_size={self.batch_size}, candidate_chunk={self.candidate_chunk})')
+        return out

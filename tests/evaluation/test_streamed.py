@@ -1,85 +1,17 @@
-import math
 import warnings
 
 import pytest
 import torch
 
-from native_pyg.evaluation import (TIES, LinkPredictionEvaluator, SampledLinkPredictionEvaluator,
-                                   StreamingLinkPredictionEvaluator, confidence_interval,
-                                   evaluate_sample, format_metrics, sample_queries)
+from native_pyg.evaluation import (TIES, LinkPredictionEvaluator,
+                                   StreamingLinkPredictionEvaluator, sample_queries)
 from native_pyg.nn import NativE
 from tests.conftest import fill_wildkgc_root, needs_shared
+from tests.evaluation.native_problems import (CONFIGS, KINDS, NAN_ENTITY, N, R, assert_same,
+                                              build, problem)
 
-N, R = 40, 3
-#: entities 30..33 are copies of 29 (same structure row, no feature): exact ties
-COPIES = (29, 30, 31, 32, 33)
-NAN_ENTITY = 7
+pytestmark = pytest.mark.usefixtures('one_thread')
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: the small blocked kernels are several times faster
-    than with a thread pool on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def problem(seed=0):
-    """``(train, known, test)`` over ``N`` entities; the test triples include
-    unknown ones and ones whose targets are tied copies."""
-    g = torch.Generator().manual_seed(seed)
-    known = torch.stack([torch.randint(N, (150,), generator=g),
-                         torch.randint(R, (150,), generator=g),
-                         torch.randint(N, (150,), generator=g)], dim=1)
-    train = known[:100]
-    extra = torch.tensor([[0, 0, 29], [0, 0, 31], [30, 1, 5], [32, 2, 33], [29, 1, 30],
-                          [NAN_ENTITY, 0, 3], [4, 2, NAN_ENTITY], [5, 1, 6]])
-    test = torch.cat([known[100:150], extra])
-    return train, torch.cat([known, extra[:4]]), test
-
-
-def build(kind, train):
-    """A small NativE: ``'features'`` (2 modalities, rows missing), ``'one'``
-    (1 modality), ``'structure'`` (structure only) or ``'integer'`` (DistMult
-    on small integer embeddings, so that ties are everywhere and exact,
-    and a NaN entity)."""
-    edge_index, edge_type = train[:, [0, 2]].t(), train[:, 1]
-    if kind == 'integer':
-        net = NativE(N, R, 4, scorer='distmult', edge_index=edge_index, edge_type=edge_type)
-        g = torch.Generator().manual_seed(1)
-        with torch.no_grad():
-            net.entity_emb.weight.copy_(torch.randint(-1, 2, (N, 4), generator=g).float())
-            net.rel_emb.weight.copy_(torch.randint(-1, 2, (R, 4), generator=g).float())
-            net.entity_emb.weight[NAN_ENTITY] = float('nan')
-        return net
-    feats, masks = {}, {}
-    g = torch.Generator().manual_seed(2)
-    for i in range({'features': 2, 'one': 1, 'structure': 0}[kind]):
-        mask = torch.rand(N, generator=g) > 0.3
-        mask[list(COPIES)] = False
-        feats[f'm{i}'] = torch.randn(N, 5 + 2 * i, generator=g) * mask.unsqueeze(1)
-        masks[f'm{i}'] = mask
-    net = NativE(N, R, 4, feats or None, masks or None, edge_index=edge_index,
-                 edge_type=edge_type, seed=3)
-    with torch.no_grad():
-        net.entity_emb.weight[list(COPIES[1:])] = net.entity_emb.weight[COPIES[0]].clone()
-    return net
-
-
-KINDS = ('features', 'one', 'structure', 'integer')
-#: (candidate_chunk, batch_size): dividing N with one block per relation and
-#: direction, not dividing N with many blocks, one chunk
-CONFIGS = ((8, 512), (7, 5), (N, 512))
-
-
-def assert_same(expected, got):
-    for name, a, b in zip(('head', 'tail', 'raw head', 'raw tail'), expected, got):
-        assert torch.equal(a, b), f'{name} ranks differ at {(a != b).nonzero().view(-1).tolist()}'
-
-
-# --- streamed full ranking --------------------------------------------------------
 
 @pytest.mark.parametrize('kind', KINDS)
 @pytest.mark.parametrize('ties', TIES)
@@ -100,11 +32,11 @@ def test_streamed_ranks_equal_in_memory_ranks(kind, ties):
 def test_tiles_inside_chunks_and_compiled_kernels_keep_the_in_memory_ranks(monkeypatch, compile):
     # a chunk is fused and scored in tiles (several relations per tile, head and tail
     # queries of one relation scored at once); tiles of 3 rows cross every chunk
-    from native_pyg.evaluation import streaming
+    from native_pyg.evaluation import streamed
     from native_pyg.kernels import distance_kernels
     from native_pyg.nn import redaf
     monkeypatch.setattr(redaf, 'FUSE_TILE', 3)
-    monkeypatch.setattr(streaming, 'FUSE_TILE', 3)
+    monkeypatch.setattr(streamed, 'FUSE_TILE', 3)
     train, known, test = problem()
     for kind in ('features', 'structure'):
         net = build(kind, train)
@@ -113,7 +45,7 @@ def test_tiles_inside_chunks_and_compiled_kernels_keep_the_in_memory_ranks(monke
             ev = StreamingLinkPredictionEvaluator(N, known, candidate_chunk=chunk,
                                                   batch_size=batch, compile=compile)
             assert_same(expected, ev.ranks(net, test))
-    assert not distance_kernels._COMPILE['failed'], 'torch.compile failed here'
+    assert not distance_kernels._COMPILER['failed'], 'torch.compile failed here'
 
 
 def test_a_scorer_with_only_forward_streams_the_in_memory_ranks():
@@ -272,6 +204,30 @@ def test_gnn_encoder_runs_once_layer_wise_with_the_in_memory_ranks(encoder, monk
     assert not torch.equal(LinkPredictionEvaluator(N, known).ranks(net, test)[0], expected[0])
 
 
+def test_evaluations_inside_encoded_once_share_one_run_of_the_encoder(monkeypatch):
+    """What training's final valid and test evaluations enter: the structural
+    encoder runs once for both; the full protocol has nothing to share."""
+    train, known, test = problem()
+    g = torch.Generator().manual_seed(4)
+    net = NativE(N, R, 4, {'m0': torch.randn(N, 6, generator=g)},
+                 edge_index=train[:, [0, 2]].t(), edge_type=train[:, 1], encoder='rgcn', seed=3)
+    layers = []
+    layer_forward = net.structural_encoder.layer_forward
+    monkeypatch.setattr(net.structural_encoder, 'layer_forward',
+                        lambda *a, **k: layers.append(1) or layer_forward(*a, **k))
+    ev = StreamingLinkPredictionEvaluator(N, known, candidate_chunk=16, batch_size=8)
+    expected = ev.ranks(net, test)
+    once = len(layers)
+    assert once == net.structural_encoder.num_layers * 3
+    with ev.encoded_once(net):
+        first, second = ev.ranks(net, test[:20]), ev.ranks(net, test[20:])
+    assert len(layers) == 2 * once
+    assert_same(expected, [torch.cat(pair) for pair in zip(first, second)])
+    with LinkPredictionEvaluator(N, known).encoded_once(net):
+        pass
+    assert len(layers) == 2 * once
+
+
 def test_added_entities_are_not_candidates():
     train, known, test = problem()
     net = build('one', train)
@@ -306,147 +262,6 @@ def test_streamed_evaluate_from_data_matches_and_restores_training():
     with pytest.raises(TypeError, match='NativE API'):
         StreamingLinkPredictionEvaluator(N, known).ranks(torch.nn.Linear(2, 2), test)
 
-
-# --- sampled candidates ------------------------------------------------------------
-
-def test_sampled_candidates_are_filtered_distinct_and_seeded():
-    train, known, test = problem()
-    known_set = {tuple(x) for x in known.tolist()}
-    ev = SampledLinkPredictionEvaluator(N, known, num_candidates=6, seed=11)
-    for tails in (False, True):
-        cand, valid = ev.candidates(test, tails)
-        assert cand.shape == (test.size(0), 6) and bool(valid.all())
-        for (h, r, t), row in zip(test.tolist(), cand.tolist()):
-            assert len(set(row)) == len(row)
-            for c in row:
-                assert 0 <= c < N
-                assert (h, r, c) not in known_set if tails else (c, r, t) not in known_set
-                assert c != (t if tails else h)
-        # a function of (seed, direction, triple) alone: order and subsets do not matter
-        perm = torch.randperm(test.size(0), generator=torch.Generator().manual_seed(0))
-        assert torch.equal(ev.candidates(test[perm], tails)[0], cand[perm])
-        assert torch.equal(ev.candidates(test[:5], tails)[0], cand[:5])
-        again = SampledLinkPredictionEvaluator(N, known, num_candidates=6, seed=11)
-        assert torch.equal(again.candidates(test, tails)[0], cand)
-        other = SampledLinkPredictionEvaluator(N, known, num_candidates=6, seed=12)
-        assert not torch.equal(other.candidates(test, tails)[0], cand)
-
-
-def test_sampled_candidates_are_uniform():
-    n = 100
-    g = torch.Generator().manual_seed(0)
-    test = torch.stack([torch.randint(n, (2000,), generator=g), torch.zeros(2000).long(),
-                        torch.randint(n, (2000,), generator=g)], dim=1)
-    ev = SampledLinkPredictionEvaluator(n, test[:1], num_candidates=10, seed=0)
-    cand, valid = ev.candidates(test, tails=True)
-    counts = torch.bincount(cand[valid], minlength=n).double()
-    expected = counts.sum() / n
-    chi2 = float(((counts - expected) ** 2 / expected).sum())
-    assert chi2 < 1.5 * (n - 1)  # about n - 1 for uniform draws
-    first = torch.bincount(cand[:, 0], minlength=n).double()
-    assert float(((first - 20.0) ** 2 / 20.0).sum()) < 1.5 * (n - 1)
-
-
-@pytest.mark.parametrize('kind', ['features', 'integer'])
-@pytest.mark.parametrize('ties', TIES)
-def test_sampled_with_every_candidate_is_the_full_filtered_rank(kind, ties):
-    train, known, test = problem()
-    net = build(kind, train)
-    head, tail, _, _ = LinkPredictionEvaluator(N, known, ties=ties).ranks(net, test)
-    ev = SampledLinkPredictionEvaluator(N, known, num_candidates=N, ties=ties, batch_size=7)
-    s_head, s_tail, raw_head, raw_tail = ev.ranks(net, test)
-    assert torch.equal(s_head, head) and torch.equal(s_tail, tail)
-    assert torch.equal(raw_head, s_head) and torch.equal(raw_tail, s_tail)
-
-
-def test_sampled_ranks_and_metrics():
-    train, known, test = problem()
-    net = build('features', train)
-    k = 5
-    ev = SampledLinkPredictionEvaluator(N, known, num_candidates=k, seed=1, batch_size=4)
-    head, tail, _, _ = ev.ranks(net, test)
-    ranks = torch.cat([head, tail])
-    assert bool((ranks >= 1).all()) and bool((ranks <= k + 1).all())
-    # batch size and order change nothing
-    other = SampledLinkPredictionEvaluator(N, known, num_candidates=k, seed=1, batch_size=64)
-    perm = torch.randperm(test.size(0), generator=torch.Generator().manual_seed(1))
-    h2, t2, _, _ = other.ranks(net, test[perm])
-    assert torch.equal(h2, head[perm]) and torch.equal(t2, tail[perm])
-    m = ev.evaluate(net, test)
-    assert m['protocol'] == 'sampled' and m['num_candidates'] == k
-    assert m['both']['mrr'] == pytest.approx(float((1.0 / ranks.double()).mean()))
-    assert set(m['both']) == {'mrr', 'mr', 'hits@1', 'hits@3', 'hits@10'}
-    assert m['both']['hits@10'] == 1.0  # 6 candidates at most
-    assert 'MRR' in format_metrics(m)
-    with pytest.raises(ValueError, match='num_candidates'):
-        SampledLinkPredictionEvaluator(N, known, num_candidates=0)
-
-
-# --- query subsampling and confidence intervals -----------------------------------
-
-def test_sample_queries_is_seeded_and_without_replacement():
-    triples = torch.arange(300).view(100, 3)
-    a, index = sample_queries(triples, 30, seed=4, return_index=True)
-    assert a.shape == (30, 3) and torch.equal(a, triples[index])
-    assert index.unique().numel() == 30 and torch.equal(index, index.sort().values)
-    assert torch.equal(sample_queries(triples, 30, seed=4), a)
-    assert not torch.equal(sample_queries(triples, 30, seed=5), a)
-    assert torch.equal(sample_queries(triples, 500, seed=4), triples)
-    with pytest.raises(ValueError):
-        sample_queries(triples, 0)
-
-
-def population_ranks(size=8000):
-    g = torch.Generator().manual_seed(0)
-    return torch.exp(torch.rand(size, 2, generator=g) * math.log(500)).floor()
-
-
-def test_confidence_interval_shrinks_and_covers_the_full_mrr():
-    ranks = population_ranks()
-    full = float((1.0 / ranks).mean())
-    widths, covered = {}, 0
-    for n in (100, 800, 4000):
-        ws = []
-        for seed in range(60):
-            sub = sample_queries(ranks, n, seed)
-            ci = confidence_interval(sub, population=ranks.size(0))
-            ws.append(ci['mrr'])
-            if n == 100:
-                covered += abs(float((1.0 / sub).mean()) - full) <= ci['mrr']
-        widths[n] = sum(ws) / len(ws)
-    assert widths[100] > widths[800] > widths[4000] > 0
-    assert covered >= 51  # about 57 of 60 for a 95% interval
-    ci = confidence_interval(ranks, population=ranks.size(0))
-    assert all(v == 0.0 for v in ci.values())  # the whole population
-    assert set(ci) == {'mrr', 'mr', 'hits@1', 'hits@3', 'hits@10'}
-    sub = sample_queries(ranks, 200, 0)
-    assert confidence_interval(1.0 / sub, reciprocal=True) == pytest.approx(
-        confidence_interval(sub))
-    assert confidence_interval(sub, level=0.99)['mrr'] > confidence_interval(sub)['mrr']
-    assert confidence_interval(sub[:1], population=10)['mrr'] == math.inf
-
-
-def test_evaluate_on_sampled_queries_reports_the_interval():
-    train, known, test = problem()
-    net = build('structure', train)
-    ev = StreamingLinkPredictionEvaluator(N, known, candidate_chunk=16)
-    m = ev.evaluate(net, test, sample=20, seed=3)
-    assert m['sampled_queries'] == 20 and m['total_queries'] == test.size(0)
-    assert m['num_triples'] == 20 and set(m['ci95']) >= {'mrr', 'hits@10'}
-    subset = sample_queries(test, 20, 3)
-    direct = LinkPredictionEvaluator(N, known).evaluate(net, subset)
-    assert m['both'] == direct['both']
-    # any evaluator, through evaluate_sample
-    m2 = evaluate_sample(LinkPredictionEvaluator(N, known), net, test, sample=20, seed=3)
-    assert m2['both'] == direct['both'] and m2['ci95'] == m['ci95']
-    whole = ev.evaluate(net, test, sample=10 ** 6)
-    assert 'ci95' not in whole and 'sampled_queries' not in whole
-    sampled = SampledLinkPredictionEvaluator(N, known, num_candidates=4).evaluate(
-        net, test, sample=10)
-    assert sampled['protocol'] == 'sampled' and sampled['sampled_queries'] == 10
-
-
-# --- the real MKG-Y graph ------------------------------------------------------------
 
 @needs_shared
 def test_streamed_equals_in_memory_on_mkg_y(tmp_path):
@@ -507,23 +322,3 @@ def test_raw_rows_projected_a_block_at_a_time_without_gradient(monkeypatch):
     read.clear()
     emb, _ = net.modality_embeddings(torch.arange(N))  # with gradient: one read per modality
     assert emb.requires_grad and len(read) == 2 and max(read) > 4
-
-
-@pytest.mark.parametrize('protocol', ['full', 'streamed', 'sampled'])
-def test_every_protocol_ranks_under_the_compiled_kernels_when_asked(protocol, monkeypatch):
-    """``evaluate --compile`` reaches every protocol (it was once dropped for
-    streamed and sampled): the ranking runs inside ``compiled_distances(True)``."""
-    from native_pyg.datasets import SyntheticMMKG
-    from native_pyg.evaluation import link_prediction
-    from native_pyg.evaluation.protocols import evaluator_for
-    from native_pyg.data import split_triples
-    data = SyntheticMMKG(seed=0, num_entities=60, num_relations=3)[0]
-    net = NativE.from_data(data, 8, margin=6.0)
-    seen, real = [], link_prediction.compiled_distances
-    monkeypatch.setattr(link_prediction, 'compiled_distances',
-                        lambda enabled=True: seen.append(enabled) or real(False))
-    for compile in (True, False):
-        seen.clear()
-        ev = evaluator_for(data, protocol, num_candidates=10, compile=compile)
-        ev.evaluate(net, split_triples(data, 'test')[:4])
-        assert seen and set(seen) == {compile}
