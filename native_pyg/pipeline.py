@@ -131,7 +131,7 @@ def build_model(data: HeteroData, run: RunConfig) -> NativE:
                   relation_temperature=m.relation_temperature, fusion=m.fusion,
                   seed=run.training.seed, structure_mask=m.structure_mask,
                   structure_stand_in=m.structure_stand_in,
-                  sparse=run.training.table_optimizer != 'adam', **encoder_arguments(m))
+                  sparse=run.training.sparse_table, **encoder_arguments(m))
     try:
         if (store is not None or run.data.feature_store == 'disk') and mods:
             if store is None:

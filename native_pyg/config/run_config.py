@@ -126,7 +126,7 @@ class TrainConfig:
     # (needs a C++ compiler on CPUs; compiles once per process)
     compile: bool = False
     # numpy / onednn: a step's large CPU matrix products by numpy's BLAS or by oneDNN
-    # (onednn: faster than MKL on AVX-512 CPUs); auto: onednn for CPU runs on AVX-512
+    # (docs/benchmarks.md compares them with MKL); auto: onednn for CPU runs on AVX-512
     # CPUs unless deterministic, else torch
     cpu_blas: str = key('auto', Choices(CPU_BLAS))
     # GNN encoders: neighbours per hop (null = the whole training graph every step)
@@ -134,6 +134,12 @@ class TrainConfig:
     num_workers: int = key(0, Range(0, 1024))
     pin_memory: bool = False
     persistent_workers: bool = False
+
+    @property
+    def sparse_table(self) -> bool:
+        """Whether the entity table is row-sparse: its optimiser
+        (``table_optimizer``) steps only the rows a batch read."""
+        return self.table_optimizer != 'adam'
 
 
 @dataclass

@@ -1,9 +1,11 @@
-"""Files written whole or not at all: the one home of the library's atomic
-writes (checkpoints, run files, caches, a generated graph's metadata)."""
+"""Files and directories written whole or not at all: the one home of the
+library's atomic writes (checkpoints, run files, caches, a generated graph's
+metadata, feature stores)."""
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from typing import IO, Iterator
 
@@ -47,4 +49,30 @@ def atomic_file(path: str, mode: str = 'wb', replace: bool = True,
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str) -> Iterator[str]:
+    """A directory to write ``path`` through: the block writes into a
+    temporary directory beside ``path`` (same file system), which is renamed
+    onto ``path`` when the block ends without an error and removed when it
+    raises or is interrupted, so that a killed write leaves no half
+    directory. An empty directory at ``path`` is replaced; anything else
+    there makes the rename fail (:class:`OSError`), and nothing in it is
+    touched.
+
+    Args:
+        path (str): The directory to write.
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=f'.{os.path.basename(os.path.abspath(path))}.writing-')
+    try:
+        yield tmp
+        if os.path.isdir(path) and not os.listdir(path):
+            os.rmdir(path)  # rmdir fails rather than lose a file that appeared meanwhile
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from native_pyg.data.atomic_files import atomic_directory
 from native_pyg.data.feature_store import (DiskFeatureStore, FeatureStoreWriter, Rows,
                                            as_numpy)
 from native_pyg.data.safe_load import load_pt
@@ -219,8 +220,6 @@ def convert_feature_files(out: str, files: Mapping[str, str], dtype: str = 'floa
     read and written at once, nothing in ``out`` is replaced, and a killed
     conversion leaves no half store.
     """
-    import shutil
-    import tempfile
     from tqdm.auto import tqdm
     masks = dict(masks or {})
     unknown = sorted(set(masks) - set(files))
@@ -239,10 +238,7 @@ def convert_feature_files(out: str, files: Mapping[str, str], dtype: str = 'floa
         raise ValueError(f"every modality needs one row per entity; rows per file: {counts}")
     num = next(iter(counts.values()))
     presence = {m: _read_mask(p, num) for m, p in masks.items()}
-    parent = osp.dirname(osp.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f'.{osp.basename(osp.abspath(out))}.writing-')
-    try:
+    with atomic_directory(out) as tmp:
         writer = FeatureStoreWriter(tmp, num, dtype)
         for m, (_, dim, parts) in sources.items():
             bar = tqdm(total=num, desc=f'{m} -> {dtype}', unit='row', unit_scale=True,
@@ -261,10 +257,4 @@ def convert_feature_files(out: str, files: Mapping[str, str], dtype: str = 'floa
                 writer.write_with_masks(m, _with_mask(chunks(), mask), dim=dim)
             bar.close()
         writer.close()
-        if osp.isdir(out):
-            os.rmdir(out)  # empty (checked above); rmdir fails rather than lose a new file
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return DiskFeatureStore(out)

@@ -26,6 +26,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import FeatureStore, TensorAttr
 
+from native_pyg.data.atomic_files import atomic_directory
+
 
 META = 'features.json'
 #: storage dtypes of a store
@@ -376,7 +378,6 @@ def store_graph_features(data, root: str, modalities: Optional[List[str]] = None
     rows, masks and storage dtype, and reused by later calls on the same
     features. ``float32`` storage keeps every value exactly."""
     import hashlib
-    import tempfile
     from native_pyg.data.schema import modalities as data_modalities
     names = data_modalities(data) if modalities is None else list(modalities)
     if not names:
@@ -389,13 +390,12 @@ def store_graph_features(data, root: str, modalities: Optional[List[str]] = None
     path = osp.join(root, digest.hexdigest()[:16])
     if osp.exists(osp.join(path, META)):
         return DiskFeatureStore(path)
-    os.makedirs(root, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=root, prefix='.writing-')  # a complete store or none
-    write_feature_store(tmp, {m: data[m].x for m in names}, {m: data[m].mask for m in names},
-                        dtype=dtype)
     try:
-        os.replace(tmp, path)
-    except OSError:  # another process stored the same features first
-        import shutil
-        shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_directory(path) as tmp:  # a complete store or none
+            write_feature_store(tmp, {m: data[m].x for m in names},
+                                {m: data[m].mask for m in names}, dtype=dtype)
+    except OSError:
+        if not osp.exists(osp.join(path, META)):
+            raise
+        # another process stored the same features first: theirs are these rows
     return DiskFeatureStore(path)

@@ -47,6 +47,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from torch import Tensor
 
+from native_pyg.data.atomic_files import atomic_directory
 from native_pyg.data.feature_files import feature_file_dtype, write_feature_file
 from native_pyg.data.feature_store import DTYPES, META, FeatureStoreWriter
 from native_pyg.data.readers import (FEATURE_DTYPES, MMKGFormatError, read_feature_file,
@@ -123,24 +124,16 @@ class FolderMMKG(MMKGDataset):
     def _write_feature_store(self) -> None:
         """Streams every feature file into :attr:`feature_store_path`, a
         chunk of rows at a time (written beside it, then moved in whole)."""
-        import shutil
-        import tempfile
-        lay, target = self.layout, self.feature_store_path
+        lay = self.layout
         names = list(self[0]['entity'].name)  # in id order, as the cache holds them
         n = len(names)
-        os.makedirs(self.processed_dir, exist_ok=True)
-        tmp = tempfile.mkdtemp(dir=self.processed_dir, prefix='.feature_store-')
-        try:
+        with atomic_directory(self.feature_store_path) as tmp:
             writer = FeatureStoreWriter(tmp, n, self._store_dtype())
             for m, spec in lay.features.items():
                 mask = None if spec.mask is None else read_mask_file(lay.path(spec.mask), names)
                 write_feature_file(writer, m, lay.path(spec.file), n, self.nan_rows,
                                    self.zero_rows_missing, mask=mask)
             writer.close()
-            os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     def _store_dtype(self) -> str:
         """The disk store's dtype: the features' own where every modality has

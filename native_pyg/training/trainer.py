@@ -135,7 +135,7 @@ class Trainer:
                                     # features enter the encoder: every node's rows
                                     fetch='nodes' if model.encoder_reads_features
                                     else 'seeds')
-        if cfg.table_optimizer != 'adam' and model.structural_encoder is not None \
+        if cfg.sparse_table and model.structural_encoder is not None \
                 and cfg.num_neighbors is None:
             raise ValueError(f"training.table_optimizer={cfg.table_optimizer} needs sparse table "
                              f"gradients; a full-graph GNN step reads the whole table: set "

@@ -38,3 +38,21 @@ def test_without_replace_an_existing_file_is_kept(tmp_path):
     with pytest.raises(ValueError, match="mode must be 'wb' or 'w'"):
         with atomic_file(str(path), 'a'):
             pass
+
+
+def test_a_directory_is_moved_in_whole_or_not_at_all(tmp_path):
+    from native_pyg.data.atomic_files import atomic_directory
+    target = tmp_path / 'store'
+    target.mkdir()  # empty
+    with pytest.raises(RuntimeError, match='killed'):
+        with atomic_directory(str(target)) as tmp:
+            open(os.path.join(tmp, 'part'), 'w').close()
+            raise RuntimeError('killed')
+    assert os.listdir(tmp_path) == ['store'] and os.listdir(target) == []  # no temporary left
+    with atomic_directory(str(target)) as tmp:  # an empty directory is replaced
+        open(os.path.join(tmp, 'part'), 'w').close()
+    assert os.listdir(target) == ['part'] and os.listdir(tmp_path) == ['store']
+    with pytest.raises(OSError):  # a directory with files is never replaced
+        with atomic_directory(str(target)) as tmp:
+            open(os.path.join(tmp, 'other'), 'w').close()
+    assert os.listdir(target) == ['part'] and os.listdir(tmp_path) == ['store']
