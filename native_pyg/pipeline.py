@@ -95,21 +95,6 @@ def load_data(run: RunConfig) -> HeteroData:
         raise ValueError(str(e)) from None
 
 
-def locate_data(run: RunConfig, dataset: Optional[str] = None,
-                root: Optional[str] = None) -> RunConfig:
-    """Sets ``run.dataset`` and ``run.root`` (where given), absolute with
-    ``~`` expanded where they are paths (the root, a folder given as the
-    dataset), so that a checkpoint finds its data from any directory.
-    Returns ``run``."""
-    from native_pyg.datasets import is_dataset_path
-    run.dataset, run.root = dataset or run.dataset, root or run.root
-    if run.root is not None:
-        run.root = osp.abspath(osp.expanduser(run.root))
-    if is_dataset_path(run.dataset):
-        run.dataset = osp.abspath(osp.expanduser(run.dataset))
-    return run
-
-
 def build_model(data: HeteroData, run: RunConfig) -> NativE:
     """A :class:`~native_pyg.nn.NativE` for ``data`` from ``run.model``,
     initialised with ``run.training.seed``.
@@ -366,7 +351,7 @@ def _handle_config(dataset: Optional[str], root: Optional[str],
         run = RunConfig.from_dict(dict(config))
     else:
         run = RunConfig.from_yaml(os.fspath(config))
-    locate_data(run, dataset, root)
+    run.locate(dataset, root)
     sets = [*overrides, *keyword_overrides(kwargs)]
     return run.override(sets) if sets else run
 
@@ -462,7 +447,7 @@ def load_run(checkpoint: str, root: Optional[str] = None, device: Optional[str] 
     if feature_store is not None:  # the run's converted store, moved since
         run.data.feature_store = osp.abspath(osp.expanduser(feature_store))
     if root is not None:
-        locate_data(run, root=root)
+        run.locate(root=root)
     elif data is None and run.root is not None and not osp.isdir(run.root):
         raise ValueError(f"{checkpoint}: trained on {run.dataset} at {run.root}, which does not "
                          f"exist here; give --root DIR where the same dataset lies")

@@ -33,7 +33,7 @@ import yaml
 
 from native_pyg.data.os_errors import os_error_message
 from native_pyg.experiments import VARIANTS
-from native_pyg.pipeline import build_model, load_data, locate_data
+from native_pyg.pipeline import build_model, load_data
 from native_pyg.config.run_config import RunConfig
 from native_pyg.training.checkpoint import write_text_atomically
 from native_pyg.training.process import setup_process
@@ -286,7 +286,7 @@ def tune(dataset: Optional[str] = None, root: Optional[str] = None,
              load_space(space) if isinstance(space, str) else check_space(space))
     base = (config if isinstance(config, RunConfig) else
             RunConfig.from_yaml(config) if config else RunConfig())
-    base = locate_data(RunConfig.from_dict(base.to_dict()), dataset, root)
+    base = RunConfig.from_dict(base.to_dict()).locate(dataset, root)
     base = base.override([*VARIANTS[variant][1], *overrides,
                           f'training.progress={str(progress).lower()}'])
     if tracker is not None:

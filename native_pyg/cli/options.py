@@ -117,11 +117,9 @@ def base_config(args) -> 'RunConfig':
     checkpoints find the data from any directory), the dataset flags and
     ``--set``."""
     from native_pyg.config.run_config import RunConfig
-    from native_pyg.pipeline import locate_data
     sets = data_sets(args) + list(args.set or [])
     run = RunConfig.from_yaml(args.config) if args.config else RunConfig()
-    locate_data(run, args.dataset, args.root)
-    return run.override(sets)
+    return run.locate(args.dataset, args.root).override(sets)
 
 
 def given_keys(args) -> set:

@@ -5,6 +5,7 @@ and :class:`RunConfig`, which builds and checks them."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -230,6 +231,19 @@ class RunConfig:
         """A config from a YAML file; invalid YAML and a key given twice are
         one-line :class:`ValueError` naming the file and the line."""
         return cls.from_dict(load_yaml(path), source=path)
+
+    def locate(self, dataset: Optional[str] = None, root: Optional[str] = None) -> 'RunConfig':
+        """Sets ``dataset`` and ``root`` (where given), absolute with ``~``
+        expanded where they are paths (the root, a folder given as the
+        dataset), so that a checkpoint finds its data from any directory.
+        Returns ``self``."""
+        from native_pyg.datasets import is_dataset_path
+        self.dataset, self.root = dataset or self.dataset, root or self.root
+        if self.root is not None:
+            self.root = os.path.abspath(os.path.expanduser(self.root))
+        if is_dataset_path(self.dataset):
+            self.dataset = os.path.abspath(os.path.expanduser(self.dataset))
+        return self
 
     def override(self, assignments: List[str]) -> 'RunConfig':
         """Applies ``section.key=value`` overrides (values parsed as YAML)."""

@@ -2,6 +2,7 @@
 native_pyg/config/run_config.py, and what a run config accepts and refuses."""
 import dataclasses
 import glob
+import os
 import os.path as osp
 import re
 
@@ -202,3 +203,14 @@ def test_a_yaml_file_names_itself_and_the_key(tmp_path):
     with pytest.raises(ValueError, match=rf'^{re.escape(str(config))}: training\.mu: must be '
                                          rf'a finite number >= 0, got nan$'):
         RunConfig.from_yaml(str(config))
+
+
+def test_locate_makes_paths_absolute_and_keeps_dataset_names(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'my_kg').mkdir()
+    run = RunConfig().locate('my_kg', '~/data')
+    assert run.dataset == str(tmp_path / 'my_kg')
+    assert run.root == os.path.join(os.path.expanduser('~'), 'data')
+    named = RunConfig().locate('DB15K')
+    assert named.dataset == 'DB15K' and named.root == RunConfig().root
+    assert RunConfig().locate().dataset == RunConfig().dataset  # nothing given: unchanged
