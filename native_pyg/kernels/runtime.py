@@ -19,11 +19,9 @@ fp32, PyTorch's own products, eager distances.
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import dataclasses
 import threading
 from dataclasses import dataclass
-from typing import ContextManager, List, Optional
+from typing import ContextManager, List, Optional, Tuple
 
 import torch
 
@@ -59,10 +57,6 @@ class Runtime:
     cpu_blas: str = 'torch'
     compile: bool = False
 
-    def replace(self, **changes) -> 'Runtime':
-        """A copy with ``changes``."""
-        return dataclasses.replace(self, **changes)
-
     def step_products(self) -> ContextManager[None]:
         """The context of a whole training step, forward and backward: CUDA's
         float32 products on TF32 tensor cores for ``precision='tf32'``
@@ -73,30 +67,29 @@ class Runtime:
         stack = contextlib.ExitStack()
         stack.enter_context(step_autocast(torch.device(self.device), self.precision, self.amp))
         stack.enter_context(cpu_products(self.cpu_blas))
-        token = _CURRENT.set(self)
-        stack.callback(_CURRENT.reset, token)
-        _open_stacks().append(stack)
+        _entered().append((self, stack))
         return self
 
     def __exit__(self, *exc) -> Optional[bool]:
-        return _open_stacks().pop().__exit__(*exc)
+        _, stack = _entered().pop()
+        return stack.__exit__(*exc)
 
 
-#: the runtime the current code runs in
-_CURRENT: contextvars.ContextVar[Runtime] = contextvars.ContextVar('native_pyg_runtime',
-                                                                 default=Runtime())
-#: per thread, the exit stacks of the entered runtimes, innermost last (a Runtime is
-#: frozen and may be entered by several nested ``with`` blocks, so it keeps none itself)
+#: the runtime outside every context
+_DEFAULT = Runtime()
+#: per thread, each entered runtime with the exit stack of its contexts, innermost last
+#: (a Runtime is frozen and may be entered by several nested ``with`` blocks)
 _OPEN = threading.local()
 
 
-def _open_stacks() -> List[contextlib.ExitStack]:
-    if not hasattr(_OPEN, 'stacks'):
-        _OPEN.stacks = []
-    return _OPEN.stacks
+def _entered() -> List[Tuple[Runtime, contextlib.ExitStack]]:
+    if not hasattr(_OPEN, 'entered'):
+        _OPEN.entered = []
+    return _OPEN.entered
 
 
 def current_runtime() -> Runtime:
     """The :class:`Runtime` the calling code runs in (``Runtime()`` outside
     every context)."""
-    return _CURRENT.get()
+    entered = _entered()
+    return entered[-1][0] if entered else _DEFAULT

@@ -1,3 +1,4 @@
+import dataclasses
 import pytest
 import torch
 
@@ -73,7 +74,7 @@ def test_every_protocol_ranks_under_the_compiled_kernels_when_asked(protocol, mo
     net = NativE.from_data(data, 8, margin=6.0)
     seen, enter = [], Runtime.__enter__
     monkeypatch.setattr(Runtime, '__enter__', lambda self: seen.append(self.compile) or enter(
-        self.replace(compile=False)))
+        dataclasses.replace(self, compile=False)))
     for compile in (True, False):
         seen.clear()
         ev = evaluator_for(data, protocol, num_candidates=10, compile=compile)
