@@ -17,34 +17,24 @@ built there are the same run::
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import os.path as osp
-import re
-import warnings
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from torch_geometric.data import HeteroData
 
-from native_pyg.data.feature_store import store_graph_features
-from native_pyg.data.schema import ENTITY, fingerprint, fingerprint_differences, split_edges
-from native_pyg.data.schema import modalities as data_modalities
-from native_pyg.feature_placement import (FEATURE_STORE_PLACES, feature_store_dir,
-                                          stores_folder_features, user_feature_store)
+from native_pyg.builders import build_model, load_data
+from native_pyg.data.schema import fingerprint, fingerprint_differences
 from native_pyg.nn import NativE
-from native_pyg.nn.gnn import STRUCTURAL_ENCODERS
-from native_pyg.nn.stored_inputs import StoredEntityInputs
 from native_pyg.training.checkpoint import (load_checkpoint, save_checkpoint,
                                            write_text_atomically)
 from native_pyg.config.legacy import with_legacy_defaults
 from native_pyg.config.run_config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from native_pyg.training.runs import (REPLACED, RunDirectoryError, RunLock, prepare_run_dir,
-                                      replacing_run)
+from native_pyg.training.runs import REPLACED, RunDirectoryError, run_folder
 from native_pyg.training.trained_setup import trained_setup
-from native_pyg.training.distributed import DistributedInfo, main_first
 from native_pyg.training.process import resolve_device, setup_process
 from native_pyg.training.trainer import Trainer
 from native_pyg.training.validation import evaluate_splits
@@ -55,122 +45,6 @@ SECTION_OF_KEY: Dict[str, str] = {
     f.name: section for section, cls in (('data', DataConfig), ('model', ModelConfig),
                                          ('training', TrainConfig))
     for f in dataclasses.fields(cls)}
-
-
-# --- building blocks ---------------------------------------------------------------
-def load_data(run: RunConfig) -> HeteroData:
-    """The graph of the dataset ``run.dataset`` at ``run.root``, read with
-    the options of ``run.data``. A graph written by
-    :func:`~native_pyg.datasets.generate_large_mmkg` is read as it lies, its
-    features left in its store (``run.data.feature_store`` is set to it).
-
-    Raises:
-        ValueError: One line for what a user can fix: missing or corrupt
-            files, checksums that differ, no network for a download, a
-            missing optional dependency.
-    """
-    from native_pyg.datasets import is_dataset_path, is_large_mmkg, load_dataset, load_large_mmkg
-    kwargs = run.data.dataset_kwargs()
-    folder = is_dataset_path(run.dataset)
-    if folder and is_large_mmkg(run.dataset):
-        # a graph generate_large_mmkg wrote: its triples, and features that stay in its store
-        if kwargs:
-            raise ValueError(f"{', '.join(kwargs)}: options for datasets read from files, not "
-                             f"a generated large graph ({run.dataset})")
-        data, store = load_large_mmkg(run.dataset)
-        if run.data.feature_store in FEATURE_STORE_PLACES:
-            run.data.feature_store = osp.abspath(store.root)
-        return data
-    if folder:
-        kwargs['store_features'] = stores_folder_features(run.dataset, run.data.feature_store)
-    try:
-        ds = load_dataset(run.dataset, run.root, **kwargs)
-        if getattr(ds, 'feature_store_path', None):  # a folder's features, left on disk
-            run.data.feature_store = ds.feature_store_path
-        return ds[0]
-    except OSError as e:  # e.g. a processed cache in a read-only folder
-        from native_pyg.data.os_errors import os_error_message
-        raise ValueError(f"{run.dataset}: {os_error_message(e)}") from None
-    except (ValueError, ImportError) as e:
-        raise ValueError(str(e)) from None
-
-
-def build_model(data: HeteroData, run: RunConfig) -> NativE:
-    """A :class:`~native_pyg.nn.NativE` for ``data`` from ``run.model``,
-    initialised with ``run.training.seed``.
-
-    Raises:
-        ValueError: ``model.modalities`` names a modality the data lacks, or
-            ``model.encoder`` is unknown.
-    """
-    m = run.model
-    store = user_feature_store(run, data)
-    have = data_modalities(data) if store is None else store.modalities
-    mods = have if m.modalities is None else list(m.modalities)
-    unknown = sorted(set(mods) - set(have))
-    if unknown:
-        raise ValueError(f"model.modalities: {unknown} not in the dataset "
-                         f"(it has {have or 'none'})")
-    check_modalities_trained(run, have)
-    kwargs = dict(scorer=m.scorer, margin=m.margin, epsilon=m.epsilon, missing=m.missing,
-                  relation_temperature=m.relation_temperature, fusion=m.fusion,
-                  seed=run.training.seed, structure_mask=m.structure_mask,
-                  structure_stand_in=m.structure_stand_in,
-                  sparse=run.training.sparse_table, **encoder_arguments(m))
-    try:
-        if (store is not None or run.data.feature_store == 'disk') and mods:
-            if store is None:
-                store = store_graph_features(data, feature_store_dir(run), mods)
-            inputs = StoredEntityInputs(store, data.num_relations, mods, missing=m.missing)
-            edge_index, edge_type = split_edges(data, 'train')
-            return NativE(data[ENTITY].num_nodes, data.num_relations, m.hidden_channels,
-                          inputs=inputs, edge_index=edge_index, edge_type=edge_type, **kwargs)
-        return NativE.from_data(data, hidden_channels=m.hidden_channels, modalities=mods,
-                                **kwargs)
-    except RuntimeError as e:  # the allocator's refusal: one line, with the knob to turn
-        found = re.search(r'allocate (\d+) bytes', str(e))
-        if found is None:
-            raise
-        raise ValueError(f"model.hidden_channels={m.hidden_channels}: the model needs more "
-                         f"memory than this machine can give (one of its tensors alone is "
-                         f"{int(found.group(1)) / 2**30:,.1f} GiB); lower it") from None
-
-
-def check_modalities_trained(run: RunConfig, have: List[str]) -> None:
-    """NativE never silently becomes a structure-only model: with
-    ``model.modalities`` null (all the data has), data without any feature
-    modality and fusion or CoMAT asked for, a one-line :class:`ValueError`,
-    or with ``model.allow_missing_modalities`` a warning on every run."""
-    m = run.model
-    asked = [what for what, on in ((f"fusion '{m.fusion}'", m.fusion != 'none'),
-                                   ('CoMAT', run.training.adversarial)) if on]
-    if have or m.modalities is not None or not asked:
-        return
-    message = (f"{run.dataset}: the data has no feature modality, but the config asks for "
-               f"{' and '.join(asked)}")
-    if not m.allow_missing_modalities:
-        raise ValueError(f"{message}; add its features (or --text-features names), or train "
-                         f"structure only with --allow-missing-modalities "
-                         f"(model.allow_missing_modalities: true) or --modalities none")
-    warnings.warn(f"{message}: training structure only (RotatE-style), as "
-                  f"model.allow_missing_modalities asks")
-
-
-def encoder_arguments(m: ModelConfig) -> Dict[str, Any]:
-    """The :class:`~native_pyg.nn.NativE` structural-encoder arguments
-    (``encoder``, ``encoder_kwargs``, ``encoder_input``) of a ``model``
-    section; ``{}`` for ``encoder: none``."""
-    if m.encoder == 'none':
-        return {}
-    if m.encoder not in STRUCTURAL_ENCODERS:
-        raise ValueError(f"model.encoder must be 'none' or one of "
-                         f"{sorted(STRUCTURAL_ENCODERS)}, got {m.encoder!r}")
-    kwargs = {'num_layers': m.num_layers, 'dropout': m.encoder_dropout}
-    if m.encoder == 'rgcn':
-        kwargs.update(num_bases=m.num_bases, num_blocks=m.num_blocks)
-    else:
-        kwargs.update(composition=m.composition)
-    return {'encoder': m.encoder, 'encoder_kwargs': kwargs, 'encoder_input': m.encoder_input}
 
 
 def keyword_overrides(kwargs: Mapping[str, Any]) -> List[str]:
@@ -193,36 +67,12 @@ def final_metrics(trainer: Trainer, progress: bool = False) -> Dict[str, Any]:
     trainer's (selected) model on valid and test, the best and the last
     epoch, the epoch of the weights, the number of processes and what
     trained (:func:`trained_setup`)."""
+    trained = trained_setup(trainer)
+    weights_epoch = trainer.state_dict(best_only=True)['weights_epoch']
     valid, test = evaluate_splits(trainer, ('valid', 'test'), progress).values()
-    return {'trained': trained_setup(trainer), 'valid': valid, 'test': test,
+    return {'trained': trained, 'valid': valid, 'test': test,
             'best_epoch': trainer.best_epoch, 'epochs': trainer.epoch,
-            'weights_epoch': trainer.state_dict(best_only=True)['weights_epoch'],
-            'world_size': trainer.dist.world_size}
-
-
-@contextlib.contextmanager
-def run_folder(out: str, resume: bool = False, overwrite: bool = False,
-               options: Tuple[str, str] = ('resume=True', 'overwrite=True'),
-               info: Optional[DistributedInfo] = None) -> Iterator[None]:
-    """The run directory ``out``, held while a run trains into it: locked
-    (one process per run directory), the run it holds checked against
-    ``resume`` and ``overwrite``, named in errors as ``options`` says
-    (:func:`~native_pyg.training.runs.prepare_run_dir`), and a run to be
-    replaced set aside until the new one has a checkpoint
-    (:func:`~native_pyg.training.runs.replacing_run`). Under ``torchrun``
-    (``info``; default: one process) rank 0 holds it, and the other ranks
-    wait until it is prepared."""
-    info = info or DistributedInfo()
-    if not info.is_main:  # rank 0 owns the folder: its lock, checks and files
-        with main_first(info):
-            pass
-        yield
-        return
-    with RunLock(out):
-        with main_first(info):
-            prepare_run_dir(out, resume, overwrite, options)
-        with replacing_run(out, overwrite):
-            yield
+            'weights_epoch': weights_epoch, 'world_size': trainer.dist.world_size}
 
 
 # --- pipeline ----------------------------------------------------------------------
@@ -329,7 +179,6 @@ def pipeline(dataset: Optional[str] = None, root: Optional[str] = None,
             raise ValueError("resume and overwrite need a run directory (out=...)")
         trainer = _handle_training(model, data, run, None)
         return _handle_evaluation(trainer, evaluate)
-    os.makedirs(out, exist_ok=True)
     with run_folder(out, resume, overwrite):  # one process per run directory, as 'native-pyg train'
         last = osp.join(out, 'last.pt')
         if resume and not osp.exists(last):

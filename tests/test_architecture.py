@@ -10,7 +10,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / 'native_pyg'
 #: layer of each top-level part of the package; an import may only go to the same or a lower one
 LAYERS = {'kernels': 0, 'data': 1, 'features': 1, 'loader': 2, 'nn': 3, 'datasets': 3, 'config': 4,
-          'evaluation': 5, 'training': 6, 'pipeline': 7, 'feature_placement': 7, 'prediction': 7,
+          'evaluation': 5, 'training': 6, 'pipeline': 7, 'builders': 7, 'training_job': 8, 'prediction': 7,
           'completion': 8, 'experiments': 8, 'tuning': 8, 'cli': 9, '__main__': 9, '__init__': 0}
 MAX_LINES = 500
 ARCHITECTURE = PACKAGE.parent / 'docs' / 'architecture.md'

@@ -6,14 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional
 
 from native_pyg.cli.errors import CLIError
 from native_pyg.cli.paths import path_arg
 
 if TYPE_CHECKING:
     from native_pyg.config.run_config import RunConfig
+    from native_pyg.training_job import TrainingJob
 
 COMPILE_HELP = ('RotatE distances by torch.compile kernels: evaluation and completion on '
                 'CPUs (faster scoring: what makes streamed evaluation of millions of '
@@ -97,7 +97,7 @@ def add_root_arg(p: argparse.ArgumentParser) -> None:
 def data_sets(args) -> List[str]:
     """``--set``-style assignments of the dataset flags that were given (and
     of ``--allow-missing-modalities`` and ``--threads``)."""
-    from native_pyg.feature_placement import FEATURE_STORE_PLACES
+    from native_pyg.builders import FEATURE_STORE_PLACES
     store = args.feature_store
     if store not in (None, *FEATURE_STORE_PLACES):  # a store's path: absolute, so that
         store = os.path.abspath(os.path.expanduser(store))  # checkpoints find it anywhere
@@ -160,32 +160,8 @@ def seeds(text: str) -> List[int]:
 
 
 # --- train ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class TrainJob:
-    """What ``native-pyg train`` is asked for: a run, its config built and
-    every key checked, trained into a folder.
-
-    Args:
-        run (RunConfig): The run's config.
-        out (str): The run folder.
-        resume (bool): Continue the run in ``out``.
-        overwrite (bool): Replace the run in ``out``.
-        allow_config_changes (bool): On resuming, apply changes beyond
-            those always allowed.
-        trackers (tuple[str]): The result trackers, each once.
-        quiet (bool): No model summary, no progress.
-    """
-    run: 'RunConfig'
-    out: str
-    resume: bool = False
-    overwrite: bool = False
-    allow_config_changes: bool = False
-    trackers: Tuple[str, ...] = ()
-    quiet: bool = False
-
-
-def train_job(args) -> TrainJob:
-    """The :class:`TrainJob` of ``native-pyg train``'s options:
+def train_job(args) -> 'TrainingJob':
+    """The :class:`~native_pyg.training_job.TrainingJob` of ``native-pyg train``'s options:
     :func:`base_config` plus the shortcut flags (``--epochs``,
     ``--encoder``...); one line on failure."""
     try:
@@ -194,8 +170,10 @@ def train_job(args) -> TrainJob:
         run = run.override(sets) if sets else run
     except (ValueError, OSError) as e:
         raise CLIError(str(e)) from None
-    return TrainJob(run, args.out, args.resume, args.overwrite, args.allow_config_changes,
-                    tuple(dict.fromkeys(args.tracker or [])), args.quiet)
+    from native_pyg.training_job import TrainingJob
+    return TrainingJob(run, args.out, args.resume, args.overwrite, args.allow_config_changes,
+                       tuple(dict.fromkeys(args.tracker or [])), args.quiet,
+                       options=('--out', '--resume', '--overwrite'))
 
 
 def _shortcut_sets(args) -> List[str]:

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import os.path as osp
-import tempfile
 from typing import Any
 
 from native_pyg.cli.errors import CLIError
+from native_pyg.data.atomic_files import check_writable
 from native_pyg.data.os_errors import os_error_message
 
 
@@ -27,26 +26,20 @@ def _writable_dir(directory: str, option: str) -> None:
     """Creates nothing; fails with one line unless a file can be created in
     ``directory``."""
     try:
-        fd, probe = tempfile.mkstemp(prefix='.write-check-', dir=directory)
+        check_writable(directory)
     except OSError as e:
         raise CLIError(f"{option} {os_error_message(e, directory)}") from None
-    os.close(fd)
-    os.remove(probe)
 
 
 def check_output_dir(path: str, option: str) -> bool:
     """Makes sure ``path`` is (or can be made) a directory this process can
-    write into; creates it and its parents if missing. Returns whether it
-    was created."""
-    if osp.exists(path) and not osp.isdir(path):
-        raise CLIError(f"{option} {path}: exists and is a file, not a directory")
-    created = not osp.exists(path)
+    write into (:func:`~native_pyg.training.runs.make_run_dir`); creates it
+    and its parents if missing. Returns whether it was created."""
+    from native_pyg.training.runs import RunDirectoryError, make_run_dir
     try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as e:
-        raise CLIError(f"{option} {os_error_message(e, path)}") from None
-    _writable_dir(path, option)
-    return created
+        return make_run_dir(path, option)
+    except RunDirectoryError as e:
+        raise CLIError(str(e)) from None
 
 
 def check_output_file(path: str, option: str) -> None:

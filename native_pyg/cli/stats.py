@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_stats(args) -> int:
     from native_pyg.config import RunConfig
     from native_pyg.data import report
-    from native_pyg.feature_placement import user_feature_store
+    from native_pyg.builders import user_feature_store
     for path, option in ((args.plot, '--plot'), (args.json, '--json')):
         if path:
             check_output_file(path, option)

@@ -76,3 +76,11 @@ def atomic_directory(path: str) -> Iterator[str]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def check_writable(directory: str) -> None:
+    """Creates nothing: raises the :class:`OSError` of creating a file in
+    ``directory`` (missing, read-only, no permission), else returns."""
+    fd, probe = tempfile.mkstemp(prefix='.write-check-', dir=directory)
+    os.close(fd)
+    os.remove(probe)

@@ -7,9 +7,12 @@ import os
 import os.path as osp
 import shutil
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from native_pyg.data.atomic_files import check_writable
+from native_pyg.data.os_errors import os_error_message
 from native_pyg.data.schema import fingerprint_differences
+from native_pyg.training.distributed import DistributedInfo, main_first
 from native_pyg.training.checkpoint import load_checkpoint
 from native_pyg.config.legacy import with_legacy_defaults
 from native_pyg.config.run_config import flatten
@@ -39,6 +42,26 @@ MUTABLE = ('training.epochs', 'training.eval_every', 'training.patience', 'train
 
 class RunDirectoryError(ValueError):
     """A run directory cannot be used as asked (one line, for the CLI)."""
+
+
+def make_run_dir(out: str, option: str = 'out') -> bool:
+    """Makes ``out`` (and its parents) a directory this process can write
+    into, before anything long runs: a bad run folder costs one line, not
+    a loaded dataset. Returns whether it was created.
+
+    Raises:
+        RunDirectoryError: ``out`` is a file, cannot be created or is not
+            writable; one line naming ``option`` and the path.
+    """
+    if osp.exists(out) and not osp.isdir(out):
+        raise RunDirectoryError(f"{option} {out}: exists and is a file, not a directory")
+    created = not osp.exists(out)
+    try:
+        os.makedirs(out, exist_ok=True)
+        check_writable(out)
+    except OSError as e:
+        raise RunDirectoryError(f"{option} {os_error_message(e, out)}") from None
+    return created
 
 
 def _run_files_in(out: str) -> List[str]:
@@ -114,6 +137,40 @@ def replacing_run(out: str, overwrite: bool) -> Iterator[None]:
     finally:
         if existing:
             _settle_replaced(out)
+
+
+@contextmanager
+def run_folder(out: str, resume: bool = False, overwrite: bool = False,
+               options: Tuple[str, str, str] = ('out', 'resume=True', 'overwrite=True'),
+               info: Optional[DistributedInfo] = None) -> Iterator[None]:
+    """The run directory ``out``, held while a run trains into it: made
+    where it is missing (:func:`make_run_dir`), locked (one process per run
+    directory, :class:`RunLock`), the run it holds checked against
+    ``resume`` and ``overwrite`` (:func:`prepare_run_dir`), and a run to be
+    replaced set aside until the new one has a checkpoint
+    (:func:`replacing_run`). A folder made here that the run left empty (it
+    failed before writing anything) is removed again. ``options`` names the
+    folder, ``resume`` and ``overwrite`` in errors (the caller's words: the
+    command's options or the function's arguments). Under ``torchrun``
+    (``info``; default: one process) rank 0 holds it, and the other ranks
+    wait until it is prepared."""
+    info = info or DistributedInfo()
+    if not info.is_main:  # rank 0 owns the folder: its lock, checks and files
+        with main_first(info):
+            pass
+        yield
+        return
+    out_option, resume_option, overwrite_option = options
+    created = make_run_dir(out, out_option)
+    try:
+        with RunLock(out):
+            with main_first(info):
+                prepare_run_dir(out, resume, overwrite, (resume_option, overwrite_option))
+            with replacing_run(out, overwrite):
+                yield
+    finally:
+        if created and osp.isdir(out) and set(os.listdir(out)) <= {'.lock'}:
+            shutil.rmtree(out, ignore_errors=True)
 
 
 class RunLock:

@@ -22,7 +22,7 @@ import io
 import json
 import os
 import os.path as osp
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 
@@ -233,6 +233,18 @@ def make_tracker(name: str, directory: str, run_name: Optional[str] = None) -> T
     except ImportError:
         raise ValueError(f"the {name} tracker needs {_PACKAGES[name]}: "
                          f"pip install {_PACKAGES[name]}") from None
+
+
+def start_trackers(names: Sequence[str], directory: str, config: Mapping[str, Any],
+                   run_name: Optional[str] = None) -> List[Tracker]:
+    """The trackers ``names``, each writing under ``directory/<name>``, each
+    with the run's ``config`` logged (:func:`make_tracker`'s errors)."""
+    trackers = []
+    for name in names:
+        tracker = make_tracker(name, os.path.join(directory, name), run_name=run_name)
+        tracker.log_config(config)
+        trackers.append(tracker)
+    return trackers
 
 
 def epoch_line(rec: Dict[str, Any], target: int) -> str:

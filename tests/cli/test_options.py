@@ -3,9 +3,10 @@ run config handed on, and the run folder's options beside it."""
 import pytest
 
 from native_pyg.cli import CLIError
-from native_pyg.cli.options import TrainJob, train_job
+from native_pyg.cli.options import train_job
 from native_pyg.cli.parser import build_parser
 from native_pyg.config import RunConfig
+from native_pyg.training_job import TrainingJob
 
 
 def _job(*argv):
@@ -31,8 +32,9 @@ def test_shortcut_and_dataset_flags_are_the_config_keys_they_name():
 
 def test_the_job_carries_the_run_folder_and_each_tracker_once():
     job = _job('--resume', '--allow-config-changes', '--tracker', 'csv', '--tracker', 'csv')
-    assert job == TrainJob(job.run, 'run', resume=True, overwrite=False,
-                           allow_config_changes=True, trackers=('csv',), quiet=False)
+    assert job == TrainingJob(job.run, 'run', resume=True, overwrite=False,
+                              allow_config_changes=True, trackers=('csv',), quiet=False,
+                              options=('--out', '--resume', '--overwrite'))
     assert _job().trackers == () and not _job().resume
 
 

@@ -11,7 +11,7 @@ import torch
 from native_pyg.cli import main
 from native_pyg.data.feature_store import DiskFeatureStore
 from native_pyg.datasets import FolderMMKG
-from native_pyg.feature_placement import stores_folder_features
+from native_pyg.builders import stores_folder_features
 from tests.conftest import REPO
 
 
@@ -68,7 +68,7 @@ def test_bad_feature_files_are_one_line_naming_the_file_and_row(tmp_path):
 
 
 def test_the_cli_chooses_a_store_by_size_and_trains_on_it(tmp_path, capsys, monkeypatch):
-    import native_pyg.feature_placement as placement
+    import native_pyg.builders as placement
     kg = folder(tmp_path)
     assert not stores_folder_features(str(kg), 'auto')  # 20 KB of features: in memory
     assert stores_folder_features(str(kg), 'disk')

@@ -8,7 +8,7 @@ import torch
 from native_pyg.loader.neighbor_loader import KGBatch, KGNeighborLoader, neighbor_sampling_backend
 from native_pyg.datasets import SyntheticMMKG
 from native_pyg.nn.stored_inputs import StoredEntityInputs
-from native_pyg.feature_placement import feature_store_dir
+from native_pyg.builders import feature_store_dir
 from native_pyg.pipeline import build_model
 from native_pyg.training import RunConfig
 

@@ -91,7 +91,7 @@ def test_options_are_checked():
         RunConfig().override(['training.shared_negatives=-1'])
     with pytest.raises(ValueError, match='table_optimizer: must be one of'):
         RunConfig().override(['training.table_optimizer=sgd'])
-    from native_pyg.feature_placement import user_feature_store
+    from native_pyg.builders import user_feature_store
     run = RunConfig().override(['data.feature_store=cloud'])  # a path, checked when used
     with pytest.raises(ValueError, match="cloud: no such feature store"):
         user_feature_store(run, None)

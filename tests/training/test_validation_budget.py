@@ -91,7 +91,7 @@ class AllRowsRefused(DiskFeatureStore):
 
 
 def test_validation_on_a_disk_store_never_asks_for_all_rows(small, tmp_path, monkeypatch):
-    import native_pyg.feature_placement as placement
+    import native_pyg.builders as placement
     monkeypatch.setattr(placement, 'DiskFeatureStore', AllRowsRefused)
     from native_pyg.data.feature_store import write_feature_store
     from native_pyg.data.schema import modalities
