@@ -21,12 +21,12 @@ $(VENV)/.core-stamp: pyproject.toml $(CONSTRAINTS)
 	@touch $@
 
 $(VENV)/.accel-stamp: $(VENV)/.core-stamp
-	@echo ">>> [setup] installing accel + test + text extras: torch_scatter (about 8 min) and torch_sparse (about 13 min) compile from source the first time; pip's wheel cache makes later installs take seconds"
+	@echo ">>> [setup] installing accel + test + text + image + clip extras: torch_scatter (about 8 min) and torch_sparse (about 13 min) compile from source the first time; pip's wheel cache makes later installs take seconds"
 	@start=$$(date +%s); \
 	$(PIPC) -q --no-build-isolation torch_scatter && \
 	$(PIPC) -q --no-build-isolation torch_sparse && \
-	$(PIPC) -q --no-build-isolation -e ".[accel,test,text]" && \
-	echo ">>> [setup] accel + test + text extras ready in $$(( $$(date +%s) - start )) s"
+	$(PIPC) -q --no-build-isolation -e ".[accel,test,text,image,clip]" && \
+	echo ">>> [setup] accel + test + text + image + clip extras ready in $$(( $$(date +%s) - start )) s"
 	@touch $@
 
 install: $(VENV)/.core-stamp

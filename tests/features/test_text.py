@@ -102,7 +102,7 @@ def test_the_encoder_bar_is_shown_on_a_terminal_only(monkeypatch):
             seen.append(show_progress_bar)
             return torch.zeros(len(texts), 3)
 
-    monkeypatch.setattr(text, '_load_encoder', lambda model, device: Encoder())
+    monkeypatch.setattr(text, 'load_text_encoder', lambda model, device: Encoder())
     monkeypatch.setattr(sys, 'stderr', io.StringIO())  # a log file, not a terminal
     text.encode_texts(['a'], progress=True)
     terminal = io.StringIO()
@@ -122,6 +122,6 @@ def test_loading_the_encoder_writes_no_bar_into_a_log(monkeypatch, capfd):
     from transformers.utils import logging as hf_logging
     from native_pyg.features import text
     assert hf_logging.is_progress_bar_enabled()
-    text._load_encoder(text.DEFAULT_TEXT_MODEL, None)
+    text.load_text_encoder(text.DEFAULT_TEXT_MODEL, None)
     assert 'Loading weights' not in capfd.readouterr().err
     assert hf_logging.is_progress_bar_enabled()
