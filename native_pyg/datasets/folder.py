@@ -58,7 +58,7 @@ from native_pyg.data.feature_store import DTYPES, META, FeatureStoreWriter
 from native_pyg.data.readers import (FEATURE_DTYPES, MMKGFormatError, read_feature_file,
                                      read_id_map, read_mask_file, read_name_list, read_triples,
                                      read_tsv_triples)
-from native_pyg.features.raw_inputs import featurize_raw
+from native_pyg.features.raw_inputs import featurize_raw, input_files as raw_input_files
 from native_pyg.datasets.folder_layout import MANIFEST, SPLITS, find_layout, found_files
 from native_pyg.datasets.mmkg import MMKGDataset
 
@@ -182,7 +182,10 @@ class FolderMMKG(MMKGDataset):
         return {m: self.layout.path(s.file) for m, s in self.layout.features.items()}
 
     def input_files(self) -> List[str]:
-        return [self.layout.path(f) for f in self.layout.files()]
+        files = [self.layout.path(f) for f in self.layout.files()]
+        for spec in self.layout.features.values():  # the images raw inputs list
+            files += [] if spec.raw is None else raw_input_files(spec.raw)
+        return files
 
     def download(self) -> None:
         missing = [f for f in self.raw_file_names if not osp.isfile(self.layout.path(f))]

@@ -14,6 +14,7 @@ that encodes them:
 """
 from __future__ import annotations
 
+import os
 import os.path as osp
 import sys
 from dataclasses import asdict, dataclass
@@ -141,3 +142,32 @@ def featurize_raw(inputs: RawInputs, names: Sequence[str], out_dir: str, modalit
         for line in lines:
             print(line, file=sys.stderr)
     return featurize(source, len(names), out_dir, modality, overwrite=True, progress=progress)
+
+
+def input_files(inputs: RawInputs) -> List[str]:
+    """The files the rows of ``inputs`` are made from beyond its table: the
+    images a table lists or a folder holds (whose state keys a folder's
+    processed cache, so that an image replaced under the same name is
+    featurized again). Lenient: a malformed table lists what it can, and
+    its errors are :func:`row_source`'s."""
+    from native_pyg.data.readers import MMKGFormatError, text_lines
+    from native_pyg.features.images import IMAGE_EXTENSIONS
+    if inputs.kind == 'image_dir':
+        found = []
+        for sub in sorted(os.listdir(inputs.path)) if osp.isdir(inputs.path) else []:
+            folder = osp.join(inputs.path, sub)
+            if osp.isdir(folder):
+                found += [osp.join(folder, f) for f in sorted(os.listdir(folder))
+                          if f.lower().endswith(IMAGE_EXTENSIONS)]
+        return found
+    if inputs.kind != 'images':
+        return []
+    root, found = osp.dirname(osp.abspath(inputs.path)), []
+    try:
+        for _, line in text_lines(inputs.path):
+            name, tab, path = line.partition('\t')
+            if tab and path.strip() and not line.lstrip().startswith('#'):
+                found.append(osp.join(root, path.strip()))
+    except MMKGFormatError:
+        pass
+    return sorted(set(found))

@@ -144,6 +144,11 @@ def test_a_manifest_with_raw_inputs_trains_end_to_end(folder, tmp_path, capsys):
     assert np.load(made / 'facts.mask.npy')[names.index('Vienna')]
     assert os.stat(made / 'photo.npy').st_mtime_ns == stamp  # the images did not change
     assert data['facts'].x.shape[0] == 40
+    # an image replaced under the same name is featurized again
+    rome = np.load(made / 'photo.npy')[names.index('Rome')]
+    write_image(folder / 'pictures' / 'Rome.png', 99)
+    load_dataset(str(manifest), log=False)
+    assert not np.array_equal(np.load(made / 'photo.npy')[names.index('Rome')], rome)
 
 
 @pytest.mark.parametrize('entry, message', [
