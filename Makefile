@@ -9,7 +9,7 @@ PIP = $(VENV)/bin/pip
 PY = $(VENV)/bin/python
 PIPC = $(PIP) install --disable-pip-version-check -c $(CONSTRAINTS)
 
-.PHONY: demo test install install-accel clean
+.PHONY: demo test install install-accel install-distributed clean
 
 $(VENV)/.core-stamp: pyproject.toml $(CONSTRAINTS)
 	@echo ">>> [setup] creating $(VENV) and installing torch 2.13.0 (CPU) + the core package (about 2.5 minutes the first time)"
@@ -29,13 +29,22 @@ $(VENV)/.accel-stamp: $(VENV)/.core-stamp
 	echo ">>> [setup] accel + test + text + image + clip extras ready in $$(( $$(date +%s) - start )) s"
 	@touch $@
 
+# TorchRec for the sharded entity table: its pure-Python dependencies and the CPU FBGEMM through
+# the extra, then torchrec without its declared CUDA fbgemm-gpu
+$(VENV)/.distributed-stamp: $(VENV)/.accel-stamp
+	@echo ">>> [setup] installing the distributed extra (TorchRec 1.8.0, FBGEMM CPU 1.8.0)"
+	$(PIPC) -q --no-build-isolation -e ".[distributed]" && \
+	$(PIPC) -q --no-deps torchrec==1.8.0
+	@touch $@
+
 install: $(VENV)/.core-stamp
 install-accel: $(VENV)/.accel-stamp
+install-distributed: $(VENV)/.distributed-stamp
 
 demo: $(VENV)/.core-stamp
 	$(PY) examples/demo.py
 
-test: $(VENV)/.accel-stamp
+test: $(VENV)/.distributed-stamp
 	$(PY) -m pytest -q tests
 
 clean:

@@ -1,0 +1,173 @@
+r"""The entity table sharded row-wise over the processes of a
+:mod:`torch.distributed` group with `TorchRec <https://pytorch.org/torchrec>`_,
+behind the :class:`~native_pyg.nn.structural_table.StructuralTable`
+interface: past one machine's memory, each process holds
+:math:`\lceil N / P \rceil` of the :math:`N` rows.
+
+Process :math:`p` of :math:`P` holds the rows
+:math:`[\,p \lceil N/P \rceil, (p+1) \lceil N/P \rceil)` (TorchRec's
+``row_wise`` sharding of an ``EmbeddingCollection``). A lookup sends every
+id to the process that holds its row and the row back (an all-to-all), so a
+process may ask for any entity. The rows a step read are updated in the
+backward pass by TorchRec's fused row-wise Adagrad, on the process that
+holds them, with the gradients of all processes summed and divided by
+:math:`P` (as :class:`~torch.nn.parallel.DistributedDataParallel` averages):
+
+.. math::
+    G_e \leftarrow G_e + \frac{1}{D}\sum_j g_{ej}^2, \qquad
+    \mathbf{E}_e \leftarrow \mathbf{E}_e - \frac{\eta\, \mathbf{g}_e}{\sqrt{G_e} + \epsilon}
+
+Needs the ``distributed`` extra (``make install-distributed``): TorchRec
+with the CPU build of FBGEMM.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from native_pyg.nn.structural_table import StructuralTable
+
+#: the one line a missing extra gives
+INSTALL = ("a sharded entity table needs TorchRec and FBGEMM: make install-distributed "
+           "(pip install 'native_pyg[distributed]', then pip install --no-deps torchrec==1.8.0)")
+#: rows drawn at a time by :meth:`ShardedTable.initialize_` and copied by
+#: :meth:`ShardedTable.copy_rows_`
+CHUNK_ROWS = 65536
+_FEATURE = 'entity'
+
+
+def _torchrec():
+    try:
+        import torchrec  # noqa: F401
+        from torchrec.distributed.embedding import EmbeddingCollectionSharder
+    except (ImportError, OSError):  # OSError: an FBGEMM built for another torch
+        raise ImportError(INSTALL) from None
+    return EmbeddingCollectionSharder
+
+
+class ShardedTable(StructuralTable):
+    r"""The table :math:`\mathbf{E} \in \mathbb{R}^{N \times D}` sharded
+    row-wise over the processes of ``group`` (see the module's description).
+
+    Args:
+        num_embeddings (int): Number of rows :math:`N`.
+        embedding_dim (int): Row size :math:`D`.
+        lr (float, optional): The fused row-wise Adagrad's learning rate
+            :math:`\eta`. (default: ``0.01``)
+        eps (float, optional): Its :math:`\epsilon`. (default: ``1e-10``)
+        group (ProcessGroup, optional): The processes that share the table.
+            (default: the default group)
+    """
+
+    #: the rows a step read are the rows it updates
+    sparse = True
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, lr: float = 0.01,
+                 eps: float = 1e-10, group: Optional[Any] = None):
+        super().__init__(num_embeddings, embedding_dim)
+        sharder_class = _torchrec()
+        import torch.distributed as dist
+        from torchrec import EmbeddingCollection, EmbeddingConfig
+        from torchrec.distributed.shard import shard
+        from torchrec.distributed.sharding_plan import (construct_module_sharding_plan,
+                                                        row_wise)
+        from torchrec.distributed.types import ShardingEnv
+        from torchrec.optim.apply_optimizer_in_backward import apply_optimizer_in_backward
+        from torchrec.optim.rowwise_adagrad import RowWiseAdagrad
+        if not dist.is_initialized():
+            raise RuntimeError("a sharded entity table needs a torch.distributed process group "
+                               "(run under torchrun)")
+        self.group = group or dist.group.WORLD
+        self.lr, self.eps = float(lr), float(eps)
+        world = dist.get_world_size(self.group)
+        collection = EmbeddingCollection(tables=[EmbeddingConfig(
+            name=_FEATURE, embedding_dim=self.embedding_dim,
+            num_embeddings=self.num_embeddings, feature_names=[_FEATURE])],
+            device=torch.device('meta'))  # no process ever allocates the whole table
+        apply_optimizer_in_backward(RowWiseAdagrad, collection.parameters(),
+                                    {'lr': self.lr, 'eps': self.eps})
+        sharder = sharder_class()
+        device = torch.device('cpu')
+        plan = construct_module_sharding_plan(collection, per_param_sharding={
+            _FEATURE: row_wise()}, local_size=world, world_size=world, device_type=device.type,
+            sharder=sharder)
+        self.collection = shard(collection, plan=plan, env=ShardingEnv.from_process_group(
+            self.group), device=device, sharder=sharder)
+
+    def _local(self) -> Tuple[int, Tensor]:
+        """``(first row, [n_p, D] rows)`` this process holds."""
+        weight = self.collection.state_dict()[f'embeddings.{_FEATURE}.weight']
+        shards = weight.local_shards()
+        if not shards:
+            return self.num_embeddings, torch.empty(0, self.embedding_dim)
+        return int(shards[0].metadata.shard_offsets[0]), shards[0].tensor
+
+    @property
+    def row_range(self) -> Tuple[int, int]:
+        """The rows ``[start, stop)`` this process holds."""
+        start, rows = self._local()
+        return start, start + rows.shape[0]
+
+    def local_rows(self) -> Tensor:
+        """The ``[stop - start, D]`` rows this process holds (its own storage)."""
+        return self._local()[1]
+
+    def forward(self, index: Optional[Tensor] = None) -> Tensor:
+        r"""``[*index.shape, D]`` rows of the entities ``index``, wherever
+        they are held (every process of the group must call it, each with
+        its own ``index``)."""
+        if index is None:
+            raise ValueError("a sharded entity table is never gathered whole; ask for the rows "
+                             "of given entities")
+        from torchrec import KeyedJaggedTensor
+        flat = index.reshape(-1).long()
+        kjt = KeyedJaggedTensor.from_lengths_sync(
+            keys=[_FEATURE], values=flat, lengths=torch.tensor([flat.numel()]))
+        out = self.collection(kjt)
+        out = out.wait() if hasattr(out, 'wait') else out
+        return out[_FEATURE].values().reshape(*index.shape, self.embedding_dim)
+
+    def row_mean_squares(self, *indices: Tensor) -> List[Tensor]:
+        # one lookup for all indices: one all-to-all
+        sizes = [i.numel() for i in indices]
+        rows = self(torch.cat([i.reshape(-1) for i in indices])) if indices else None
+        means = rows.pow(2).mean(dim=1).split(sizes) if rows is not None else []
+        return [m.reshape(i.shape) for m, i in zip(means, indices)]
+
+    @torch.no_grad()
+    def initialize_(self, init_: Callable[[Tensor], Any]) -> None:
+        """Every process draws the whole table from the global RNG,
+        :data:`CHUNK_ROWS` rows at a time, and keeps its own rows: the same
+        table on every process and for every number of processes, never
+        more than a chunk in memory."""
+        start, stop = self.row_range
+        local = self.local_rows()
+        for first in range(0, self.num_embeddings, CHUNK_ROWS):
+            chunk = torch.empty(min(CHUNK_ROWS, self.num_embeddings - first), self.embedding_dim)
+            init_(chunk)
+            lo, hi = max(first, start), min(first + chunk.shape[0], stop)
+            if lo < hi:
+                local[lo - start:hi - start].copy_(chunk[lo - first:hi - first])
+
+    @torch.no_grad()
+    def copy_rows_(self, rows: Tensor) -> None:
+        """Sets this process's rows from the whole table ``rows`` (``[N, D]``,
+        e.g. memory-mapped from a consolidated checkpoint: only this
+        process's rows are read)."""
+        if tuple(rows.shape) != (self.num_embeddings, self.embedding_dim):
+            raise ValueError(f"rows of shape {list(rows.shape)} for a table of "
+                             f"{self.num_embeddings} rows of size {self.embedding_dim}")
+        start, stop = self.row_range
+        self.local_rows().copy_(rows[start:stop])
+
+    def extended(self, rows: int, init_: Callable[[Tensor], Any], seed: int
+                 ) -> 'StructuralTable':
+        raise NotImplementedError("entities are added to a sharded table's consolidated "
+                                  "checkpoint, on one machine")
+
+    def __repr__(self) -> str:
+        start, stop = self.row_range
+        return (f'{self.__class__.__name__}({self.num_embeddings}, {self.embedding_dim}, '
+                f'rows {start}:{stop} here, row-wise Adagrad lr={self.lr})')

@@ -1,0 +1,74 @@
+"""One process of tests/nn/test_sharded_table.py, under torchrun (2
+processes, Gloo): a ShardedTable checked against the dense table it
+shards; writes what it found to OUT/rank<r>.json."""
+import json
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+
+from native_pyg.nn.sharded_table import CHUNK_ROWS, ShardedTable
+from native_pyg.nn.structural_table import RowSparseTable
+from native_pyg.training.optimizers import RowWiseAdagrad
+
+N, D, LR = 13, 4, 0.1  # 13 rows: shards of 7 and 6
+
+
+def whole(seed=0):
+    return torch.randn(N, D, generator=torch.Generator().manual_seed(seed))
+
+
+def main(out):
+    dist.init_process_group('gloo')
+    rank, world = dist.get_rank(), dist.get_world_size()
+    found = {'world': world}
+    table = ShardedTable(N, D, lr=LR)
+    full = whole()
+    table.copy_rows_(full)
+    start, stop = table.row_range
+    found['range'] = [start, stop]
+    found['holds_only_its_rows'] = table.local_rows().shape[0] == stop - start < N
+    # lookups: ids on either shard, repeated, in a 2-d index
+    index = torch.tensor([[12, 0, 5], [5, 6, 11]]) if rank == 0 else torch.tensor([[1, 12]])
+    found['lookup'] = torch.equal(table(index), full[index])
+    squares = table.row_mean_squares(index, index[:, :1])
+    found['row_mean_squares'] = all(torch.allclose(s, full[i].pow(2).mean(-1))
+                                    for s, i in zip(squares, (index, index[:, :1])))
+    try:
+        table()
+        found['whole_refused'] = False
+    except ValueError:
+        found['whole_refused'] = True
+    # one step: the rows each process read, updated by the fused row-wise Adagrad with the
+    # gradients of both processes averaged, equal the dense table's step on the same loss
+    indices = [torch.tensor([[12, 0, 5], [5, 6, 11]]), torch.tensor([[1, 12]])]
+    weights = [torch.randn(*i.shape, D, generator=torch.Generator().manual_seed(10 + p))
+               for p, i in enumerate(indices)]
+    (table(indices[rank]) * weights[rank]).sum().backward()
+    dense = RowSparseTable(N, D)
+    with torch.no_grad():
+        dense.weight.copy_(full)
+    step = RowWiseAdagrad([dense.weight], lr=LR)
+    loss = sum((dense(i) * w).sum() for i, w in zip(indices, weights)) / world
+    loss.backward()
+    step.step()
+    want = dense.weight.detach()[start:stop]
+    found['step_max_error'] = (table.local_rows() - want).abs().max().item()
+    found['untouched_unchanged'] = torch.equal(table.local_rows()[
+        [r - start for r in range(start, stop) if r not in (0, 1, 5, 6, 11, 12)]],
+        full[[r for r in range(start, stop) if r not in (0, 1, 5, 6, 11, 12)]])
+    # initialisation: every process keeps its rows of one table drawn chunk by chunk
+    torch.manual_seed(3)
+    table.initialize_(torch.nn.init.normal_)
+    torch.manual_seed(3)
+    drawn = torch.cat([torch.nn.init.normal_(torch.empty(min(CHUNK_ROWS, N - f), D))
+                       for f in range(0, N, CHUNK_ROWS)])
+    found['initialize'] = torch.equal(table.local_rows(), drawn[start:stop])
+    with open(os.path.join(out, f'rank{rank}.json'), 'w') as f:
+        json.dump(found, f)
+    dist.destroy_process_group()
+
+
+if __name__ == '__main__':
+    main(sys.argv[1])

@@ -1,0 +1,38 @@
+"""native_pyg/nn/sharded_table.py: the entity table sharded row-wise over 2
+CPU processes (Gloo, under torchrun) with TorchRec, against the dense table:
+lookups, per-row mean squares, one fused row-wise Adagrad step and the
+initialisation."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_without_torchrec_a_sharded_table_is_one_line_naming_the_install(monkeypatch):
+    from native_pyg.nn import sharded_table
+    monkeypatch.setitem(sys.modules, 'torchrec', None)
+    with pytest.raises(ImportError, match=r'^a sharded entity table needs TorchRec and FBGEMM: '
+                                          r'make install-distributed'):
+        sharded_table.ShardedTable(10, 4)
+
+
+def test_two_processes_each_hold_their_rows_and_agree_with_the_dense_table(tmp_path):
+    pytest.importorskip('torchrec', reason='the distributed extra (make install-distributed)')
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'OMP_NUM_THREADS': '1'}
+    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone',
+                           '--nproc_per_node', '2', str(REPO / 'tests' / 'helpers' /
+                                                        'sharded_table_worker.py'),
+                           str(tmp_path)], capture_output=True, text=True, timeout=240,
+                          env=env, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = [json.loads((tmp_path / f'rank{r}.json').read_text()) for r in range(2)]
+    assert [f['range'] for f in found] == [[0, 7], [7, 13]]
+    for f in found:
+        assert f['holds_only_its_rows'] and f['lookup'] and f['row_mean_squares']
+        assert f['whole_refused'] and f['untouched_unchanged'] and f['initialize']
+        assert f['step_max_error'] < 1e-6, f
