@@ -61,8 +61,9 @@ class ShardedTable(StructuralTable):
             (default: the default group)
     """
 
-    #: the rows a step read are the rows it updates
+    #: the rows a step read are the rows it updates, in the backward pass
     sparse = True
+    fused = True
 
     def __init__(self, num_embeddings: int, embedding_dim: int, lr: float = 0.01,
                  eps: float = 1e-10, group: Optional[Any] = None):

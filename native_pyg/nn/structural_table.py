@@ -35,6 +35,10 @@ class StructuralTable(torch.nn.Module):
 
     #: whether gradients are row-sparse (only the rows a step read are updated)
     sparse: bool = False
+    #: whether the table updates its own rows in the backward pass (a fused
+    #: optimiser, e.g. a sharded table's): no optimiser of the trainer steps
+    #: its parameters and data parallelism leaves them alone
+    fused: bool = False
 
     def __init__(self, num_embeddings: int, embedding_dim: int):
         super().__init__()

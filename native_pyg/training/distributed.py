@@ -15,7 +15,7 @@ import contextlib
 import datetime
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Tuple
+from typing import Any, Callable, Iterator, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -102,12 +102,16 @@ class DistributedLoss(torch.nn.Module):
         return self._loss_fn[0](*args)
 
 
-def wrap(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+def wrap(module: torch.nn.Module, device: torch.device,
+         ignore: Sequence[str] = ()) -> torch.nn.Module:
     """``module`` in :class:`~torch.nn.parallel.DistributedDataParallel`
     (parameters broadcast from rank 0; constant buffers such as features are
-    not re-broadcast each step)."""
+    not re-broadcast each step), the parameters named in ``ignore`` left out
+    (a sharded table's: each process holds other rows)."""
     import warnings
     from torch.nn.parallel import DistributedDataParallel
+    if ignore:
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, list(ignore))
     with warnings.catch_warnings():  # newer releases rename broadcast_buffers
         warnings.simplefilter('ignore', FutureWarning)
         # find_unused_parameters: a step may not touch every modality encoder

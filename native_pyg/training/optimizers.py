@@ -197,6 +197,16 @@ def sparse_tables(model: torch.nn.Module) -> List[torch.nn.Parameter]:
     return out
 
 
+def fused_parameters(model: torch.nn.Module) -> List[str]:
+    """The names of the parameters of ``model`` that a table with a fused
+    optimiser (:attr:`~native_pyg.nn.structural_table.StructuralTable.fused`)
+    updates itself: no optimiser of the trainer steps them, and
+    :func:`~native_pyg.training.distributed.wrap` leaves them out of DDP."""
+    fused = {id(p) for m in model.modules() if isinstance(m, StructuralTable) and m.fused
+             for p in m.parameters()}
+    return [name for name, p in model.named_parameters() if id(p) in fused]
+
+
 def build_optimizer(model: torch.nn.Module, lr: float, table_optimizer: str = 'adam',
                     table_params: Optional[Iterable[torch.nn.Parameter]] = None):
     """The training optimiser of ``model``. ``'adam'`` is plain
@@ -217,15 +227,19 @@ def build_optimizer(model: torch.nn.Module, lr: float, table_optimizer: str = 'a
     if table_optimizer not in TABLE_OPTIMIZERS:
         raise ValueError(f"unknown table optimizer {table_optimizer!r}; "
                          f"choose one of {', '.join(TABLE_OPTIMIZERS)}")
+    fused = set(fused_parameters(model))
+    own = [p for name, p in model.named_parameters() if name not in fused]
     if table_optimizer == 'adam':
-        return dense_adam(model.parameters(), lr)
+        return dense_adam(own if fused else model.parameters(), lr)
     tables = sparse_tables(model) if table_params is None else list(table_params)
+    if not tables and fused:  # the table steps itself: Adam on the rest
+        return dense_adam(own, lr)
     if not tables:
         raise ValueError(f"table optimizer {table_optimizer!r} needs a sparse entity table "
                          "(NativE(sparse=True) or a torch.nn.Embedding with sparse=True), "
                          "but the model has none")
     ids = {id(p) for p in tables}
-    rest = [p for p in model.parameters() if id(p) not in ids]
+    rest = [p for p in own if id(p) not in ids]
     table = (torch.optim.SparseAdam(tables, lr=lr) if table_optimizer == 'sparse_adam'
              else RowWiseAdagrad(tables, lr=lr))
     return SplitOptimizer(table, dense_adam(rest, lr) if rest else None)

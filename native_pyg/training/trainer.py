@@ -31,7 +31,7 @@ from native_pyg.training.early_stopping import EarlyStopper
 from native_pyg.training.losses import LOSSES, kgc_loss
 from native_pyg.training.negative_sampling import build_negative_sampler
 from native_pyg.training.optimizer_state import OptimizerStateInFile
-from native_pyg.training.optimizers import build_optimizer, dense_adam
+from native_pyg.training.optimizers import fused_parameters, build_optimizer, dense_adam
 from native_pyg.kernels.precision import check_precision
 from native_pyg.kernels.runtime import Runtime
 from native_pyg.training.process import resolve_device
@@ -140,6 +140,10 @@ class Trainer:
             raise ValueError(f"training.table_optimizer={cfg.table_optimizer} needs sparse table "
                              f"gradients; a full-graph GNN step reads the whole table: set "
                              f"training.num_neighbors")
+        if cfg.sparse_table and self.dist.enabled and not fused_parameters(self.model):
+            raise ValueError(f"training.table_optimizer={cfg.table_optimizer} under torchrun: "
+                             f"DDP cannot average row-sparse gradients; use adam, or a sharded "
+                             f"table (native_pyg.nn.sharded_table)")
         self.optimizer = build_optimizer(self.model, cfg.lr, cfg.table_optimizer)
         # between fits, in last.pt only where the run has a folder
         self.optimizer_state = OptimizerStateInFile(self.optimizer)
@@ -164,7 +168,8 @@ class Trainer:
         self._ddp_loss = self._ddp_generator = None
         if self.dist.enabled:
             self._ddp_loss = distributed.wrap(
-                distributed.DistributedLoss(self.model, self._model_loss), self.device)
+                distributed.DistributedLoss(self.model, self._model_loss), self.device,
+                ignore=[f'model.{name}' for name in fused_parameters(self.model)])
             if self.generator is not None:
                 self._ddp_generator = distributed.wrap(self.generator, self.device)
         self.windows = StepWindows(self.steps, passes_of(self.steps), self.shuffle_gen,

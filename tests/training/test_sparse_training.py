@@ -67,3 +67,13 @@ def test_full_graph_gnn_needs_sampled_steps(small):
     run.model.encoder = 'rgcn'
     with pytest.raises(ValueError, match='num_neighbors'):
         Trainer(build_model(small, run), small, run)
+
+
+def test_a_replicated_row_sparse_table_under_torchrun_is_one_line(small, monkeypatch):
+    """DDP cannot average sparse gradients (it failed deep in the backward
+    pass); a sharded table is the way to a row-wise table over processes."""
+    from native_pyg.training import distributed
+    monkeypatch.setattr(distributed, 'current', lambda: distributed.DistributedInfo(0, 2))
+    run = run_config('rowwise_adagrad')
+    with pytest.raises(ValueError, match='under torchrun: DDP cannot average row-sparse'):
+        Trainer(build_model(small, run), small, run)
