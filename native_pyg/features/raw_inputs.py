@@ -21,15 +21,14 @@ from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from native_pyg.features.featurize import FeaturizeReport, RowSource, featurize, is_featurized
+from native_pyg.features.images import IMAGE_EXTENSIONS
+from native_pyg.features.images import pool_modes as POOLS
+from native_pyg.features.numeric import NORMALIZATIONS
 
 #: the kinds of raw input, each with the modality it makes by default
 KINDS = {'images': 'image', 'image_dir': 'image', 'text': 'text', 'numeric': 'numeric'}
 #: the default image model (torchvision)
 DEFAULT_IMAGE_MODEL = 'resnet50'
-#: pooling of several images of one entity
-POOLS = ('mean', 'max', 'first')
-#: normalisations of a numeric attribute
-NORMALIZATIONS = ('zscore', 'minmax', 'rank', 'none')
 
 
 @dataclass(frozen=True)
@@ -151,7 +150,6 @@ def input_files(inputs: RawInputs) -> List[str]:
     featurized again). Lenient: a malformed table lists what it can, and
     its errors are :func:`row_source`'s."""
     from native_pyg.data.readers import MMKGFormatError, text_lines
-    from native_pyg.features.images import IMAGE_EXTENSIONS
     if inputs.kind == 'image_dir':
         found = []
         for sub in sorted(os.listdir(inputs.path)) if osp.isdir(inputs.path) else []:
