@@ -188,7 +188,7 @@ def test_memory_stays_bounded_over_many_images(tmp_path):
                   'print([l.split()[1] for l in open("/proc/self/status") '
                   'if l.startswith("VmHWM")][0]); sys.exit(code)')
         done = subprocess.run([sys.executable, '-c', script, 'featurize', '--dataset', str(kg),
-                               '--images', str(table), '--model', 'resnet18', '--weights',
+                               '--images', str(table), '--model', 'mobilenet_v3_small', '--weights',
                                'none', '--batch-size', '8', '--out', str(tmp_path / f'o{count}'),
                                '--threads', '1', '--quiet'],
                               capture_output=True, text=True, cwd=REPO)
