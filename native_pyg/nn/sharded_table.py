@@ -163,6 +163,33 @@ class ShardedTable(StructuralTable):
         start, stop = self.row_range
         self.local_rows().copy_(rows[start:stop])
 
+    @torch.no_grad()
+    def gathered_rows(self, dst: int = 0) -> Optional[Tensor]:
+        """The whole ``[N, D]`` table on the process of rank ``dst`` (for a
+        consolidated checkpoint, where it fits in that process's memory),
+        :obj:`None` on the others; every process of the group calls it."""
+        import torch.distributed as dist
+        start, stop = self.row_range
+        world = dist.get_world_size(self.group)
+        width = -(-self.num_embeddings // world)  # the largest shard: row_wise's block
+        padded = torch.zeros(width, self.embedding_dim, dtype=self.local_rows().dtype)
+        padded[:stop - start] = self.local_rows()
+        bounds = torch.tensor([start, stop])
+        rank = dist.get_rank(self.group)
+        parts = [torch.empty_like(padded) for _ in range(world)] if rank == dst else None
+        spans = [torch.empty_like(bounds) for _ in range(world)] if rank == dst else None
+        global_dst = dst if self.group is dist.group.WORLD else \
+            dist.get_global_rank(self.group, dst)
+        dist.gather(padded, parts, dst=global_dst, group=self.group)
+        dist.gather(bounds, spans, dst=global_dst, group=self.group)
+        if rank != dst:
+            return None
+        out = torch.empty(self.num_embeddings, self.embedding_dim, dtype=padded.dtype)
+        for part, span in zip(parts, spans):
+            lo, hi = int(span[0]), int(span[1])
+            out[lo:hi] = part[:hi - lo]
+        return out
+
     def extended(self, rows: int, init_: Callable[[Tensor], Any], seed: int
                  ) -> 'StructuralTable':
         raise NotImplementedError("entities are added to a sharded table's consolidated "

@@ -55,6 +55,9 @@ def main(out):
     step.step()
     want = dense.weight.detach()[start:stop]
     found['step_max_error'] = (table.local_rows() - want).abs().max().item()
+    gathered = table.gathered_rows(dst=0)
+    found['gathered'] = (None if gathered is None else
+                         (gathered - dense.weight.detach()).abs().max().item())
     found['untouched_unchanged'] = torch.equal(table.local_rows()[
         [r - start for r in range(start, stop) if r not in (0, 1, 5, 6, 11, 12)]],
         full[[r for r in range(start, stop) if r not in (0, 1, 5, 6, 11, 12)]])
