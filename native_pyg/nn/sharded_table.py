@@ -22,7 +22,7 @@ with the CPU build of FBGEMM.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -162,6 +162,38 @@ class ShardedTable(StructuralTable):
                              f"{self.num_embeddings} rows of size {self.embedding_dim}")
         start, stop = self.row_range
         self.local_rows().copy_(rows[start:stop])
+
+    def _accumulator(self) -> Tensor:
+        """The fused row-wise Adagrad's ``[n_p]`` per-row :math:`G_e` of this
+        process's rows (its own storage)."""
+        state = self.collection.fused_optimizer.state_dict()['state']
+        sums = state[f'embeddings.{_FEATURE}.weight'][f'{_FEATURE}.momentum1']
+        return sums.local_shards()[0].tensor
+
+    def local_state(self) -> Dict[str, Any]:
+        """This process's part of the table for its own checkpoint: where
+        its rows start and stop, the rows, and the fused row-wise Adagrad's
+        per-row :math:`G_e` (a resumed step is the step it would have been)."""
+        start, stop = self.row_range
+        return {'num_embeddings': self.num_embeddings, 'embedding_dim': self.embedding_dim,
+                'start': start, 'stop': stop, 'rows': self.local_rows().clone(),
+                'accumulator': self._accumulator().clone()}
+
+    @torch.no_grad()
+    def load_local_state_(self, state: Dict[str, Any], source: str = 'the state') -> None:
+        """Sets this process's rows and their :math:`G_e` from
+        :meth:`local_state` of the same rows; another table or another
+        split of it (a different number of processes) is a one-line
+        :class:`ValueError` naming ``source``."""
+        start, stop = self.row_range
+        want = (self.num_embeddings, self.embedding_dim, start, stop)
+        got = tuple(state.get(k) for k in ('num_embeddings', 'embedding_dim', 'start', 'stop'))
+        if got != want:
+            raise ValueError(f"{source}: rows {got[2]}:{got[3]} of a {got[0]} x {got[1]} table, "
+                             f"but this process holds rows {start}:{stop} of {want[0]} x "
+                             f"{want[1]} (resume with the same number of processes)")
+        self.local_rows().copy_(state['rows'])
+        self._accumulator().copy_(state['accumulator'])
 
     @torch.no_grad()
     def gathered_rows(self, dst: int = 0) -> Optional[Tensor]:

@@ -55,6 +55,23 @@ def main(out):
     step.step()
     want = dense.weight.detach()[start:stop]
     found['step_max_error'] = (table.local_rows() - want).abs().max().item()
+    # resuming: a table restored from this process's state takes the same next step
+    saved = table.local_state()
+    restored = ShardedTable(N, D, lr=LR)
+    restored.load_local_state_(saved)
+    again = torch.tensor([[0, 12, 7]]) if rank == 0 else torch.tensor([[12, 3]])
+    for t in (table, restored):
+        (t(again) * 2.0).sum().backward()
+    found['resumed_equal'] = torch.equal(table.local_rows(), restored.local_rows())
+    found['accumulator_moved'] = not torch.equal(saved['accumulator'], table.local_state()[
+        'accumulator'])
+    try:
+        restored.load_local_state_({**saved, 'start': saved['start'] + 1}, 'rank.pt')
+        found['mismatch'] = None
+    except ValueError as e:
+        found['mismatch'] = str(e)
+    with torch.no_grad():  # back to the state the dense reference below is compared with
+        table.load_local_state_(saved)
     gathered = table.gathered_rows(dst=0)
     found['gathered'] = (None if gathered is None else
                          (gathered - dense.weight.detach()).abs().max().item())

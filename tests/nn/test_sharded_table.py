@@ -1,7 +1,8 @@
 """native_pyg/nn/sharded_table.py: the entity table sharded row-wise over 2
 CPU processes (Gloo, under torchrun) with TorchRec, against the dense table:
 lookups, per-row mean squares, one fused row-wise Adagrad step, the
-initialisation and the table gathered whole on one process."""
+initialisation, a restored state's next step and the table gathered whole
+on one process."""
 import json
 import os
 import subprocess
@@ -36,5 +37,8 @@ def test_two_processes_each_hold_their_rows_and_agree_with_the_dense_table(tmp_p
         assert f['holds_only_its_rows'] and f['lookup'] and f['row_mean_squares']
         assert f['whole_refused'] and f['untouched_unchanged'] and f['initialize']
         assert f['step_max_error'] < 1e-6, f
+        assert f['resumed_equal'] and f['accumulator_moved']
+        assert f['mismatch'].startswith('rank.pt: rows ') and 'same number of processes' in \
+            f['mismatch']
     # the consolidated table, on rank 0 only: the dense table after the same step
     assert found[0]['gathered'] < 1e-6 and found[1]['gathered'] is None
