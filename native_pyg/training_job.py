@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterator, Optional, Tuple, Type
 
 from native_pyg.config.run_config import RunConfig
-from native_pyg.data.atomic_files import atomic_file
 from native_pyg.data.os_errors import os_error_message
 from native_pyg.evaluation import format_metrics
 from native_pyg.builders import build_model, load_data
 from native_pyg.pipeline import final_metrics
 from native_pyg.training import NonFiniteLossError, Trainer, setup_process
+from native_pyg.training.checkpoint import write_text_atomically
 from native_pyg.training.distributed import init_distributed, main_first
 from native_pyg.training.runs import run_folder
 from native_pyg.training.threads import apply_threads
@@ -146,8 +146,7 @@ def run_training_job(job: TrainingJob) -> Optional[Dict[str, Any]]:
             return None
         path = osp.join(job.out, 'metrics.json')
         try:
-            with atomic_file(path, 'w') as f:
-                f.write(json.dumps(metrics, indent=2))
+            write_text_atomically(path, json.dumps(metrics, indent=2))
         except OSError as e:
             raise JobError(os_error_message(e, path)) from None
         print(f"{run.dataset} test (filtered, {metrics['test']['ties']} ties)")

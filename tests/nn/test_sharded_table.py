@@ -4,14 +4,11 @@ lookups, per-row mean squares, one fused row-wise Adagrad step, the
 initialisation, a restored state's next step and the table gathered whole
 on one process."""
 import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers.torchrun import REPO, torchrun
 
 
 def test_without_torchrec_a_sharded_table_is_one_line_naming_the_install(monkeypatch):
@@ -24,12 +21,8 @@ def test_without_torchrec_a_sharded_table_is_one_line_naming_the_install(monkeyp
 
 def test_two_processes_each_hold_their_rows_and_agree_with_the_dense_table(tmp_path):
     pytest.importorskip('torchrec', reason='the distributed extra (make install-distributed)')
-    env = {**os.environ, 'PYTHONPATH': str(REPO), 'OMP_NUM_THREADS': '1'}
-    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone',
-                           '--nproc_per_node', '2', str(REPO / 'tests' / 'helpers' /
-                                                        'sharded_table_worker.py'),
-                           str(tmp_path)], capture_output=True, text=True, timeout=240,
-                          env=env, cwd=str(REPO))
+    proc = torchrun(str(REPO / 'tests' / 'helpers' / 'sharded_table_worker.py'), str(tmp_path),
+                    timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = [json.loads((tmp_path / f'rank{r}.json').read_text()) for r in range(2)]
     assert [f['range'] for f in found] == [[0, 7], [7, 13]]

@@ -1,12 +1,8 @@
 """torch.distributed: 2 CPU processes (Gloo) under torchrun, spawned from
 the tests, against one process."""
 import json
-import os
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,8 +12,8 @@ from native_pyg.datasets import SyntheticMMKG
 from native_pyg.pipeline import build_model
 from native_pyg.training import RunConfig, Trainer, load_checkpoint
 from native_pyg.training.distributed import current, shard_permutation
+from tests.helpers.torchrun import REPO, torchrun
 
-REPO = Path(__file__).resolve().parents[2]
 # per process: batch 256 on 2 ranks = 512 per step, as the single process
 BUDGET = ['--config', str(REPO / 'examples' / 'configs' / 'synthetic.yaml'),
           '--set', 'model.hidden_channels=16', '--set', 'training.eval_every=2',
@@ -25,14 +21,6 @@ BUDGET = ['--config', str(REPO / 'examples' / 'configs' / 'synthetic.yaml'),
 EPOCHS = 3
 #: largest test-MRR gap (points) accepted between 2 ranks and 1 process
 TOLERANCE = 3.0
-
-
-def torchrun(*args, timeout=240):
-    env = {**os.environ, 'PYTHONPATH': str(REPO), 'OMP_NUM_THREADS': '1'}
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node',
-           '2', *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                          cwd=str(REPO))
 
 
 def ddp_train(out, epochs, *extra):

@@ -4,24 +4,16 @@ trainer's optimiser and DDP leave it out, and the data-parallel parameters
 stay in step. The sharded step itself is checked against the dense table in
 tests/nn/test_sharded_table.py."""
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers.torchrun import REPO, torchrun
 
 
 def test_a_run_trains_with_its_table_sharded_over_two_processes(tmp_path):
     pytest.importorskip('torchrec', reason='the distributed extra (make install-distributed)')
-    env = {**os.environ, 'PYTHONPATH': str(REPO), 'OMP_NUM_THREADS': '1'}
-    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone',
-                           '--nproc_per_node', '2', str(REPO / 'tests' / 'helpers' /
-                                                        'sharded_training_worker.py'),
-                           str(tmp_path)], capture_output=True, text=True, timeout=300,
-                          env=env, cwd=str(REPO))
+    proc = torchrun(str(REPO / 'tests' / 'helpers' / 'sharded_training_worker.py'), str(tmp_path),
+                    timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = [json.loads((tmp_path / f'rank{r}.json').read_text()) for r in range(2)]
     assert [f['range'] for f in found] == [[0, 100], [100, 200]]
