@@ -12,6 +12,7 @@ import re
 import warnings
 from typing import Any, Dict, List, Optional
 
+import torch.distributed as dist
 from torch_geometric.data import HeteroData
 
 from native_pyg.config.run_config import ModelConfig, RunConfig
@@ -20,6 +21,8 @@ from native_pyg.data.schema import ENTITY, split_edges
 from native_pyg.data.schema import modalities as data_modalities
 from native_pyg.nn import NativE
 from native_pyg.nn.gnn import STRUCTURAL_ENCODERS
+from native_pyg.nn.scorers import SCORERS
+from native_pyg.nn.structural_table import StructuralTable
 from native_pyg.nn.stored_inputs import StoredEntityInputs
 
 #: the values of ``data.feature_store`` that are not a store's path
@@ -141,7 +144,8 @@ def build_model(data: HeteroData, run: RunConfig) -> NativE:
                   relation_temperature=m.relation_temperature, fusion=m.fusion,
                   seed=run.training.seed, structure_mask=m.structure_mask,
                   structure_stand_in=m.structure_stand_in,
-                  sparse=run.training.sparse_table, **encoder_arguments(m))
+                  sparse=run.training.sparse_table, table=entity_table(data, run),
+                  **encoder_arguments(m))
     try:
         if (store is not None or run.data.feature_store == 'disk') and mods:
             if store is None:
@@ -159,6 +163,38 @@ def build_model(data: HeteroData, run: RunConfig) -> NativE:
         raise ValueError(f"model.hidden_channels={m.hidden_channels}: the model needs more "
                          f"memory than this machine can give (one of its tensors alone is "
                          f"{int(found.group(1)) / 2**30:,.1f} GiB); lower it") from None
+
+
+def entity_table(data: HeteroData, run: RunConfig) -> Optional[StructuralTable]:
+    """The entity table ``model.table`` asks for: :obj:`None` for ``dense``
+    (the model makes its own), a :class:`~native_pyg.nn.sharded_table.ShardedTable`
+    over the processes of ``torchrun`` for ``sharded``.
+
+    Raises:
+        ValueError: one line, where ``sharded`` cannot run: no process
+            group, a GNN encoder or a structure stand-in (both read the
+            whole table), another table optimiser, or no TorchRec.
+    """
+    m = run.model
+    if m.table == 'dense':
+        return None
+    if not (dist.is_available() and dist.is_initialized()):
+        raise ValueError("model.table=sharded: run under torchrun with 2 or more processes, "
+                         "e.g. torchrun --nproc_per_node 2 -m native_pyg train --shard-table ...")
+    if m.encoder != 'none' or m.structure_stand_in:
+        what = 'model.encoder' if m.encoder != 'none' else 'model.structure_stand_in'
+        raise ValueError(f"model.table=sharded: {what} reads the whole table; a sharded table "
+                         f"trains with model.encoder=none and model.structure_stand_in=false")
+    if run.training.table_optimizer != 'rowwise_adagrad':
+        raise ValueError(f"model.table=sharded steps its rows with the fused row-wise Adagrad: "
+                         f"set training.table_optimizer=rowwise_adagrad, not "
+                         f"{run.training.table_optimizer!r} (--shard-table sets both)")
+    from native_pyg.nn.sharded_table import ShardedTable
+    dim = SCORERS[m.scorer](m.hidden_channels, margin=m.margin, epsilon=m.epsilon).entity_dim
+    try:
+        return ShardedTable(data[ENTITY].num_nodes, dim, lr=run.training.lr)
+    except ImportError as e:
+        raise ValueError(str(e)) from None
 
 
 def check_modalities_trained(run: RunConfig, have: List[str]) -> None:

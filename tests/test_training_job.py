@@ -86,3 +86,27 @@ def test_a_user_error_is_one_job_error_and_leaves_no_empty_folder(tmp_path):
     with pytest.raises(JobError, match=r"model.modalities: \['audio'\] not in the dataset"):
         run_training_job(TrainingJob(run, str(tmp_path / 'out')))
     assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('sets, message', [
+    (['model.table=sharded', 'training.table_optimizer=rowwise_adagrad'],
+     r'^model.table=sharded: run under torchrun with 2 or more processes, e.g. torchrun '),
+    (['model.table=sharding'], r"model.table: must be one of dense, sharded, got 'sharding'"),
+])
+def test_a_sharded_table_outside_torchrun_is_one_line(tmp_path, sets, message):
+    with pytest.raises((JobError, ValueError), match=message):
+        run_training_job(TrainingJob(RunConfig().override(TINY_SETS).override(sets),
+                                     str(tmp_path / 'out')))
+    assert not (tmp_path / 'out').exists()
+
+
+def test_shard_table_sets_the_table_and_its_optimizer(tmp_path, capsys):
+    assert main(['train', '--shard-table', '--epochs', '1', '--out', str(tmp_path / 'out')]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'model.table=sharded: run under torchrun' in err[0], err
+    from native_pyg.cli import build_parser
+    from native_pyg.cli.options import train_job
+    args = build_parser().parse_args(['train', '--shard-table', '--out', str(tmp_path / 'o')])
+    args.argv = []
+    run = train_job(args).run
+    assert (run.model.table, run.training.table_optimizer) == ('sharded', 'rowwise_adagrad')

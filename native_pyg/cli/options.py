@@ -189,7 +189,9 @@ def _shortcut_sets(args) -> List[str]:
              (args.num_neighbors is not None, f'training.num_neighbors={neighbours}'),
              (args.quiet, 'training.progress=false'),
              (args.deterministic, 'training.deterministic=true'),
-             (args.compile, 'training.compile=true'))
+             (args.compile, 'training.compile=true'),
+             (args.shard_table, 'model.table=sharded'),
+             (args.shard_table, 'training.table_optimizer=rowwise_adagrad'))
     return [assignment for on, assignment in given if on]
 
 

@@ -29,6 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--num-neighbors', metavar='K1,K2',
                    help="neighbours sampled per hop for a GNN encoder, e.g. 10,5 (-1 = all); "
                         "'full' = the whole training graph every step (default)")
+    p.add_argument('--shard-table', action='store_true',
+                   help='under torchrun: the entity table sharded row-wise over the processes '
+                        '(TorchRec, fused row-wise Adagrad; model.table=sharded, '
+                        'training.table_optimizer=rowwise_adagrad)')
     add_out_arg(p, 'output directory (checkpoints, metrics)')
     p.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
     p.add_argument('--overwrite', action='store_true',

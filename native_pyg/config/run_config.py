@@ -57,6 +57,9 @@ class ModelConfig:
     structure_mask: bool = True
     # with structure_mask: a structure generated from the features stands in for the missing one
     structure_stand_in: bool = False
+    # where the entity table lives: dense (every process holds it whole) or sharded (row-wise
+    # over the processes of torchrun, with TorchRec; steps with the fused row-wise Adagrad)
+    table: str = key('dense', Choices(('dense', 'sharded')))
 
 
 @dataclass

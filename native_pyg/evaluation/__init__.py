@@ -34,6 +34,7 @@ from native_pyg.evaluation.query_subsets import confidence_interval, evaluate_sa
 from native_pyg.evaluation.ranks import TIES, rank_from_scores
 from native_pyg.evaluation.reporting import compare_metrics, format_metrics
 from native_pyg.evaluation.sampled import SampledLinkPredictionEvaluator
+from native_pyg.evaluation.sharded import ShardedStreamingEvaluator
 from native_pyg.evaluation.streamed import StreamingLinkPredictionEvaluator
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     'LinkPredictionEvaluator',
     'StreamingLinkPredictionEvaluator',
     'SampledLinkPredictionEvaluator',
+    'ShardedStreamingEvaluator',
     'Protocol',
     'PROTOCOLS',
     'evaluator_for',

@@ -104,6 +104,9 @@ class RankingEvaluator(ABC):
     model_api: Tuple[str, ...] = ()
     #: the settings :meth:`__repr__` shows, in order (``num_known``: the filter's)
     _repr_keys: Tuple[str, ...] = ('num_entities', 'num_known', 'ties', 'batch_size')
+    #: whether every process of a group ranks every query (its candidates are its own),
+    #: instead of a share of the queries against all candidates
+    ranks_every_query: bool = False
 
     def __init__(
         self,

@@ -203,10 +203,11 @@ class StreamingLinkPredictionEvaluator(RankingEvaluator):
         groups = _RelationGroups(blocks)
         rel_index = {rel: torch.tensor(rel, device=device) for rel in groups.relations}
         width = self._width(blocks, len(getattr(model, 'modality_names', ())) or 1)
-        for start in tqdm(range(0, self.num_entities, width), unit='chunk',
-                          desc='streamed ranking', disable=None if self.progress else True):
-            end = min(start + width, self.num_entities)
+        for start, end in tqdm(self._candidate_spans(model, width), unit='chunk',
+                               desc='streamed ranking', disable=None if self.progress else True):
             emb, mask, _ = model.embed_entities(torch.arange(start, end, device=device))
+            if start == end:  # a process out of candidates still joins a sharded table's lookup
+                continue
             logits = _logits(model, emb)
             weights = {rel: model.fusion_weights(emb, mask, rel_index[rel], logits)
                        for rel in groups.relations}
@@ -234,6 +235,26 @@ class StreamingLinkPredictionEvaluator(RankingEvaluator):
                     chunk = block.chunk if scores[rel] is None else scores[rel][rows]
                     self._count(block, chunk[block.inverse], start, end)
                     block.chunk = None
+
+    def _candidate_spans(self, model: Any, width: int) -> List[Tuple[int, int]]:
+        """The chunks ``(start, end)`` of candidates streamed: all
+        :math:`N` entities, ``width`` at a time."""
+        return [(start, min(start + width, self.num_entities))
+                for start in range(0, self.num_entities, width)]
+
+    def _share_targets(self, blocks: List[_Block]) -> None:
+        """After a stream, before settling: every target's score in its own
+        chunk is known (a sharded evaluation shares those of its processes
+        here)."""
+
+    def _agreed(self, blocks: List[_Block], redo: List[bool]) -> List[bool]:
+        """Which blocks are streamed again (a sharded evaluation: those any
+        process must stream again)."""
+        return redo
+
+    def _totals(self, blocks: List[_Block]) -> None:
+        """The blocks' counts over every candidate (a sharded evaluation
+        sums those of its processes here)."""
 
     def _count(self, block: _Block, scores: Tensor, start: int, end: int) -> None:
         """Counts the block's ``[b, C]`` scores against chunk ``start:end``."""
@@ -330,7 +351,9 @@ class StreamingLinkPredictionEvaluator(RankingEvaluator):
                                        "chunks: the model is not deterministic")
                 self._stream(model, todo, device)
                 self.passes += 1
-                todo = [block for block in todo if not self._settle(block)]
+                self._share_targets(todo)
+                redo = self._agreed(todo, [not self._settle(block) for block in todo])
+                todo = [block for block, again in zip(todo, redo) if again]
                 for block in todo:
                     block.reset(self.tolerance, self.window_limit)
                 if todo:
@@ -338,6 +361,7 @@ class StreamingLinkPredictionEvaluator(RankingEvaluator):
                                   f"scores moved beyond the tolerance (or too many candidates "
                                   f"were near them); streaming their blocks again",
                                   RuntimeWarning, stacklevel=3)  # the caller of ranks()
+            self._totals(blocks)
             for block in blocks:
                 greater, tied, removed_greater, removed_tied = block.counts
                 tied = tied - 1  # the target itself

@@ -249,16 +249,24 @@ def gradient_penalty(model: NativE, generator: CoMATGenerator, head_index: Tenso
 
 @contextmanager
 def frozen(module: torch.nn.Module, keep: torch.nn.Module) -> Iterator[None]:
-    """Temporarily stops gradients to ``module``'s parameters (but ``keep``'s)."""
-    keep_ids = {id(p) for p in keep.parameters()}
+    """Temporarily stops gradients to ``module``'s parameters (but ``keep``'s);
+    a table that steps itself in the backward pass (``fused``, e.g. a
+    sharded one) is frozen as a whole: its lookups are detached."""
+    fused = [m for m in module.modules() if getattr(m, 'fused', False)]
+    keep_ids = {id(p) for p in keep.parameters()} | {id(p) for m in fused
+                                                     for p in m.parameters()}
     params = [p for p in module.parameters() if p.requires_grad and id(p) not in keep_ids]
     for p in params:
         p.requires_grad_(False)
+    for m in fused:
+        m.requires_grad_(False)
     try:
         yield
     finally:
         for p in params:
             p.requires_grad_(True)
+        for m in fused:
+            m.requires_grad_(True)
 
 
 def generator_loss(model: NativE, generator: CoMATGenerator, head_index: Tensor, rel_type: Tensor,

@@ -64,6 +64,7 @@ class ShardedTable(StructuralTable):
     #: the rows a step read are the rows it updates, in the backward pass
     sparse = True
     fused = True
+    sharded = True
 
     def __init__(self, num_embeddings: int, embedding_dim: int, lr: float = 0.01,
                  eps: float = 1e-10, group: Optional[Any] = None):
@@ -81,6 +82,7 @@ class ShardedTable(StructuralTable):
             raise RuntimeError("a sharded entity table needs a torch.distributed process group "
                                "(run under torchrun)")
         self.group = group or dist.group.WORLD
+        self.trains = True
         self.lr, self.eps = float(lr), float(eps)
         world = dist.get_world_size(self.group)
         collection = EmbeddingCollection(tables=[EmbeddingConfig(
@@ -96,6 +98,9 @@ class ShardedTable(StructuralTable):
             sharder=sharder)
         self.collection = shard(collection, plan=plan, env=ShardingEnv.from_process_group(
             self.group), device=device, sharder=sharder)
+        # a state dict holds this process's rows as plain tensors (see state_entries)
+        self.register_state_dict_post_hook(_save_local_rows)
+        self.register_load_state_dict_pre_hook(_load_local_rows)
 
     def _local(self) -> Tuple[int, Tensor]:
         """``(first row, [n_p, D] rows)`` this process holds."""
@@ -128,7 +133,15 @@ class ShardedTable(StructuralTable):
             keys=[_FEATURE], values=flat, lengths=torch.tensor([flat.numel()]))
         out = self.collection(kjt)
         out = out.wait() if hasattr(out, 'wait') else out
-        return out[_FEATURE].values().reshape(*index.shape, self.embedding_dim)
+        rows = out[_FEATURE].values().reshape(*index.shape, self.embedding_dim)
+        return rows if self.trains else rows.detach()
+
+    def requires_grad_(self, requires_grad: bool = True) -> 'ShardedTable':
+        """Whether lookups carry gradients (and so step the rows in the
+        backward pass); ``False`` detaches them, e.g. while CoMAT's
+        generator loss is built."""
+        self.trains = bool(requires_grad)
+        return self
 
     def row_mean_squares(self, *indices: Tensor) -> List[Tensor]:
         # one lookup for all indices: one all-to-all
@@ -222,6 +235,35 @@ class ShardedTable(StructuralTable):
             out[lo:hi] = part[:hi - lo]
         return out
 
+    def state_entries(self) -> Dict[str, Tensor]:
+        """What the table adds to its model's ``state_dict`` (under the
+        table's prefix), instead of TorchRec's sharded tensors: ``rows`` and
+        ``accumulator`` (this process's, no copy) and ``row_range``
+        (``[start, stop, N, D]``). Loading such entries of other rows is a
+        one-line :class:`ValueError`; loading a whole table's ``weight``
+        (``[N, D]``, e.g. a consolidated checkpoint's, with its
+        ``accumulator`` ``[N]`` where kept) takes this process's rows of it."""
+        start, stop = self.row_range
+        return {'rows': self.local_rows().detach(), 'accumulator': self._accumulator(),
+                'row_range': torch.tensor([start, stop, self.num_embeddings,
+                                           self.embedding_dim])}
+
+    @torch.no_grad()
+    def load_entries_(self, entries: Dict[str, Tensor], source: str = 'the state dict') -> None:
+        """Sets this process's rows (and :math:`G_e`) from
+        :meth:`state_entries` of the same rows, or from a whole table's
+        ``weight`` (and ``accumulator``)."""
+        start, stop = self.row_range
+        if 'row_range' in entries:
+            got = [int(v) for v in entries['row_range'].tolist()]
+            self.load_local_state_({'num_embeddings': got[2], 'embedding_dim': got[3],
+                                    'start': got[0], 'stop': got[1], 'rows': entries['rows'],
+                                    'accumulator': entries['accumulator']}, source)
+            return
+        self.copy_rows_(entries['weight'])
+        if entries.get('accumulator') is not None:
+            self._accumulator().copy_(entries['accumulator'][start:stop])
+
     def extended(self, rows: int, init_: Callable[[Tensor], Any], seed: int
                  ) -> 'StructuralTable':
         raise NotImplementedError("entities are added to a sharded table's consolidated "
@@ -231,3 +273,27 @@ class ShardedTable(StructuralTable):
         start, stop = self.row_range
         return (f'{self.__class__.__name__}({self.num_embeddings}, {self.embedding_dim}, '
                 f'rows {start}:{stop} here, row-wise Adagrad lr={self.lr})')
+
+
+#: the entries :meth:`ShardedTable.state_entries` adds, and a whole table's
+ENTRY_NAMES = ('rows', 'accumulator', 'row_range')
+
+
+def _save_local_rows(table: ShardedTable, state: Dict[str, Any], prefix: str,
+                     local_metadata: Any) -> None:
+    for key in [k for k in state if k.startswith(prefix + 'collection.')]:
+        del state[key]
+    state.update({prefix + k: v for k, v in table.state_entries().items()})
+
+
+def _load_local_rows(table: ShardedTable, state: Dict[str, Any], prefix: str,
+                     local_metadata: Any, strict: bool, missing_keys: List[str],
+                     unexpected_keys: List[str], error_msgs: List[str]) -> None:
+    names = ENTRY_NAMES + ('weight',)
+    entries = {k: state.pop(prefix + k) for k in names if prefix + k in state}
+    if 'row_range' in entries or 'weight' in entries:
+        table.load_entries_(entries, 'the checkpoint')
+    else:
+        missing_keys.append(prefix + 'rows')
+    # TorchRec's own entries: the tensors just set, loaded onto themselves
+    state.update(table.collection.state_dict(prefix=prefix + 'collection.'))

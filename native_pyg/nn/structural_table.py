@@ -39,6 +39,8 @@ class StructuralTable(torch.nn.Module):
     #: optimiser, e.g. a sharded table's): no optimiser of the trainer steps
     #: its parameters and data parallelism leaves them alone
     fused: bool = False
+    #: whether each process holds only some rows (:attr:`row_range`)
+    sharded: bool = False
 
     def __init__(self, num_embeddings: int, embedding_dim: int):
         super().__init__()

@@ -176,7 +176,8 @@ class Trainer:
                                    cfg.steps_per_epoch)
         stored = model.inputs.store is not None
         if evaluator is None:
-            self.eval_protocol, evaluator = training_evaluator(data, cfg, stored)
+            self.eval_protocol, evaluator = training_evaluator(data, cfg, stored,
+                                                               model.entity_emb.sharded)
         else:  # a caller's evaluator: its own protocol
             self.eval_protocol = evaluator.protocol
         self.evaluator = evaluator

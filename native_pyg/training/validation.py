@@ -19,6 +19,7 @@ from torch import Tensor
 
 from native_pyg.evaluation.protocols import PROTOCOL_CHOICES, Protocol, evaluator_for
 from native_pyg.evaluation.query_subsets import evaluate_sample
+from native_pyg.evaluation.sharded import ShardedStreamingEvaluator
 from native_pyg.training import distributed
 from native_pyg.kernels.allocator import freed_memory_returned
 from native_pyg.config.run_config import TrainConfig
@@ -33,8 +34,17 @@ def resolve_protocol(protocol: str, stored_features: bool) -> str:
     return Protocol.resolve(protocol, stored_features, 'training.eval_protocol').value
 
 
-def training_evaluator(data, cfg: TrainConfig, stored_features: bool) -> Tuple[str, Any]:
-    """``(protocol, evaluator)`` for a trainer's validation and test."""
+def training_evaluator(data, cfg: TrainConfig, stored_features: bool,
+                       sharded_table: bool = False) -> Tuple[str, Any]:
+    """``(protocol, evaluator)`` for a trainer's validation and test; a
+    model whose table is sharded over the processes ranks by the streamed
+    protocol, each process streaming the candidates it holds
+    (:class:`~native_pyg.evaluation.sharded.ShardedStreamingEvaluator`)."""
+    if sharded_table:
+        if cfg.eval_protocol not in ('auto', 'streamed'):
+            raise ValueError(f"training.eval_protocol={cfg.eval_protocol}: a sharded table is "
+                             f"evaluated by the streamed protocol (auto or streamed)")
+        return 'streamed', ShardedStreamingEvaluator.from_data(data, compile=cfg.compile)
     protocol = resolve_protocol(cfg.eval_protocol, stored_features)
     return protocol, evaluator_for(data, protocol, cfg.eval_candidates,
                                    eval_batch_size=cfg.eval_batch_size, compile=cfg.compile)
@@ -49,6 +59,8 @@ def evaluate_split(evaluator, model, triples: Tensor, protocol: str,
     ``'protocol'``, and for a subset ``'sampled_queries'``,
     ``'total_queries'``, ``'sample_seed'`` and ``'ci95'``."""
     def ranks_of(part: Tensor):
+        if evaluator.ranks_every_query:  # its processes hold other candidates
+            return evaluator.ranks(model, part)
         return distributed.sharded_ranks(lambda p: evaluator.ranks(model, p), part, dist)
 
     out = evaluate_sample(evaluator, model, triples, sample or None, seed, ranks_of=ranks_of)
