@@ -292,6 +292,11 @@ def load_run(checkpoint: str, root: Optional[str] = None, device: Optional[str] 
             or not isinstance(state.get('model'), dict):
         raise ValueError(f"{checkpoint}: not a native_pyg checkpoint (no 'config' and 'model'); "
                          f"expected model.pt, best.pt or last.pt written by 'native-pyg train'")
+    shards = state.get('table_shards')
+    if shards is not None:
+        raise ValueError(f"{checkpoint}: its entity table is sharded over "
+                         f"{shards.get('world_size')} processes; consolidate it first: "
+                         f"native-pyg export --checkpoint {checkpoint} --out model.pt")
     run = RunConfig.from_dict(with_legacy_defaults(state['config']), source=checkpoint)
     if feature_store is not None:  # the run's converted store, moved since
         run.data.feature_store = osp.abspath(osp.expanduser(feature_store))

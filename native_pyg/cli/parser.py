@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from native_pyg.cli import (complete, convert_features, evaluate, experiment, featurize,
-                            predict, stats, train, tune)
+from native_pyg.cli import (complete, convert_features, evaluate, experiment, export,
+                            featurize, predict, stats, train, tune)
 
 #: every command by name, in the order of ``native-pyg --help``
 COMMANDS = {'stats': stats, 'train': train, 'experiment': experiment, 'tune': tune,
             'featurize': featurize, 'convert-features': convert_features, 'evaluate': evaluate,
-            'complete': complete, 'predict': predict}
+            'export': export, 'complete': complete, 'predict': predict}
 
 
 class Parser(argparse.ArgumentParser):

@@ -23,8 +23,7 @@ from native_pyg.kernels.allocator import freed_memory_returned, reuse_freed_memo
 from native_pyg.training.curves import plot_curves
 from native_pyg.training.batching import passes_of, training_steps
 from native_pyg.training.best_weights import BestWeights
-from native_pyg.training.checkpoint import (load_weights_into, save_checkpoint,
-                                            write_text_atomically)
+from native_pyg.training.checkpoint import write_text_atomically
 from native_pyg.config.run_config import RunConfig, TrainConfig
 from native_pyg.kernels.cpu_blas import resolve_cpu_blas
 from native_pyg.training.early_stopping import EarlyStopper
@@ -37,6 +36,7 @@ from native_pyg.kernels.runtime import Runtime
 from native_pyg.training.process import resolve_device
 from native_pyg.training.runs import resumable_checkpoint
 from native_pyg.training.structure_dropout import StructureDropout
+from native_pyg.training.table_shards import load_weights, with_table_shards, write_checkpoint
 from native_pyg.training.stand_in_fitting import fit_structure_stand_in
 from native_pyg.training.step_graph import neighbourhood_graph
 from native_pyg.training.step_windows import StepWindows
@@ -187,8 +187,9 @@ class Trainer:
         #: called as ``fn(trainer, record)`` after every epoch (trackers, tuning's pruner)
         self.epoch_callbacks: List[Callable[['Trainer', Dict[str, Any]], None]] = []
         # with a folder only in best.pt; in memory too on every rank under torch.distributed
-        self.best = BestWeights(self.out_dir if self.writes else None,
-                                in_memory=self.dist.enabled or not self.writes)
+        # (a sharded table's best rows: in memory, and in last.pt's shards)
+        self.best = BestWeights(self.out_dir if self.writes and not model.entity_emb.sharded
+                                else None, in_memory=self.dist.enabled or not self.writes)
         # the last epoch's parameters while fit() has the best ones loaded
         self._last_state: Optional[Union[str, Dict[str, torch.Tensor]]] = None
 
@@ -313,7 +314,7 @@ class Trainer:
         if self._last_state is not None:  # continue from the last epoch, not the best
             last = self._last_state
             if isinstance(last, str):
-                load_weights_into(self.model, last)
+                load_weights(self.model, last)
             else:
                 self.model.load_state_dict(last)
             self._last_state = None
@@ -344,9 +345,9 @@ class Trainer:
                 print(epoch_line(rec, target), flush=True)
             if self.writes or (self.out_dir and self.dist.enabled):
                 state = self.state_dict()  # under torch.distributed every rank gathers
-                if self.writes:
-                    save_checkpoint(state, self._path('last.pt'))
-                    # after last.pt: a kill between the two leaves the best in last.pt
+                # every rank writes its rows of a sharded table (table_shards)
+                write_checkpoint(state, self._path('last.pt'), self.dist, self.writes)
+                if self.writes:  # after last.pt: a kill between the two leaves the best in it
                     self.best.commit(lambda: self.state_dict(best_only=True))
             if self.writes:
                 with open(self._path('history.jsonl'), 'a') as f:
@@ -367,11 +368,13 @@ class Trainer:
                                    self.cfg.batch_size, self.cfg.num_negatives,
                                    adv_temperature=self.cfg.adv_temperature,
                                    seed=self.cfg.seed, progress=self.progress)
-        if self.writes:
-            self.plot(self._path('curves.png'))
+        if self.writes or (self.out_dir and self.dist.enabled):
             # the selected model (best on valid, else the last) for evaluate/predict; it
             # supersedes best.pt, the best so far that a killed run keeps
-            save_checkpoint(self.state_dict(best_only=True), self._path('model.pt'))
+            write_checkpoint(self.state_dict(best_only=True), self._path('model.pt'), self.dist,
+                             self.writes)
+        if self.writes:
+            self.plot(self._path('curves.png'))
             self.best.superseded('model.pt')
             if osp.exists(self._path('best.pt')):
                 os.remove(self._path('best.pt'))
@@ -460,7 +463,7 @@ class Trainer:
         are recorded in :attr:`config_log`."""
         state, changes = resumable_checkpoint(path, self.run.to_dict(), self.data_fingerprint,
                                               allow_changes)
-        self.load_state_dict(state)
+        self.load_state_dict(with_table_shards(state, path, self.model, self.dist))
         if self.writes:  # a kill between last.pt and best.pt: the best is last.pt's own
             self.best.resumed(self.model, self.epoch, lambda: self.state_dict(best_only=True))
         if changes:

@@ -7,11 +7,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def torchrun(*args, timeout=240) -> subprocess.CompletedProcess:
-    """``torchrun --standalone --nproc_per_node 2 ARGS`` from the repository,
-    one thread per process; its output captured."""
+def torchrun(*args, timeout=240, nproc=2) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node NPROC ARGS`` from the
+    repository, one thread per process; its output captured."""
     env = {**os.environ, 'PYTHONPATH': str(REPO), 'OMP_NUM_THREADS': '1'}
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node',
-           '2', *args]
+           str(nproc), *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
                           cwd=str(REPO))
