@@ -23,6 +23,11 @@ from native_pyg.evaluation.streamed import StreamingLinkPredictionEvaluator
 
 __all__ = ['ShardedStreamingEvaluator']
 
+#: near candidates kept per query block by default (the streamed evaluator's window)
+WINDOW_LIMIT = 4096
+#: candidates a process streams at a time by default
+CANDIDATE_CHUNK = 16384
+
 
 class ShardedStreamingEvaluator(StreamingLinkPredictionEvaluator):
     r"""The ranks of :class:`~native_pyg.evaluation.StreamingLinkPredictionEvaluator`
@@ -56,16 +61,25 @@ class ShardedStreamingEvaluator(StreamingLinkPredictionEvaluator):
 
     def __init__(self, num_entities: int, known_triples: torch.Tensor,
                  group: Optional[Any] = None, **kwargs):
+        # a process keeps the near candidates of every query whose target another process
+        # holds, over its whole stream: fewer per block (beyond them, a second stream)
+        kwargs.setdefault('window_limit', WINDOW_LIMIT)
+        # a shard of millions of rows streams in more, smaller chunks: what a chunk holds
+        # (its rows' scores against every query) stays small beside the shard
+        kwargs.setdefault('candidate_chunk', CANDIDATE_CHUNK)
         super().__init__(num_entities, known_triples, **kwargs)
         if not dist.is_initialized():
             raise RuntimeError("a sharded evaluation needs a torch.distributed process group")
         self.group = group or dist.group.WORLD
+        # collectives on the backend's device (NCCL: the process's GPU)
+        self.device = (torch.device('cuda', torch.cuda.current_device())
+                       if dist.get_backend(self.group) == 'nccl' else torch.device('cpu'))
 
     def _candidate_spans(self, model: Any, width: int) -> List[Tuple[int, int]]:
         start, stop = model.entity_emb.row_range
         stop = min(stop, self.num_entities)  # entities added after training are not candidates
         mine = -(-max(stop - start, 0) // width)
-        count = torch.tensor([mine])
+        count = torch.tensor([mine], device=self.device)
         dist.all_reduce(count, op=dist.ReduceOp.MAX, group=self.group)
         spans = [(lo, min(lo + width, stop)) for lo in range(start, stop, width)]
         return spans + [(stop, stop)] * (int(count) - mine)
@@ -89,7 +103,7 @@ class ShardedStreamingEvaluator(StreamingLinkPredictionEvaluator):
             block.seen.copy_(was_met)
 
     def _agreed(self, blocks, redo: List[bool]) -> List[bool]:
-        flags = torch.tensor(redo, dtype=torch.long)
+        flags = torch.tensor(redo, dtype=torch.long, device=self.device)
         if flags.numel():
             dist.all_reduce(flags, op=dist.ReduceOp.MAX, group=self.group)
         again = [bool(f) for f in flags.tolist()]

@@ -92,7 +92,9 @@ class ShardedTable(StructuralTable):
         apply_optimizer_in_backward(RowWiseAdagrad, collection.parameters(),
                                     {'lr': self.lr, 'eps': self.eps})
         sharder = sharder_class()
-        device = torch.device('cpu')
+        # the backend's device: NCCL shards onto this process's GPU
+        device = (torch.device('cuda', torch.cuda.current_device())
+                  if dist.get_backend(self.group) == 'nccl' else torch.device('cpu'))
         plan = construct_module_sharding_plan(collection, per_param_sharding={
             _FEATURE: row_wise()}, local_size=world, world_size=world, device_type=device.type,
             sharder=sharder)
@@ -130,7 +132,7 @@ class ShardedTable(StructuralTable):
         from torchrec import KeyedJaggedTensor
         flat = index.reshape(-1).long()
         kjt = KeyedJaggedTensor.from_lengths_sync(
-            keys=[_FEATURE], values=flat, lengths=torch.tensor([flat.numel()]))
+            keys=[_FEATURE], values=flat, lengths=torch.tensor([flat.numel()], device=flat.device))
         out = self.collection(kjt)
         out = out.wait() if hasattr(out, 'wait') else out
         rows = out[_FEATURE].values().reshape(*index.shape, self.embedding_dim)
@@ -217,9 +219,10 @@ class ShardedTable(StructuralTable):
         start, stop = self.row_range
         world = dist.get_world_size(self.group)
         width = -(-self.num_embeddings // world)  # the largest shard: row_wise's block
-        padded = torch.zeros(width, self.embedding_dim, dtype=self.local_rows().dtype)
-        padded[:stop - start] = self.local_rows()
-        bounds = torch.tensor([start, stop])
+        local = self.local_rows()  # gathered on its device (NCCL: the GPU)
+        padded = torch.zeros(width, self.embedding_dim, dtype=local.dtype, device=local.device)
+        padded[:stop - start] = local
+        bounds = torch.tensor([start, stop], device=local.device)
         rank = dist.get_rank(self.group)
         parts = [torch.empty_like(padded) for _ in range(world)] if rank == dst else None
         spans = [torch.empty_like(bounds) for _ in range(world)] if rank == dst else None
@@ -232,7 +235,7 @@ class ShardedTable(StructuralTable):
         out = torch.empty(self.num_embeddings, self.embedding_dim, dtype=padded.dtype)
         for part, span in zip(parts, spans):
             lo, hi = int(span[0]), int(span[1])
-            out[lo:hi] = part[:hi - lo]
+            out[lo:hi] = part[:hi - lo].cpu()
         return out
 
     def state_entries(self) -> Dict[str, Tensor]:

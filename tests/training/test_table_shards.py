@@ -159,13 +159,15 @@ def free_port():
 def test_two_nodes_of_two_processes_train_and_evaluate_one_run(tmp_path):
     """The launch of docs/scaling.md, as two "nodes" on this machine: two
     torchrun launchers of 2 processes each meeting at a localhost
-    rendezvous."""
+    rendezvous; the features in a disk store, each process reading the rows
+    its steps and its candidates need."""
     env = {**os.environ, 'PYTHONPATH': str(REPO), 'OMP_NUM_THREADS': '1'}
     port, out = free_port(), tmp_path / 'run'
     nodes = [subprocess.Popen(
         [sys.executable, '-m', 'torch.distributed.run', '--nnodes', '2', '--node_rank', str(i),
          '--nproc_per_node', '2', '--rdzv_backend', 'c10d', '--rdzv_id', 'two-nodes',
-         '--rdzv_endpoint', f'127.0.0.1:{port}', *TRAIN[:-1], '2', '--out', str(out)],
+         '--rdzv_endpoint', f'127.0.0.1:{port}', *TRAIN[:-1], '2', '--out', str(out),
+         '--set', 'data.feature_store=disk', '--root', str(tmp_path / 'data')],
         cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i in range(2)]
     try:
@@ -181,5 +183,6 @@ def test_two_nodes_of_two_processes_train_and_evaluate_one_run(tmp_path):
     assert manifest['world_size'] == 4
     assert [r['entity_emb.'] for r in manifest['ranges']] == [[0, 500], [500, 1000],
                                                                [1000, 1500], [1500, 2000]]
+    assert load_checkpoint(str(out / 'model.pt'))['feature_store']  # trained from the store
     printed = ''.join(o for o, _ in results)
     assert printed.count('synthetic test (filtered') == 1  # rank 0 alone reports
