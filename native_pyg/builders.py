@@ -192,7 +192,8 @@ def entity_table(data: HeteroData, run: RunConfig) -> Optional[StructuralTable]:
     from native_pyg.nn.sharded_table import ShardedTable
     dim = SCORERS[m.scorer](m.hidden_channels, margin=m.margin, epsilon=m.epsilon).entity_dim
     try:
-        return ShardedTable(data[ENTITY].num_nodes, dim, lr=run.training.lr)
+        lr = run.training.table_lr or run.training.lr
+        return ShardedTable(data[ENTITY].num_nodes, dim, lr=lr)
     except ImportError as e:
         raise ValueError(str(e)) from None
 

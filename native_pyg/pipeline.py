@@ -298,6 +298,8 @@ def load_run(checkpoint: str, root: Optional[str] = None, device: Optional[str] 
                          f"{shards.get('world_size')} processes; consolidate it first: "
                          f"native-pyg export --checkpoint {checkpoint} --out model.pt")
     run = RunConfig.from_dict(with_legacy_defaults(state['config']), source=checkpoint)
+    if state.get('exported_from'):  # a sharded run's table, joined: one process holds it
+        run.model.table = 'dense'
     if feature_store is not None:  # the run's converted store, moved since
         run.data.feature_store = osp.abspath(osp.expanduser(feature_store))
     if root is not None:

@@ -70,6 +70,9 @@ class TrainConfig:
     lr: float = key(1e-3, Range(0.0, 10.0, low_open=True))  # Adam steps beyond 10 only overflow
     # the entity table's optimiser: adam (dense), sparse_adam or rowwise_adagrad (sparse rows)
     table_optimizer: str = key('adam', Choices(TABLE_OPTIMIZERS))
+    # the table optimiser's learning rate when it is row-wise (null: lr); row-wise Adagrad's
+    # steps shrink as its sums grow, so it wants a larger one than Adam
+    table_lr: Optional[float] = key(None, Range(0.0, 10.0, low_open=True, nullable=True))
     num_negatives: int = key(32, Range(1, MAX_NEGATIVES))
     # >0: chunks of this many positives share their num_negatives negatives (PyTorch-BigGraph)
     shared_negatives: int = key(0, Range(0))

@@ -208,13 +208,15 @@ def fused_parameters(model: torch.nn.Module) -> List[str]:
 
 
 def build_optimizer(model: torch.nn.Module, lr: float, table_optimizer: str = 'adam',
-                    table_params: Optional[Iterable[torch.nn.Parameter]] = None):
+                    table_params: Optional[Iterable[torch.nn.Parameter]] = None,
+                    table_lr: Optional[float] = None):
     """The training optimiser of ``model``. ``'adam'`` is plain
     :class:`torch.optim.Adam` over every parameter; ``'sparse_adam'`` and
     ``'rowwise_adagrad'`` give a :class:`SplitOptimizer` with
     :class:`torch.optim.SparseAdam` or :class:`RowWiseAdagrad` on the tables
-    and :class:`torch.optim.Adam` on the rest, all at learning rate ``lr``;
-    every :class:`torch.optim.Adam` is fused where it can be (:func:`dense_adam`).
+    and :class:`torch.optim.Adam` on the rest, all at learning rate ``lr``
+    (the tables' at ``table_lr`` where given); every :class:`torch.optim.Adam`
+    is fused where it can be (:func:`dense_adam`).
 
     Args:
         model (torch.nn.Module): The model to train.
@@ -223,6 +225,8 @@ def build_optimizer(model: torch.nn.Module, lr: float, table_optimizer: str = 'a
             (default: :obj:`'adam'`)
         table_params (iterable, optional): The table parameters.
             (default: :obj:`None`, :func:`sparse_tables`)
+        table_lr (float, optional): The row-wise optimiser's learning rate.
+            (default: :obj:`None`, ``lr``)
     """
     if table_optimizer not in TABLE_OPTIMIZERS:
         raise ValueError(f"unknown table optimizer {table_optimizer!r}; "
@@ -240,9 +244,23 @@ def build_optimizer(model: torch.nn.Module, lr: float, table_optimizer: str = 'a
                          "but the model has none")
     ids = {id(p) for p in tables}
     rest = [p for p in own if id(p) not in ids]
-    table = (torch.optim.SparseAdam(tables, lr=lr) if table_optimizer == 'sparse_adam'
-             else RowWiseAdagrad(tables, lr=lr))
+    row_lr = lr if table_lr is None else table_lr
+    table = (torch.optim.SparseAdam(tables, lr=row_lr) if table_optimizer == 'sparse_adam'
+             else RowWiseAdagrad(tables, lr=row_lr))
     return SplitOptimizer(table, dense_adam(rest, lr) if rest else None)
+
+
+def set_learning_rates(optimizer: Optional[torch.optim.Optimizer], lr: float,
+                       table_lr: Optional[float] = None) -> None:
+    """Sets every learning rate of ``optimizer`` to ``lr``, those of a
+    :class:`SplitOptimizer`'s tables to ``table_lr`` where given."""
+    if optimizer is None:
+        return
+    for group in optimizer.param_groups:
+        group['lr'] = lr
+    if table_lr is not None and isinstance(optimizer, SplitOptimizer):
+        for group in optimizer.table.param_groups:
+            group['lr'] = table_lr
 
 
 def _closure_loss(closure: Optional[Callable[[], Tensor]]) -> Optional[Tensor]:

@@ -15,7 +15,8 @@ the number of processes is the one that wrote it, and else takes its rows
 from the shards that overlap them (re-sharded, rows and Adagrad state
 exact). :func:`consolidate` joins the shards into an ordinary checkpoint
 (``native-pyg export``) for ``evaluate`` and ``predict`` on one machine
-where the table fits.
+where the table fits; an exported ``last.pt`` also resumes on any number
+of processes.
 """
 from __future__ import annotations
 
@@ -33,9 +34,6 @@ from native_pyg.training.checkpoint import load_checkpoint, save_checkpoint
 
 #: the parts of a checkpoint that hold a model's state dict
 PLACES = ('model', 'best_state')
-#: the keys an exported checkpoint keeps (a model for evaluate and predict)
-MODEL_KEYS = ('config', 'data', 'feature_store', 'epoch', 'world_size', 'weights_epoch',
-              'model', 'generator', 'best_mrr', 'best_epoch')
 
 
 def table_prefixes(weights: Dict[str, Any]) -> List[str]:
@@ -159,8 +157,10 @@ def _rows_of(path: str, manifest: Dict[str, Any], place: str, prefix: str, start
 def with_table_shards(state: Dict[str, Any], path: str, model: torch.nn.Module,
                       info: Optional[distributed.DistributedInfo] = None) -> Dict[str, Any]:
     """``state`` (read from ``path``) with this process's rows of the
-    model's sharded table put back from the shards its manifest names;
-    ``state`` itself where it has none.
+    model's sharded tables: from the shards its manifest names (re-sharded
+    where another number of processes wrote them), or from the whole tables
+    of a consolidated checkpoint; ``state`` itself for a model without a
+    sharded table.
 
     Raises:
         ValueError: one line naming the file: a missing or mismatched
@@ -168,10 +168,10 @@ def with_table_shards(state: Dict[str, Any], path: str, model: torch.nn.Module,
             not sharded (consolidate it first with ``native-pyg export``).
     """
     manifest = _manifest(state, path)
-    if manifest is None:
-        return state
-    info = info or distributed.current()
     tables = {name + '.': m for name, m in model.named_modules() if getattr(m, 'sharded', False)}
+    if manifest is None:
+        return _rows_of_whole(state, tables) if tables else state
+    info = info or distributed.current()
     if not tables:
         raise ValueError(f"{path}: its entity table is sharded over {manifest['world_size']} "
                          f"processes; consolidate it first: native-pyg export --checkpoint "
@@ -194,35 +194,66 @@ def with_table_shards(state: Dict[str, Any], path: str, model: torch.nn.Module,
     return state
 
 
+def _rows_of_whole(state: Dict[str, Any], tables: Dict[str, Any]) -> Dict[str, Any]:
+    """A consolidated checkpoint (:func:`consolidate`) read for sharded
+    tables: each process keeps its own rows of each whole ``weight``, with
+    their accumulators (re-sharded on any number of processes)."""
+    kept = state.get('table_accumulators') or {}
+    state = dict(state)
+    for place in PLACES:
+        weights = state.get(place)
+        if not isinstance(weights, dict):
+            continue
+        weights = dict(weights)
+        for prefix, table in tables.items():
+            whole = weights.pop(prefix + 'weight', None)
+            if whole is None:
+                continue
+            start, stop = table.row_range
+            sums = kept.get(place, {}).get(prefix)
+            weights[prefix + 'rows'] = whole[start:stop].clone()
+            weights[prefix + 'accumulator'] = (sums[start:stop].clone() if sums is not None
+                                               else torch.zeros(stop - start))
+            weights[prefix + 'row_range'] = torch.tensor([start, stop, *whole.shape])
+        state[place] = weights
+    return state
+
+
 def consolidate(path: str) -> Dict[str, Any]:
-    """The ordinary checkpoint of the sharded one at ``path`` (its model
-    weights and what ``evaluate`` and ``predict`` read): each table's rows
-    joined from its shards into ``weight`` (``[N, D]``, the dense table's
-    entry; read one shard at a time), the config's ``model.table`` dense.
-    The whole table is held in memory once."""
+    """The ordinary checkpoint of the sharded one at ``path``, with every key
+    it holds: each table's rows joined from its shards into ``weight``
+    (``[N, D]``, the dense table's entry; read one shard at a time), in the
+    model and in the best weights a ``last.pt`` keeps, and their Adagrad
+    accumulators in ``table_accumulators``. ``evaluate`` and ``predict``
+    read it as a dense table (``exported_from``); a ``last.pt`` exported
+    this way resumes under ``torchrun`` on any number of processes
+    (:func:`with_table_shards`). The whole table is held in memory once."""
     state = load_checkpoint(path, mmap=True)
     manifest = _manifest(state, path) if isinstance(state, dict) else None
     if manifest is None:
         raise ValueError(f"{path}: not a checkpoint of a sharded table (no table_shards "
                          f"manifest); it is already an ordinary one")
-    out = {k: state[k] for k in MODEL_KEYS if k in state}
-    weights = dict(state['model'])
-    tables: Dict[str, torch.Tensor] = {}
-    for index in range(manifest['world_size']):
-        entries = _read_shard(path, manifest, index)['model']
-        for prefix in table_prefixes(entries):
-            start, stop, rows, dim = entries[prefix + 'row_range'].tolist()
-            if prefix not in tables:
-                tables[prefix] = torch.empty(rows, dim, dtype=entries[prefix + 'rows'].dtype)
-            tables[prefix][start:stop] = entries[prefix + 'rows']
-    for prefix, table in tables.items():
-        weights[prefix + 'weight'] = table
-    out['model'] = weights
-    config = {**state['config'], 'model': {**state['config']['model'], 'table': 'dense'}}
-    out['config'] = config
+    out = {k: v for k, v in state.items() if k != 'table_shards'}
+    shards = [_read_shard(path, manifest, index) for index in range(manifest['world_size'])]
+    accumulators: Dict[str, Dict[str, torch.Tensor]] = {}
+    shapes: Dict[str, List[int]] = {}
+    for place in [p for p in PLACES if isinstance(state.get(p), dict)]:
+        weights, tables, sums = dict(state[place]), {}, {}
+        for shard in shards:
+            entries = shard.get(place, {})
+            for prefix in table_prefixes(entries):
+                start, stop, rows, dim = entries[prefix + 'row_range'].tolist()
+                if prefix not in tables:
+                    tables[prefix] = torch.empty(rows, dim, dtype=entries[prefix + 'rows'].dtype)
+                    sums[prefix] = torch.empty(rows, dtype=entries[prefix + 'accumulator'].dtype)
+                tables[prefix][start:stop] = entries[prefix + 'rows']
+                sums[prefix][start:stop] = entries[prefix + 'accumulator']
+        weights.update({prefix + 'weight': table for prefix, table in tables.items()})
+        out[place], accumulators[place] = weights, sums
+        shapes.update({p: list(t.shape) for p, t in tables.items()})
+    out['table_accumulators'] = accumulators
     out['exported_from'] = {'checkpoint': osp.abspath(path),
-                            'world_size': manifest['world_size'],
-                            'tables': {p: list(t.shape) for p, t in tables.items()}}
+                            'world_size': manifest['world_size'], 'tables': shapes}
     return out
 
 

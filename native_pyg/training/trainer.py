@@ -30,7 +30,8 @@ from native_pyg.training.early_stopping import EarlyStopper
 from native_pyg.training.losses import LOSSES, kgc_loss
 from native_pyg.training.negative_sampling import build_negative_sampler
 from native_pyg.training.optimizer_state import OptimizerStateInFile
-from native_pyg.training.optimizers import fused_parameters, build_optimizer, dense_adam
+from native_pyg.training.optimizers import (build_optimizer, dense_adam, fused_parameters,
+                                            set_learning_rates)
 from native_pyg.kernels.precision import check_precision
 from native_pyg.kernels.runtime import Runtime
 from native_pyg.training.process import resolve_device
@@ -144,7 +145,8 @@ class Trainer:
             raise ValueError(f"training.table_optimizer={cfg.table_optimizer} under torchrun: "
                              f"DDP cannot average row-sparse gradients; use adam, or a sharded "
                              f"table (native_pyg.nn.sharded_table)")
-        self.optimizer = build_optimizer(self.model, cfg.lr, cfg.table_optimizer)
+        self.optimizer = build_optimizer(self.model, cfg.lr, cfg.table_optimizer,
+                                         table_lr=cfg.table_lr)
         # between fits, in last.pt only where the run has a folder
         self.optimizer_state = OptimizerStateInFile(self.optimizer)
         self.generator: Optional[CoMATGenerator] = None
@@ -451,10 +453,8 @@ class Trainer:
         self.best.load_state_dict(state['best_state'], state['best_epoch'])
         self.config_log = list(state.get('config_log', []))
         # the current config's learning rates win over the optimizers' saved ones
-        for opt, lr in ((self.optimizer, self.cfg.lr),
-                        (self.optimizer_g, self.cfg.lrg or self.cfg.lr)):
-            for group in (opt.param_groups if opt is not None else []):
-                group['lr'] = lr
+        set_learning_rates(self.optimizer, self.cfg.lr, self.cfg.table_lr)
+        set_learning_rates(self.optimizer_g, self.cfg.lrg or self.cfg.lr)
 
     def resume(self, path: str, allow_changes: bool = False) -> None:
         """Continues from a ``last.pt`` written by :meth:`fit`, after checking

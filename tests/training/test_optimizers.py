@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from native_pyg.training.optimizers import (TABLE_OPTIMIZERS, RowWiseAdagrad, SplitOptimizer,
-                                            build_optimizer, dense_adam)
+                                            build_optimizer, dense_adam, set_learning_rates)
 
 
 def _pair(n=10, d=4, dtype=torch.float64):
@@ -159,6 +159,18 @@ def test_build_optimizer_adam_is_plain_adam():
     assert type(opt) is torch.optim.Adam
     assert [p for g in opt.param_groups for p in g['params']] == list(model.parameters())
     assert TABLE_OPTIMIZERS == ('adam', 'sparse_adam', 'rowwise_adagrad')
+
+
+def test_the_table_takes_its_own_learning_rate_also_after_a_resume():
+    model = _Model()
+    opt = build_optimizer(model, lr=0.001, table_optimizer='rowwise_adagrad', table_lr=0.1)
+    assert [g['lr'] for g in opt.table.param_groups] == [0.1]
+    assert {g['lr'] for g in opt.dense.param_groups} == {0.001}
+    set_learning_rates(opt, 0.002)  # no table_lr: the one rate everywhere
+    assert {g['lr'] for g in opt.param_groups} == {0.002}
+    set_learning_rates(opt, 0.003, table_lr=0.2)
+    assert [g['lr'] for g in opt.table.param_groups] == [0.2]
+    assert {g['lr'] for g in opt.dense.param_groups} == {0.003}
 
 
 @pytest.mark.parametrize('name,table', [('sparse_adam', torch.optim.SparseAdam),

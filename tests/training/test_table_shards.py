@@ -1,8 +1,9 @@
 """native_pyg/training/table_shards.py and ``native-pyg export``: a run
 trained with its entity table sharded over 2 CPU processes (Gloo, under
 torchrun) writes one shard per process with a manifest, resumes exactly
-after a SIGKILL, resumes on 3 processes (re-sharded), and is consolidated
-into one checkpoint that evaluate and predict read."""
+after a SIGKILL, resumes on 3 processes (re-sharded, from its shards or
+from its consolidated last.pt), and is consolidated into one checkpoint
+that evaluate and predict read."""
 import json
 import os
 import shutil
@@ -110,13 +111,27 @@ def test_a_run_resumes_on_three_processes_resharded(runs, tmp_path):
         json.loads((root / 'straight' / 'metrics.json').read_text())['test']
 
 
+def test_an_exported_last_pt_resumes_on_three_processes(runs, tmp_path):
+    root, _ = runs
+    (tmp_path / 'three').mkdir()
+    assert main(['export', '--checkpoint', str(root / 'straight' / 'last.pt'), '--out',
+                 str(tmp_path / 'three' / 'last.pt')]) == 0
+    assert 'table_shards' not in load_checkpoint(str(tmp_path / 'three' / 'last.pt'))
+    train(tmp_path / 'three', '--resume', nproc=3)  # its best weights, each process its rows
+    want = exported(tmp_path, root / 'straight' / 'model.pt', 'two')
+    got = exported(tmp_path, tmp_path / 'three' / 'model.pt', 'three')
+    assert torch.equal(want['model']['entity_emb.weight'], got['model']['entity_emb.weight'])
+    assert torch.equal(want['table_accumulators']['model']['entity_emb.'],
+                       got['table_accumulators']['model']['entity_emb.'])
+
+
 def test_export_then_evaluate_and_predict_on_one_process(runs, tmp_path, capsys):
     root, _ = runs
     out = tmp_path / 'one.pt'
     assert main(['export', '--checkpoint', str(root / 'straight'), '--out', str(out)]) == 0
     assert 'joined from 2 shards' in capsys.readouterr().out
     state = load_checkpoint(str(out))
-    assert state['config']['model']['table'] == 'dense' and 'table_shards' not in state
+    assert state['exported_from']['world_size'] == 2 and 'table_shards' not in state
     assert state['model']['entity_emb.weight'].shape == (2000, 16)  # RotatE: 2 x 8
     # the sharded evaluation at the end of training ranked as one process does
     assert main(['evaluate', '--checkpoint', str(out), '--out', str(tmp_path / 'm.json')]) == 0
