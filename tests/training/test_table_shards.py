@@ -146,7 +146,7 @@ def test_export_then_evaluate_and_predict_on_one_process(runs, tmp_path, capsys)
     assert 'exists; export writes a new file' in capsys.readouterr().err
 
 
-def test_a_sharded_checkpoint_read_whole_or_a_missing_shard_is_one_line(runs, tmp_path, capsys):
+def test_a_sharded_checkpoint_read_whole_or_a_missing_or_wrong_shard_is_one_line(runs, tmp_path, capsys):
     root, _ = runs
     model_pt = root / 'straight' / 'model.pt'
     assert main(['evaluate', '--checkpoint', str(model_pt)]) == 2
@@ -162,6 +162,12 @@ def test_a_sharded_checkpoint_read_whole_or_a_missing_shard_is_one_line(runs, tm
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f'the table shard {gone} is missing' in err[0], err
     assert not (tmp_path / 'x.pt').exists()
+    # another process's shard in its place
+    shutil.copy(gone.parent / 'rank00000-of-00002.pt', gone)
+    assert main(['export', '--checkpoint', str(tmp_path / 'run'), '--out',
+                 str(tmp_path / 'x.pt')]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f'the table shard {gone} is not shard 1 of 2' in err[0], err
 
 
 def free_port():
