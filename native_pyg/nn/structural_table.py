@@ -5,9 +5,9 @@ table's business and not the model's.
 :class:`StructuralTable` is the interface (look rows up, the parameters a
 row-wise optimiser steps, per-row mean squares for the L2 regulariser,
 initialise, grow); :class:`DenseTable` and :class:`RowSparseTable` are its
-two implementations. A table sharded over devices would be a third, plugged
-in with ``NativE(table=...)``; its ``state_dict`` is that of any
-:class:`torch.nn.Module`."""
+implementations on one process, and
+:class:`~native_pyg.nn.sharded_table.ShardedTable` the one sharded over
+processes, plugged in with ``NativE(table=...)``."""
 from __future__ import annotations
 
 from typing import Any, Callable, List, Optional

@@ -143,8 +143,8 @@ class Trainer:
                              f"training.num_neighbors")
         if cfg.sparse_table and self.dist.enabled and not fused_parameters(self.model):
             raise ValueError(f"training.table_optimizer={cfg.table_optimizer} under torchrun: "
-                             f"DDP cannot average row-sparse gradients; use adam, or a sharded "
-                             f"table (native_pyg.nn.sharded_table)")
+                             f"DDP cannot average row-sparse gradients; use adam, or shard the "
+                             f"table (--shard-table, model.table: sharded)")
         self.optimizer = build_optimizer(self.model, cfg.lr, cfg.table_optimizer,
                                          table_lr=cfg.table_lr)
         # between fits, in last.pt only where the run has a folder
