@@ -22,7 +22,7 @@ from tests.helpers.torchrun import REPO, torchrun
 
 pytest.importorskip('torchrec', reason='the distributed extra (make install-distributed)')
 
-EPOCHS = 4
+EPOCHS = 3
 TRAIN = ['-m', 'native_pyg', 'train', '--shard-table', '--dataset', 'synthetic', '--quiet',
          '--set', 'model.hidden_channels=8', '--set', 'training.num_negatives=8',
          '--set', 'training.batch_size=512', '--set', 'training.eval_every=2',
@@ -187,7 +187,7 @@ def test_two_nodes_of_two_processes_train_and_evaluate_one_run(tmp_path):
     nodes = [subprocess.Popen(
         [sys.executable, '-m', 'torch.distributed.run', '--nnodes', '2', '--node_rank', str(i),
          '--nproc_per_node', '2', '--rdzv_backend', 'c10d', '--rdzv_id', 'two-nodes',
-         '--rdzv_endpoint', f'127.0.0.1:{port}', *TRAIN[:-1], '2', '--out', str(out),
+         '--rdzv_endpoint', f'127.0.0.1:{port}', *TRAIN[:-1], '1', '--out', str(out),
          '--set', 'data.feature_store=disk', '--root', str(tmp_path / 'data')],
         cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i in range(2)]
