@@ -32,7 +32,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import machine  # noqa: E402
+from _harness import machine, peak_rss_bytes  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = 15000
@@ -96,8 +96,7 @@ def worker(args) -> None:
     evaluation = time.perf_counter() - start
     table = trainer.model.entity_emb
     held = list(table.row_range) if table.sharded else [0, n]
-    with open('/proc/self/status') as f:
-        peak = next(int(line.split()[1]) * 1024 for line in f if line.startswith('VmHWM'))
+    peak = peak_rss_bytes()
     with open(os.path.join(args.out, f'rank{rank}.json'), 'w') as f:
         json.dump({'rank': rank, 'peak_rss_bytes': peak, 'rows_held': held,
                    'setup_s': setup, 'step_s': statistics.median(seconds),

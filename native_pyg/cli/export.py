@@ -8,7 +8,7 @@ import os.path as osp
 
 from native_pyg.cli.errors import CLIError
 from native_pyg.cli.options import add_out_arg
-from native_pyg.cli.paths import path_arg
+from native_pyg.cli.paths import check_output_file, path_arg
 from native_pyg.data.os_errors import os_error_message
 
 HELP = 'consolidate a sharded run (train --shard-table) into one checkpoint for evaluate/predict'
@@ -32,9 +32,7 @@ def cmd_export(args) -> int:
         if not found:
             raise CLIError(f"--checkpoint {path}: holds neither model.pt nor last.pt")
         path = found[0]
-    if osp.exists(args.out):
-        raise CLIError(f"--out {args.out}: exists; export writes a new file (remove it or "
-                       f"choose another name)")
+    check_output_file(args.out, '--out')
     try:
         state = consolidate(path)
     except (ValueError, RuntimeError, FileNotFoundError) as e:

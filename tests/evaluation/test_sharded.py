@@ -2,19 +2,15 @@
 over 2 CPU processes (Gloo, under torchrun), each streaming only the
 candidates it holds, equal to the single-process full and streamed
 evaluators on the same weights (ties across the shards included)."""
-import json
 
 import pytest
 
-from tests.helpers.torchrun import REPO, torchrun
+from tests.helpers.torchrun import worker_reports
 
 
 def test_sharded_ranks_equal_the_single_process_evaluators(tmp_path):
     pytest.importorskip('torchrec', reason='the distributed extra (make install-distributed)')
-    proc = torchrun(str(REPO / 'tests' / 'helpers' / 'sharded_evaluation_worker.py'),
-                    str(tmp_path), timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    found = [json.loads((tmp_path / f'rank{r}.json').read_text()) for r in range(2)]
+    found = worker_reports('sharded_evaluation_worker.py', tmp_path, timeout=240)
     assert [f['range'] for f in found] == [[0, 21], [21, 41]]
     for f in found:
         for case in ('multimodal', 'structure'):

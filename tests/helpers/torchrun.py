@@ -1,4 +1,5 @@
 """Two CPU processes (Gloo) under torchrun, spawned from a test."""
+import json
 import os
 import subprocess
 import sys
@@ -15,3 +16,12 @@ def torchrun(*args, timeout=240, nproc=2) -> subprocess.CompletedProcess:
            str(nproc), *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
                           cwd=str(REPO))
+
+
+def worker_reports(worker: str, out: Path, timeout=240, nproc=2) -> list:
+    """Runs ``tests/helpers/WORKER OUT`` under :func:`torchrun` (it must
+    succeed) and returns what each rank wrote to ``OUT/rank<r>.json``."""
+    proc = torchrun(str(REPO / 'tests' / 'helpers' / worker), str(out), timeout=timeout,
+                    nproc=nproc)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads((out / f'rank{r}.json').read_text()) for r in range(nproc)]

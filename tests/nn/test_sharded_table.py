@@ -3,12 +3,11 @@ CPU processes (Gloo, under torchrun) with TorchRec, against the dense table:
 lookups, per-row mean squares, one fused row-wise Adagrad step, the
 initialisation, a restored state's next step and the table gathered whole
 on one process."""
-import json
 import sys
 
 import pytest
 
-from tests.helpers.torchrun import REPO, torchrun
+from tests.helpers.torchrun import worker_reports
 
 
 def test_without_torchrec_a_sharded_table_is_one_line_naming_the_install(monkeypatch):
@@ -21,10 +20,7 @@ def test_without_torchrec_a_sharded_table_is_one_line_naming_the_install(monkeyp
 
 def test_two_processes_each_hold_their_rows_and_agree_with_the_dense_table(tmp_path):
     pytest.importorskip('torchrec', reason='the distributed extra (make install-distributed)')
-    proc = torchrun(str(REPO / 'tests' / 'helpers' / 'sharded_table_worker.py'), str(tmp_path),
-                    timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    found = [json.loads((tmp_path / f'rank{r}.json').read_text()) for r in range(2)]
+    found = worker_reports('sharded_table_worker.py', tmp_path, timeout=240)
     assert [f['range'] for f in found] == [[0, 7], [7, 13]]
     for f in found:
         assert f['holds_only_its_rows'] and f['lookup'] and f['row_mean_squares']

@@ -3,19 +3,15 @@ torchrun): the table steps itself (TorchRec's fused row-wise Adagrad), the
 trainer's optimiser and DDP leave it out, and the data-parallel parameters
 stay in step. The sharded step itself is checked against the dense table in
 tests/nn/test_sharded_table.py."""
-import json
 
 import pytest
 
-from tests.helpers.torchrun import REPO, torchrun
+from tests.helpers.torchrun import worker_reports
 
 
 def test_a_run_trains_with_its_table_sharded_over_two_processes(tmp_path):
     pytest.importorskip('torchrec', reason='the distributed extra (make install-distributed)')
-    proc = torchrun(str(REPO / 'tests' / 'helpers' / 'sharded_training_worker.py'), str(tmp_path),
-                    timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    found = [json.loads((tmp_path / f'rank{r}.json').read_text()) for r in range(2)]
+    found = worker_reports('sharded_training_worker.py', tmp_path, timeout=300)
     assert [f['range'] for f in found] == [[0, 100], [100, 200]]
     for f in found:
         assert f['fused'] == ['entity_emb.collection.embeddings.entity.weight']

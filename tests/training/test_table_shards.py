@@ -143,7 +143,7 @@ def test_export_then_evaluate_and_predict_on_one_process(runs, tmp_path, capsys)
                  '--k', '3']) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) >= 3
     assert main(['export', '--checkpoint', str(root / 'straight'), '--out', str(out)]) == 2
-    assert 'exists; export writes a new file' in capsys.readouterr().err
+    assert 'exists; choose a new path (nothing is overwritten)' in capsys.readouterr().err
 
 
 def test_a_sharded_checkpoint_read_whole_or_a_missing_or_wrong_shard_is_one_line(runs, tmp_path, capsys):
