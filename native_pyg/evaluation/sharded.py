@@ -94,9 +94,10 @@ class ShardedStreamingEvaluator(StreamingLinkPredictionEvaluator):
         seens = [torch.empty_like(seen) for _ in range(world)]
         dist.all_gather(exacts, exact, group=self.group)
         dist.all_gather(seens, seen, group=self.group)
-        holder = torch.stack(seens).argmax(dim=0)  # the process that met each target
+        seens = torch.stack(seens)
+        holder = seens.argmax(dim=0)  # the process that met each target
         shared = torch.stack(exacts).gather(0, holder.view(1, -1)).view(-1)
-        met = torch.stack(seens).amax(dim=0) > 0
+        met = seens.amax(dim=0) > 0
         for block, part, was_met in zip(blocks, shared.split([b.exact.numel() for b in blocks]),
                                         met.split([b.exact.numel() for b in blocks])):
             block.exact.copy_(part)

@@ -24,7 +24,7 @@ import os
 import os.path as osp
 import shutil
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -129,17 +129,18 @@ def _read_shard(path: str, manifest: Dict[str, Any], index: int) -> Dict[str, An
     return entries
 
 
-def _rows_of(path: str, manifest: Dict[str, Any], place: str, prefix: str, start: int,
-             stop: int) -> Dict[str, torch.Tensor]:
+def _rows_of(path: str, manifest: Dict[str, Any], read: Callable[[int], Dict[str, Any]],
+             place: str, prefix: str, start: int, stop: int) -> Dict[str, torch.Tensor]:
     """The entries of rows ``start:stop`` of table ``prefix``, from the
-    shards that hold them (another number of processes wrote them)."""
+    shards that hold them (another number of processes wrote them), each
+    read by ``read(index)``."""
     parts: List[Tuple[int, int, Dict[str, Any]]] = []
     size: List[int] = []
     for index in range(manifest['world_size']):
         lo, hi = manifest['ranges'][index].get(prefix, (0, 0))[:2]
         if hi <= start or lo >= stop:
             continue
-        entries = _read_shard(path, manifest, index)[place]
+        entries = read(index)[place]
         size = entries[prefix + 'row_range'].tolist()[2:]
         parts.append((lo, hi, entries))
     if not parts:
@@ -177,8 +178,15 @@ def with_table_shards(state: Dict[str, Any], path: str, model: torch.nn.Module,
                          f"processes; consolidate it first: native-pyg export --checkpoint "
                          f"{path} --out model.pt (or continue it under torchrun)")
     state = dict(state)
+    shards: Dict[int, Dict[str, Any]] = {}
+
+    def read(index: int) -> Dict[str, Any]:  # each shard once, for the model and the best
+        if index not in shards:
+            shards[index] = _read_shard(path, manifest, index)
+        return shards[index]
+
     same = manifest['world_size'] == info.world_size
-    own = _read_shard(path, manifest, info.rank) if same else None
+    own = read(info.rank) if same else None
     for place in PLACES:
         if not isinstance(state.get(place), dict):
             continue
@@ -189,7 +197,7 @@ def with_table_shards(state: Dict[str, Any], path: str, model: torch.nn.Module,
                     _ranges(own[place]).get(prefix) == [start, stop]:
                 weights.update({prefix + n: own[place][prefix + n] for n in ENTRY_NAMES})
             else:
-                weights.update(_rows_of(path, manifest, place, prefix, start, stop))
+                weights.update(_rows_of(path, manifest, read, place, prefix, start, stop))
         state[place] = weights
     return state
 
