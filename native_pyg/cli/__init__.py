@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 import warnings
-from typing import List, Optional
+from typing import List, NoReturn, Optional
 
 # nothing heavy at import: a Ctrl-C while torch loads (seconds) must reach main's handler
 from native_pyg.cli.errors import CLIError, distributed_rank
@@ -77,6 +77,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def run(argv: Optional[List[str]] = None) -> NoReturn:
+    """The ``native-pyg`` command: :func:`main`, then the process's exit
+    (after a torchrun run, through
+    :func:`~native_pyg.training.distributed.exit_process`)."""
+    code = main(argv)
+    if 'torch' in sys.modules:
+        from native_pyg.training.distributed import exit_process
+        exit_process(code)
+    sys.exit(code)
 
 
 def _main(argv: Optional[List[str]]) -> int:

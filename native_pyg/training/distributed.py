@@ -11,11 +11,13 @@ ranks, and evaluates with the queries split over the ranks
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import os
+import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence, Tuple
+from typing import Any, Callable, Iterator, NoReturn, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -23,6 +25,8 @@ from torch import Tensor
 
 #: how long a collective waits for a rank that stopped answering
 TIMEOUT = datetime.timedelta(seconds=float(os.environ.get('NATIVE_PYG_DIST_TIMEOUT', 600)))
+#: whether this process has left a process group (:func:`finish`); see :func:`exit_process`
+_left_group = False
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,30 @@ def gather_objects(obj: Any, info: DistributedInfo) -> list:
 def finish(ok: bool = True) -> None:
     """Leaves the process group: after a barrier when this rank succeeded
     (no rank exits while another still talks to it), at once otherwise."""
+    global _left_group
     if dist.is_available() and dist.is_initialized():
         if ok:
             dist.barrier()
         dist.destroy_process_group()
+        _left_group = True
+
+
+def exit_process(code: int) -> NoReturn:
+    """Ends the process with exit status ``code``.
+
+    A process that left a process group (:func:`finish`) skips the
+    interpreter's finalisation. Gloo's worker threads may still hold the
+    last reference to a tensor a collective used; dropping it takes the
+    GIL, and a thread that asks for the GIL once finalisation has begun is
+    stopped mid-destructor: the process aborts (``terminate called without
+    an active exception``, SIGABRT) after a run that succeeded. The exit
+    handlers (:mod:`atexit`: logging, temporary directories) still run and
+    the standard streams are flushed first; other processes exit as usual.
+    """
+    if not _left_group:
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

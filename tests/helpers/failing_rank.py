@@ -4,7 +4,7 @@ import sys
 
 import torch.distributed as dist
 
-from native_pyg.cli import main
+from native_pyg.cli import run
 from native_pyg.training import Trainer
 
 real = Trainer.train_step
@@ -19,4 +19,4 @@ def failing(self, batch):
 
 
 Trainer.train_step = failing
-sys.exit(main(sys.argv[1:]))
+run(sys.argv[1:])

@@ -16,6 +16,7 @@ from native_pyg.evaluation import (LinkPredictionEvaluator, ShardedStreamingEval
                                    StreamingLinkPredictionEvaluator)
 from native_pyg.nn import NativE
 from native_pyg.nn.sharded_table import ShardedTable
+from native_pyg.training.distributed import exit_process, finish
 
 
 def main(out):
@@ -50,8 +51,9 @@ def main(out):
     found['queries'] = int(triples.size(0))
     with open(os.path.join(out, f'rank{rank}.json'), 'w') as f:
         json.dump(found, f)
-    dist.destroy_process_group()
+    finish()
 
 
 if __name__ == '__main__':
     main(sys.argv[1])
+    exit_process(0)

@@ -10,6 +10,7 @@ import torch.distributed as dist
 
 from native_pyg.nn.sharded_table import CHUNK_ROWS, ShardedTable
 from native_pyg.nn.structural_table import RowSparseTable
+from native_pyg.training.distributed import exit_process, finish
 from native_pyg.training.optimizers import RowWiseAdagrad
 
 N, D, LR = 13, 4, 0.1  # 13 rows: shards of 7 and 6
@@ -87,8 +88,9 @@ def main(out):
     found['initialize'] = torch.equal(table.local_rows(), drawn[start:stop])
     with open(os.path.join(out, f'rank{rank}.json'), 'w') as f:
         json.dump(found, f)
-    dist.destroy_process_group()
+    finish()
 
 
 if __name__ == '__main__':
     main(sys.argv[1])
+    exit_process(0)

@@ -14,6 +14,7 @@ from native_pyg.datasets.synthetic import generate_synthetic_mmkg
 from native_pyg.nn import NativE
 from native_pyg.nn.sharded_table import ShardedTable
 from native_pyg.training import Trainer, setup_process
+from native_pyg.training.distributed import exit_process, finish
 from native_pyg.training.optimizers import fused_parameters
 
 SETS = ['model.hidden_channels=8', 'training.num_negatives=4', 'training.batch_size=128',
@@ -53,8 +54,9 @@ def main(out):
     }
     with open(os.path.join(out, f'rank{rank}.json'), 'w') as f:
         json.dump(found, f)
-    dist.destroy_process_group()
+    finish()
 
 
 if __name__ == '__main__':
     main(sys.argv[1])
+    exit_process(0)

@@ -1,6 +1,9 @@
 """torch.distributed: 2 CPU processes (Gloo) under torchrun, spawned from
 the tests, against one process."""
 import json
+import os
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -132,3 +135,43 @@ def test_under_torchrun_only_rank_0_reports_a_user_error(runs):
     errors = [l for l in proc.stderr.splitlines() if l.startswith('native-pyg: error')]
     assert len(errors) == 1 and 'already holds a run' in errors[0]
     assert '[rank1]' not in proc.stderr and 'Connection closed' not in proc.stderr
+
+
+EXIT_SCRIPT = '''
+import atexit, os, sys
+import torch
+import torch.distributed as dist
+from native_pyg.training.distributed import exit_process, finish
+out = sys.argv[1]
+
+
+class Finalised:  # a module global: its __del__ runs in the interpreter's finalisation
+    def __del__(self, path=os.path.join(out, 'finalised'), open=open):
+        open(path, 'w').close()
+
+
+kept = Finalised()
+atexit.register(lambda: open(os.path.join(out, 'atexit'), 'w').close())
+if sys.argv[2] == 'group':
+    dist.init_process_group('gloo', init_method='file://' + os.path.join(out, 'store'),
+                            rank=0, world_size=1)
+    dist.all_reduce(torch.ones(3))
+    finish()
+print('unflushed', end='')
+exit_process(3)
+'''
+
+
+@pytest.mark.parametrize('group', ['group', 'none'])
+def test_a_process_that_left_its_group_exits_without_the_finalisation(tmp_path, group):
+    # after a process group, Gloo's threads may still drop tensors that need the GIL: the
+    # interpreter's finalisation is skipped (the exit handlers and the streams are not)
+    script = tmp_path / 'leave.py'
+    script.write_text(EXIT_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path), group], cwd=str(REPO),
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, 'PYTHONPATH': str(REPO)})
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert proc.stdout == 'unflushed'
+    assert (tmp_path / 'atexit').exists()
+    assert (tmp_path / 'finalised').exists() == (group == 'none')
