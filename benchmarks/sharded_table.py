@@ -62,6 +62,7 @@ def worker(args) -> None:
     from native_pyg.config import RunConfig
     from native_pyg.data.schema import build_mmkg
     from native_pyg.training import Trainer
+    from native_pyg.training.distributed import finish
 
     dist.init_process_group('gloo')
     rank = dist.get_rank()
@@ -102,8 +103,7 @@ def worker(args) -> None:
                    'setup_s': setup, 'step_s': statistics.median(seconds),
                    'eval_s': evaluation, 'eval_queries': 2 * len(valid),
                    'valid_mrr': metrics['both']['mrr']}, f)
-    dist.barrier()
-    dist.destroy_process_group()
+    finish()  # after a barrier
 
 
 def launch(args, entities: int, table: str) -> dict:
@@ -147,7 +147,9 @@ def main() -> None:
     p.add_argument('--out', help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        return worker(args)
+        from native_pyg.training.distributed import exit_process
+        worker(args)
+        exit_process(0)
     small = launch(args, SMALL, 'sharded')
     large = launch(args, args.entities, 'sharded')
     table_bytes = args.entities * args.dim * 4
