@@ -23,5 +23,7 @@ def worker_reports(worker: str, out: Path, timeout=240, nproc=2) -> list:
     succeed) and returns what each rank wrote to ``OUT/rank<r>.json``."""
     proc = torchrun(str(REPO / 'tests' / 'helpers' / worker), str(out), timeout=timeout,
                     nproc=nproc)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # which ranks wrote their report tells a crash at exit from one mid-run
+    written = sorted(p.name for p in out.glob('rank*.json'))
+    assert proc.returncode == 0, f"reports written: {written}\n{proc.stderr[-3000:]}"
     return [json.loads((out / f'rank{r}.json').read_text()) for r in range(nproc)]
