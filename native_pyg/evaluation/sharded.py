@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 
 from native_pyg.evaluation.streamed import StreamingLinkPredictionEvaluator
+from native_pyg.nn.sharded_table import collective_device
 
 __all__ = ['ShardedStreamingEvaluator']
 
@@ -71,9 +72,7 @@ class ShardedStreamingEvaluator(StreamingLinkPredictionEvaluator):
         if not dist.is_initialized():
             raise RuntimeError("a sharded evaluation needs a torch.distributed process group")
         self.group = group or dist.group.WORLD
-        # collectives on the backend's device (NCCL: the process's GPU)
-        self.device = (torch.device('cuda', torch.cuda.current_device())
-                       if dist.get_backend(self.group) == 'nccl' else torch.device('cpu'))
+        self.device = collective_device(self.group)  # NCCL: the process's GPU
 
     def _candidate_spans(self, model: Any, width: int) -> List[Tuple[int, int]]:
         start, stop = model.entity_emb.row_range

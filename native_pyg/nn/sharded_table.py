@@ -38,6 +38,15 @@ CHUNK_ROWS = 65536
 _FEATURE = 'entity'
 
 
+def collective_device(group: Optional[Any] = None) -> torch.device:
+    """The device the collectives of ``group`` (default: the default
+    group) run on: this process's GPU under NCCL, else the CPU."""
+    import torch.distributed as dist
+    if dist.get_backend(group) == 'nccl':
+        return torch.device('cuda', torch.cuda.current_device())
+    return torch.device('cpu')
+
+
 def _torchrec():
     try:
         import torchrec  # noqa: F401
@@ -92,9 +101,7 @@ class ShardedTable(StructuralTable):
         apply_optimizer_in_backward(RowWiseAdagrad, collection.parameters(),
                                     {'lr': self.lr, 'eps': self.eps})
         sharder = sharder_class()
-        # the backend's device: NCCL shards onto this process's GPU
-        device = (torch.device('cuda', torch.cuda.current_device())
-                  if dist.get_backend(self.group) == 'nccl' else torch.device('cpu'))
+        device = collective_device(self.group)  # NCCL shards onto this process's GPU
         plan = construct_module_sharding_plan(collection, per_param_sharding={
             _FEATURE: row_wise()}, local_size=world, world_size=world, device_type=device.type,
             sharder=sharder)

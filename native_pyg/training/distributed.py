@@ -23,6 +23,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from native_pyg.nn.sharded_table import collective_device
+
 #: how long a collective waits for a rank that stopped answering
 TIMEOUT = datetime.timedelta(seconds=float(os.environ.get('NATIVE_PYG_DIST_TIMEOUT', 600)))
 #: whether this process has left a process group (:func:`finish`); see :func:`exit_process`
@@ -165,8 +167,7 @@ def sharded_ranks(ranks_fn: Callable[[Tensor], Tuple[Tensor, ...]], triples: Ten
              else torch.empty(4, 0))
     # Gloo gathers equal shapes: pad every slice to the longest
     longest = max(b - a for a, b in zip(bounds, bounds[1:]))
-    device = torch.device('cuda', torch.cuda.current_device()) \
-        if dist.get_backend() == 'nccl' else torch.device('cpu')
+    device = collective_device()
     padded = torch.zeros(4, longest, dtype=torch.float64, device=device)
     padded[:, :local.size(1)] = local.to(device, torch.float64)
     parts = [torch.empty_like(padded) for _ in range(info.world_size)]
