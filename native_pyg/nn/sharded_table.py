@@ -32,8 +32,7 @@ from native_pyg.nn.structural_table import StructuralTable
 #: the one line a missing extra gives
 INSTALL = ("a sharded entity table needs TorchRec and FBGEMM: make install-distributed "
            "(pip install 'native_pyg[distributed]', then pip install --no-deps torchrec==1.8.0)")
-#: rows drawn at a time by :meth:`ShardedTable.initialize_` and copied by
-#: :meth:`ShardedTable.copy_rows_`
+#: rows drawn at a time by :meth:`ShardedTable.initialize_`
 CHUNK_ROWS = 65536
 _FEATURE = 'entity'
 
@@ -178,12 +177,8 @@ class ShardedTable(StructuralTable):
     def copy_rows_(self, rows: Tensor) -> None:
         """Sets this process's rows from the whole table ``rows`` (``[N, D]``,
         e.g. memory-mapped from a consolidated checkpoint: only this
-        process's rows are read)."""
-        if tuple(rows.shape) != (self.num_embeddings, self.embedding_dim):
-            raise ValueError(f"rows of shape {list(rows.shape)} for a table of "
-                             f"{self.num_embeddings} rows of size {self.embedding_dim}")
-        start, stop = self.row_range
-        self.local_rows().copy_(rows[start:stop])
+        process's rows are read); their :math:`G_e` is kept."""
+        self.load_entries_({'weight': rows})
 
     def _accumulator(self) -> Tensor:
         """The fused row-wise Adagrad's ``[n_p]`` per-row :math:`G_e` of this
@@ -258,21 +253,36 @@ class ShardedTable(StructuralTable):
                 'row_range': torch.tensor([start, stop, self.num_embeddings,
                                            self.embedding_dim])}
 
+    def entries_of_whole(self, weight: Tensor, accumulator: Optional[Tensor] = None
+                         ) -> Dict[str, Tensor]:
+        """:meth:`state_entries` of this process's rows, cut from a whole
+        table's ``weight`` (``[N, D]``, e.g. memory-mapped from a
+        consolidated checkpoint: only these rows are read) and its
+        ``accumulator`` (``[N]``; zeros, a fresh :math:`G_e`, where
+        ``None``)."""
+        if tuple(weight.shape) != (self.num_embeddings, self.embedding_dim):
+            raise ValueError(f"rows of shape {list(weight.shape)} for a table of "
+                             f"{self.num_embeddings} rows of size {self.embedding_dim}")
+        start, stop = self.row_range
+        return {'rows': weight[start:stop].clone(),
+                'accumulator': (accumulator[start:stop].clone() if accumulator is not None
+                                else torch.zeros(stop - start)),
+                'row_range': torch.tensor([start, stop, *weight.shape])}
+
     @torch.no_grad()
     def load_entries_(self, entries: Dict[str, Tensor], source: str = 'the state dict') -> None:
         """Sets this process's rows (and :math:`G_e`) from
         :meth:`state_entries` of the same rows, or from a whole table's
-        ``weight`` (and ``accumulator``)."""
-        start, stop = self.row_range
-        if 'row_range' in entries:
-            got = [int(v) for v in entries['row_range'].tolist()]
-            self.load_local_state_({'num_embeddings': got[2], 'embedding_dim': got[3],
-                                    'start': got[0], 'stop': got[1], 'rows': entries['rows'],
-                                    'accumulator': entries['accumulator']}, source)
-            return
-        self.copy_rows_(entries['weight'])
-        if entries.get('accumulator') is not None:
-            self._accumulator().copy_(entries['accumulator'][start:stop])
+        ``weight`` (and ``accumulator``; without one, :math:`G_e` is kept)."""
+        if 'row_range' not in entries:
+            whole = self.entries_of_whole(entries['weight'], entries.get('accumulator'))
+            if entries.get('accumulator') is None:
+                whole['accumulator'] = self._accumulator()
+            entries = whole
+        got = [int(v) for v in entries['row_range'].tolist()]
+        self.load_local_state_({'num_embeddings': got[2], 'embedding_dim': got[3],
+                                'start': got[0], 'stop': got[1], 'rows': entries['rows'],
+                                'accumulator': entries['accumulator']}, source)
 
     def extended(self, rows: int, init_: Callable[[Tensor], Any], seed: int
                  ) -> 'StructuralTable':

@@ -217,12 +217,8 @@ def _rows_of_whole(state: Dict[str, Any], tables: Dict[str, Any]) -> Dict[str, A
             whole = weights.pop(prefix + 'weight', None)
             if whole is None:
                 continue
-            start, stop = table.row_range
             sums = kept.get(place, {}).get(prefix)
-            weights[prefix + 'rows'] = whole[start:stop].clone()
-            weights[prefix + 'accumulator'] = (sums[start:stop].clone() if sums is not None
-                                               else torch.zeros(stop - start))
-            weights[prefix + 'row_range'] = torch.tensor([start, stop, *whole.shape])
+            weights.update({prefix + k: v for k, v in table.entries_of_whole(whole, sums).items()})
         state[place] = weights
     return state
 

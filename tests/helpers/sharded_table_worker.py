@@ -86,6 +86,20 @@ def main(out):
     drawn = torch.cat([torch.nn.init.normal_(torch.empty(min(CHUNK_ROWS, N - f), D))
                        for f in range(0, N, CHUNK_ROWS)])
     found['initialize'] = torch.equal(table.local_rows(), drawn[start:stop])
+    # a whole table's weight (a consolidated checkpoint's): this process's rows of it, with
+    # their slice of its accumulator, or the accumulator kept where it has none
+    other, sums = whole(seed=5), torch.arange(N, dtype=torch.float)
+    kept = table.local_state()['accumulator']
+    table.load_entries_({'weight': other})
+    found['whole_rows'] = torch.equal(table.local_rows(), other[start:stop])
+    found['whole_kept_accumulator'] = torch.equal(table.local_state()['accumulator'], kept)
+    table.load_entries_({'weight': other, 'accumulator': sums})
+    found['whole_accumulator'] = torch.equal(table.local_state()['accumulator'], sums[start:stop])
+    try:
+        table.load_entries_({'weight': other[:-1]})
+        found['whole_wrong_shape'] = None
+    except ValueError as e:
+        found['whole_wrong_shape'] = str(e)
     with open(os.path.join(out, f'rank{rank}.json'), 'w') as f:
         json.dump(found, f)
     finish()

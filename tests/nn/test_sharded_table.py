@@ -29,5 +29,7 @@ def test_two_processes_each_hold_their_rows_and_agree_with_the_dense_table(tmp_p
         assert f['resumed_equal'] and f['accumulator_moved']
         assert f['mismatch'].startswith('rank.pt: rows ') and 'same number of processes' in \
             f['mismatch']
+        assert f['whole_rows'] and f['whole_kept_accumulator'] and f['whole_accumulator']
+        assert f['whole_wrong_shape'] == 'rows of shape [12, 4] for a table of 13 rows of size 4'
     # the consolidated table, on rank 0 only: the dense table after the same step
     assert found[0]['gathered'] < 1e-6 and found[1]['gathered'] is None
