@@ -3,8 +3,6 @@ torchrun (2 processes, Gloo): a model whose entity table is sharded, ranked
 by the sharded streamed evaluator, against the same model with a dense
 table ranked by the full and the streamed evaluators on one process;
 writes what it found to OUT/rank<r>.json."""
-import json
-import os
 import sys
 
 import torch
@@ -16,12 +14,11 @@ from native_pyg.evaluation import (LinkPredictionEvaluator, ShardedStreamingEval
                                    StreamingLinkPredictionEvaluator)
 from native_pyg.nn import NativE
 from native_pyg.nn.sharded_table import ShardedTable
-from native_pyg.training.distributed import exit_process, finish
+from tests.helpers.torchrun import report_and_exit
 
 
 def main(out):
     dist.init_process_group('gloo')
-    rank = dist.get_rank()
     data = generate_synthetic_mmkg(num_entities=41, num_relations=3, seed=0)  # shards 21 + 20
     triples = torch.cat([split_triples(data, 'valid'), split_triples(data, 'test')])
     found = {}
@@ -49,11 +46,8 @@ def main(out):
     found['dense_metrics'] = LinkPredictionEvaluator.from_data(data).evaluate(dense,
                                                                              triples)['both']
     found['queries'] = int(triples.size(0))
-    with open(os.path.join(out, f'rank{rank}.json'), 'w') as f:
-        json.dump(found, f)
-    finish()
+    report_and_exit(out, found)
 
 
 if __name__ == '__main__':
     main(sys.argv[1])
-    exit_process(0)

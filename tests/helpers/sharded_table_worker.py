@@ -1,8 +1,6 @@
 """One process of tests/nn/test_sharded_table.py, under torchrun (2
 processes, Gloo): a ShardedTable checked against the dense table it
 shards; writes what it found to OUT/rank<r>.json."""
-import json
-import os
 import sys
 
 import torch
@@ -10,7 +8,7 @@ import torch.distributed as dist
 
 from native_pyg.nn.sharded_table import CHUNK_ROWS, ShardedTable
 from native_pyg.nn.structural_table import RowSparseTable
-from native_pyg.training.distributed import exit_process, finish
+from tests.helpers.torchrun import report_and_exit
 from native_pyg.training.optimizers import RowWiseAdagrad
 
 N, D, LR = 13, 4, 0.1  # 13 rows: shards of 7 and 6
@@ -100,11 +98,8 @@ def main(out):
         found['whole_wrong_shape'] = None
     except ValueError as e:
         found['whole_wrong_shape'] = str(e)
-    with open(os.path.join(out, f'rank{rank}.json'), 'w') as f:
-        json.dump(found, f)
-    finish()
+    report_and_exit(out, found)
 
 
 if __name__ == '__main__':
     main(sys.argv[1])
-    exit_process(0)

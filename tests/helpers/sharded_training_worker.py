@@ -2,8 +2,6 @@
 torchrun (2 processes, Gloo): a run trained with its entity table sharded
 (TorchRec's fused row-wise Adagrad) and the rest data-parallel; writes what
 it found to OUT/rank<r>.json."""
-import json
-import os
 import sys
 
 import torch
@@ -14,7 +12,7 @@ from native_pyg.datasets.synthetic import generate_synthetic_mmkg
 from native_pyg.nn import NativE
 from native_pyg.nn.sharded_table import ShardedTable
 from native_pyg.training import Trainer, setup_process
-from native_pyg.training.distributed import exit_process, finish
+from tests.helpers.torchrun import report_and_exit
 from native_pyg.training.optimizers import fused_parameters
 
 SETS = ['model.hidden_channels=8', 'training.num_negatives=4', 'training.batch_size=128',
@@ -25,7 +23,6 @@ SETS = ['model.hidden_channels=8', 'training.num_negatives=4', 'training.batch_s
 
 def main(out):
     dist.init_process_group('gloo')
-    rank = dist.get_rank()
     data = generate_synthetic_mmkg(num_entities=200, num_relations=4, seed=0)
     run = RunConfig().override(SETS)
     setup_process(run.training)
@@ -52,11 +49,8 @@ def main(out):
         'rows_moved': int(moved.sum()), 'rows_held': int(moved.numel()),
         'losses': [h['loss'] for h in trainer.history],
     }
-    with open(os.path.join(out, f'rank{rank}.json'), 'w') as f:
-        json.dump(found, f)
-    finish()
+    report_and_exit(out, found)
 
 
 if __name__ == '__main__':
     main(sys.argv[1])
-    exit_process(0)

@@ -27,3 +27,16 @@ def worker_reports(worker: str, out: Path, timeout=240, nproc=2) -> list:
     written = sorted(p.name for p in out.glob('rank*.json'))
     assert proc.returncode == 0, f"reports written: {written}\n{proc.stderr[-3000:]}"
     return [json.loads((out / f'rank{r}.json').read_text()) for r in range(nproc)]
+
+
+def report_and_exit(out, found: dict) -> None:
+    """The end of a worker of :func:`worker_reports`: writes ``found`` to
+    ``OUT/rank<r>.json``, leaves the process group and exits as the
+    command does (:func:`native_pyg.training.distributed.exit_process`)."""
+    import torch.distributed as dist
+
+    from native_pyg.training.distributed import exit_process, finish
+    with open(os.path.join(out, f'rank{dist.get_rank()}.json'), 'w') as f:
+        json.dump(found, f)
+    finish()
+    exit_process(0)
