@@ -14,8 +14,9 @@ sampled values and the budget, reports its validation MRR at every
 ``eval_every`` epoch to the pruner, and is worth its best validation MRR.
 **The test split is never evaluated**: selection is on valid only. The
 study lives in SQLite under ``out`` (``study.db``): an interrupted study
-resumes, several processes can share one, and ``trials`` is the study's
-total (asking for more later adds only the missing ones). The best trial's
+resumes, several processes can share one (each returns once every trial
+of the study has ended, another process's included), and ``trials`` is the
+study's total (asking for more later adds only the missing ones). The best trial's
 config is written as ``best.yaml``, which ``native-pyg train --config``
 runs as is; ``history.png`` and ``importances.png`` plot the study.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import math
 import os
 import os.path as osp
+import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,6 +70,9 @@ DEFAULT_SPACES: Dict[str, Dict[str, dict]] = {
 
 #: below this many completed trials, importances.png comes with a word of caution
 MIN_TRIALS_FOR_IMPORTANCES = 10
+
+#: how often a finished process looks again at the trials other processes still run
+WAIT_SECONDS = 10.0
 
 #: pruners by name (``none``: every trial runs its whole budget)
 PRUNERS = ('median', 'halving', 'none')
@@ -336,21 +341,36 @@ def tune(dataset: Optional[str] = None, root: Optional[str] = None,
               flush=True)
         return value
 
+    others_running_said = False
     while True:  # one trial at a time: counting and asking are one step under the lock
         lock = RunLock(out, wait=True).__enter__()
+        others_running = False
         try:
             with study_errors(out), warnings.catch_warnings():
                 warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)  # trials of killed processes
-                active = study.get_trials(deepcopy=False, states=(
-                    *finished, optuna.trial.TrialState.RUNNING))
-                if len(active) >= trials:
-                    break
-                # seeded past the trials already there: a resumed study draws new configs
-                study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
-                study.optimize(objective, n_trials=1, catch=())
+                running = study.get_trials(deepcopy=False,
+                                           states=(optuna.trial.TrialState.RUNNING,))
+                if len(study.get_trials(deepcopy=False, states=finished)) + len(running) \
+                        >= trials:
+                    if not running:
+                        break
+                    # another process's last trials belong to the best: wait for them (a
+                    # killed one fails once its heartbeat stops, and is drawn again here)
+                    if not others_running_said:
+                        print(f"{out}: {len(running)} trial(s) still running in another process; "
+                              f"waiting for them before choosing the best (a killed process's "
+                              f"trial fails once its heartbeat is 3 minutes old)", flush=True)
+                        others_running_said = True
+                    others_running = True
+                else:
+                    # seeded past the trials already there: a resumed study draws new configs
+                    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+                    study.optimize(objective, n_trials=1, catch=())
         finally:
             lock.release()  # released already once the trial began
+        if others_running:
+            time.sleep(WAIT_SECONDS)
     completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not completed:
         raise ValueError(f"{out}: no trial completed (all pruned or failed); raise --trials or "

@@ -184,6 +184,43 @@ def test_two_processes_on_one_new_study_share_it_and_stop_at_the_total(tmp_path)
     assert sum(out_.count('trial ') for out_, _ in results) >= 4
 
 
+def test_a_process_done_with_its_trials_waits_for_another_s_running_one(tmp_path, monkeypatch,
+                                                                       capsys):
+    """Several copies on one study: the copy that finds the total reached while
+    another copy's trial still runs waits for it, so its best.yaml (which a
+    retraining then reads) is the best of every trial, not of those it saw."""
+    import threading
+    import time
+
+    import native_pyg.tuning as tuning
+    monkeypatch.setattr(tuning, 'WAIT_SECONDS', 0.05)
+    out = tmp_path / 'shared'
+    native_pyg.tune('synthetic', out=str(out), trials=1, space=SPACE, overrides=BUDGET,
+                    pruner='none')
+    first = tuning.open_study(str(out), optuna.pruners.NopPruner()).trials[0]
+    # another process's trial, asked and still running: the best once it reports
+    other = tuning.open_study(str(out), optuna.pruners.NopPruner())
+    running = other.ask()
+    config = RunConfig().override(['training.lr=0.0123']).to_dict()
+    running.set_user_attr('config', config)
+    done = []
+    waiting = threading.Thread(target=lambda: done.append(native_pyg.tune(
+        'synthetic', out=str(out), trials=2, space=SPACE, overrides=BUDGET, pruner='none')))
+    waiting.start()
+    time.sleep(1.0)
+    assert waiting.is_alive() and not done  # the total is reached, but a trial still runs
+    assert 'best of 1 completed trials' in (out / 'best.yaml').read_text()
+    other.tell(running, first.value + 0.5)
+    waiting.join(timeout=30)
+    assert not waiting.is_alive() and done
+    assert done[0].best_valid_mrr == pytest.approx(first.value + 0.5)
+    assert len(done[0].study.trials) == 2  # waited; drew no third trial
+    head = (out / 'best.yaml').read_text().splitlines()[0]
+    assert 'best of 2 completed trials' in head and 'trial 1,' in head
+    assert RunConfig.from_yaml(str(out / 'best.yaml')).training.lr == pytest.approx(0.0123)
+    assert '1 trial(s) still running in another process; waiting' in capsys.readouterr().out
+
+
 def test_ctrl_c_in_a_trial_is_one_line_and_the_trial_does_not_count(tmp_path):
     import signal
     import subprocess

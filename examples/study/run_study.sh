@@ -9,7 +9,9 @@
 #
 # Rerun it after an interruption: finished trials and runs are kept, a killed run resumes.
 # Several copies may run at once on one study (e.g. one per GPU process): trials are shared
-# through each study's SQLite file; run the retraining stage (STAGE=retrain) once they are done.
+# through each study's SQLite file, and a copy's tune returns only once every trial has ended,
+# so its best.yaml is the study's. Retrain one seed per copy (SEEDS=0, SEEDS=1, ...): two
+# copies on one run folder stop at its lock.
 set -euo pipefail
 ROOT=${ROOT:?set ROOT to the dataset root (ROOT/<name>/raw holds the WildKGC files)}
 OUT=${OUT:-runs/study}
