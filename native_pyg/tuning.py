@@ -387,15 +387,23 @@ def tune(dataset: Optional[str] = None, root: Optional[str] = None,
 
 def _plot(study, out: str) -> None:
     """``history.png`` (valid MRR per trial and the best so far) and
-    ``importances.png`` (once two trials completed)."""
+    ``importances.png`` (once two trials completed; fANOVA with a fixed
+    seed, named, since Optuna's default evaluator changed between releases)."""
     import optuna
     from optuna.visualization import matplotlib as plots
+
+    def importances(study):
+        ax = plots.plot_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+        ax.set_title('Hyperparameter importances (fANOVA, seed 0)')
+        return ax
+
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
         figures = [('history.png', plots.plot_optimization_history)]
         completed = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
         if completed >= 2:
-            figures.append(('importances.png', plots.plot_param_importances))
+            figures.append(('importances.png', importances))
         if 2 <= completed < MIN_TRIALS_FOR_IMPORTANCES:
             print(f"importances.png: from {completed} completed trials only; with fewer than "
                   f"{MIN_TRIALS_FOR_IMPORTANCES} the importances are mostly noise")

@@ -32,9 +32,17 @@ def test_a_study_selects_on_valid_resumes_and_writes_a_runnable_best_yaml(tmp_pa
     monkeypatch.setattr(Trainer, 'evaluate',
                         lambda self, split='valid', **kw: splits.append(split) or
                         evaluate(self, split, **kw))
+    from optuna.visualization import matplotlib as plots
+    evaluators = []
+    plot = plots.plot_param_importances
+    monkeypatch.setattr(plots, 'plot_param_importances', lambda study, evaluator=None, **kw:
+                        evaluators.append(evaluator) or plot(study, evaluator=evaluator, **kw))
     out = tmp_path / 'study'
     result = native_pyg.tune('synthetic', out=str(out), trials=3, space=SPACE,
                              overrides=BUDGET, pruner='none')
+    # importances by a named, seeded evaluator: Optuna's default changed between releases
+    assert [type(e).__name__ for e in evaluators] == ['FanovaImportanceEvaluator']
+    assert (out / 'importances.png').exists()
     assert set(splits) == {'valid'}  # the test split is never looked at
     assert len(_finished(result.study)) == 3
     best = result.study.best_trial
