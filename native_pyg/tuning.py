@@ -395,7 +395,7 @@ def _plot(study, out: str) -> None:
     def importances(study):
         ax = plots.plot_param_importances(
             study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
-        ax.set_title('Hyperparameter importances (fANOVA, seed 0)')
+        ax.set_title('Hyperparameter importances (fANOVA, seed 0)', loc='left')
         return ax
 
     with warnings.catch_warnings():
