@@ -215,7 +215,12 @@ def test_a_process_done_with_its_trials_waits_for_another_s_running_one(tmp_path
     waiting = threading.Thread(target=lambda: done.append(native_pyg.tune(
         'synthetic', out=str(out), trials=2, space=SPACE, overrides=BUDGET, pruner='none')))
     waiting.start()
-    time.sleep(1.0)
+    printed, deadline = '', time.time() + 120
+    while 'still running in another process; waiting' not in printed and waiting.is_alive() \
+            and time.time() < deadline:  # until it says it waits (loading takes a moment)
+        time.sleep(0.05)
+        printed += capsys.readouterr().out
+    time.sleep(0.5)  # several polls of WAIT_SECONDS
     assert waiting.is_alive() and not done  # the total is reached, but a trial still runs
     assert 'best of 1 completed trials' in (out / 'best.yaml').read_text()
     other.tell(running, first.value + 0.5)
@@ -226,7 +231,7 @@ def test_a_process_done_with_its_trials_waits_for_another_s_running_one(tmp_path
     head = (out / 'best.yaml').read_text().splitlines()[0]
     assert 'best of 2 completed trials' in head and 'trial 1,' in head
     assert RunConfig.from_yaml(str(out / 'best.yaml')).training.lr == pytest.approx(0.0123)
-    assert '1 trial(s) still running in another process; waiting' in capsys.readouterr().out
+    assert '1 trial(s) still running in another process; waiting' in printed
 
 
 def test_ctrl_c_in_a_trial_is_one_line_and_the_trial_does_not_count(tmp_path):

@@ -8,8 +8,8 @@ import torch.distributed as dist
 
 from native_pyg.nn.sharded_table import CHUNK_ROWS, ShardedTable
 from native_pyg.nn.structural_table import RowSparseTable
-from tests.helpers.torchrun import report_and_exit
 from native_pyg.training.optimizers import RowWiseAdagrad
+from tests.helpers.torchrun import report_and_exit
 
 N, D, LR = 13, 4, 0.1  # 13 rows: shards of 7 and 6
 

@@ -12,8 +12,8 @@ from native_pyg.datasets.synthetic import generate_synthetic_mmkg
 from native_pyg.nn import NativE
 from native_pyg.nn.sharded_table import ShardedTable
 from native_pyg.training import Trainer, setup_process
-from tests.helpers.torchrun import report_and_exit
 from native_pyg.training.optimizers import fused_parameters
+from tests.helpers.torchrun import report_and_exit
 
 SETS = ['model.hidden_channels=8', 'training.num_negatives=4', 'training.batch_size=128',
         'training.eval_every=0', 'training.epochs=3', 'training.progress=false',

@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch.distributed as dist
+
+from native_pyg.training.distributed import exit_process, finish
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -33,9 +37,6 @@ def report_and_exit(out, found: dict) -> None:
     """The end of a worker of :func:`worker_reports`: writes ``found`` to
     ``OUT/rank<r>.json``, leaves the process group and exits as the
     command does (:func:`native_pyg.training.distributed.exit_process`)."""
-    import torch.distributed as dist
-
-    from native_pyg.training.distributed import exit_process, finish
     with open(os.path.join(out, f'rank{dist.get_rank()}.json'), 'w') as f:
         json.dump(found, f)
     finish()
